@@ -1,0 +1,62 @@
+//! Parameters of a Pastry node.
+
+use core::time::Duration;
+
+use crate::id::DigitBase;
+
+/// Parameters of a Pastry node. The defaults are the Pastry paper's (b = 4, l = 16, M = 32)
+/// with timers suited to browser tabs on one network.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Digit size b.
+    pub base: DigitBase,
+    /// Leaf set size l (l/2 on each side).
+    pub leaf_set_size: usize,
+    /// Neighborhood set size M.
+    pub neighborhood_size: usize,
+    /// Seed of the node's random choices (nonces, which node to ask during repair). The
+    /// driver draws it from its own randomness source; equal seeds give equal runs.
+    pub rng_seed: u64,
+    /// How long a probe or request may go unanswered before its peer counts as failed.
+    pub probe_timeout: Duration,
+    /// How often a node probes its leaf set (and pushes it to its two nearest leaves).
+    /// `None` turns keep-alives off, as in a simulation of a static network.
+    pub keepalive_interval: Option<Duration>,
+    /// How often a node probes every routing table entry. `None` turns it off: failed
+    /// entries are then found only when a message to them fails.
+    pub table_probe_interval: Option<Duration>,
+    /// Whether failed routing table entries are replaced by asking other nodes.
+    pub table_repair: bool,
+    /// How long a joining node waits for the join reply before it tries again.
+    pub join_timeout: Duration,
+    /// A routed message that has taken this many hops is dropped (a loop guard).
+    pub max_hops: u8,
+    /// How long a failed node is kept out of the tables when others still mention it.
+    pub failed_memory: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            base: DigitBase::DEFAULT,
+            leaf_set_size: 16,
+            neighborhood_size: 32,
+            rng_seed: 0,
+            probe_timeout: Duration::from_secs(3),
+            keepalive_interval: Some(Duration::from_secs(5)),
+            table_probe_interval: Some(Duration::from_secs(60)),
+            table_repair: true,
+            join_timeout: Duration::from_secs(10),
+            max_hops: 64,
+            failed_memory: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration with a given random seed.
+    pub fn with_seed(rng_seed: u64) -> Self {
+        Config { rng_seed, ..Config::default() }
+    }
+}

@@ -1,0 +1,303 @@
+//! The leaf set: the nodes numerically closest to a node, half on each side.
+//!
+//! Pastry section 2.1: "The leaf set L is the set of nodes with the |L|/2 numerically
+//! closest larger nodeIds, and the |L|/2 nodes with numerically closest smaller nodeIds,
+//! relative to the present node's nodeId." Ids wrap around, so "larger" means clockwise on
+//! the ring and "smaller" counter-clockwise. In a network of at most |L|/2 other nodes every
+//! node is in both halves; the halves then cover the whole ring.
+//!
+//! Invariants (checked by [`LeafSet::check`] in tests): each half is sorted by distance from
+//! the owner, nearest first, holds no duplicates, never holds the owner, and holds exactly the
+//! `half` nearest ids on its side of all ids inserted and not removed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::Id;
+
+/// One side of the leaf set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    /// Larger ids, clockwise from the owner.
+    Clockwise,
+    /// Smaller ids, counter-clockwise from the owner.
+    CounterClockwise,
+}
+
+/// The leaf set of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafSet {
+    own: Id,
+    half: usize,
+    clockwise: Vec<Id>,
+    counter_clockwise: Vec<Id>,
+}
+
+impl LeafSet {
+    /// An empty leaf set of `size` (= l) entries for the node `own`; `size` is rounded up to
+    /// an even number.
+    pub fn new(own: Id, size: usize) -> Self {
+        let half = size.div_ceil(2).max(1);
+        LeafSet {
+            own,
+            half,
+            clockwise: Vec::with_capacity(half),
+            counter_clockwise: Vec::with_capacity(half),
+        }
+    }
+
+    /// The leaf set `own` has when the live nodes are exactly `ids` (which may include `own`).
+    pub fn from_ids<I: IntoIterator<Item = Id>>(own: Id, size: usize, ids: I) -> Self {
+        let mut set = LeafSet::new(own, size);
+        for id in ids {
+            set.insert(id);
+        }
+        set
+    }
+
+    /// The owner's id.
+    pub fn own(&self) -> Id {
+        self.own
+    }
+
+    /// l/2, the capacity of each half.
+    pub fn half(&self) -> usize {
+        self.half
+    }
+
+    /// The ids on one side, nearest first.
+    pub fn side(&self, side: Side) -> &[Id] {
+        match side {
+            Side::Clockwise => &self.clockwise,
+            Side::CounterClockwise => &self.counter_clockwise,
+        }
+    }
+
+    /// Every distinct id in the leaf set, counter-clockwise half first (farthest to
+    /// nearest), then the clockwise half (nearest to farthest): ring order.
+    pub fn ids(&self) -> impl Iterator<Item = Id> + '_ {
+        let ccw = self.counter_clockwise.iter().rev().copied();
+        let cw = self.clockwise.iter().copied().filter(|id| !self.counter_clockwise.contains(id));
+        ccw.chain(cw)
+    }
+
+    /// Number of distinct ids.
+    pub fn len(&self) -> usize {
+        self.ids().count()
+    }
+
+    /// Whether the leaf set is empty (the node knows nobody).
+    pub fn is_empty(&self) -> bool {
+        self.clockwise.is_empty()
+    }
+
+    /// Whether `id` is in the leaf set.
+    pub fn contains(&self, id: Id) -> bool {
+        self.clockwise.contains(&id) || self.counter_clockwise.contains(&id)
+    }
+
+    /// Whether `id` would enter the leaf set if inserted.
+    pub fn accepts(&self, id: Id) -> bool {
+        if id == self.own || self.contains(id) {
+            return false;
+        }
+        let fits = |list: &[Id], distance: &dyn Fn(Id) -> u128| {
+            list.len() < self.half || list.last().is_some_and(|&far| distance(id) < distance(far))
+        };
+        fits(&self.clockwise, &|x| self.own.clockwise_to(x))
+            || fits(&self.counter_clockwise, &|x| x.clockwise_to(self.own))
+    }
+
+    /// Adds `id` where it belongs; returns whether the leaf set changed. An id pushed out of a
+    /// full half is dropped.
+    pub fn insert(&mut self, id: Id) -> bool {
+        if id == self.own {
+            return false;
+        }
+        let own = self.own;
+        let cw = insert_sorted(&mut self.clockwise, self.half, id, |x| own.clockwise_to(x));
+        let ccw = insert_sorted(&mut self.counter_clockwise, self.half, id, |x| x.clockwise_to(own));
+        cw || ccw
+    }
+
+    /// Removes `id`; returns whether it was there.
+    pub fn remove(&mut self, id: Id) -> bool {
+        let before = self.clockwise.len() + self.counter_clockwise.len();
+        self.clockwise.retain(|&x| x != id);
+        self.counter_clockwise.retain(|&x| x != id);
+        before != self.clockwise.len() + self.counter_clockwise.len()
+    }
+
+    /// Whether the two halves together span the whole ring: true while the node knows at most
+    /// l/2 nodes on a side, or when the halves overlap.
+    pub fn covers_ring(&self) -> bool {
+        self.clockwise.len() < self.half
+            || self.counter_clockwise.len() < self.half
+            || self.counter_clockwise.last().is_some_and(|ccw| self.clockwise.contains(ccw))
+    }
+
+    /// Whether `key` lies within the range of the leaf set (between its farthest members on
+    /// either side, through the owner), where the closest leaf is the closest node.
+    pub fn covers(&self, key: Id) -> bool {
+        if self.covers_ring() {
+            return true;
+        }
+        let (Some(&cw), Some(&ccw)) = (self.clockwise.last(), self.counter_clockwise.last()) else {
+            return true;
+        };
+        self.own.clockwise_to(key) <= self.own.clockwise_to(cw)
+            || key.clockwise_to(self.own) <= ccw.clockwise_to(self.own)
+    }
+
+    /// The id numerically closest to `key` among the owner and its leaves.
+    pub fn closest(&self, key: Id) -> Id {
+        let mut best = self.own;
+        for &id in self.clockwise.iter().chain(&self.counter_clockwise) {
+            if key.prefers(id, best) {
+                best = id;
+            }
+        }
+        best
+    }
+
+    /// The farthest leaf on a side.
+    pub fn farthest(&self, side: Side) -> Option<Id> {
+        self.side(side).last().copied()
+    }
+
+    /// Which side `id` is on, if it is a leaf (clockwise when on both).
+    pub fn side_of(&self, id: Id) -> Option<Side> {
+        if self.clockwise.contains(&id) {
+            Some(Side::Clockwise)
+        } else if self.counter_clockwise.contains(&id) {
+            Some(Side::CounterClockwise)
+        } else {
+            None
+        }
+    }
+
+    /// Checks the invariants; returns a description of the first one broken.
+    pub fn check(&self) -> Result<(), String> {
+        let own = self.own;
+        check_half(&self.clockwise, self.half, own, |x| own.clockwise_to(x))?;
+        check_half(&self.counter_clockwise, self.half, own, |x| x.clockwise_to(own))
+    }
+}
+
+fn insert_sorted(list: &mut Vec<Id>, capacity: usize, id: Id, distance: impl Fn(Id) -> u128) -> bool {
+    let d = distance(id);
+    let position = list.partition_point(|&x| distance(x) < d);
+    if position >= capacity || list.get(position) == Some(&id) {
+        return false;
+    }
+    list.insert(position, id);
+    list.truncate(capacity);
+    true
+}
+
+fn check_half(list: &[Id], capacity: usize, own: Id, distance: impl Fn(Id) -> u128) -> Result<(), String> {
+    if list.len() > capacity {
+        return Err(format!("half holds {} ids, more than {capacity}", list.len()));
+    }
+    if list.contains(&own) {
+        return Err("the owner is in its own leaf set".into());
+    }
+    if list.windows(2).any(|w| distance(w[0]) >= distance(w[1])) {
+        return Err("half not strictly sorted by distance (or duplicate)".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(x: u128) -> Id {
+        Id::from_u128(x)
+    }
+
+    #[test]
+    fn halves_hold_nearest_on_each_side() {
+        let mut set = LeafSet::new(id(100), 4);
+        for x in [90, 95, 105, 110, 120, 80, 99, 101] {
+            set.insert(id(x));
+        }
+        assert_eq!(set.side(Side::Clockwise), &[id(101), id(105)]);
+        assert_eq!(set.side(Side::CounterClockwise), &[id(99), id(95)]);
+        assert!(set.covers(id(104)) && set.covers(id(96)));
+        assert!(!set.covers(id(106)) && !set.covers(id(94)));
+        assert_eq!(set.closest(id(104)), id(105));
+        assert_eq!(set.closest(id(100)), id(100));
+    }
+
+    #[test]
+    fn small_ring_covers_everything_and_wraps() {
+        let mut set = LeafSet::new(id(5), 16);
+        set.insert(id(u128::MAX - 1));
+        set.insert(id(1000));
+        assert!(set.covers_ring());
+        assert_eq!(set.side(Side::CounterClockwise)[0], id(u128::MAX - 1));
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.closest(id(3)), id(5));
+        assert_eq!(set.closest(id(0)), id(u128::MAX - 1));
+        assert_eq!(set.closest(id(u128::MAX)), id(u128::MAX - 1));
+    }
+
+    #[test]
+    fn owner_and_duplicates_are_refused() {
+        let mut set = LeafSet::new(id(7), 8);
+        assert!(!set.insert(id(7)));
+        assert!(set.insert(id(9)));
+        assert!(!set.insert(id(9)));
+        assert!(set.remove(id(9)));
+        assert!(!set.remove(id(9)));
+        assert!(set.is_empty());
+    }
+
+    fn expected_half(own: Id, ids: &[Id], half: usize, distance: impl Fn(Id) -> u128) -> Vec<Id> {
+        let mut others: Vec<Id> = ids.iter().copied().filter(|&x| x != own).collect();
+        others.sort_by_key(|&x| distance(x));
+        others.dedup();
+        others.truncate(half);
+        others
+    }
+
+    proptest! {
+        #[test]
+        fn insertion_order_does_not_matter(own in any::<u128>(), raw in prop::collection::vec(any::<u128>(), 0..60), size in 2usize..34) {
+            let own = id(own);
+            let ids: Vec<Id> = raw.into_iter().map(id).collect();
+            let set = LeafSet::from_ids(own, size, ids.iter().copied());
+            set.check().map_err(TestCaseError::fail)?;
+            let half = size.div_ceil(2);
+            prop_assert_eq!(set.side(Side::Clockwise), &expected_half(own, &ids, half, |x| own.clockwise_to(x))[..]);
+            prop_assert_eq!(set.side(Side::CounterClockwise), &expected_half(own, &ids, half, |x| x.clockwise_to(own))[..]);
+        }
+
+        #[test]
+        fn closest_leaf_is_closest_node_for_covered_keys(own in any::<u128>(), raw in prop::collection::vec(any::<u128>(), 1..60), key in any::<u128>()) {
+            let own = id(own);
+            let ids: Vec<Id> = raw.into_iter().map(id).collect();
+            let set = LeafSet::from_ids(own, 16, ids.iter().copied());
+            let key = id(key);
+            if set.covers(key) {
+                let best = key.closest(ids.iter().copied().chain([own])).unwrap();
+                prop_assert_eq!(set.closest(key), best);
+            }
+        }
+
+        #[test]
+        fn removal_keeps_invariants(own in any::<u128>(), raw in prop::collection::vec(any::<u128>(), 0..40), remove in prop::collection::vec(any::<prop::sample::Index>(), 0..20)) {
+            let own = id(own);
+            let ids: Vec<Id> = raw.into_iter().map(id).collect();
+            let mut set = LeafSet::from_ids(own, 8, ids.iter().copied());
+            for index in remove {
+                if ids.is_empty() { break; }
+                let victim = ids[index.index(ids.len())];
+                set.remove(victim);
+                prop_assert!(!set.contains(victim));
+                set.check().map_err(TestCaseError::fail)?;
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Keeping the state right as nodes come and go: probes, keep-alives, failure detection,
+//! leaf set repair and graceful leave.
+//!
+//! Pastry section 2.4: "neighboring nodes in the nodeId space periodically exchange
+//! keep-alive messages"; a node that does not answer within a timeout is failed, and "to
+//! replace a failed node in the leaf set, its neighbor in the nodeId space contacts the live
+//! node with the largest index on the side of the failed node, and asks that node for its
+//! leaf set". Routing table entries are probed less often; a failed entry starts a slot
+//! repair ([`crate::repair`]). A message that cannot be sent marks its peer failed at once.
+//!
+//! A node that hears from a new leaf pushes its own leaf set to it, and each keep-alive round
+//! pushes it to the nearest leaf on each side: nodes that joined at the same moment learn of
+//! each other this way, so leaf sets converge to the exact ones.
+
+use crate::id::Id;
+use crate::leaf_set::Side;
+use crate::overlay::{Event, Overlay, Phase, Waiting};
+use crate::time::{Rtt, Time};
+use crate::wire::{MAX_IDS, Message, Probe};
+
+impl<M> Overlay<M> {
+    pub(crate) fn schedule_maintenance(&mut self) {
+        self.next_keepalive = self.config.keepalive_interval.map(|i| self.now + i);
+        self.next_table_probe = self.config.table_probe_interval.map(|i| self.now + i);
+    }
+
+    /// A probe arrived from `from`.
+    pub(crate) fn on_probe(&mut self, from: Id, probe: Probe) {
+        if let Some(nonce) = probe.answer {
+            if let Some(sent) = self.answered(from, |w| w == Waiting::Probe(nonce)) {
+                self.measured(from, Rtt::from_duration(self.now.since(sent)));
+            }
+        }
+        let Some(ask) = probe.ask else {
+            if probe.answer.is_none() {
+                self.heard_from(from);
+            }
+            return;
+        };
+        // Ask back when we have no measurement of the prober: it is new to us, or it holds
+        // a routing table slot unmeasured.
+        let unmeasured = !self.state.knows(from)
+            || self.state.table.slot_of(from).and_then(|(r, c)| self.state.table.get(r, c)).is_some_and(|e| e.id == from && !e.rtt.is_known());
+        if self.phase == Phase::Joined {
+            self.heard_from(from);
+        }
+        let our_ask = if unmeasured && !self.is_waiting(from, |w| matches!(w, Waiting::Probe(_))) {
+            let nonce = self.random();
+            self.wait_for(from, Waiting::Probe(nonce));
+            Some(nonce)
+        } else {
+            None
+        };
+        self.transmit(from, Message::Probe(Probe { ask: our_ask, answer: Some(ask) }));
+    }
+
+    /// A leaf set arrived, pushed or as the answer to our request.
+    pub(crate) fn on_leaf_set(&mut self, from: Id, ids: Vec<Id>) {
+        self.answered(from, |w| w == Waiting::LeafSet);
+        if self.phase != Phase::Joined {
+            return;
+        }
+        self.heard_from(from);
+        for id in ids.into_iter().take(MAX_IDS) {
+            if self.state.leaf_set.accepts(id) {
+                self.learn_and_probe(id);
+            }
+        }
+    }
+
+    /// The peer asks for our leaf set.
+    pub(crate) fn on_leaf_set_request(&mut self, from: Id) {
+        if self.phase == Phase::Joined {
+            self.heard_from(from);
+            self.push_leaf_set(from);
+        }
+    }
+
+    /// Handles a timer: keep-alives, table probes, expired requests.
+    pub(crate) fn maintenance_timeout(&mut self) {
+        let now = self.now;
+        if self.next_keepalive.is_some_and(|t| t <= now) {
+            self.next_keepalive = self.config.keepalive_interval.map(|i| now + i);
+            self.keepalive_round();
+        }
+        if self.next_table_probe.is_some_and(|t| t <= now) {
+            self.next_table_probe = self.config.table_probe_interval.map(|i| now + i);
+            self.table_probe_round();
+        }
+        self.expire(now);
+    }
+
+    fn keepalive_round(&mut self) {
+        let leaves: Vec<Id> = self.state.leaf_set.ids().collect();
+        for id in leaves {
+            self.probe(id);
+        }
+        for side in [Side::Clockwise, Side::CounterClockwise] {
+            if let Some(&nearest) = self.state.leaf_set.side(side).first() {
+                self.push_leaf_set(nearest);
+            }
+        }
+    }
+
+    fn table_probe_round(&mut self) {
+        let mut ids: Vec<Id> = self.state.table.entries().map(|(_, _, e)| e.id).collect();
+        ids.extend(self.state.neighborhood.entries().iter().map(|e| e.id));
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.probe(id);
+        }
+    }
+
+    /// Requests unanswered for longer than the probe timeout fail their peer.
+    fn expire(&mut self, now: Time) {
+        let timeout = self.config.probe_timeout;
+        let mut expired: Vec<(Id, Waiting)> = Vec::new();
+        self.pending.retain(|p| {
+            let keep = p.sent + timeout > now;
+            if !keep {
+                expired.push((p.peer, p.waiting));
+            }
+            keep
+        });
+        for (peer, waiting) in expired {
+            match waiting {
+                Waiting::Entry(row, column) => self.node_failed(peer, Some((row, column))),
+                _ => self.node_failed(peer, None),
+            }
+        }
+    }
+
+    /// `id` is failed (unanswered, unreachable or gone): forget it and repair what it held.
+    /// `repairing` names the slot repair that was waiting on it, to be advanced.
+    pub(crate) fn node_failed(&mut self, id: Id, repairing: Option<(u8, u8)>) {
+        if self.forget(id, repairing) {
+            self.emit(Event::NodeFailed(id));
+        }
+    }
+
+    /// Removes `id` from every table and request, starts the repairs; returns whether it was
+    /// not already known as gone.
+    fn forget(&mut self, id: Id, repairing: Option<(u8, u8)>) -> bool {
+        let already = self.recently_failed(id);
+        if !already {
+            self.failed.push_back((id, self.now));
+            while self.failed.front().is_some_and(|&(_, at)| at + self.config.failed_memory < self.now) {
+                self.failed.pop_front();
+            }
+        }
+        let mut waited: Vec<(u8, u8)> = Vec::new();
+        self.pending.retain(|p| {
+            if p.peer == id {
+                if let Waiting::Entry(r, c) = p.waiting {
+                    waited.push((r, c));
+                }
+            }
+            p.peer != id
+        });
+        waited.extend(repairing);
+        let side = self.state.leaf_set.side_of(id);
+        let (slot, was_leaf) = self.state.remove(id);
+        if was_leaf {
+            self.leaf_set_changed = true;
+            self.repair_leaf_set(side.unwrap_or(Side::Clockwise));
+        }
+        if let Some((row, column)) = slot {
+            self.start_slot_repair(row as u8, column as u8);
+        }
+        for (row, column) in waited {
+            self.advance_slot_repair(row, column);
+        }
+        !already
+    }
+
+    /// Asks the farthest live leaf on `side` (or the other side) for its leaf set.
+    fn repair_leaf_set(&mut self, side: Side) {
+        let other = match side {
+            Side::Clockwise => Side::CounterClockwise,
+            Side::CounterClockwise => Side::Clockwise,
+        };
+        let ask = self.state.leaf_set.farthest(side).or_else(|| self.state.leaf_set.farthest(other));
+        if let Some(peer) = ask {
+            if !self.is_waiting(peer, |w| w == Waiting::LeafSet) {
+                self.wait_for(peer, Waiting::LeafSet);
+                self.transmit(peer, Message::LeafSetRequest);
+            }
+        }
+    }
+
+    /// Sends `Leave` to every node in our state and stops.
+    pub(crate) fn leave(&mut self) {
+        let mut ids: Vec<Id> = self.state.known().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.transmit(id, Message::Leave);
+        }
+        self.phase = Phase::Left;
+        self.pending.clear();
+        self.repairs.clear();
+        self.next_keepalive = None;
+        self.next_table_probe = None;
+    }
+
+    /// `from` left the network.
+    pub(crate) fn on_leave(&mut self, from: Id) {
+        let known = self.state.knows(from) || self.pending.iter().any(|p| p.peer == from);
+        if known && self.forget(from, None) {
+            self.emit(Event::NodeLeft(from));
+        }
+    }
+}

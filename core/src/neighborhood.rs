@@ -1,0 +1,125 @@
+//! The neighborhood set: the M nodes closest by the proximity metric.
+//!
+//! Pastry section 2.1: "The neighborhood set M contains the nodeIds and IP addresses of the
+//! |M| nodes that are closest (according to the proximity metric) to the local node." It is
+//! not used in routing; a joining node takes its first one from its bootstrap contact, which
+//! is close to it, and it seeds the routing table repair and the rare routing case.
+//!
+//! Invariant: sorted by round-trip time (ties by id), no duplicates, never the owner, only
+//! measured entries, at most M of them.
+
+use crate::id::Id;
+use crate::routing_table::Entry;
+use crate::time::Rtt;
+
+/// The neighborhood set of one node.
+#[derive(Clone, Debug)]
+pub struct NeighborhoodSet {
+    own: Id,
+    capacity: usize,
+    entries: Vec<Entry>,
+}
+
+impl NeighborhoodSet {
+    /// An empty set of at most `capacity` (= M) nodes for the node `own`.
+    pub fn new(own: Id, capacity: usize) -> Self {
+        NeighborhoodSet { own, capacity, entries: Vec::with_capacity(capacity) }
+    }
+
+    /// The nodes, closest first.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Number of nodes held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether `id` is held.
+    pub fn contains(&self, id: Id) -> bool {
+        self.entries.iter().any(|e| e.id == id)
+    }
+
+    /// Offers `id` measured at `rtt`; returns whether the set changed. Unmeasured candidates
+    /// are refused.
+    pub fn consider(&mut self, id: Id, rtt: Rtt) -> bool {
+        if id == self.own || !rtt.is_known() || self.capacity == 0 {
+            return false;
+        }
+        if let Some(position) = self.entries.iter().position(|e| e.id == id) {
+            if self.entries[position].rtt == rtt {
+                return false;
+            }
+            self.entries.remove(position);
+        } else if self.entries.len() == self.capacity
+            && self.entries.last().is_some_and(|far| (far.rtt, far.id) <= (rtt, id))
+        {
+            return false;
+        }
+        let position = self.entries.partition_point(|e| (e.rtt, e.id) < (rtt, id));
+        self.entries.insert(position, Entry { id, rtt });
+        self.entries.truncate(self.capacity);
+        true
+    }
+
+    /// Removes `id`; returns whether it was there.
+    pub fn remove(&mut self, id: Id) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.id != id);
+        before != self.entries.len()
+    }
+
+    /// Checks the invariants.
+    pub fn check(&self) -> Result<(), String> {
+        if self.entries.len() > self.capacity {
+            return Err("neighborhood set over capacity".into());
+        }
+        if self.entries.iter().any(|e| e.id == self.own || !e.rtt.is_known()) {
+            return Err("neighborhood set holds the owner or an unmeasured node".into());
+        }
+        if self.entries.windows(2).any(|w| (w[0].rtt, w[0].id) >= (w[1].rtt, w[1].id)) {
+            return Err("neighborhood set not sorted by proximity".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn keeps_the_closest_measured_nodes(
+            ops in prop::collection::vec((0u128..50, prop::option::of(0u32..100), any::<bool>()), 0..200),
+        ) {
+            let own = Id::from_u128(0);
+            let mut set = NeighborhoodSet::new(own, 8);
+            let mut latest: std::collections::BTreeMap<u128, u32> = Default::default();
+            for (raw, rtt, remove) in ops {
+                let id = Id::from_u128(raw);
+                if remove {
+                    set.remove(id);
+                    latest.remove(&raw);
+                } else if let Some(rtt) = rtt {
+                    set.consider(id, Rtt::from_micros(rtt));
+                    if raw != 0 { latest.insert(raw, rtt); }
+                } else {
+                    prop_assert!(!set.consider(id, Rtt::UNKNOWN) || set.contains(id));
+                }
+                set.check().map_err(TestCaseError::fail)?;
+                // Every held node is held with its latest measurement.
+                for e in set.entries() {
+                    prop_assert_eq!(e.rtt.micros(), latest.get(&e.id.as_u128()).copied());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The node: the overlay plus the application above it, and the call contract drivers use.
+
+use core::fmt::Debug;
+
+use crate::config::Config;
+use crate::id::Id;
+use crate::overlay::{Event, Overlay, Phase, Transmit};
+use crate::route::{Hop, RoutingState};
+use crate::time::{Rtt, Time};
+use crate::wire::{Message, Routed, RoutedBody};
+
+/// What the application decides when a message passes through on its way to its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// Send it on to the next hop.
+    Continue,
+    /// Stop it here (the application answered it or dropped it).
+    Stop,
+}
+
+/// The layer above Pastry (PAST, or a test application), called back by the node.
+///
+/// These are the upcalls of the Pastry paper (section 2.1): `deliver` at the destination,
+/// `forward` at every node a message passes through (the application may change or stop
+/// it), and `leaf_set_changed` (the paper's `newLeafs`). During an upcall the application
+/// routes and sends through the [`Overlay`] it is given.
+pub trait Application {
+    /// The application's messages.
+    type Message: Clone + Debug;
+
+    /// `message`, routed to `key`, arrived at the node numerically closest to `key`.
+    fn deliver(&mut self, overlay: &mut Overlay<Self::Message>, key: Id, message: Self::Message, hops: u8);
+
+    /// `message` for `key` is about to be forwarded to `next`.
+    fn forward(
+        &mut self,
+        overlay: &mut Overlay<Self::Message>,
+        key: Id,
+        message: &mut Self::Message,
+        next: Id,
+    ) -> Forward {
+        let _ = (overlay, key, message, next);
+        Forward::Continue
+    }
+
+    /// A message sent straight to this node by `from`.
+    fn receive(&mut self, overlay: &mut Overlay<Self::Message>, from: Id, message: Self::Message) {
+        let _ = (overlay, from, message);
+    }
+
+    /// A message this node sent straight to `to` could not be delivered.
+    fn send_failed(&mut self, overlay: &mut Overlay<Self::Message>, to: Id, message: Self::Message) {
+        let _ = (overlay, to, message);
+    }
+
+    /// The leaf set changed.
+    fn leaf_set_changed(&mut self, overlay: &mut Overlay<Self::Message>) {
+        let _ = overlay;
+    }
+
+    /// The earliest time the application wants [`Application::timeout`] called.
+    fn poll_timeout(&self) -> Option<Time> {
+        None
+    }
+
+    /// Time has reached the application's timeout.
+    fn timeout(&mut self, overlay: &mut Overlay<Self::Message>) {
+        let _ = overlay;
+    }
+}
+
+/// A Pastry node with its application: a deterministic state machine with no I/O.
+///
+/// The call contract (as in quinn-proto's `Connection`):
+/// - getters take `&self`;
+/// - `handle_*` take input from the network or a timer, each with the current time;
+/// - commands ([`Node::join`], [`Node::route`], [`Node::send`], [`Node::leave`]) come
+///   from the user;
+/// - after any input or command, drain [`Node::poll_transmit`] and [`Node::poll_event`],
+///   then ask [`Node::poll_timeout`] when to call [`Node::handle_timeout`] next.
+///
+/// The driver authenticates peers: the `from` it passes is the proven id of the sender.
+pub struct Node<A: Application> {
+    overlay: Overlay<A::Message>,
+    app: A,
+}
+
+impl<A: Application> Node<A> {
+    /// A node with id `own` (derived by the driver from the node's public key).
+    pub fn new(own: Id, config: Config, app: A) -> Self {
+        Node { overlay: Overlay::new(own, config), app }
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> Id {
+        self.overlay.id()
+    }
+
+    /// The leaf set, routing table and neighborhood set.
+    pub fn state(&self) -> &RoutingState {
+        self.overlay.state()
+    }
+
+    /// Where the node is in its life.
+    pub fn phase(&self) -> Phase {
+        self.overlay.phase()
+    }
+
+    /// Whether the node takes part in routing.
+    pub fn is_joined(&self) -> bool {
+        self.overlay.phase() == Phase::Joined
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        self.overlay.config()
+    }
+
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The application, mutably (to poll its events).
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
+    /// The overlay and the application together, for application commands that route.
+    /// Call [`Node::dispatch`] after using them.
+    pub fn parts_mut(&mut self) -> (&mut Overlay<A::Message>, &mut A) {
+        (&mut self.overlay, &mut self.app)
+    }
+
+    /// Joins the overlay through `bootstrap` (a node the driver can reach), or founds a new
+    /// overlay with `None`.
+    pub fn join(&mut self, bootstrap: Option<Id>, now: Time) {
+        self.overlay.now = now;
+        self.overlay.start_join(bootstrap);
+        self.dispatch();
+    }
+
+    /// Leaves the overlay for good, telling every node in our state.
+    pub fn leave(&mut self, now: Time) {
+        self.overlay.now = now;
+        self.overlay.leave();
+    }
+
+    /// Routes an application message to the node numerically closest to `key`.
+    pub fn route(&mut self, key: Id, message: A::Message, now: Time) {
+        self.overlay.now = now;
+        self.overlay.route(key, message);
+        self.dispatch();
+    }
+
+    /// Sends an application message straight to `to`.
+    pub fn send(&mut self, to: Id, message: A::Message, now: Time) {
+        self.overlay.now = now;
+        self.overlay.send(to, message);
+    }
+
+    /// A message arrived from the authenticated peer `from`.
+    pub fn handle_message(&mut self, from: Id, message: Message<A::Message>, now: Time) {
+        self.overlay.now = now;
+        if self.overlay.phase == Phase::Left || from == self.id() {
+            return;
+        }
+        match message {
+            Message::Route(routed) => self.on_routed(from, routed),
+            Message::Direct(message) => {
+                self.overlay.heard_from(from);
+                self.app.receive(&mut self.overlay, from, message);
+            }
+            Message::JoinReply(reply) => self.overlay.on_join_reply(from, reply),
+            Message::Probe(probe) => self.overlay.on_probe(from, probe),
+            Message::LeafSet(ids) => self.overlay.on_leaf_set(from, ids),
+            Message::LeafSetRequest => self.overlay.on_leaf_set_request(from),
+            Message::EntryRequest { row, column } => self.overlay.on_entry_request(from, row, column),
+            Message::EntryReply { row, column, id } => self.overlay.on_entry_reply(from, row, column, id),
+            Message::Leave => self.overlay.on_leave(from),
+        }
+        self.dispatch();
+    }
+
+    /// The transport could not deliver `message` to `to` (the peer is unreachable). The
+    /// peer is marked failed and a routed message is routed again around it.
+    pub fn handle_send_failed(&mut self, to: Id, message: Message<A::Message>, now: Time) {
+        self.overlay.now = now;
+        if self.overlay.phase == Phase::Left {
+            return;
+        }
+        self.overlay.node_failed(to, None);
+        match message {
+            Message::Route(Routed { key, hops, body }) => {
+                let hops = hops.saturating_sub(1);
+                match body {
+                    RoutedBody::App(message) => self.route_app(key, message, hops),
+                    body => self.overlay.reroute(key, hops, body),
+                }
+            }
+            Message::Direct(message) => self.app.send_failed(&mut self.overlay, to, message),
+            _ => {}
+        }
+        self.dispatch();
+    }
+
+    /// The driver measured the round-trip time to `peer` itself (for instance from the
+    /// transport's statistics).
+    pub fn handle_rtt(&mut self, peer: Id, rtt: Rtt, now: Time) {
+        self.overlay.now = now;
+        if self.overlay.phase == Phase::Joined && peer != self.id() {
+            self.overlay.measured(peer, rtt);
+            self.dispatch();
+        }
+    }
+
+    /// Time has reached [`Node::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.overlay.now = now;
+        self.overlay.join_timeout();
+        self.overlay.maintenance_timeout();
+        if self.app.poll_timeout().is_some_and(|t| t <= now) {
+            self.app.timeout(&mut self.overlay);
+        }
+        self.dispatch();
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<A::Message>> {
+        self.overlay.outbox.pop_front()
+    }
+
+    /// The next overlay event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.overlay.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let overlay = &self.overlay;
+        let join = match overlay.phase {
+            Phase::Joining { retry_at, .. } => Some(retry_at),
+            _ => None,
+        };
+        [join, overlay.next_keepalive, overlay.next_table_probe, overlay.next_expiry(), self.app.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs the work queued during upcalls: messages the application routed, and the
+    /// leaf set upcall. Commands on [`Node::parts_mut`] call this when done.
+    pub fn dispatch(&mut self) {
+        loop {
+            if let Some((key, message)) = self.overlay.routes.pop_front() {
+                self.route_app(key, message, 0);
+            } else if self.overlay.leaf_set_changed {
+                self.overlay.leaf_set_changed = false;
+                self.overlay.emit(Event::LeafSetChanged);
+                self.app.leaf_set_changed(&mut self.overlay);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn on_routed(&mut self, from: Id, routed: Routed<A::Message>) {
+        let Routed { key, hops, body } = routed;
+        if hops > self.overlay.config.max_hops {
+            self.overlay.emit(Event::RouteDropped { key, hops });
+            return;
+        }
+        if self.overlay.phase != Phase::Joined {
+            return;
+        }
+        match body {
+            RoutedBody::Join(request) => self.overlay.on_join_request(from, key, hops, request),
+            body => {
+                if self.overlay.heard_from(from) {
+                    self.overlay.probe(from);
+                }
+                match body {
+                    RoutedBody::App(message) => self.route_app(key, message, hops),
+                    body => self.overlay.reroute(key, hops, body),
+                }
+            }
+        }
+    }
+
+    /// One routing step for an application message at this node.
+    fn route_app(&mut self, key: Id, mut message: A::Message, hops: u8) {
+        match self.overlay.state.next_hop(key, None) {
+            Hop::Local => self.app.deliver(&mut self.overlay, key, message, hops),
+            Hop::Forward(next) => {
+                if self.app.forward(&mut self.overlay, key, &mut message, next) == Forward::Continue {
+                    self.overlay.forward(next, key, hops, RoutedBody::App(message));
+                }
+            }
+        }
+    }
+}
+
+impl<M> Overlay<M> {
+    /// One routing step for an overlay message (join, slot search) at this node.
+    pub(crate) fn reroute(&mut self, key: Id, hops: u8, body: RoutedBody<M>) {
+        match body {
+            RoutedBody::Join(request) => self.route_join(key, hops, request),
+            RoutedBody::FindSlot { origin, row, column } => match self.state.next_hop(key, Some(origin)) {
+                Hop::Local => self.on_find_slot(origin, row, column),
+                Hop::Forward(next) => self.forward(next, key, hops, RoutedBody::FindSlot { origin, row, column }),
+            },
+            RoutedBody::App(_) => {}
+        }
+    }
+}

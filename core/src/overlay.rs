@@ -1,0 +1,269 @@
+//! The overlay state of one node: its tables, what it has sent and is waiting for, and how
+//! it takes in what it hears about other nodes.
+//!
+//! [`Overlay`] is what an [`Application`](crate::Application) sees during an upcall: it can
+//! read the tables, route and send messages. The protocols built on it (join, probing,
+//! repair) live in their own modules as further `impl Overlay` blocks.
+
+use std::collections::VecDeque;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::config::Config;
+use crate::id::Id;
+use crate::repair::SlotRepair;
+use crate::route::{Hop, RoutingState};
+use crate::time::{Rtt, Time};
+use crate::wire::{Message, Probe, Routed, RoutedBody};
+
+/// A message to hand to the transport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit<M> {
+    /// The node to send to.
+    pub to: Id,
+    /// The message.
+    pub message: Message<M>,
+}
+
+/// Something the driver or the user may want to know about the overlay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The node has its state and takes part in routing.
+    Joined,
+    /// No join reply came after every retry: the driver should try another contact.
+    JoinFailed,
+    /// The leaf set changed.
+    LeafSetChanged,
+    /// A node stopped answering, or a message to it could not be sent; it was removed.
+    NodeFailed(Id),
+    /// A node announced it was leaving; it was removed.
+    NodeLeft(Id),
+    /// A routed message was dropped because it took too many hops.
+    RouteDropped {
+        /// Its key.
+        key: Id,
+        /// Hops it had taken.
+        hops: u8,
+    },
+}
+
+/// Where the node is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Created, not joining yet.
+    Idle,
+    /// Waiting for the join reply from the node closest to our id.
+    Joining {
+        /// The contact that routes our join message.
+        bootstrap: Id,
+        /// When to send it again.
+        retry_at: Time,
+        /// Attempts made so far.
+        attempts: u8,
+    },
+    /// Part of the overlay.
+    Joined,
+    /// Left for good.
+    Left,
+}
+
+/// What an unanswered request was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// A probe with this nonce.
+    Probe(u64),
+    /// The routing table entry at this slot.
+    Entry(u8, u8),
+    /// The peer's leaf set.
+    LeafSet,
+}
+
+/// A request awaiting its answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pending {
+    pub(crate) peer: Id,
+    pub(crate) waiting: Waiting,
+    pub(crate) sent: Time,
+}
+
+/// The overlay state of one node, as seen by the application during upcalls.
+pub struct Overlay<M> {
+    pub(crate) config: Config,
+    pub(crate) state: RoutingState,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) now: Time,
+    pub(crate) phase: Phase,
+    pub(crate) outbox: VecDeque<Transmit<M>>,
+    pub(crate) events: VecDeque<Event>,
+    /// Application messages the application routed during an upcall, handled after it.
+    pub(crate) routes: VecDeque<(Id, M)>,
+    pub(crate) pending: Vec<Pending>,
+    pub(crate) repairs: Vec<SlotRepair>,
+    pub(crate) failed: VecDeque<(Id, Time)>,
+    pub(crate) next_keepalive: Option<Time>,
+    pub(crate) next_table_probe: Option<Time>,
+    pub(crate) leaf_set_changed: bool,
+}
+
+impl<M> Overlay<M> {
+    pub(crate) fn new(own: Id, config: Config) -> Self {
+        let state = RoutingState::new(own, config.base, config.leaf_set_size, config.neighborhood_size);
+        let rng = ChaCha8Rng::seed_from_u64(config.rng_seed ^ (own.as_u128() as u64));
+        Overlay {
+            config,
+            state,
+            rng,
+            now: Time::ZERO,
+            phase: Phase::Idle,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            routes: VecDeque::new(),
+            pending: Vec::new(),
+            repairs: Vec::new(),
+            failed: VecDeque::new(),
+            next_keepalive: None,
+            next_table_probe: None,
+            leaf_set_changed: false,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> Id {
+        self.state.own()
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The leaf set, routing table and neighborhood set.
+    pub fn state(&self) -> &RoutingState {
+        &self.state
+    }
+
+    /// Where the node is in its life.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The time of the input being handled.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// A random number from the node's seeded generator.
+    pub fn random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// Routes an application message towards the node numerically closest to `key`. If that
+    /// is this node, the message is delivered here once the current upcall returns.
+    pub fn route(&mut self, key: Id, message: M) {
+        self.routes.push_back((key, message));
+    }
+
+    /// Sends an application message straight to `to`.
+    pub fn send(&mut self, to: Id, message: M) {
+        self.transmit(to, Message::Direct(message));
+    }
+
+    /// Where a message for `key` would go from here.
+    pub fn next_hop(&self, key: Id) -> Hop {
+        self.state.next_hop(key, None)
+    }
+
+    pub(crate) fn transmit(&mut self, to: Id, message: Message<M>) {
+        self.outbox.push_back(Transmit { to, message });
+    }
+
+    pub(crate) fn forward(&mut self, to: Id, key: Id, hops: u8, body: RoutedBody<M>) {
+        let hops = hops.saturating_add(1);
+        self.transmit(to, Message::Route(Routed { key, hops, body }));
+    }
+
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// Whether `id` failed recently (and gossip about it should be ignored).
+    pub(crate) fn recently_failed(&self, id: Id) -> bool {
+        self.failed.iter().any(|&(f, _)| f == id)
+    }
+
+    /// Takes in a node this one has heard of. Returns whether it entered any table.
+    pub(crate) fn learn(&mut self, id: Id) -> bool {
+        if id == self.id() || self.recently_failed(id) {
+            return false;
+        }
+        let leaf = self.state.leaf_set.insert(id);
+        if leaf {
+            self.leaf_set_changed = true;
+        }
+        let slot = self.state.table.consider(id, Rtt::UNKNOWN) == crate::routing_table::Considered::Inserted;
+        leaf || slot
+    }
+
+    /// Takes in a node from gossip, and probes it when it is new to us: the probe checks it
+    /// is alive, measures it and tells it about us.
+    pub(crate) fn learn_and_probe(&mut self, id: Id) {
+        if self.learn(id) {
+            self.probe(id);
+        }
+    }
+
+    /// Takes in a node that contacted us directly: it is alive.
+    pub(crate) fn heard_from(&mut self, id: Id) -> bool {
+        self.failed.retain(|&(f, _)| f != id);
+        let known = self.state.knows(id);
+        let fresh = self.learn(id);
+        if fresh && self.state.leaf_set.contains(id) && !known {
+            self.push_leaf_set(id);
+        }
+        fresh
+    }
+
+    /// A round-trip time to `peer` was measured.
+    pub(crate) fn measured(&mut self, peer: Id, rtt: Rtt) {
+        self.heard_from(peer);
+        self.state.table.consider(peer, rtt);
+        self.state.neighborhood.consider(peer, rtt);
+    }
+
+    /// Sends a probe asking for an answer, unless one to `peer` is already pending.
+    pub(crate) fn probe(&mut self, peer: Id) {
+        if self.is_waiting(peer, |w| matches!(w, Waiting::Probe(_))) {
+            return;
+        }
+        let nonce = self.rng.next_u64();
+        self.wait_for(peer, Waiting::Probe(nonce));
+        self.transmit(peer, Message::Probe(Probe { ask: Some(nonce), answer: None }));
+    }
+
+    pub(crate) fn push_leaf_set(&mut self, to: Id) {
+        let mut ids: Vec<Id> = self.state.leaf_set.ids().collect();
+        ids.push(self.id());
+        self.transmit(to, Message::LeafSet(ids));
+    }
+
+    pub(crate) fn wait_for(&mut self, peer: Id, waiting: Waiting) {
+        self.pending.push(Pending { peer, waiting, sent: self.now });
+    }
+
+    pub(crate) fn is_waiting(&self, peer: Id, what: impl Fn(Waiting) -> bool) -> bool {
+        self.pending.iter().any(|p| p.peer == peer && what(p.waiting))
+    }
+
+    /// Removes the pending request matching `what` from `peer`; returns when it was sent.
+    pub(crate) fn answered(&mut self, peer: Id, what: impl Fn(Waiting) -> bool) -> Option<Time> {
+        let index = self.pending.iter().position(|p| p.peer == peer && what(p.waiting))?;
+        Some(self.pending.swap_remove(index).sent)
+    }
+
+    /// The earliest time a pending request expires.
+    pub(crate) fn next_expiry(&self) -> Option<Time> {
+        self.pending.iter().map(|p| p.sent + self.config.probe_timeout).min()
+    }
+}
