@@ -1,0 +1,685 @@
+//! The JSON messages spoken over the WebSocket between a PAST node (a browser page or the
+//! native node) and the bootstrap signaling server.
+//!
+//! This crate is what the server, the browser driver (`past-node-wasm`) and the native driver
+//! (`past-node`) share, written once. It holds plain serde types, the size limits and the
+//! decoding entry points that enforce them. It does no I/O, has no async and knows nothing
+//! of WebRTC beyond carrying SDP and ICE candidate strings opaquely.
+//!
+//! It is **not** the Pastry/PAST wire protocol: nodes talk to each other over WebRTC data
+//! channels with the binary encoding of `past-core`. The signaling server only introduces
+//! nodes to each other (first contact); once a node has joined the overlay, further
+//! connections are signalled through the overlay itself.
+//!
+//! # Conversation
+//!
+//! ```text
+//! client                                   server
+//!   | -- register {peer} ------------------> |
+//!   | <------------ welcome {peer, ice_servers, peers} |
+//!   |                                        | -- peer_joined {peer} --> every other client
+//!   | -- signal {to, payload} -------------> | -- signal {from, payload} --> `to`
+//!   |    (offer, answer or candidate)        |
+//!   | <------------------ error {code, message} (on a bad message; the socket stays open)
+//!   x (socket closed)                        | -- peer_left {peer} --> every other client
+//! ```
+//!
+//! Every message is one JSON object in one WebSocket text frame, tagged by its `"type"`
+//! field (`snake_case`). Unknown fields are ignored so later versions can add optional
+//! fields; an unknown `"type"` is rejected with [`ErrorCode::Malformed`]. Who offers is
+//! fixed to avoid glare: the newcomer sends offers to the peers listed in its
+//! [`ServerMessage::Welcome`]; the peers already present answer.
+//!
+//! # Extension points
+//!
+//! Issue 6 adds registration with a nodeId and an Ed25519 signature, peer lists of numerically
+//! close nodes and rate limits: new optional fields on [`ClientMessage::Register`] and
+//! [`ServerMessage::Welcome`], and new [`ErrorCode`]s (which older clients read as
+//! [`ErrorCode::Other`]).
+//!
+//! # Example
+//!
+//! ```
+//! use past_signaling_proto::{ClientMessage, PeerId, SignalPayload};
+//!
+//! let to = PeerId::new("b0b").expect("valid id");
+//! let msg = ClientMessage::Signal { to, payload: SignalPayload::Offer { sdp: "v=0\r\n".into() } };
+//! let json = msg.to_json();
+//! assert_eq!(ClientMessage::from_json(&json).expect("round trip"), msg);
+//! assert!(ClientMessage::from_json(r#"{"type":"launch_missiles"}"#).is_err());
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this message set, sent in [`ServerMessage::Welcome`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest signaling message (one WebSocket text frame), in bytes, in either direction.
+///
+/// Checked before any JSON is parsed. An SDP offer of a data-channel-only connection is
+/// about 1 KB; this leaves ample room while bounding what one client can make the server
+/// buffer.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Largest SDP (offer or answer) carried in a [`SignalPayload`], in bytes.
+pub const MAX_SDP_BYTES: usize = 12 * 1024;
+
+/// Largest ICE candidate line (or `sdpMid`) carried in a [`SignalPayload`], in bytes.
+pub const MAX_CANDIDATE_BYTES: usize = 1024;
+
+/// Longest [`PeerId`], in bytes.
+pub const MAX_PEER_ID_BYTES: usize = 64;
+
+/// Most peers listed in one [`ServerMessage::Welcome`].
+pub const MAX_WELCOME_PEERS: usize = 64;
+
+/// Most ICE servers sent in one [`ServerMessage::Welcome`].
+pub const MAX_ICE_SERVERS: usize = 8;
+
+/// Longest human-readable text in [`ServerMessage::Error`], in bytes.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 512;
+
+/// Identifies one connected client to the signaling server and to other clients.
+///
+/// Chosen by the client (today a random hex string; from issue 6 on, the hex nodeId proven by
+/// a signature). Between 1 and [`MAX_PEER_ID_BYTES`] bytes of ASCII letters, digits, `-` and
+/// `_`, so it is safe to log and to show in a page.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PeerId(String);
+
+impl PeerId {
+    /// Checks `id` and wraps it.
+    pub fn new(id: impl Into<String>) -> Result<Self, InvalidPeerId> {
+        let id = id.into();
+        if id.is_empty() || id.len() > MAX_PEER_ID_BYTES {
+            return Err(InvalidPeerId::Length(id.len()));
+        }
+        if let Some(c) = id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(InvalidPeerId::Character(c));
+        }
+        Ok(Self(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for PeerId {
+    type Error = InvalidPeerId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<PeerId> for String {
+    fn from(value: PeerId) -> Self {
+        value.0
+    }
+}
+
+/// Why a string is not a [`PeerId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidPeerId {
+    /// Empty or longer than [`MAX_PEER_ID_BYTES`].
+    #[error("peer id must be 1 to {MAX_PEER_ID_BYTES} bytes, got {0}")]
+    Length(usize),
+    /// Contains a character other than ASCII letters, digits, `-` and `_`.
+    #[error(
+        "peer id contains the character {0:?}; only ASCII letters, digits, '-' and '_' are allowed"
+    )]
+    Character(char),
+}
+
+/// One STUN or TURN server for `RTCPeerConnection`, in the shape of the WebIDL
+/// `RTCIceServer` dictionary so a page can pass it on unchanged.
+///
+/// The server sends none unless its operator configures some: on a loopback or LAN test
+/// setup host candidates suffice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs of the one server.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// A server without credentials at `url` (for example `stun:stun.example.org:3478`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            urls: vec![url.into()],
+            username: None,
+            credential: None,
+        }
+    }
+}
+
+/// What one node sends another through the server to set up a WebRTC connection.
+///
+/// The server relays it without looking inside beyond the size limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SignalPayload {
+    /// An SDP offer (`RTCSessionDescription` of type `offer`).
+    Offer {
+        /// The SDP text.
+        sdp: String,
+    },
+    /// An SDP answer (`RTCSessionDescription` of type `answer`).
+    Answer {
+        /// The SDP text.
+        sdp: String,
+    },
+    /// A trickled ICE candidate (`RTCIceCandidateInit`).
+    Candidate {
+        /// The `candidate:` attribute line.
+        candidate: String,
+        /// Media stream identification tag the candidate belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_mid: Option<String>,
+        /// Index of the m-line the candidate belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_m_line_index: Option<u16>,
+    },
+}
+
+impl SignalPayload {
+    fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            Self::Offer { sdp } | Self::Answer { sdp } => check_len("sdp", sdp, MAX_SDP_BYTES),
+            Self::Candidate {
+                candidate, sdp_mid, ..
+            } => {
+                check_len("candidate", candidate, MAX_CANDIDATE_BYTES)?;
+                match sdp_mid {
+                    Some(mid) => check_len("sdp_mid", mid, MAX_CANDIDATE_BYTES),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// A message from a node to the signaling server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClientMessage {
+    /// First message on a connection: take this id. Answered by
+    /// [`ServerMessage::Welcome`] or by an error ([`ErrorCode::PeerIdTaken`],
+    /// [`ErrorCode::ServerFull`], [`ErrorCode::AlreadyRegistered`]).
+    Register {
+        /// The id this client wants to be known by.
+        peer: PeerId,
+    },
+    /// Relay `payload` to the registered client `to`.
+    Signal {
+        /// Recipient.
+        to: PeerId,
+        /// What to relay.
+        payload: SignalPayload,
+    },
+}
+
+/// A message from the signaling server to a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// Registration accepted.
+    Welcome {
+        /// The id now registered for this connection.
+        peer: PeerId,
+        /// [`PROTOCOL_VERSION`] of the server.
+        protocol: u32,
+        /// ICE servers to configure `RTCPeerConnection` with (empty unless the operator set
+        /// some).
+        ice_servers: Vec<IceServer>,
+        /// Other clients present now (at most [`MAX_WELCOME_PEERS`], most recent first).
+        /// The newcomer offers to them.
+        peers: Vec<PeerId>,
+    },
+    /// Another client registered. It will send an offer if it wants a connection.
+    PeerJoined {
+        /// The newcomer.
+        peer: PeerId,
+    },
+    /// Another client's WebSocket closed.
+    PeerLeft {
+        /// The client that left.
+        peer: PeerId,
+    },
+    /// A payload relayed from another client.
+    Signal {
+        /// Sender.
+        from: PeerId,
+        /// What it sent.
+        payload: SignalPayload,
+    },
+    /// The last message could not be handled. The connection stays open unless the server
+    /// closes it.
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
+}
+
+/// Machine-readable reason in [`ServerMessage::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Not valid JSON, an unknown `type`, a missing field, an invalid value or a binary frame.
+    Malformed,
+    /// The message exceeds [`MAX_MESSAGE_BYTES`] or a field exceeds its limit.
+    TooLarge,
+    /// A `signal` was sent before `register`.
+    NotRegistered,
+    /// `register` was sent twice on one connection.
+    AlreadyRegistered,
+    /// Another connection holds the requested [`PeerId`].
+    PeerIdTaken,
+    /// The recipient of a `signal` is not connected.
+    UnknownPeer,
+    /// The recipient of a `signal` is not reading its messages; the payload was dropped.
+    PeerBusy,
+    /// The server holds as many clients as it is configured for.
+    ServerFull,
+    /// The client did not register in time.
+    RegisterTimeout,
+    /// A code this version does not know (sent by a newer server).
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorCode {
+    /// The snake_case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::TooLarge => "too_large",
+            Self::NotRegistered => "not_registered",
+            Self::AlreadyRegistered => "already_registered",
+            Self::PeerIdTaken => "peer_id_taken",
+            Self::UnknownPeer => "unknown_peer",
+            Self::PeerBusy => "peer_busy",
+            Self::ServerFull => "server_full",
+            Self::RegisterTimeout => "register_timeout",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a signaling message was rejected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The whole message is larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {len} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge {
+        /// Size of the rejected message.
+        len: usize,
+    },
+    /// A field is larger than its limit.
+    #[error("field `{field}` of {len} bytes exceeds its limit of {max} bytes")]
+    FieldTooLarge {
+        /// Name of the field.
+        field: &'static str,
+        /// Its size.
+        len: usize,
+        /// Its limit.
+        max: usize,
+    },
+    /// A list has more entries than its limit.
+    #[error("list `{field}` has {len} entries, more than its limit of {max}")]
+    TooMany {
+        /// Name of the list.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// Its limit.
+        max: usize,
+    },
+    /// Not JSON, or JSON of the wrong shape.
+    #[error("malformed message: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl DecodeError {
+    /// The [`ErrorCode`] a server answers this error with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooLarge { .. } | Self::FieldTooLarge { .. } | Self::TooMany { .. } => {
+                ErrorCode::TooLarge
+            }
+            Self::Json(_) => ErrorCode::Malformed,
+        }
+    }
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), DecodeError> {
+    if value.len() > max {
+        Err(DecodeError::FieldTooLarge {
+            field,
+            len: value.len(),
+            max,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_count(field: &'static str, len: usize, max: usize) -> Result<(), DecodeError> {
+    if len > max {
+        Err(DecodeError::TooMany { field, len, max })
+    } else {
+        Ok(())
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge { len: text.len() });
+    }
+    Ok(serde_json::from_str(text)?)
+}
+
+fn encode<T: Serialize>(value: &T) -> String {
+    // Serializing these types cannot fail: every key is a string and no value is a
+    // non-finite float. Fall back to an empty object rather than panicking.
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"))
+}
+
+impl ClientMessage {
+    /// Parses one message, checking [`MAX_MESSAGE_BYTES`] before parsing and every field
+    /// limit after.
+    pub fn from_json(text: &str) -> Result<Self, DecodeError> {
+        let msg: Self = decode(text)?;
+        match &msg {
+            Self::Register { .. } => {}
+            Self::Signal { payload, .. } => payload.validate()?,
+        }
+        Ok(msg)
+    }
+
+    /// The JSON text of this message.
+    pub fn to_json(&self) -> String {
+        encode(self)
+    }
+}
+
+impl ServerMessage {
+    /// Parses one message, checking [`MAX_MESSAGE_BYTES`] before parsing and every field
+    /// limit after.
+    pub fn from_json(text: &str) -> Result<Self, DecodeError> {
+        let msg: Self = decode(text)?;
+        match &msg {
+            Self::Welcome {
+                peers, ice_servers, ..
+            } => {
+                check_count("peers", peers.len(), MAX_WELCOME_PEERS)?;
+                check_count("ice_servers", ice_servers.len(), MAX_ICE_SERVERS)?;
+            }
+            Self::Signal { payload, .. } => payload.validate()?,
+            Self::Error { message, .. } => {
+                check_len("message", message, MAX_ERROR_MESSAGE_BYTES)?;
+            }
+            Self::PeerJoined { .. } | Self::PeerLeft { .. } => {}
+        }
+        Ok(msg)
+    }
+
+    /// The JSON text of this message.
+    pub fn to_json(&self) -> String {
+        encode(self)
+    }
+
+    /// An [`ServerMessage::Error`], with `message` cut to [`MAX_ERROR_MESSAGE_BYTES`].
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE_BYTES {
+            let mut end = MAX_ERROR_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        Self::Error { code, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> PeerId {
+        PeerId::new(s).expect("valid test id")
+    }
+
+    fn all_client_messages() -> Vec<ClientMessage> {
+        vec![
+            ClientMessage::Register { peer: id("a1") },
+            ClientMessage::Signal {
+                to: id("b-2"),
+                payload: SignalPayload::Offer {
+                    sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into(),
+                },
+            },
+            ClientMessage::Signal {
+                to: id("b_2"),
+                payload: SignalPayload::Answer { sdp: "v=0".into() },
+            },
+            ClientMessage::Signal {
+                to: id("B"),
+                payload: SignalPayload::Candidate {
+                    candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                },
+            },
+            ClientMessage::Signal {
+                to: id("B"),
+                payload: SignalPayload::Candidate {
+                    candidate: String::new(),
+                    sdp_mid: None,
+                    sdp_m_line_index: None,
+                },
+            },
+        ]
+    }
+
+    fn all_server_messages() -> Vec<ServerMessage> {
+        vec![
+            ServerMessage::Welcome {
+                peer: id("me"),
+                protocol: PROTOCOL_VERSION,
+                ice_servers: vec![IceServer {
+                    urls: vec!["turn:turn.invalid:3478".into()],
+                    username: Some("u".into()),
+                    credential: Some("p".into()),
+                }],
+                peers: vec![id("x"), id("y")],
+            },
+            ServerMessage::Welcome {
+                peer: id("me"),
+                protocol: PROTOCOL_VERSION,
+                ice_servers: vec![],
+                peers: vec![],
+            },
+            ServerMessage::PeerJoined { peer: id("x") },
+            ServerMessage::PeerLeft { peer: id("x") },
+            ServerMessage::Signal {
+                from: id("x"),
+                payload: SignalPayload::Answer {
+                    sdp: "v=0 é ✓".into(),
+                },
+            },
+            ServerMessage::error(ErrorCode::UnknownPeer, "no such peer"),
+        ]
+    }
+
+    #[test]
+    fn client_messages_round_trip() {
+        for msg in all_client_messages() {
+            let json = msg.to_json();
+            assert_eq!(ClientMessage::from_json(&json).expect(&json), msg);
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        for msg in all_server_messages() {
+            let json = msg.to_json();
+            assert_eq!(ServerMessage::from_json(&json).expect(&json), msg);
+        }
+    }
+
+    #[test]
+    fn wire_shape_is_stable() {
+        let json = ClientMessage::Signal {
+            to: id("b"),
+            payload: SignalPayload::Candidate {
+                candidate: "c".into(),
+                sdp_mid: Some("0".into()),
+                sdp_m_line_index: Some(0),
+            },
+        }
+        .to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"signal","to":"b","payload":{"kind":"candidate","candidate":"c","sdp_mid":"0","sdp_m_line_index":0}}"#
+        );
+        assert_eq!(
+            ServerMessage::error(ErrorCode::PeerIdTaken, "taken").to_json(),
+            r#"{"type":"error","code":"peer_id_taken","message":"taken"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_for_forward_compatibility() {
+        let msg = ClientMessage::from_json(r#"{"type":"register","peer":"a","node_id":"ff"}"#)
+            .expect("extra field accepted");
+        assert_eq!(msg, ClientMessage::Register { peer: id("a") });
+    }
+
+    #[test]
+    fn unknown_error_codes_decode_as_other() {
+        let msg =
+            ServerMessage::from_json(r#"{"type":"error","code":"rate_limited","message":""}"#)
+                .expect("decodes");
+        assert!(matches!(
+            msg,
+            ServerMessage::Error {
+                code: ErrorCode::Other,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn malformed_input_is_rejected() {
+        let bad = [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"type":"launch"}"#,
+            r#"{"type":"register"}"#,
+            r#"{"type":"register","peer":""}"#,
+            r#"{"type":"register","peer":"has space"}"#,
+            r#"{"type":"register","peer":"<script>"}"#,
+            r#"{"type":"register","peer":42}"#,
+            r#"{"type":"signal","to":"b"}"#,
+            r#"{"type":"signal","to":"b","payload":{"kind":"pranswer","sdp":""}}"#,
+            r#"{"type":"signal","to":"b","payload":{"kind":"offer"}}"#,
+            r#"{"type":"signal","to":"b","payload":{"kind":"candidate","candidate":"c","sdp_m_line_index":70000}}"#,
+            r#"{"type":"welcome","peer":"a","protocol":1,"ice_servers":[],"peers":[]}"#,
+        ];
+        for text in bad {
+            let err = ClientMessage::from_json(text).expect_err(text);
+            assert_eq!(err.code(), ErrorCode::Malformed, "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn peer_id_limits() {
+        assert!(PeerId::new("a".repeat(MAX_PEER_ID_BYTES)).is_ok());
+        assert_eq!(
+            PeerId::new("a".repeat(MAX_PEER_ID_BYTES + 1)),
+            Err(InvalidPeerId::Length(MAX_PEER_ID_BYTES + 1))
+        );
+        assert_eq!(PeerId::new("é"), Err(InvalidPeerId::Character('é')));
+    }
+
+    #[test]
+    fn oversized_messages_are_rejected_before_parsing() {
+        let text = format!("{{\"junk\":\"{}\"", "x".repeat(MAX_MESSAGE_BYTES));
+        let err = ClientMessage::from_json(&text).expect_err("too large");
+        assert!(matches!(err, DecodeError::TooLarge { .. }));
+        assert_eq!(err.code(), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn oversized_fields_are_rejected() {
+        let msg = ClientMessage::Signal {
+            to: id("b"),
+            payload: SignalPayload::Offer {
+                sdp: "x".repeat(MAX_SDP_BYTES + 1),
+            },
+        };
+        let err = ClientMessage::from_json(&msg.to_json()).expect_err("sdp too large");
+        assert!(matches!(
+            err,
+            DecodeError::FieldTooLarge { field: "sdp", .. }
+        ));
+
+        let many = ServerMessage::Welcome {
+            peer: id("a"),
+            protocol: PROTOCOL_VERSION,
+            ice_servers: vec![],
+            peers: (0..=MAX_WELCOME_PEERS)
+                .map(|i| id(&i.to_string()))
+                .collect(),
+        };
+        let err = ServerMessage::from_json(&many.to_json()).expect_err("too many peers");
+        assert!(matches!(err, DecodeError::TooMany { field: "peers", .. }));
+    }
+
+    #[test]
+    fn error_messages_are_truncated_on_a_char_boundary() {
+        let long = "é".repeat(MAX_ERROR_MESSAGE_BYTES);
+        let ServerMessage::Error { message, .. } = ServerMessage::error(ErrorCode::Other, long)
+        else {
+            panic!("not an error message");
+        };
+        assert!(message.len() <= MAX_ERROR_MESSAGE_BYTES);
+        assert!(message.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,489 @@
+//! The bootstrap signaling server of PAST in the browser, as a library (the `past-signaling`
+//! binary is a thin CLI around it, and tests start it in-process on port 0).
+//!
+//! It does three things over HTTP on one address:
+//! - `GET /ws`: WebSocket signaling. A client registers a [`PeerId`], learns which peers are
+//!   present (and the configured ICE servers), and relays SDP offers, answers and ICE
+//!   candidates to other registered clients. The messages are those of
+//!   [`past_signaling_proto`]. When a socket closes, the other clients are told.
+//! - `GET /` and `GET /pkg/...`: the static files of the page (`--web-dir`) and of the
+//!   generated wasm package (`--pkg-dir`), with the right MIME types (`application/wasm`).
+//! - `GET /health`: a JSON status for probes and tests.
+//!
+//! It is **not** a Pastry node and never sees application data: it only introduces nodes to
+//! each other for their first connection. It keeps no state beyond the connected sockets.
+//!
+//! Limits: signaling messages larger than [`MAX_MESSAGE_BYTES`] get a JSON error (frames over
+//! [`MAX_FRAME_BYTES`] close the socket), at most [`Config::max_peers`] clients are
+//! registered at once, a socket must register within [`Config::register_timeout`], and each
+//! client has a bounded outgoing queue ([`CLIENT_QUEUE`]) so a slow reader cannot make the
+//! server buffer without bound. Malformed messages get a JSON [`ServerMessage::Error`]; they
+//! never bring the server down.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use past_signaling::{Config, ServerHandle};
+//! let server = ServerHandle::spawn(Config::loopback_ephemeral()).await?;
+//! println!("ws://{}/ws", server.local_addr());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::{SinkExt, StreamExt};
+use past_signaling_proto::{
+    ClientMessage, ErrorCode, IceServer, MAX_MESSAGE_BYTES, MAX_WELCOME_PEERS, PROTOCOL_VERSION,
+    PeerId, ServerMessage,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest WebSocket frame or message accepted at all; a larger one closes the socket.
+/// Between [`MAX_MESSAGE_BYTES`] and this, the client gets a JSON `too_large` error instead.
+pub const MAX_FRAME_BYTES: usize = 4 * MAX_MESSAGE_BYTES;
+
+/// Capacity of each client's outgoing message queue.
+pub const CLIENT_QUEUE: usize = 256;
+
+/// How long [`ServerHandle::shutdown`] and [`run`] wait for open WebSockets to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// What the server serves and how.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port (see [`ServerHandle::local_addr`]).
+    pub listen: SocketAddr,
+    /// ICE servers sent to every client in its welcome message. Empty by default: host
+    /// candidates suffice on loopback and LANs, and nothing should contact a third party
+    /// unless the operator says so.
+    pub ice_servers: Vec<IceServer>,
+    /// Directory served at `/` (the page), if any.
+    pub web_dir: Option<PathBuf>,
+    /// Directory served at `/pkg/` (the wasm-bindgen output), if any.
+    pub pkg_dir: Option<PathBuf>,
+    /// Most clients registered at once.
+    pub max_peers: usize,
+    /// How long a new socket may take to send `register`.
+    pub register_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ice_servers: Vec::new(),
+            web_dir: None,
+            pkg_dir: None,
+            max_peers: 1024,
+            register_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, listening on 127.0.0.1 with a port chosen by the OS (for tests).
+    pub fn loopback_ephemeral() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Self::default()
+        }
+    }
+}
+
+/// A registered client as the hub knows it.
+struct Client {
+    /// Distinguishes successive sockets that registered the same id.
+    conn: u64,
+    /// Registration order, for "most recent first" peer lists.
+    seq: u64,
+    tx: mpsc::Sender<ServerMessage>,
+}
+
+/// Shared state: who is connected.
+struct Hub {
+    config: Config,
+    clients: Mutex<HashMap<PeerId, Client>>,
+    next_id: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+    /// Cloned into every socket task; [`run`] waits until all clones are gone.
+    _alive: mpsc::Sender<()>,
+}
+
+impl Hub {
+    fn clients(&self) -> MutexGuard<'_, HashMap<PeerId, Client>> {
+        // A panic while holding the lock cannot leave the map inconsistent (every critical
+        // section is a single insert/remove/lookup), so a poisoned lock is still usable.
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn register(
+        &self,
+        peer: &PeerId,
+        conn: u64,
+        tx: &mpsc::Sender<ServerMessage>,
+    ) -> Result<Vec<PeerId>, (ErrorCode, String)> {
+        let mut clients = self.clients();
+        if clients.contains_key(peer) {
+            return Err((
+                ErrorCode::PeerIdTaken,
+                format!("peer id {peer} is already registered"),
+            ));
+        }
+        if clients.len() >= self.config.max_peers {
+            return Err((
+                ErrorCode::ServerFull,
+                format!(
+                    "the server holds its maximum of {} peers",
+                    self.config.max_peers
+                ),
+            ));
+        }
+        let mut present: Vec<(u64, PeerId)> =
+            clients.iter().map(|(id, c)| (c.seq, id.clone())).collect();
+        present.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
+        for client in clients.values() {
+            send_or_log(&client.tx, ServerMessage::PeerJoined { peer: peer.clone() });
+        }
+        clients.insert(
+            peer.clone(),
+            Client {
+                conn,
+                seq,
+                tx: tx.clone(),
+            },
+        );
+        Ok(present
+            .into_iter()
+            .take(MAX_WELCOME_PEERS)
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    fn unregister(&self, peer: &PeerId, conn: u64) {
+        let mut clients = self.clients();
+        if clients.get(peer).is_some_and(|c| c.conn == conn) {
+            clients.remove(peer);
+            for client in clients.values() {
+                send_or_log(&client.tx, ServerMessage::PeerLeft { peer: peer.clone() });
+            }
+        }
+    }
+
+    fn relay(&self, from: &PeerId, to: &PeerId, msg: ServerMessage) -> Result<(), ErrorCode> {
+        let clients = self.clients();
+        let Some(client) = clients.get(to) else {
+            return Err(ErrorCode::UnknownPeer);
+        };
+        client.tx.try_send(msg).map_err(|_| {
+            tracing::warn!(%from, %to, "recipient's queue is full; signal dropped");
+            ErrorCode::PeerBusy
+        })
+    }
+
+    fn peer_count(&self) -> usize {
+        self.clients().len()
+    }
+}
+
+fn send_or_log(tx: &mpsc::Sender<ServerMessage>, msg: ServerMessage) {
+    if let Err(err) = tx.try_send(msg) {
+        tracing::warn!("dropping a notification for a slow or closing client: {err}");
+    }
+}
+
+/// The axum router of the server, with its shared state. `shutdown` turning `true` makes
+/// every WebSocket close; `alive` is held by every socket task until it ends.
+fn router(config: Config, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) -> Router {
+    let web_dir = config.web_dir.clone();
+    let pkg_dir = config.pkg_dir.clone();
+    let hub = Arc::new(Hub {
+        config,
+        clients: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        shutdown,
+        _alive: alive,
+    });
+    let mut app = Router::new()
+        .route("/ws", get(ws_handler))
+        .route("/health", get(health));
+    if let Some(dir) = pkg_dir {
+        app = app.nest_service("/pkg", ServeDir::new(dir));
+    }
+    if let Some(dir) = web_dir {
+        app = app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true));
+    }
+    app.with_state(hub)
+        // Development server: always revalidate, so a rebuilt page or wasm is picked up.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn health(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "protocol": PROTOCOL_VERSION,
+        "peers": hub.peer_count(),
+        "max_peers": hub.config.max_peers,
+    }))
+}
+
+async fn ws_handler(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| handle_socket(socket, hub))
+}
+
+/// One client: a writer task drains its queue into the socket; this task reads.
+async fn handle_socket(socket: WebSocket, hub: Arc<Hub>) {
+    let conn = hub.next_id.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<ServerMessage>(CLIENT_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let text = Utf8Bytes::from(msg.to_json());
+            if sink.send(Message::Text(text)).await.is_err() {
+                return;
+            }
+        }
+        // Queue closed: the reader is done. Say goodbye properly.
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: 1000,
+                reason: Utf8Bytes::from_static("bye"),
+            })))
+            .await;
+        let _ = sink.close().await;
+    });
+
+    let mut shutdown = hub.shutdown.clone();
+    let register_deadline = tokio::time::sleep(hub.config.register_timeout);
+    tokio::pin!(register_deadline);
+    let mut me: Option<PeerId> = None;
+    tracing::debug!(conn, "socket opened");
+
+    loop {
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = &mut register_deadline, if me.is_none() => {
+                let _ = tx.try_send(ServerMessage::error(
+                    ErrorCode::RegisterTimeout,
+                    "no register message in time",
+                ));
+                break;
+            }
+            _ = shutdown.wait_for(|down| *down) => break,
+        };
+        let text = match frame {
+            None => break,
+            Some(Err(err)) => {
+                tracing::debug!(conn, "socket error: {err}");
+                break;
+            }
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                reply_error(&tx, ErrorCode::Malformed, "binary frames are not accepted");
+                continue;
+            }
+            Some(Ok(Message::Close(_))) => break,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+        };
+        let msg = match ClientMessage::from_json(text.as_str()) {
+            Ok(msg) => msg,
+            Err(err) => {
+                tracing::debug!(conn, "rejected message: {err}");
+                reply_error(&tx, err.code(), &err.to_string());
+                continue;
+            }
+        };
+        match (msg, &me) {
+            (ClientMessage::Register { peer }, None) => match hub.register(&peer, conn, &tx) {
+                Ok(peers) => {
+                    tracing::info!(conn, %peer, present = peers.len(), "peer registered");
+                    let _ = tx.try_send(ServerMessage::Welcome {
+                        peer: peer.clone(),
+                        protocol: PROTOCOL_VERSION,
+                        ice_servers: hub.config.ice_servers.clone(),
+                        peers,
+                    });
+                    me = Some(peer);
+                }
+                Err((code, message)) => reply_error(&tx, code, &message),
+            },
+            (ClientMessage::Register { .. }, Some(peer)) => reply_error(
+                &tx,
+                ErrorCode::AlreadyRegistered,
+                &format!("this connection is already registered as {peer}"),
+            ),
+            (ClientMessage::Signal { .. }, None) => {
+                reply_error(&tx, ErrorCode::NotRegistered, "register before signalling");
+            }
+            (ClientMessage::Signal { to, payload }, Some(from)) => {
+                let relayed = ServerMessage::Signal {
+                    from: from.clone(),
+                    payload,
+                };
+                if let Err(code) = hub.relay(from, &to, relayed) {
+                    reply_error(&tx, code, &format!("cannot relay to {to}"));
+                }
+            }
+            // A message type added to the protocol crate but not yet served here.
+            (other, _) => reply_error(
+                &tx,
+                ErrorCode::Malformed,
+                &format!("unsupported message: {other:?}"),
+            ),
+        }
+    }
+
+    if let Some(peer) = &me {
+        hub.unregister(peer, conn);
+        tracing::info!(conn, %peer, "peer left");
+    }
+    drop(tx);
+    let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+    tracing::debug!(conn, "socket closed");
+}
+
+fn reply_error(tx: &mpsc::Sender<ServerMessage>, code: ErrorCode, message: &str) {
+    if tx.try_send(ServerMessage::error(code, message)).is_err() {
+        tracing::warn!(%code, "could not queue an error reply: {message}");
+    }
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then closes every WebSocket
+/// (waiting up to a few seconds for them) and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let (down_tx, down_rx) = watch::channel(false);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let app = router(config, down_rx, alive_tx);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = down_tx.send(true);
+        })
+        .await;
+    // Upgraded WebSockets outlive the HTTP server: wait for their tasks to say goodbye.
+    if tokio::time::timeout(CLOSE_GRACE, alive_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some WebSockets did not close in time");
+    }
+    result
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {err}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// A server running on the current tokio runtime (for tests and embedding).
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// Binds `config.listen` and serves in a spawned task.
+    pub async fn spawn(config: Config) -> io::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, the origin of the served page.
+    pub fn http_origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://<addr>/ws`, the signaling endpoint.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Stops accepting, closes every WebSocket and waits for the server task.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(err) => Err(io::Error::other(err)),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
