@@ -160,7 +160,7 @@ impl Hub {
         }
         let mut present: Vec<(u64, PeerId)> =
             clients.iter().map(|(id, c)| (c.seq, id.clone())).collect();
-        present.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        present.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
         for client in clients.values() {
             send_or_log(&client.tx, ServerMessage::PeerJoined { peer: peer.clone() });

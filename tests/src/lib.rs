@@ -1,1 +1,328 @@
-//! Placeholder.
+//! End-to-end test harness of PAST in the browser: shared by the scenarios in `tests/`,
+//! one scenario per file.
+//!
+//! It starts the signaling server in-process on a free loopback port, serving the page
+//! (`web/`) and the wasm package built by `cargo xtask test`; launches Debian's headless
+//! Chromium with the flags of `shared/chromium-flags.md` (loopback only, no DNS, no mDNS, a
+//! fresh profile in a temporary directory); opens pages in separate browser contexts with
+//! camera/microphone permission granted (so Chromium gathers loopback ICE candidates); and
+//! waits for conditions with bounds and clear failure messages.
+//!
+//! The browser is driven over the DevTools protocol with `chromiumoxide`: pure Rust, no
+//! chromedriver or Node needed, and CDP offers browser contexts and permission grants.
+//!
+//! This crate is test support, not product code: it panics nowhere but returns
+//! `anyhow::Error`s with context for the tests to fail on.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use chromiumoxide::Page;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::types::{Command, Method, MethodId};
+use futures::StreamExt as _;
+use past_signaling::{Config, ServerHandle};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+/// Environment variable naming the page's directory (set by `cargo xtask test`).
+pub const ENV_WEB_DIR: &str = "PAST_WEB_DIR";
+/// Environment variable naming the wasm-bindgen output directory (set by `cargo xtask test`).
+pub const ENV_PKG_DIR: &str = "PAST_PKG_DIR";
+/// Environment variable overriding the Chromium binary.
+pub const ENV_CHROMIUM: &str = "PAST_CHROMIUM";
+/// The real Chromium binary of Debian's `chromium` package (`/usr/bin/chromium` is a
+/// wrapper script).
+pub const DEFAULT_CHROMIUM: &str = "/usr/lib/chromium/chromium";
+
+/// Flags of `shared/chromium-flags.md`, keys without leading dashes (chromiumoxide adds
+/// them; with dashes it silently drops the flag). `--user-data-dir` is added per browser.
+/// chromiumoxide adds `--remote-debugging-port=0` and `--disable-extensions` itself.
+pub const CHROMIUM_FLAGS: &[(&str, Option<&str>)] = &[
+    ("headless", None),
+    ("no-sandbox", None),
+    ("disable-gpu", None),
+    ("disable-quic", None),
+    ("no-first-run", None),
+    ("disable-background-networking", None),
+    ("disable-component-update", None),
+    ("disable-sync", None),
+    ("allow-loopback-in-peer-connection", None),
+    ("disable-features", Some("WebRtcHideLocalIpsWithMdns")),
+    (
+        "host-resolver-rules",
+        Some("MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"),
+    ),
+    ("force-fieldtrials", Some("WebRTC-IPv6Default/Disabled/")),
+];
+
+fn dir_from_env(var: &str, what: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::var_os(var).map(PathBuf::from).ok_or_else(|| {
+        anyhow!(
+            "{var} is not set: the browser tests need the page and the built wasm package. \
+             Run them with `cargo xtask test`, which builds {what} and sets {var}."
+        )
+    })?;
+    if !dir.is_dir() {
+        bail!(
+            "{var}={} is not a directory; run `cargo xtask test`",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// The page's directory, from [`ENV_WEB_DIR`].
+pub fn web_dir() -> anyhow::Result<PathBuf> {
+    dir_from_env(ENV_WEB_DIR, "nothing (it is web/)")
+}
+
+/// The wasm package's directory, from [`ENV_PKG_DIR`]; checks that it holds the module.
+pub fn pkg_dir() -> anyhow::Result<PathBuf> {
+    let dir = dir_from_env(ENV_PKG_DIR, "the wasm package")?;
+    for file in ["past_node.js", "past_node_bg.wasm"] {
+        if !dir.join(file).is_file() {
+            bail!(
+                "{} has no {file}; run `cargo xtask test`, which builds it",
+                dir.display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+/// Logs of the harness and the server to stderr (shown for failing tests), once.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,past_signaling=debug,chromiumoxide=error".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Starts the signaling server on 127.0.0.1 with a free port, serving the page and the
+/// wasm package.
+pub async fn start_server() -> anyhow::Result<ServerHandle> {
+    let config = Config {
+        web_dir: Some(web_dir()?),
+        pkg_dir: Some(pkg_dir()?),
+        ..Config::loopback_ephemeral()
+    };
+    ServerHandle::spawn(config)
+        .await
+        .context("starting the signaling server")
+}
+
+/// CDP `Browser.grantPermissions` (not in chromiumoxide's generated protocol).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantPermissions {
+    permissions: Vec<&'static str>,
+    origin: String,
+    browser_context_id: BrowserContextId,
+}
+
+impl Method for GrantPermissions {
+    fn identifier(&self) -> MethodId {
+        "Browser.grantPermissions".into()
+    }
+}
+
+impl Command for GrantPermissions {
+    type Response = serde_json::Value;
+}
+
+/// A headless Chromium with its own profile directory. Call [`Chromium::close`] at the
+/// end; if a test fails first, dropping it kills the process.
+pub struct Chromium {
+    browser: Browser,
+    handler: JoinHandle<()>,
+    _profile: TempDir,
+}
+
+impl Chromium {
+    /// Launches the binary from [`ENV_CHROMIUM`] or [`DEFAULT_CHROMIUM`].
+    pub async fn launch() -> anyhow::Result<Self> {
+        let binary = std::env::var_os(ENV_CHROMIUM)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
+        if !binary.is_file() {
+            bail!(
+                "Chromium not found at {}. The browser tests need Debian's `chromium` and \
+                 `chromium-driver` packages: run `cargo xtask test` (installs them as root) or \
+                 `apt-get install -y chromium chromium-driver`.",
+                binary.display()
+            );
+        }
+        let profile = tempfile::Builder::new()
+            .prefix("past-e2e-chromium-")
+            .tempdir()
+            .context("creating the browser's temporary directory")?;
+        let config = browser_config(&binary, profile.path())?;
+        let (mut browser, mut handler) = Browser::launch(config)
+            .await
+            .with_context(|| format!("launching {}", binary.display()))?;
+        // Keep reading Chromium's stderr, or a chatty browser blocks on a full pipe.
+        if let Some(stderr) = browser.get_mut_child().and_then(|c| c.stderr.take()) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt as _;
+                let mut lines = tokio::io::BufReader::new(stderr.inner).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::debug!(target: "chromium", "{line}");
+                }
+            });
+        }
+        let handler = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(err) = event {
+                    tracing::debug!("CDP handler: {err}");
+                }
+            }
+        });
+        Ok(Self {
+            browser,
+            handler,
+            _profile: profile,
+        })
+    }
+
+    /// Opens `url` in a new, separate browser context (its own storage, like another
+    /// profile), with camera and microphone permission granted to `origin` so Chromium
+    /// gathers loopback ICE candidates. The page itself never asks for media.
+    pub async fn open_in_new_context(&self, origin: &str, url: &str) -> anyhow::Result<Page> {
+        let context = self
+            .browser
+            .create_browser_context(CreateBrowserContextParams::default())
+            .await
+            .context("CDP Target.createBrowserContext")?;
+        self.browser
+            .execute(GrantPermissions {
+                permissions: vec!["audioCapture", "videoCapture"],
+                origin: origin.to_string(),
+                browser_context_id: context.clone(),
+            })
+            .await
+            .context("CDP Browser.grantPermissions")?;
+        let params = CreateTargetParams::builder()
+            .url(url)
+            .browser_context_id(context)
+            .build()
+            .map_err(|e| anyhow!("CreateTargetParams: {e}"))?;
+        self.browser
+            .new_page(params)
+            .await
+            .with_context(|| format!("opening {url}"))
+    }
+
+    /// Closes the browser and waits for the process to end (killing it if needed).
+    pub async fn close(mut self) {
+        let closed = tokio::time::timeout(Duration::from_secs(5), self.browser.close()).await;
+        if !matches!(closed, Ok(Ok(_))) {
+            let _ = self.browser.kill().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.wait()).await;
+        self.handler.abort();
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        // After `close` this finds the process gone; on a failure path it kills it now
+        // rather than whenever the runtime reaps it.
+        if let Some(child) = self.browser.get_mut_child()
+            && !matches!(child.try_wait(), Ok(Some(_)))
+        {
+            let _ = child.inner.start_kill();
+        }
+        self.handler.abort();
+    }
+}
+
+fn browser_config(binary: &Path, profile: &Path) -> anyhow::Result<BrowserConfig> {
+    let mut builder = BrowserConfig::builder()
+        .chrome_executable(binary)
+        .disable_default_args()
+        // "with head" only stops chromiumoxide from adding its own headless flags; ours
+        // include --headless.
+        .with_head()
+        .user_data_dir(profile.join("user-data"))
+        .env(
+            "XDG_CONFIG_HOME",
+            profile.join("config").display().to_string(),
+        )
+        .env(
+            "XDG_CACHE_HOME",
+            profile.join("cache").display().to_string(),
+        )
+        .launch_timeout(Duration::from_secs(20))
+        .request_timeout(Duration::from_secs(20));
+    for (key, value) in CHROMIUM_FLAGS {
+        builder = match value {
+            Some(value) => builder.arg((*key, *value)),
+            None => builder.arg(*key),
+        };
+    }
+    builder
+        .build()
+        .map_err(|e| anyhow!("browser configuration: {e}"))
+}
+
+/// Evaluates `expression` in `page` (awaiting it if it is a promise) and returns its value
+/// through JSON (`undefined` reads as `null`, so `T = Option<_>` can see it).
+pub async fn eval<T: DeserializeOwned>(page: &Page, expression: &str) -> anyhow::Result<T> {
+    let wrapped = format!("(async () => JSON.stringify((await ({expression})) ?? null))()");
+    let params = EvaluateParams::builder()
+        .expression(wrapped)
+        .await_promise(true)
+        .return_by_value(true)
+        .build()
+        .map_err(|e| anyhow!("EvaluateParams: {e}"))?;
+    let result = page
+        .evaluate_expression(params)
+        .await
+        .with_context(|| format!("evaluating `{expression}`"))?;
+    let json: String = result
+        .into_value()
+        .with_context(|| format!("reading the value of `{expression}`"))?;
+    serde_json::from_str(&json)
+        .with_context(|| format!("decoding the value of `{expression}`: {json}"))
+}
+
+/// Polls `check` every 50 ms until it yields `Some`, for at most `timeout`. On timeout the
+/// error says what was awaited, for how long, and what `describe` reports then (e.g. the
+/// page's status).
+pub async fn wait_for<T, C, CF, D, DF>(
+    what: &str,
+    timeout: Duration,
+    mut check: C,
+    describe: D,
+) -> anyhow::Result<T>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = anyhow::Result<Option<T>>>,
+    D: FnOnce() -> DF,
+    DF: Future<Output = String>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if start.elapsed() >= timeout {
+            let state = describe().await;
+            bail!("timed out after {timeout:?} waiting for {what}; state: {state}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
