@@ -14,7 +14,7 @@ use sha1::{Digest, Sha1};
 ///
 /// A node's id is derived from its public key ([`Id::from_public_key`]) so that nobody can
 /// choose where on the ring they sit, and any peer can check a claimed id.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Id(u128);
 
 impl Id {

@@ -26,9 +26,11 @@ impl<M> Overlay<M> {
 
     /// A probe arrived from `from`.
     pub(crate) fn on_probe(&mut self, from: Id, probe: Probe) {
+        let mut just_measured = false;
         if let Some(nonce) = probe.answer {
             if let Some(sent) = self.answered(from, |w| w == Waiting::Probe(nonce)) {
                 self.measured(from, Rtt::from_duration(self.now.since(sent)));
+                just_measured = true;
             }
         }
         let Some(ask) = probe.ask else {
@@ -38,9 +40,10 @@ impl<M> Overlay<M> {
             return;
         };
         // Ask back when we have no measurement of the prober: it is new to us, or it holds
-        // a routing table slot unmeasured.
-        let unmeasured = !self.state.knows(from)
-            || self.state.table.slot_of(from).and_then(|(r, c)| self.state.table.get(r, c)).is_some_and(|e| e.id == from && !e.rtt.is_known());
+        // a routing table slot unmeasured. An answer to our own probe was just measured.
+        let unmeasured = !just_measured
+            && (!self.state.knows(from)
+                || self.state.table.slot_of(from).and_then(|(r, c)| self.state.table.get(r, c)).is_some_and(|e| e.id == from && !e.rtt.is_known()));
         if self.phase == Phase::Joined {
             self.heard_from(from);
         }

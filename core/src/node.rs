@@ -1,6 +1,7 @@
 //! The node: the overlay plus the application above it, and the call contract drivers use.
 
 use core::fmt::Debug;
+use core::time::Duration;
 
 use crate::config::Config;
 use crate::id::Id;
@@ -130,6 +131,25 @@ impl<A: Application> Node<A> {
     /// Call [`Node::dispatch`] after using them.
     pub fn parts_mut(&mut self) -> (&mut Overlay<A::Message>, &mut A) {
         (&mut self.overlay, &mut self.app)
+    }
+
+    /// Changes how the node maintains its state from now on: keep-alive and routing table
+    /// probe intervals (`None` turns them off) and whether failed table entries are repaired.
+    pub fn set_maintenance(
+        &mut self,
+        keepalive: Option<Duration>,
+        table_probe: Option<Duration>,
+        table_repair: bool,
+        now: Time,
+    ) {
+        self.overlay.now = now;
+        let config = &mut self.overlay.config;
+        config.keepalive_interval = keepalive;
+        config.table_probe_interval = table_probe;
+        config.table_repair = table_repair;
+        if self.overlay.phase == Phase::Joined {
+            self.overlay.schedule_maintenance();
+        }
     }
 
     /// Joins the overlay through `bootstrap` (a node the driver can reach), or founds a new

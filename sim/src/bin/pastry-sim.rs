@@ -1,0 +1,156 @@
+//! `pastry-sim`: builds Pastry networks by joins, routes random lookups and prints the
+//! figures of the Pastry paper's experiments (hops, delivery, locality, failures, scale).
+
+use core::time::Duration;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use past_core::DigitBase;
+use past_sim::experiment::{FailureReport, Params, build, fail_and_repair, random_lookups};
+use past_sim::measure::{LookupStats, TableStats};
+use past_sim::plot::{Series, line_chart_log_x};
+
+/// Simulates Pastry networks with the real core and reports the paper's figures.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Network sizes to simulate, e.g. 1000,10000,100000.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    nodes: Vec<usize>,
+    /// Digit size b (bits per digit).
+    #[arg(long, default_value_t = 4)]
+    b: u8,
+    /// Leaf set size l.
+    #[arg(long, default_value_t = 16)]
+    leaf_set: usize,
+    /// Neighborhood set size M.
+    #[arg(long, default_value_t = 32)]
+    neighborhood: usize,
+    /// Random lookups per measurement.
+    #[arg(long, default_value_t = 100_000)]
+    lookups: usize,
+    /// Seed of the run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fail this share of the nodes at once after the first lookups, then repair.
+    #[arg(long)]
+    fail: Option<f64>,
+    /// Virtual seconds of maintenance after the failures.
+    #[arg(long, default_value_t = 120)]
+    maintenance_secs: u64,
+    /// Write a plot of average hops against N to this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let base = DigitBase::new(args.b)?;
+    println!("# pastry-sim: b={} l={} M={} lookups={} seed={}", args.b, args.leaf_set, args.neighborhood, args.lookups, args.seed);
+    let mut points = Vec::new();
+    for &nodes in &args.nodes {
+        let params = Params {
+            nodes,
+            base,
+            leaf_set_size: args.leaf_set,
+            neighborhood_size: args.neighborhood,
+            lookups: args.lookups,
+            seed: args.seed,
+        };
+        let started = Instant::now();
+        let (mut network, report) = build(&params);
+        let messages_per_join = report.messages.total() as f64 / nodes as f64;
+        println!("\n## N = {nodes}");
+        println!(
+            "build: {:.2} s wall, {:.0} messages per join (join {}, probe {}, leaf set {}), leaf sets not exact: {}, routing table entries {} (missing {})",
+            report.wall.as_secs_f64(),
+            messages_per_join,
+            report.messages.join,
+            report.messages.probe,
+            report.messages.leaf_set,
+            report.leaf_set_errors,
+            report.tables.entries,
+            report.tables.missing,
+        );
+        let locality = past_sim::measure::table_locality(&network, base, 500);
+        let rows: Vec<String> = locality.per_row.iter().enumerate().map(|(r, (a, b))| format!("row {r}: {a:.1} ms (best {b:.1})")).collect();
+        println!("table locality: {}", rows.join(", "));
+        match args.fail {
+            None => {
+                let (stats, wall) = random_lookups(&mut network, base, params.lookups);
+                println!("lookups: {:.2} s wall for {}", wall.as_secs_f64(), stats.count);
+                print_lookups("lookups", &stats);
+                points.push((nodes as f64, stats.mean_hops, stats.hop_bound as f64));
+            }
+            Some(fraction) => {
+                let report = fail_and_repair(&mut network, &params, fraction, Duration::from_secs(args.maintenance_secs));
+                print_failure(&report);
+                points.push((nodes as f64, report.before.mean_hops, report.before.hop_bound as f64));
+            }
+        }
+        println!("total wall time {:.2} s, peak memory {}", started.elapsed().as_secs_f64(), peak_memory());
+    }
+    if let Some(path) = args.plot {
+        let series = [
+            Series { label: "average hops (simulated)", points: points.iter().map(|p| (p.0, p.1)).collect() },
+            Series { label: "ceil(log_2^b N)", points: points.iter().map(|p| (p.0, p.2)).collect() },
+        ];
+        line_chart_log_x(&path, "Pastry: average hops against network size", "N (nodes)", "hops", &series)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("\nplot written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_lookups(label: &str, stats: &LookupStats) {
+    let histogram: Vec<String> =
+        (0..stats.histogram.len()).map(|h| format!("{h}:{:.4}", stats.share(h))).collect();
+    println!(
+        "{label}: delivered to the closest live node {:.4}% ({} of {}), average hops {:.3}, max {}, above ceil(log16 N)={} : {:.4}%, relative distance {:.3} (of sums {:.3})",
+        stats.correct_share() * 100.0,
+        stats.correct,
+        stats.count,
+        stats.mean_hops,
+        stats.max_hops,
+        stats.hop_bound,
+        stats.above_bound as f64 * 100.0 / stats.delivered.max(1) as f64,
+        stats.relative_distance,
+        stats.relative_distance_of_sums,
+    );
+    println!("{label}: hop distribution {}", histogram.join(" "));
+}
+
+fn print_tables(label: &str, tables: &TableStats) {
+    println!("{label}: routing table entries {}, pointing at dead nodes {}, missing {}", tables.entries, tables.dead, tables.missing);
+}
+
+fn print_failure(report: &FailureReport) {
+    print_lookups("before failures", &report.before);
+    print_tables("before failures", &report.tables_before);
+    println!("killed {} nodes at once", report.killed);
+    print_lookups("no repair", &report.no_repair);
+    print_tables("no repair", &report.tables_failed);
+    print_lookups("after repair", &report.after);
+    print_tables("after repair", &report.tables_after);
+    let m = &report.maintenance;
+    println!(
+        "maintenance for {} s: {} messages (probes {}, leaf set {}, table repair {}), repair RPCs per failed node {:.1}, leaf sets not exact after: {}",
+        report.maintenance_time.as_secs(),
+        m.total(),
+        m.probe,
+        m.leaf_set,
+        m.repair,
+        report.repair_rpcs_per_failed_node(),
+        report.leaf_set_errors_after,
+    );
+}
+
+/// Peak resident memory of this process, from /proc (Linux).
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -1,0 +1,414 @@
+//! The simulated network: real core nodes, an event queue in virtual time, and a latency
+//! model. Deterministic for a given seed.
+//!
+//! Each node's state comes only from the messages it receives; the simulator's global view
+//! (all ids, who is alive) is used for nothing but choosing a nearby join contact, as the
+//! Pastry paper assumes, and for measuring the results.
+
+use core::time::Duration;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use past_core::wire::{Message, Routed, RoutedBody};
+use past_core::{Application, Config, Event, Id, Node, Overlay, Time};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use rustc_hash::FxHashMap;
+
+use crate::plane::{Plane, Point, SIDE_MS};
+
+/// A lookup in flight or done.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lookup {
+    /// Node the lookup started at.
+    pub source: u32,
+    /// The key looked up.
+    pub key: Id,
+    /// Node it was delivered at, if delivered.
+    pub delivered_at: Option<u32>,
+    /// Hops taken.
+    pub hops: u8,
+    /// Sum of the latencies of the hops taken.
+    pub distance: Duration,
+}
+
+/// The simulator's application: it records where lookups are delivered.
+#[derive(Debug, Default)]
+pub struct LookupApp {
+    delivered: Vec<(u32, u8)>,
+}
+
+impl Application for LookupApp {
+    type Message = u32;
+
+    fn deliver(&mut self, _: &mut Overlay<u32>, _key: Id, lookup: u32, hops: u8) {
+        self.delivered.push((lookup, hops));
+    }
+}
+
+/// Messages sent, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Join messages, hop by hop, and join replies.
+    pub join: u64,
+    /// Probes (liveness, proximity and announcements).
+    pub probe: u64,
+    /// Leaf sets pushed or requested.
+    pub leaf_set: u64,
+    /// Routing table repair: entry requests and replies, slot searches.
+    pub repair: u64,
+    /// Lookup hops.
+    pub lookup: u64,
+    /// Leave notices.
+    pub leave: u64,
+    /// Sends to failed nodes.
+    pub failed_sends: u64,
+}
+
+impl Counters {
+    /// Every message sent.
+    pub fn total(&self) -> u64 {
+        self.join + self.probe + self.leaf_set + self.repair + self.lookup + self.leave
+    }
+
+    fn count(&mut self, message: &Message<u32>) {
+        let slot = match message {
+            Message::Route(Routed { body: RoutedBody::Join(_), .. }) | Message::JoinReply(_) => &mut self.join,
+            Message::Route(Routed { body: RoutedBody::App(_), .. }) | Message::Direct(_) => &mut self.lookup,
+            Message::Route(Routed { body: RoutedBody::FindSlot { .. }, .. })
+            | Message::EntryRequest { .. }
+            | Message::EntryReply { .. } => &mut self.repair,
+            Message::Probe(_) => &mut self.probe,
+            Message::LeafSet(_) | Message::LeafSetRequest => &mut self.leaf_set,
+            Message::Leave => &mut self.leave,
+        };
+        *slot += 1;
+    }
+}
+
+enum Kind {
+    Deliver { from: u32, to: u32, message: Message<u32> },
+    SendFailed { from: u32, to: Id, message: Message<u32> },
+    Wake { node: u32 },
+}
+
+struct Scheduled {
+    at: Time,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// A simulated Pastry network.
+pub struct Network {
+    config: Config,
+    rng: ChaCha8Rng,
+    plane: Plane,
+    nodes: Vec<Node<LookupApp>>,
+    ids: Vec<Id>,
+    alive: Vec<bool>,
+    index: FxHashMap<Id, u32>,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    wake_at: Vec<Option<Time>>,
+    seq: u64,
+    now: Time,
+    in_flight: usize,
+    /// How long a sender takes to notice that its peer is gone.
+    failure_delay: Duration,
+    counters: Counters,
+    lookups: Vec<Lookup>,
+    events: Vec<(u32, Event)>,
+}
+
+impl Network {
+    /// An empty network whose nodes will use `config` (each with its own seed), sized for
+    /// about `expected` nodes, drawing positions and ids from `seed`.
+    pub fn new(config: Config, expected: usize, seed: u64) -> Self {
+        Network {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            plane: Plane::new(expected),
+            nodes: Vec::with_capacity(expected),
+            ids: Vec::with_capacity(expected),
+            alive: Vec::with_capacity(expected),
+            index: FxHashMap::default(),
+            queue: BinaryHeap::new(),
+            wake_at: Vec::with_capacity(expected),
+            seq: 0,
+            now: Time::ZERO,
+            in_flight: 0,
+            failure_delay: Duration::from_millis(500),
+            counters: Counters::default(),
+            lookups: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Messages sent so far, by kind.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Number of nodes ever added.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node was added.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// A node.
+    pub fn node(&self, index: u32) -> &Node<LookupApp> {
+        &self.nodes[index as usize]
+    }
+
+    /// A node's id.
+    pub fn id(&self, index: u32) -> Id {
+        self.ids[index as usize]
+    }
+
+    /// Whether a node is alive.
+    pub fn is_alive(&self, index: u32) -> bool {
+        self.alive[index as usize]
+    }
+
+    /// One-way latency from a node to the node with id `to`.
+    pub fn latency_to(&self, from: u32, to: Id) -> Duration {
+        self.index.get(&to).map_or(Duration::MAX, |&t| self.plane.latency(from, t))
+    }
+
+    /// Whether the node with this id is alive.
+    pub fn is_alive_id(&self, id: Id) -> bool {
+        self.index.get(&id).is_some_and(|&i| self.alive[i as usize])
+    }
+
+    /// Indexes of the live nodes.
+    pub fn live_nodes(&self) -> Vec<u32> {
+        (0..self.nodes.len() as u32).filter(|&i| self.alive[i as usize]).collect()
+    }
+
+    /// Ids of the live nodes, sorted.
+    pub fn live_ids(&self) -> Vec<Id> {
+        let mut ids: Vec<Id> = self.live_nodes().into_iter().map(|i| self.ids[i as usize]).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The latency model.
+    pub fn plane(&self) -> &Plane {
+        &self.plane
+    }
+
+    /// Lookups made so far.
+    pub fn lookups(&self) -> &[Lookup] {
+        &self.lookups
+    }
+
+    /// Forgets the lookups made so far.
+    pub fn clear_lookups(&mut self) {
+        self.lookups.clear();
+    }
+
+    /// Overlay events seen so far, with the node that raised them.
+    pub fn take_events(&mut self) -> Vec<(u32, Event)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A random number from the simulator's generator.
+    pub fn random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// A random 128-bit id (as SHA-1 of a fresh public key would be).
+    pub fn random_id(&mut self) -> Id {
+        Id::from_u128(u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()))
+    }
+
+    /// Adds a node at a random point with a random id; it joins through the present node
+    /// nearest to it, and the network runs until the join has settled. Returns its index.
+    pub fn add_node(&mut self) -> u32 {
+        let id = loop {
+            let id = self.random_id();
+            if !self.index.contains_key(&id) {
+                break id;
+            }
+        };
+        let point = Point { x: self.unit() * SIDE_MS, y: self.unit() * SIDE_MS };
+        let contact = self.plane.nearest(point);
+        let node = self.plane.place(point);
+        let mut config = self.config.clone();
+        config.rng_seed = self.rng.next_u64();
+        self.nodes.push(Node::new(id, config, LookupApp::default()));
+        self.ids.push(id);
+        self.alive.push(true);
+        self.wake_at.push(None);
+        self.index.insert(id, node);
+        let bootstrap = contact.map(|c| self.ids[c as usize]);
+        self.nodes[node as usize].join(bootstrap, self.now);
+        self.after_input(node);
+        self.run_until_quiet();
+        self.plane.add_present(node);
+        node
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Kills a node at once, without a goodbye.
+    pub fn kill(&mut self, node: u32) {
+        self.alive[node as usize] = false;
+        self.plane.remove_present(node);
+    }
+
+    /// Changes maintenance on every live node from now on.
+    pub fn set_maintenance(&mut self, keepalive: Option<Duration>, table_probe: Option<Duration>, table_repair: bool) {
+        for node in self.live_nodes() {
+            self.nodes[node as usize].set_maintenance(keepalive, table_probe, table_repair, self.now);
+            self.after_input(node);
+        }
+    }
+
+    /// Starts a lookup of `key` at `source`, `delay` from now.
+    pub fn lookup(&mut self, source: u32, key: Id) {
+        let lookup = self.lookups.len() as u32;
+        self.lookups.push(Lookup { source, key, ..Lookup::default() });
+        let node = &mut self.nodes[source as usize];
+        node.route(key, lookup, self.now);
+        self.after_input(source);
+    }
+
+    fn schedule(&mut self, at: Time, kind: Kind) {
+        self.seq += 1;
+        if !matches!(kind, Kind::Wake { .. }) {
+            self.in_flight += 1;
+        }
+        self.queue.push(Reverse(Scheduled { at, seq: self.seq, kind }));
+    }
+
+    /// Collects what a node produced after an input.
+    fn after_input(&mut self, node: u32) {
+        let from = node;
+        while let Some(transmit) = self.nodes[node as usize].poll_transmit() {
+            self.counters.count(&transmit.message);
+            let target = self.index.get(&transmit.to).copied();
+            match target.filter(|&t| self.alive[t as usize]) {
+                Some(to) => {
+                    let latency = self.plane.latency(from, to);
+                    if let Message::Route(Routed { body: RoutedBody::App(lookup), .. }) = &transmit.message {
+                        if let Some(l) = self.lookups.get_mut(*lookup as usize) {
+                            l.distance += latency;
+                        }
+                    }
+                    self.schedule(self.now + latency, Kind::Deliver { from, to, message: transmit.message });
+                }
+                None => {
+                    self.counters.failed_sends += 1;
+                    let at = self.now + self.failure_delay;
+                    self.schedule(at, Kind::SendFailed { from, to: transmit.to, message: transmit.message });
+                }
+            }
+        }
+        while let Some(event) = self.nodes[node as usize].poll_event() {
+            self.events.push((node, event));
+        }
+        let delivered = std::mem::take(&mut self.nodes[node as usize].app_mut().delivered);
+        for (lookup, hops) in delivered {
+            if let Some(l) = self.lookups.get_mut(lookup as usize) {
+                l.delivered_at = Some(node);
+                l.hops = hops;
+            }
+        }
+        self.reschedule_wake(node);
+    }
+
+    fn reschedule_wake(&mut self, node: u32) {
+        let Some(at) = self.nodes[node as usize].poll_timeout() else {
+            return;
+        };
+        let at = at.max(self.now);
+        if self.wake_at[node as usize].is_none_or(|w| at < w || w < self.now) {
+            self.wake_at[node as usize] = Some(at);
+            self.schedule(at, Kind::Wake { node });
+        }
+    }
+
+    /// Runs until no message is in flight (timers further ahead stay queued).
+    pub fn run_until_quiet(&mut self) {
+        while self.in_flight > 0 {
+            if !self.step() {
+                break;
+            }
+        }
+    }
+
+    /// Runs everything scheduled up to `duration` from now, then sets the clock there.
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.queue.peek().is_some_and(|Reverse(s)| s.at <= end) {
+            self.step();
+        }
+        self.now = end;
+    }
+
+    fn step(&mut self) -> bool {
+        let Some(Reverse(scheduled)) = self.queue.pop() else {
+            return false;
+        };
+        self.now = self.now.max(scheduled.at);
+        let now = self.now;
+        match scheduled.kind {
+            Kind::Deliver { from, to, message } => {
+                self.in_flight -= 1;
+
+                if self.alive[to as usize] {
+                    let from_id = self.ids[from as usize];
+                    self.nodes[to as usize].handle_message(from_id, message, now);
+                    self.after_input(to);
+                }
+            }
+            Kind::SendFailed { from, to, message } => {
+                self.in_flight -= 1;
+                if self.alive[from as usize] {
+                    self.nodes[from as usize].handle_send_failed(to, message, now);
+                    self.after_input(from);
+                }
+            }
+            Kind::Wake { node } => {
+                if self.wake_at[node as usize] == Some(scheduled.at) {
+                    self.wake_at[node as usize] = None;
+                }
+                if self.alive[node as usize] && self.nodes[node as usize].poll_timeout().is_some_and(|t| t <= now) {
+                    self.nodes[node as usize].handle_timeout(now);
+                }
+                if self.alive[node as usize] {
+                    self.after_input(node);
+                }
+            }
+        }
+        true
+    }
+}
