@@ -128,9 +128,59 @@ impl<M> Overlay<M> {
             self.learn(id);
         }
         self.become_joined();
+        self.plan_refinement();
         // Probe every candidate, kept or not: the answers rank them by proximity.
         for id in candidates {
             self.probe(id);
+        }
+    }
+
+    /// The second phase of the join (Pastry section 2.5): for each row beyond the first
+    /// with many entries (so that the slots have many candidates to choose from), ask the
+    /// closest node of that row for its own row, and keep whichever candidates are closer.
+    /// The closest node is the first to answer our probes.
+    fn plan_refinement(&mut self) {
+        let columns = self.config.base.columns();
+        self.refine = (1..self.state.table.row_count())
+            .filter(|&r| self.state.table.row(r).count() * 2 >= columns)
+            .map(|r| r as u8)
+            .collect();
+    }
+
+    /// `peer` answered a probe: if it is the first of a row still to refine, ask it for
+    /// that row.
+    pub(crate) fn refine_with(&mut self, peer: Id) {
+        if self.refine.is_empty() {
+            return;
+        }
+        let Some((row, _)) = self.state.table.slot_of(peer) else { return };
+        if let Some(i) = self.refine.iter().position(|&r| r as usize == row) {
+            self.refine.swap_remove(i);
+            self.transmit(peer, Message::RowRequest { row: row as u8 });
+        }
+    }
+
+    /// A peer asks for one of our routing table rows.
+    pub(crate) fn on_row_request(&mut self, from: Id, row: u8) {
+        if self.phase == Phase::Joined {
+            self.heard_from(from);
+            let ids = self.state.table.row(row as usize).map(|(_, e)| e.id).filter(|&id| id != from).collect();
+            self.transmit(from, Message::RowReply { row, ids });
+        }
+    }
+
+    /// A row arrived for our join's second phase: probe the candidates that could take a
+    /// slot, to compare them with its holder.
+    pub(crate) fn on_row_reply(&mut self, from: Id, ids: Vec<Id>) {
+        if self.phase != Phase::Joined {
+            return;
+        }
+        self.heard_from(from);
+        for id in ids.into_iter().take(self.config.base.columns()) {
+            if id != self.id() && !self.recently_failed(id) && !self.state.table.contains(id) {
+                self.learn(id);
+                self.probe(id);
+            }
         }
     }
 

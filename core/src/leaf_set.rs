@@ -110,13 +110,24 @@ impl LeafSet {
     /// Adds `id` where it belongs; returns whether the leaf set changed. An id pushed out of a
     /// full half is dropped.
     pub fn insert(&mut self, id: Id) -> bool {
-        if id == self.own {
+        if id == self.own || !self.within_reach(id) {
             return false;
         }
         let own = self.own;
         let cw = insert_sorted(&mut self.clockwise, self.half, id, |x| own.clockwise_to(x));
         let ccw = insert_sorted(&mut self.counter_clockwise, self.half, id, |x| x.clockwise_to(own));
         cw || ccw
+    }
+
+    /// Whether `id` is no farther than the farthest leaf of a side, or a side has room: the
+    /// cheap test that turns away most ids.
+    fn within_reach(&self, id: Id) -> bool {
+        let cw = self.own.clockwise_to(id);
+        let room_cw = self.clockwise.len() < self.half
+            || self.clockwise.last().is_some_and(|&far| cw <= self.own.clockwise_to(far));
+        room_cw
+            || self.counter_clockwise.len() < self.half
+            || self.counter_clockwise.last().is_some_and(|&far| id.clockwise_to(self.own) <= far.clockwise_to(self.own))
     }
 
     /// Removes `id`; returns whether it was there.

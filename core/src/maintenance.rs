@@ -39,11 +39,9 @@ impl<M> Overlay<M> {
             }
             return;
         };
-        // Ask back when we have no measurement of the prober: it is new to us, or it holds
-        // a routing table slot unmeasured. An answer to our own probe was just measured.
-        let unmeasured = !just_measured
-            && (!self.state.knows(from)
-                || self.state.table.slot_of(from).and_then(|(r, c)| self.state.table.get(r, c)).is_some_and(|e| e.id == from && !e.rtt.is_known()));
+        // Ask back when we have no measurement of the prober (an answer to our own probe
+        // was just measured).
+        let unmeasured = !just_measured && !self.has_measured(from);
         if self.phase == Phase::Joined {
             self.heard_from(from);
         }
@@ -65,9 +63,18 @@ impl<M> Overlay<M> {
         }
         self.heard_from(from);
         for id in ids.into_iter().take(MAX_IDS) {
-            if self.state.leaf_set.accepts(id) {
-                self.learn_and_probe(id);
-            }
+            self.learn_and_probe(id);
+        }
+    }
+
+    /// A neighbor tells us of a node that filled an empty slot of its routing table.
+    pub(crate) fn on_new_node(&mut self, from: Id, id: Id) {
+        if self.phase != Phase::Joined {
+            return;
+        }
+        self.heard_from(from);
+        if self.learn_and_probe(id).slot {
+            self.pass_along(id, Some(from));
         }
     }
 

@@ -52,6 +52,10 @@ impl NeighborhoodSet {
         if id == self.own || !rtt.is_known() || self.capacity == 0 {
             return false;
         }
+        let full = self.entries.len() == self.capacity;
+        if full && self.entries.last().is_some_and(|far| (far.rtt, far.id) < (rtt, id)) && !self.contains(id) {
+            return false; // Too far to enter.
+        }
         if let Some(position) = self.entries.iter().position(|e| e.id == id) {
             if self.entries[position].rtt == rtt {
                 return false;

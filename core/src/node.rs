@@ -195,6 +195,9 @@ impl<A: Application> Node<A> {
             Message::Probe(probe) => self.overlay.on_probe(from, probe),
             Message::LeafSet(ids) => self.overlay.on_leaf_set(from, ids),
             Message::LeafSetRequest => self.overlay.on_leaf_set_request(from),
+            Message::NewNode(id) => self.overlay.on_new_node(from, id),
+            Message::RowRequest { row } => self.overlay.on_row_request(from, row),
+            Message::RowReply { ids, .. } => self.overlay.on_row_reply(from, ids),
             Message::EntryRequest { row, column } => self.overlay.on_entry_request(from, row, column),
             Message::EntryReply { row, column, id } => self.overlay.on_entry_reply(from, row, column, id),
             Message::Leave => self.overlay.on_leave(from),
@@ -247,7 +250,12 @@ impl<A: Application> Node<A> {
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<A::Message>> {
-        self.overlay.outbox.pop_front()
+        let transmit = self.overlay.outbox.pop_front();
+        if transmit.is_none() && self.overlay.outbox.capacity() > 64 {
+            // A join or a repair round filled it: give the memory back.
+            self.overlay.outbox = Default::default();
+        }
+        transmit
     }
 
     /// The next overlay event.

@@ -12,6 +12,7 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::config::Config;
 use crate::id::Id;
+use crate::leaf_set::Side;
 use crate::repair::SlotRepair;
 use crate::route::{Hop, RoutingState};
 use crate::time::{Rtt, Time};
@@ -80,6 +81,15 @@ pub(crate) enum Waiting {
     LeafSet,
 }
 
+/// Where [`Overlay::learn`] put a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Learned {
+    /// It entered the leaf set.
+    pub(crate) leaf: bool,
+    /// It filled an empty routing table slot.
+    pub(crate) slot: bool,
+}
+
 /// A request awaiting its answer.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pending {
@@ -92,7 +102,8 @@ pub(crate) struct Pending {
 pub struct Overlay<M> {
     pub(crate) config: Config,
     pub(crate) state: RoutingState,
-    pub(crate) rng: ChaCha8Rng,
+    /// Boxed: it is large and rarely used, and the overlay is touched on every message.
+    pub(crate) rng: Box<ChaCha8Rng>,
     pub(crate) now: Time,
     pub(crate) phase: Phase,
     pub(crate) outbox: VecDeque<Transmit<M>>,
@@ -105,12 +116,14 @@ pub struct Overlay<M> {
     pub(crate) next_keepalive: Option<Time>,
     pub(crate) next_table_probe: Option<Time>,
     pub(crate) leaf_set_changed: bool,
+    /// Rows still to refine in the second phase of the join.
+    pub(crate) refine: Vec<u8>,
 }
 
 impl<M> Overlay<M> {
     pub(crate) fn new(own: Id, config: Config) -> Self {
         let state = RoutingState::new(own, config.base, config.leaf_set_size, config.neighborhood_size);
-        let rng = ChaCha8Rng::seed_from_u64(config.rng_seed ^ (own.as_u128() as u64));
+        let rng = Box::new(ChaCha8Rng::seed_from_u64(config.rng_seed ^ (own.as_u128() as u64)));
         Overlay {
             config,
             state,
@@ -126,6 +139,7 @@ impl<M> Overlay<M> {
             next_keepalive: None,
             next_table_probe: None,
             leaf_set_changed: false,
+            refine: Vec::new(),
         }
     }
 
@@ -190,39 +204,74 @@ impl<M> Overlay<M> {
 
     /// Whether `id` failed recently (and gossip about it should be ignored).
     pub(crate) fn recently_failed(&self, id: Id) -> bool {
-        self.failed.iter().any(|&(f, _)| f == id)
+        !self.failed.is_empty() && self.failed.iter().any(|&(f, _)| f == id)
     }
 
-    /// Takes in a node this one has heard of. Returns whether it entered any table.
-    pub(crate) fn learn(&mut self, id: Id) -> bool {
+    /// Whether we hold a round-trip measurement of `id`, or it is a leaf, whose proximity
+    /// does not matter: probing it again would teach us nothing.
+    pub(crate) fn has_measured(&self, id: Id) -> bool {
+        match self.state.table.rtt_of(id) {
+            Some(rtt) => rtt.is_known(),
+            None => self.state.leaf_set.contains(id) || self.state.neighborhood.contains(id),
+        }
+    }
+
+    /// Takes in a node this one has heard of: into the leaf set if it belongs there, into
+    /// its routing table slot if that is empty.
+    pub(crate) fn learn(&mut self, id: Id) -> Learned {
         if id == self.id() || self.recently_failed(id) {
-            return false;
+            return Learned::default();
         }
         let leaf = self.state.leaf_set.insert(id);
         if leaf {
             self.leaf_set_changed = true;
         }
         let slot = self.state.table.consider(id, Rtt::UNKNOWN) == crate::routing_table::Considered::Inserted;
-        leaf || slot
+        Learned { leaf, slot }
     }
 
     /// Takes in a node from gossip, and probes it when it is new to us: the probe checks it
     /// is alive, measures it and tells it about us.
-    pub(crate) fn learn_and_probe(&mut self, id: Id) {
-        if self.learn(id) {
+    pub(crate) fn learn_and_probe(&mut self, id: Id) -> Learned {
+        let learned = self.learn(id);
+        if learned.leaf || learned.slot {
             self.probe(id);
         }
+        learned
     }
 
-    /// Takes in a node that contacted us directly: it is alive.
+    /// Takes in a node that contacted us directly: it is alive. A node new to our leaf set
+    /// gets our leaf set back, so that nodes joining at the same time learn of each other;
+    /// a node that fills an empty routing table slot is passed along the ring
+    /// ([`Message::NewNode`]), since our neighbors likely lack it too.
     pub(crate) fn heard_from(&mut self, id: Id) -> bool {
-        self.failed.retain(|&(f, _)| f != id);
-        let known = self.state.knows(id);
-        let fresh = self.learn(id);
-        if fresh && self.state.leaf_set.contains(id) && !known {
+        if !self.failed.is_empty() {
+            self.failed.retain(|&(f, _)| f != id);
+        }
+        let learned = self.learn(id);
+        if learned.leaf {
             self.push_leaf_set(id);
         }
-        fresh
+        if learned.slot {
+            self.pass_along(id, None);
+        }
+        learned.leaf || learned.slot
+    }
+
+    /// Tells the nearest leaf on each side (or only on the side away from `came_from`) of a
+    /// node that filled an empty slot of ours.
+    pub(crate) fn pass_along(&mut self, id: Id, came_from: Option<Id>) {
+        let from_side = came_from.and_then(|f| self.state.leaf_set.side_of(f));
+        for side in [Side::Clockwise, Side::CounterClockwise] {
+            if from_side == Some(side) {
+                continue;
+            }
+            if let Some(&next) = self.state.leaf_set.side(side).first() {
+                if next != id && Some(next) != came_from {
+                    self.transmit(next, Message::NewNode(id));
+                }
+            }
+        }
     }
 
     /// A round-trip time to `peer` was measured.
@@ -230,6 +279,7 @@ impl<M> Overlay<M> {
         self.heard_from(peer);
         self.state.table.consider(peer, rtt);
         self.state.neighborhood.consider(peer, rtt);
+        self.refine_with(peer);
     }
 
     /// Sends a probe asking for an answer, unless one to `peer` is already pending.
@@ -259,7 +309,11 @@ impl<M> Overlay<M> {
     /// Removes the pending request matching `what` from `peer`; returns when it was sent.
     pub(crate) fn answered(&mut self, peer: Id, what: impl Fn(Waiting) -> bool) -> Option<Time> {
         let index = self.pending.iter().position(|p| p.peer == peer && what(p.waiting))?;
-        Some(self.pending.swap_remove(index).sent)
+        let sent = self.pending.swap_remove(index).sent;
+        if self.pending.is_empty() && self.pending.capacity() > 16 {
+            self.pending = Vec::new();
+        }
+        Some(sent)
     }
 
     /// The earliest time a pending request expires.

@@ -41,19 +41,54 @@ impl Considered {
     }
 }
 
+/// A slot in compact form (24 bytes, no 16-byte alignment): the routing table is touched
+/// on every message, so it is kept small and in one allocation.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    id: [u64; 2],
+    rtt: Rtt,
+    full: bool,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot { id: [0; 2], rtt: Rtt::UNKNOWN, full: false }
+    }
+}
+
+impl Slot {
+    fn entry(self) -> Option<Entry> {
+        self.full.then(|| Entry { id: Id::from_u128(u128::from(self.id[0]) << 64 | u128::from(self.id[1])), rtt: self.rtt })
+    }
+
+    fn holds(self, id: Id) -> bool {
+        self.full && self.id == split(id)
+    }
+
+    fn set(&mut self, entry: Entry) {
+        *self = Slot { id: split(entry.id), rtt: entry.rtt, full: true };
+    }
+}
+
+fn split(id: Id) -> [u64; 2] {
+    let raw = id.as_u128();
+    [(raw >> 64) as u64, raw as u64]
+}
+
 /// The routing table of one node.
 #[derive(Clone, Debug)]
 pub struct RoutingTable {
     own: Id,
     base: DigitBase,
-    rows: Vec<Box<[Option<Entry>]>>,
+    /// Rows one after the other, `base.columns()` slots each.
+    slots: Vec<Slot>,
     len: usize,
 }
 
 impl RoutingTable {
     /// An empty table for the node `own`.
     pub fn new(own: Id, base: DigitBase) -> Self {
-        RoutingTable { own, base, rows: Vec::new(), len: 0 }
+        RoutingTable { own, base, slots: Vec::new(), len: 0 }
     }
 
     /// The owner's id.
@@ -78,7 +113,7 @@ impl RoutingTable {
 
     /// Number of rows allocated (rows beyond hold nothing).
     pub fn row_count(&self) -> usize {
-        self.rows.len()
+        self.slots.len() / self.base.columns()
     }
 
     /// The slot `(row, column)` where `id` belongs, `None` for the owner.
@@ -86,27 +121,40 @@ impl RoutingTable {
         self.base.slot(self.own, id)
     }
 
+    fn slot(&self, row: usize, column: usize) -> Option<Slot> {
+        let columns = self.base.columns();
+        if column >= columns {
+            return None;
+        }
+        self.slots.get(row * columns + column).copied()
+    }
+
     /// The entry at `(row, column)`.
     pub fn get(&self, row: usize, column: usize) -> Option<Entry> {
-        self.rows.get(row).and_then(|r| r.get(column).copied().flatten())
+        self.slot(row, column).and_then(Slot::entry)
     }
 
     /// The entries of a row, with their columns.
     pub fn row(&self, row: usize) -> impl Iterator<Item = (usize, Entry)> + '_ {
-        self.rows
-            .get(row)
-            .into_iter()
-            .flat_map(|r| r.iter().enumerate().filter_map(|(c, e)| e.map(|e| (c, e))))
+        let columns = self.base.columns();
+        let slots = self.slots.get(row * columns..(row + 1) * columns).unwrap_or(&[]);
+        slots.iter().enumerate().filter_map(|(c, s)| s.entry().map(|e| (c, e)))
     }
 
     /// Every entry with its slot, row by row.
     pub fn entries(&self) -> impl Iterator<Item = (usize, usize, Entry)> + '_ {
-        (0..self.rows.len()).flat_map(move |r| self.row(r).map(move |(c, e)| (r, c, e)))
+        let columns = self.base.columns();
+        self.slots.iter().enumerate().filter_map(move |(i, s)| s.entry().map(|e| (i / columns, i % columns, e)))
     }
 
     /// Whether `id` holds its slot.
     pub fn contains(&self, id: Id) -> bool {
-        self.slot_of(id).and_then(|(r, c)| self.get(r, c)).is_some_and(|e| e.id == id)
+        self.slot_of(id).and_then(|(r, c)| self.slot(r, c)).is_some_and(|s| s.holds(id))
+    }
+
+    /// The measured round-trip time of `id`, if it holds its slot.
+    pub fn rtt_of(&self, id: Id) -> Option<Rtt> {
+        self.slot_of(id).and_then(|(r, c)| self.slot(r, c)).filter(|s| s.holds(id)).map(|s| s.rtt)
     }
 
     /// Offers `id`, at proximity `rtt`, for its slot: it takes an empty slot, and replaces
@@ -116,37 +164,35 @@ impl RoutingTable {
             return Considered::Rejected;
         };
         let columns = self.base.columns();
-        if self.rows.len() <= row {
-            self.rows.resize_with(row + 1, || vec![None; columns].into_boxed_slice());
+        if self.slots.len() <= row * columns {
+            self.slots.resize((row + 1) * columns, Slot::default());
         }
-        let slot = &mut self.rows[row][column];
-        match slot {
-            None => {
-                *slot = Some(Entry { id, rtt });
-                self.len += 1;
-                Considered::Inserted
+        let slot = &mut self.slots[row * columns + column];
+        if !slot.full {
+            slot.set(Entry { id, rtt });
+            self.len += 1;
+            Considered::Inserted
+        } else if slot.holds(id) {
+            if rtt.is_known() {
+                slot.rtt = rtt;
             }
-            Some(entry) if entry.id == id => {
-                if rtt.is_known() {
-                    entry.rtt = rtt;
-                }
-                Considered::Updated
-            }
-            Some(entry) if rtt < entry.rtt => {
-                let old = entry.id;
-                *entry = Entry { id, rtt };
-                Considered::Replaced(old)
-            }
-            Some(_) => Considered::Rejected,
+            Considered::Updated
+        } else if rtt < slot.rtt {
+            let old = slot.entry().map_or(id, |e| e.id);
+            slot.set(Entry { id, rtt });
+            Considered::Replaced(old)
+        } else {
+            Considered::Rejected
         }
     }
 
     /// Removes `id`; returns the slot it held.
     pub fn remove(&mut self, id: Id) -> Option<(usize, usize)> {
         let (row, column) = self.slot_of(id)?;
-        let slot = self.rows.get_mut(row)?.get_mut(column)?;
-        if slot.is_some_and(|e| e.id == id) {
-            *slot = None;
+        let columns = self.base.columns();
+        let slot = self.slots.get_mut(row * columns + column)?;
+        if slot.holds(id) {
+            *slot = Slot::default();
             self.len -= 1;
             Some((row, column))
         } else {

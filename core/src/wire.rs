@@ -33,6 +33,21 @@ pub enum Message<M> {
     Probe(Probe),
     /// The sender's leaf set, for repair and for stabilization after concurrent joins.
     LeafSet(Vec<Id>),
+    /// Asks for one row of the receiver's routing table (second phase of a join).
+    RowRequest {
+        /// The row.
+        row: u8,
+    },
+    /// The answer to [`Message::RowRequest`].
+    RowReply {
+        /// The row.
+        row: u8,
+        /// Its entries.
+        ids: Vec<Id>,
+    },
+    /// A node that filled an empty routing table slot of the sender, passed along the ring
+    /// to the nodes near the sender, which likely lack it too.
+    NewNode(Id),
     /// Asks for the receiver's leaf set (answered with [`Message::LeafSet`]).
     LeafSetRequest,
     /// Asks for the receiver's routing table entry at a slot, to repair the sender's.
@@ -200,6 +215,9 @@ mod tests {
             Message::Probe(Probe { ask: Some(9), answer: None }),
             Message::LeafSet(vec![id, Id::MAX]),
             Message::LeafSetRequest,
+            Message::NewNode(id),
+            Message::RowRequest { row: 3 },
+            Message::RowReply { row: 3, ids: vec![id] },
             Message::EntryRequest { row: 1, column: 2 },
             Message::EntryReply { row: 1, column: 2, id: None },
             Message::Leave,
@@ -248,7 +266,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_frames_never_panic(index in any::<prop::sample::Index>(), value in any::<u8>(), which in 0usize..11) {
+        fn mutated_frames_never_panic(index in any::<prop::sample::Index>(), value in any::<u8>(), which in 0usize..14) {
             let mut frame = encode(&samples()[which]).unwrap();
             let i = index.index(frame.len());
             frame[i] = value;

@@ -106,7 +106,7 @@ pub fn lookup_stats(network: &Network, base: DigitBase) -> LookupStats {
 }
 
 /// Completeness of the live nodes' routing tables.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableStats {
     /// Entries held, over all live nodes.
     pub entries: usize,
@@ -114,6 +114,20 @@ pub struct TableStats {
     pub dead: usize,
     /// Slots with no live entry although a live node fits them.
     pub missing: usize,
+    /// Missing entries by row.
+    pub missing_by_row: Vec<usize>,
+}
+
+impl TableStats {
+    fn add_missing(&mut self, row: usize, fits: bool) {
+        if fits {
+            self.missing += 1;
+            if self.missing_by_row.len() <= row {
+                self.missing_by_row.resize(row + 1, 0);
+            }
+            self.missing_by_row[row] += 1;
+        }
+    }
 }
 
 /// Counts routing table entries, dead entries and missing entries over the live nodes.
@@ -137,9 +151,9 @@ pub fn table_stats(network: &Network, base: DigitBase) -> TableStats {
                     Some(_) => {
                         stats.entries += 1;
                         stats.dead += 1;
-                        stats.missing += usize::from(fits);
+                        stats.add_missing(row, fits);
                     }
-                    None => stats.missing += usize::from(fits),
+                    None => stats.add_missing(row, fits),
                 }
             }
             if !any_fits_row && row >= table.row_count() {

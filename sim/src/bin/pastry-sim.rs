@@ -64,15 +64,17 @@ fn main() -> anyhow::Result<()> {
         let messages_per_join = report.messages.total() as f64 / nodes as f64;
         println!("\n## N = {nodes}");
         println!(
-            "build: {:.2} s wall, {:.0} messages per join (join {}, probe {}, leaf set {}), leaf sets not exact: {}, routing table entries {} (missing {})",
+            "build: {:.2} s wall, {:.0} messages per join (join {}, probe {}, leaf set {}, new node {}), leaf sets not exact: {}, routing table entries {} (missing {}, by row {:?})",
             report.wall.as_secs_f64(),
             messages_per_join,
             report.messages.join,
             report.messages.probe,
             report.messages.leaf_set,
+            report.messages.new_node,
             report.leaf_set_errors,
             report.tables.entries,
             report.tables.missing,
+            report.tables.missing_by_row,
         );
         let locality = past_sim::measure::table_locality(&network, base, 500);
         let rows: Vec<String> = locality.per_row.iter().enumerate().map(|(r, (a, b))| format!("row {r}: {a:.1} ms (best {b:.1})")).collect();
@@ -123,7 +125,10 @@ fn print_lookups(label: &str, stats: &LookupStats) {
 }
 
 fn print_tables(label: &str, tables: &TableStats) {
-    println!("{label}: routing table entries {}, pointing at dead nodes {}, missing {}", tables.entries, tables.dead, tables.missing);
+    println!(
+        "{label}: routing table entries {}, pointing at dead nodes {}, missing {} (by row {:?})",
+        tables.entries, tables.dead, tables.missing, tables.missing_by_row
+    );
 }
 
 fn print_failure(report: &FailureReport) {
