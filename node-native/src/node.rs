@@ -139,9 +139,8 @@ impl Node {
     async fn on_signal(&mut self, from: PeerId, payload: SignalPayload) {
         match payload {
             SignalPayload::Offer { sdp } => {
-                if let Some(old) = self.peers.remove(&from) {
-                    old.close().await;
-                }
+                // A new offer from a peer replaces whatever we had with it.
+                self.drop_peer(&from, "replaced by a new offer").await;
                 let Some(conn) = self.new_peer(&from, Role::Answerer).await else {
                     return;
                 };

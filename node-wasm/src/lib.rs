@@ -7,8 +7,8 @@
 //! the event loop, with IndexedDB storage and a WebCrypto identity.
 //!
 //! # Shape (thin driver)
-//! - [`signaling`](crate::signaling): WebSocket client; its callbacks push into a channel.
-//! - [`transport`](crate::transport): one connection per peer; its callbacks push into the
+//! - `signaling`: WebSocket client; its callbacks push into a channel.
+//! - `transport`: one connection per peer; its callbacks push into the
 //!   same channel. The data channel's `onmessage` is attached before anything can arrive.
 //! - `node`: one event loop owning all state, handling one input at a time.
 //! - [`queue`]: backpressure (pause above 256 KiB buffered, resume at 64 KiB), pure and

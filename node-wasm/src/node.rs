@@ -193,7 +193,7 @@ impl Node {
         match payload {
             SignalPayload::Offer { sdp } => {
                 // A new offer from a peer replaces whatever we had with it.
-                self.peers.remove(&from);
+                self.drop_peer(&from, "replaced by a new offer");
                 let Some(conn) = self.new_peer(&from, Role::Answerer) else {
                     return;
                 };

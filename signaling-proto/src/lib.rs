@@ -163,7 +163,7 @@ pub struct IceServer {
 }
 
 impl IceServer {
-    /// A server without credentials at `url` (for example `stun:stun.example.org:3478`).
+    /// A server without credentials at `url` (e.g. `stun:stun.invalid:3478`).
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             urls: vec![url.into()],

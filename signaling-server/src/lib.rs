@@ -15,7 +15,8 @@
 //!
 //! Limits: signaling messages larger than [`MAX_MESSAGE_BYTES`] get a JSON error (frames over
 //! [`MAX_FRAME_BYTES`] close the socket), at most [`Config::max_peers`] clients are
-//! registered at once, a socket must register within [`Config::register_timeout`], and each
+//! registered at once (and [`EXTRA_SOCKETS`] more may wait to register, each for at most
+//! [`Config::register_timeout`]), and each
 //! client has a bounded outgoing queue ([`CLIENT_QUEUE`]) so a slow reader cannot make the
 //! server buffer without bound. Malformed messages get a JSON [`ServerMessage::Error`]; they
 //! never bring the server down.
@@ -34,7 +35,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -59,6 +60,10 @@ use tower_http::trace::TraceLayer;
 /// Largest WebSocket frame or message accepted at all; a larger one closes the socket.
 /// Between [`MAX_MESSAGE_BYTES`] and this, the client gets a JSON `too_large` error instead.
 pub const MAX_FRAME_BYTES: usize = 4 * MAX_MESSAGE_BYTES;
+
+/// WebSockets allowed beyond [`Config::max_peers`] (sockets that have not registered yet;
+/// each has [`Config::register_timeout`] to do so).
+pub const EXTRA_SOCKETS: usize = 64;
 
 /// Capacity of each client's outgoing message queue.
 pub const CLIENT_QUEUE: usize = 256;
@@ -122,6 +127,8 @@ struct Hub {
     config: Config,
     clients: Mutex<HashMap<PeerId, Client>>,
     next_id: AtomicU64,
+    /// Open WebSockets, registered or not.
+    sockets: AtomicUsize,
     shutdown: watch::Receiver<bool>,
     /// Cloned into every socket task; [`run`] waits until all clones are gone.
     _alive: mpsc::Sender<()>,
@@ -221,6 +228,7 @@ fn router(config: Config, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<(
         config,
         clients: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
+        sockets: AtomicUsize::new(0),
         shutdown,
         _alive: alive,
     });
@@ -247,14 +255,47 @@ async fn health(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         "status": "ok",
         "protocol": PROTOCOL_VERSION,
         "peers": hub.peer_count(),
+        "sockets": hub.sockets.load(Ordering::Relaxed),
         "max_peers": hub.config.max_peers,
     }))
 }
 
-async fn ws_handler(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+/// Counts one open WebSocket for as long as it lives.
+struct SocketSlot(Arc<Hub>);
+
+impl SocketSlot {
+    fn take(hub: &Arc<Hub>) -> Option<Self> {
+        let max = hub.config.max_peers.saturating_add(EXTRA_SOCKETS);
+        hub.sockets
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(hub.clone()))
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.sockets.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn ws_handler(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> axum::response::Response {
+    let Some(slot) = SocketSlot::take(&hub) else {
+        tracing::warn!("refusing a WebSocket: too many open");
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many signaling connections",
+        )
+            .into_response();
+    };
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| handle_socket(socket, hub))
+        .on_upgrade(move |socket| async move {
+            handle_socket(socket, hub).await;
+            drop(slot);
+        })
 }
 
 /// One client: a writer task drains its queue into the socket; this task reads.

@@ -223,6 +223,41 @@ async fn enforces_the_peer_limit_and_the_register_timeout() {
 }
 
 #[tokio::test]
+async fn refuses_websockets_beyond_the_socket_limit() {
+    let server = ServerHandle::spawn(Config {
+        max_peers: 1,
+        ..Config::loopback_ephemeral()
+    })
+    .await
+    .expect("server starts");
+    let mut open = Vec::new();
+    for _ in 0..1 + past_signaling::EXTRA_SOCKETS {
+        open.push(connect(&server).await);
+    }
+    match connect_async(server.ws_url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+        }
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
+    }
+    // A closed socket frees its slot.
+    let mut first = open.swap_remove(0);
+    first.close(None).await.expect("close");
+    drop(first);
+    let freed = tokio::time::timeout(WAIT, async {
+        loop {
+            if connect_async(server.ws_url()).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(freed.is_ok(), "a slot frees up when a socket closes");
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
 async fn shutdown_closes_open_websockets() {
     let server = ServerHandle::spawn(Config::loopback_ephemeral())
         .await
