@@ -65,11 +65,12 @@ pub const CHROMIUM_FLAGS: &[(&str, Option<&str>)] = &[
     ("force-fieldtrials", Some("WebRTC-IPv6Default/Disabled/")),
 ];
 
-fn dir_from_env(var: &str, what: &str) -> anyhow::Result<PathBuf> {
+fn dir_from_env(var: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::var_os(var).map(PathBuf::from).ok_or_else(|| {
         anyhow!(
-            "{var} is not set: the browser tests need the page and the built wasm package. \
-             Run them with `cargo xtask test`, which builds {what} and sets {var}."
+            "{var} is not set: the browser tests need the page (web/) and the wasm package \
+             that `cargo xtask test` builds. Run the tests with `cargo xtask test`, which \
+             sets {ENV_WEB_DIR} and {ENV_PKG_DIR}."
         )
     })?;
     if !dir.is_dir() {
@@ -83,12 +84,12 @@ fn dir_from_env(var: &str, what: &str) -> anyhow::Result<PathBuf> {
 
 /// The page's directory, from [`ENV_WEB_DIR`].
 pub fn web_dir() -> anyhow::Result<PathBuf> {
-    dir_from_env(ENV_WEB_DIR, "nothing (it is web/)")
+    dir_from_env(ENV_WEB_DIR)
 }
 
 /// The wasm package's directory, from [`ENV_PKG_DIR`]; checks that it holds the module.
 pub fn pkg_dir() -> anyhow::Result<PathBuf> {
-    let dir = dir_from_env(ENV_PKG_DIR, "the wasm package")?;
+    let dir = dir_from_env(ENV_PKG_DIR)?;
     for file in ["past_node.js", "past_node_bg.wasm"] {
         if !dir.join(file).is_file() {
             bail!(
