@@ -327,3 +327,63 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Bound for a page to load the wasm node and register with the signaling server.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Bound for a data channel to open once both sides are registered.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The page's state as JSON (status line, connected peers, last events), for failure
+/// messages.
+pub async fn page_state(page: &Page) -> String {
+    eval::<String>(
+        page,
+        "JSON.stringify({status: document.getElementById('status')?.textContent, \
+         peers: window.past?.node?.peers() ?? null, \
+         events: (window.past?.events ?? []).slice(-10)})",
+    )
+    .await
+    .unwrap_or_else(|e| format!("(page unreadable: {e:#})"))
+}
+
+/// Waits until `page` has loaded the wasm node and registered; returns its peer id.
+pub async fn registered_id(page: &Page, name: &str) -> anyhow::Result<String> {
+    wait_for(
+        &format!("page {name} to load the wasm node and register"),
+        REGISTER_TIMEOUT,
+        || async { eval::<Option<String>>(page, "window.past?.node?.id() ?? null").await },
+        || page_state(page),
+    )
+    .await
+}
+
+/// Waits until `page` has an open data channel to `peer`.
+pub async fn wait_connected(page: &Page, name: &str, peer: &str) -> anyhow::Result<()> {
+    let expr = format!("(window.past?.node?.peers() ?? []).includes({peer:?})");
+    wait_for(
+        &format!("page {name} to open a data channel to {peer}"),
+        CONNECT_TIMEOUT,
+        || async { Ok(eval::<bool>(page, &expr).await?.then_some(())) },
+        || page_state(page),
+    )
+    .await
+}
+
+/// Two pages of `origin` in two browser contexts, connected to each other: the first
+/// registers, then the second arrives and offers. Returns `(a, id_a, b, id_b)` and how long
+/// the data channel took to open once both were registered.
+pub async fn connected_pair(
+    browser: &Chromium,
+    origin: &str,
+) -> anyhow::Result<(Page, String, Page, String, Duration)> {
+    let url = format!("{origin}/");
+    let a = browser.open_in_new_context(origin, &url).await?;
+    let id_a = registered_id(&a, "A").await?;
+    let b = browser.open_in_new_context(origin, &url).await?;
+    let id_b = registered_id(&b, "B").await?;
+    let start = Instant::now();
+    wait_connected(&b, "B", &id_a).await?;
+    wait_connected(&a, "A", &id_b).await?;
+    Ok((a, id_a, b, id_b, start.elapsed()))
+}

@@ -6,53 +6,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use chromiumoxide::Page;
-use past_e2e::{Chromium, eval, init_tracing, start_server, wait_for};
+use past_e2e::{
+    CONNECT_TIMEOUT, Chromium, connected_pair, eval, init_tracing, page_state, start_server,
+    wait_for,
+};
 
-/// Bound for the page to load the wasm module and register.
-const REGISTER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Bound for the data channel to open once both pages are registered.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bound for a sent message to arrive.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const TEXT: &str = "héllo, peer ✓ — 你好 🌍";
 const BINARY_LEN: usize = 100 * 1024;
-
-/// The page's state, for failure messages.
-async fn page_state(page: &Page) -> String {
-    eval::<String>(
-        page,
-        "JSON.stringify({status: document.getElementById('status')?.textContent, \
-         peers: window.past?.node?.peers() ?? null, \
-         events: (window.past?.events ?? []).slice(-10)})",
-    )
-    .await
-    .unwrap_or_else(|e| format!("(page unreadable: {e:#})"))
-}
-
-async fn registered_id(page: &Page, name: &str) -> anyhow::Result<String> {
-    wait_for(
-        &format!("page {name} to load the wasm node and register"),
-        REGISTER_TIMEOUT,
-        || async {
-            let id: Option<String> = eval(page, "window.past?.node?.id() ?? null").await?;
-            Ok(id)
-        },
-        || page_state(page),
-    )
-    .await
-}
-
-async fn wait_connected(page: &Page, name: &str, peer: &str) -> anyhow::Result<()> {
-    let expr = format!("(window.past?.node?.peers() ?? []).includes({peer:?})");
-    wait_for(
-        &format!("page {name} to open a data channel to {peer}"),
-        CONNECT_TIMEOUT,
-        || async { Ok(eval::<bool>(page, &expr).await?.then_some(())) },
-        || page_state(page),
-    )
-    .await
-}
 
 /// Waits until `page` has received `count` messages and returns them as
 /// `{peer, kind, text, len, checksum}` descriptions.
@@ -101,20 +64,8 @@ fn check_received(got: &serde_json::Value, from: &str) -> anyhow::Result<()> {
 }
 
 async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
-    let url = format!("{origin}/");
-    let a = browser.open_in_new_context(origin, &url).await?;
-    let id_a = registered_id(&a, "A").await?;
-    // B arrives second, so B offers to A.
-    let b = browser.open_in_new_context(origin, &url).await?;
-    let id_b = registered_id(&b, "B").await?;
-
-    let start = Instant::now();
-    wait_connected(&b, "B", &id_a).await?;
-    wait_connected(&a, "A", &id_b).await?;
-    eprintln!(
-        "data channel open in {:?} after both pages registered",
-        start.elapsed()
-    );
+    let (a, id_a, b, id_b, opened) = connected_pair(browser, origin).await?;
+    eprintln!("data channel open in {opened:?} after both pages registered");
 
     // The page shows what the test sees.
     let shown: String = eval(&a, "document.getElementById('peers').textContent").await?;
@@ -129,6 +80,17 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     );
     send_both_kinds(&b, &id_a).await?;
     check_received(&received(&a, "A", 2).await?, &id_b)?;
+
+    // A message over the data channel limit is refused, not sent.
+    let refused: String = eval(
+        &a,
+        &format!(
+            "window.past.node.send({id_b:?}, new Uint8Array(256 * 1024 + 1)) \
+               .then(() => 'sent', e => String(e.message ?? e))"
+        ),
+    )
+    .await?;
+    ensure!(refused.contains("exceeds"), "oversized send: {refused}");
 
     let log: String = eval(&b, "document.getElementById('log').textContent").await?;
     ensure!(
