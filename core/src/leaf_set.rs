@@ -109,13 +109,31 @@ impl LeafSet {
 
     /// Adds `id` where it belongs; returns whether the leaf set changed. An id pushed out of a
     /// full half is dropped.
+    ///
+    /// Once the network is larger than the leaf set, a half that is short (its members
+    /// failed) is not extended beyond its farthest member: the ids between that member and
+    /// `id` are unknown, and a leaf set with a hole would deliver keys in the hole to the
+    /// wrong node. Ids whose neighborhood is known extend it through
+    /// [`LeafSet::insert_contiguous`].
     pub fn insert(&mut self, id: Id) -> bool {
+        let extend = self.covers_ring();
+        self.insert_with(id, extend)
+    }
+
+    /// Adds `id`, which comes from the leaf set of one of our leaves (or of the node that
+    /// answered our join): that leaf set holds every node around its owner, so it may extend
+    /// a short half without leaving a hole.
+    pub fn insert_contiguous(&mut self, id: Id) -> bool {
+        self.insert_with(id, true)
+    }
+
+    fn insert_with(&mut self, id: Id, extend: bool) -> bool {
         if id == self.own || !self.within_reach(id) {
             return false;
         }
         let own = self.own;
-        let cw = insert_sorted(&mut self.clockwise, self.half, id, |x| own.clockwise_to(x));
-        let ccw = insert_sorted(&mut self.counter_clockwise, self.half, id, |x| x.clockwise_to(own));
+        let cw = insert_sorted(&mut self.clockwise, self.half, id, extend, |x| own.clockwise_to(x));
+        let ccw = insert_sorted(&mut self.counter_clockwise, self.half, id, extend, |x| x.clockwise_to(own));
         cw || ccw
     }
 
@@ -138,11 +156,11 @@ impl LeafSet {
         before != self.clockwise.len() + self.counter_clockwise.len()
     }
 
-    /// Whether the two halves together span the whole ring: true while the node knows at most
-    /// l/2 nodes on a side, or when the halves overlap.
+    /// Whether the two halves together span the whole ring: true when they overlap (the
+    /// network has at most l other nodes, all known) or when the node knows nobody. A half
+    /// that is short because its members failed does not make the leaf set span the ring.
     pub fn covers_ring(&self) -> bool {
-        self.clockwise.len() < self.half
-            || self.counter_clockwise.len() < self.half
+        (self.clockwise.is_empty() && self.counter_clockwise.is_empty())
             || self.counter_clockwise.last().is_some_and(|ccw| self.clockwise.contains(ccw))
     }
 
@@ -152,11 +170,10 @@ impl LeafSet {
         if self.covers_ring() {
             return true;
         }
-        let (Some(&cw), Some(&ccw)) = (self.clockwise.last(), self.counter_clockwise.last()) else {
-            return true;
-        };
-        self.own.clockwise_to(key) <= self.own.clockwise_to(cw)
-            || key.clockwise_to(self.own) <= ccw.clockwise_to(self.own)
+        let in_cw = self.clockwise.last().is_some_and(|&far| self.own.clockwise_to(key) <= self.own.clockwise_to(far));
+        let in_ccw =
+            self.counter_clockwise.last().is_some_and(|&far| key.clockwise_to(self.own) <= far.clockwise_to(self.own));
+        key == self.own || in_cw || in_ccw
     }
 
     /// The id numerically closest to `key` among the owner and its leaves.
@@ -194,10 +211,10 @@ impl LeafSet {
     }
 }
 
-fn insert_sorted(list: &mut Vec<Id>, capacity: usize, id: Id, distance: impl Fn(Id) -> u128) -> bool {
+fn insert_sorted(list: &mut Vec<Id>, capacity: usize, id: Id, extend: bool, distance: impl Fn(Id) -> u128) -> bool {
     let d = distance(id);
     let position = list.partition_point(|&x| distance(x) < d);
-    if position >= capacity || list.get(position) == Some(&id) {
+    if position >= capacity || list.get(position) == Some(&id) || (position == list.len() && !extend) {
         return false;
     }
     list.insert(position, id);

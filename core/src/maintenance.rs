@@ -18,6 +18,9 @@ use crate::overlay::{Event, Overlay, Phase, Waiting};
 use crate::time::{Rtt, Time};
 use crate::wire::{MAX_IDS, Message, Probe};
 
+/// Most empty slots a row may have for maintenance to repair them.
+const MAX_HOLES: usize = 3;
+
 impl<M> Overlay<M> {
     pub(crate) fn schedule_maintenance(&mut self) {
         self.next_keepalive = self.config.keepalive_interval.map(|i| self.now + i);
@@ -57,13 +60,15 @@ impl<M> Overlay<M> {
 
     /// A leaf set arrived, pushed or as the answer to our request.
     pub(crate) fn on_leaf_set(&mut self, from: Id, ids: Vec<Id>) {
-        self.answered(from, |w| w == Waiting::LeafSet);
+        let asked = self.answered(from, |w| w == Waiting::LeafSet).is_some();
         if self.phase != Phase::Joined {
             return;
         }
         self.heard_from(from);
+        // The leaf set of one of our leaves covers the ring around it without holes.
+        let contiguous = asked || self.state.leaf_set.contains(from);
         for id in ids.into_iter().take(MAX_IDS) {
-            self.learn_and_probe(id);
+            self.learn_and_probe(id, contiguous);
         }
     }
 
@@ -73,7 +78,7 @@ impl<M> Overlay<M> {
             return;
         }
         self.heard_from(from);
-        if self.learn_and_probe(id).slot {
+        if self.learn_and_probe(id, false).slot {
             self.pass_along(id, Some(from));
         }
     }
@@ -119,6 +124,25 @@ impl<M> Overlay<M> {
         ids.dedup();
         for id in ids {
             self.probe(id);
+        }
+        self.repair_holes();
+    }
+
+    /// Starts repairs of the empty slots of nearly full rows (at most [`MAX_HOLES`] empty):
+    /// there an empty slot almost surely has candidates (its node failed, or a message to it
+    /// failed), while in the sparse last rows most empty slots have none.
+    fn repair_holes(&mut self) {
+        let columns = self.config.base.columns();
+        for row in 0..self.state.table.row_count() {
+            if self.state.table.row(row).count() + MAX_HOLES < columns - 1 {
+                continue;
+            }
+            let own_digit = self.config.base.digit(self.id(), row) as usize;
+            for column in (0..columns).filter(|&c| c != own_digit) {
+                if self.state.table.get(row, column).is_none() {
+                    self.start_slot_repair_unless_vain(row as u8, column as u8);
+                }
+            }
         }
     }
 

@@ -317,6 +317,7 @@ impl<A: Application> Node<A> {
 
     /// One routing step for an application message at this node.
     fn route_app(&mut self, key: Id, mut message: A::Message, hops: u8) {
+        self.overlay.repair_if_missing(key);
         match self.overlay.state.next_hop(key, None) {
             Hop::Local => self.app.deliver(&mut self.overlay, key, message, hops),
             Hop::Forward(next) => {

@@ -118,6 +118,8 @@ pub struct Overlay<M> {
     pub(crate) leaf_set_changed: bool,
     /// Rows still to refine in the second phase of the join.
     pub(crate) refine: Vec<u8>,
+    /// Slots whose last repair ended without finding a node, and when.
+    pub(crate) vain: Vec<((u8, u8), Time)>,
 }
 
 impl<M> Overlay<M> {
@@ -140,6 +142,7 @@ impl<M> Overlay<M> {
             next_table_probe: None,
             leaf_set_changed: false,
             refine: Vec::new(),
+            vain: Vec::new(),
         }
     }
 
@@ -219,10 +222,16 @@ impl<M> Overlay<M> {
     /// Takes in a node this one has heard of: into the leaf set if it belongs there, into
     /// its routing table slot if that is empty.
     pub(crate) fn learn(&mut self, id: Id) -> Learned {
+        self.learn_from(id, false)
+    }
+
+    /// [`Overlay::learn`], for an id from the leaf set of one of our leaves, which may extend
+    /// a short half of our leaf set ([`LeafSet::insert_contiguous`](crate::LeafSet::insert_contiguous)).
+    pub(crate) fn learn_from(&mut self, id: Id, contiguous: bool) -> Learned {
         if id == self.id() || self.recently_failed(id) {
             return Learned::default();
         }
-        let leaf = self.state.leaf_set.insert(id);
+        let leaf = if contiguous { self.state.leaf_set.insert_contiguous(id) } else { self.state.leaf_set.insert(id) };
         if leaf {
             self.leaf_set_changed = true;
         }
@@ -232,8 +241,8 @@ impl<M> Overlay<M> {
 
     /// Takes in a node from gossip, and probes it when it is new to us: the probe checks it
     /// is alive, measures it and tells it about us.
-    pub(crate) fn learn_and_probe(&mut self, id: Id) -> Learned {
-        let learned = self.learn(id);
+    pub(crate) fn learn_and_probe(&mut self, id: Id, contiguous: bool) -> Learned {
+        let learned = self.learn_from(id, contiguous);
         if learned.leaf || learned.slot {
             self.probe(id);
         }

@@ -16,7 +16,7 @@ use crate::route::Hop;
 use crate::wire::{Message, RoutedBody};
 
 /// Most peers asked about one slot before the repair routes a `FindSlot` message.
-const MAX_ASKED: usize = 6;
+const MAX_ASKED: usize = 3;
 /// Most slot repairs in progress at once.
 const MAX_REPAIRS: usize = 64;
 
@@ -41,6 +41,27 @@ impl<M> Overlay<M> {
         self.advance_slot_repair(row, column);
     }
 
+    /// A message for `key` needs a routing table slot that is empty: repair it, unless a
+    /// repair of it found nothing a short while ago (the slot may have no candidate at all).
+    pub(crate) fn repair_if_missing(&mut self, key: Id) {
+        if !self.config.table_repair {
+            return;
+        }
+        if let Some((row, column)) = self.state.empty_slot_for(key) {
+            self.start_slot_repair_unless_vain(row as u8, column as u8);
+        }
+    }
+
+    /// Starts repairing a slot unless a repair of it found nothing a short while ago.
+    pub(crate) fn start_slot_repair_unless_vain(&mut self, row: u8, column: u8) {
+        let now = self.now;
+        let memory = self.config.failed_memory;
+        self.vain.retain(|&(_, at)| at + memory > now);
+        if !self.vain.iter().any(|&(s, _)| s == (row, column)) {
+            self.start_slot_repair(row, column);
+        }
+    }
+
     /// The last step of a repair gave nothing: take the next, or give up.
     pub(crate) fn advance_slot_repair(&mut self, row: u8, column: u8) {
         let Some(index) = self.repairs.iter().position(|r| (r.row, r.column) == (row, column)) else {
@@ -62,6 +83,7 @@ impl<M> Overlay<M> {
             None => {
                 // Last step: route towards the slot's range; any answer is taken as it comes.
                 self.repairs.swap_remove(index);
+                self.vain.push(((row, column), self.now));
                 let rest = u128::from(self.random()) << 64 | u128::from(self.random());
                 let key = self.config.base.key_in_slot(self.id(), row as usize, column, rest);
                 if let Hop::Forward(next) = self.state.next_hop(key, None) {
@@ -113,7 +135,7 @@ impl<M> Overlay<M> {
         let empty = self.state.table.get(slot.0, slot.1).is_none();
         let fits = id.filter(|&id| self.state.table.slot_of(id) == Some(slot) && !self.recently_failed(id));
         if let (true, Some(candidate)) = (empty, fits) {
-            self.learn_and_probe(candidate);
+            self.learn_and_probe(candidate, false);
         }
         self.advance_slot_repair(row, column);
     }

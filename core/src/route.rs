@@ -77,6 +77,16 @@ impl RoutingState {
         self.rare_case(key, shared, avoid)
     }
 
+    /// The routing table slot a message for `key` needs, when it is empty and the key is
+    /// outside the leaf set: a slot worth repairing.
+    pub fn empty_slot_for(&self, key: Id) -> Option<(usize, usize)> {
+        if self.leaf_set.covers(key) {
+            return None;
+        }
+        let (row, column) = self.table.slot_of(key)?;
+        self.table.get(row, column).is_none().then_some((row, column))
+    }
+
     fn rare_case(&self, key: Id, shared: usize, avoid: Option<Id>) -> Hop {
         let base = self.table.base();
         let own_distance = key.ring_distance(self.own());
