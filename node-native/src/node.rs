@@ -84,8 +84,9 @@ impl Node {
                 Input::Command(Command::Close) => break,
             }
         }
+        // Closing on request: let queued messages go out first.
         for (_, conn) in std::mem::take(&mut self.peers) {
-            conn.close().await;
+            conn.close(true).await;
         }
         if let Some(signaling) = self.signaling.take() {
             signaling.close().await;
@@ -221,7 +222,7 @@ impl Node {
     async fn drop_peer(&mut self, peer: &PeerId, reason: &str) {
         if let Some(conn) = self.peers.remove(peer) {
             let was_open = conn.is_open();
-            conn.close().await;
+            conn.close(false).await;
             if was_open {
                 let _ = self.events.send(NodeEvent::Disconnected {
                     peer: peer.clone(),

@@ -157,8 +157,12 @@ pub(crate) enum Role {
 pub(crate) struct Peer {
     pc: Arc<dyn PeerConnection>,
     writer: Option<mpsc::Sender<Data>>,
+    writer_task: Option<tokio::task::JoinHandle<()>>,
     open: bool,
 }
+
+/// How long [`Peer::close`] waits for queued messages to be sent and acknowledged.
+pub(crate) const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Peer {
     /// A new connection to `peer`. The offerer's data channel is created here, its reader
@@ -199,6 +203,7 @@ impl Peer {
         let mut this = Self {
             pc,
             writer: None,
+            writer_task: None,
             open: false,
         };
         if role == Role::Offerer {
@@ -265,7 +270,7 @@ impl Peer {
     pub(crate) fn set_channel(&mut self, peer: &PeerId, channel: Arc<dyn DataChannel>) {
         let (tx, mut rx) = mpsc::channel::<Data>(SEND_QUEUE);
         let peer = peer.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Some(data) = rx.recv().await {
                 let sent = match data {
                     Data::Text(text) => channel.send_text(&text).await,
@@ -273,11 +278,17 @@ impl Peer {
                 };
                 if let Err(err) = sent {
                     tracing::warn!(%peer, "send failed: {err}");
-                    break;
+                    return;
                 }
+            }
+            // The queue closed: wait until SCTP has everything acknowledged, so a close right
+            // after a send does not lose it.
+            while channel.outstanding_bytes().await.is_ok_and(|n| n > 0) {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         });
         self.writer = Some(tx);
+        self.writer_task = Some(task);
     }
 
     /// Marks the channel open; `false` if it already was.
@@ -304,8 +315,19 @@ impl Peer {
         }
     }
 
-    /// Closes the connection.
-    pub(crate) async fn close(self) {
+    /// Closes the connection. With `flush`, first sends what is queued and waits for it to
+    /// be acknowledged (at most [`FLUSH_TIMEOUT`]); without, drops it (the peer is gone).
+    pub(crate) async fn close(mut self, flush: bool) {
+        self.writer = None;
+        if let Some(mut task) = self.writer_task.take() {
+            if !flush
+                || tokio::time::timeout(FLUSH_TIMEOUT, &mut task)
+                    .await
+                    .is_err()
+            {
+                task.abort();
+            }
+        }
         if let Err(err) = self.pc.close().await {
             tracing::debug!("closing a peer connection: {err}");
         }

@@ -106,7 +106,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,past_signaling=debug,chromiumoxide=error,rtc=warn,rtc_ice=warn,rtc_dtls=error,webrtc=warn".into()),
+                .unwrap_or_else(|_| "info,past_signaling=debug,chromiumoxide=error,rtc=warn,rtc_ice=error,rtc_dtls=error,webrtc=warn".into()),
         )
         .with_test_writer()
         .try_init();
