@@ -319,14 +319,13 @@ impl Peer {
     /// be acknowledged (at most [`FLUSH_TIMEOUT`]); without, drops it (the peer is gone).
     pub(crate) async fn close(mut self, flush: bool) {
         self.writer = None;
-        if let Some(mut task) = self.writer_task.take() {
-            if !flush
+        if let Some(mut task) = self.writer_task.take()
+            && (!flush
                 || tokio::time::timeout(FLUSH_TIMEOUT, &mut task)
                     .await
-                    .is_err()
-            {
-                task.abort();
-            }
+                    .is_err())
+        {
+            task.abort();
         }
         if let Err(err) = self.pc.close().await {
             tracing::debug!("closing a peer connection: {err}");
