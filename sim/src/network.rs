@@ -267,6 +267,16 @@ impl Network {
     /// Adds a node at a random point with a random id; it joins through the present node
     /// nearest to it, and the network runs until the join has settled. Returns its index.
     pub fn add_node(&mut self) -> u32 {
+        let node = self.spawn();
+        self.run_until_quiet();
+        self.plane.add_present(node);
+        node
+    }
+
+    /// Adds a node that starts joining now, through the present node nearest to it, without
+    /// running the network: several nodes spawned in a row join concurrently. It becomes a
+    /// contact for later nodes once [`Network::mark_present`] is called.
+    pub fn spawn(&mut self) -> u32 {
         let id = loop {
             let id = self.random_id();
             if !self.index.contains_key(&id) {
@@ -286,9 +296,20 @@ impl Network {
         let bootstrap = contact.map(|c| self.ids[c as usize]);
         self.nodes[node as usize].join(bootstrap, self.now);
         self.after_input(node);
-        self.run_until_quiet();
-        self.plane.add_present(node);
         node
+    }
+
+    /// Makes a spawned node a join contact for later nodes.
+    pub fn mark_present(&mut self, node: u32) {
+        self.plane.add_present(node);
+    }
+
+    /// The node leaves gracefully, telling every node in its state.
+    pub fn leave(&mut self, node: u32) {
+        self.nodes[node as usize].leave(self.now);
+        self.after_input(node);
+        self.alive[node as usize] = false;
+        self.plane.remove_present(node);
     }
 
     fn unit(&mut self) -> f64 {
