@@ -176,7 +176,7 @@ fn difference(after: Counters, before: Counters) -> Counters {
         leaf_set: after.leaf_set - before.leaf_set,
         new_node: after.new_node - before.new_node,
         repair: after.repair - before.repair,
-        lookup: after.lookup - before.lookup,
+        app: after.app - before.app,
         leave: after.leave - before.leave,
         failed_sends: after.failed_sends - before.failed_sends,
     }

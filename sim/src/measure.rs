@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use past_core::{DigitBase, Id};
 
-use crate::network::Network;
+use crate::network::{Network, SimApp};
 
 /// Statistics of a batch of lookups.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -131,7 +131,7 @@ impl TableStats {
 }
 
 /// Counts routing table entries, dead entries and missing entries over the live nodes.
-pub fn table_stats(network: &Network, base: DigitBase) -> TableStats {
+pub fn table_stats<A: SimApp>(network: &Network<A>, base: DigitBase) -> TableStats {
     let live = network.live_ids();
     let mut stats = TableStats::default();
     for node in network.live_nodes() {
@@ -172,7 +172,7 @@ fn slot_has_live_node(sorted: &[Id], base: DigitBase, own: Id, row: usize, colum
 }
 
 /// Number of live nodes whose leaf set differs from the exact one for the live ids.
-pub fn leaf_set_errors(network: &Network, leaf_set_size: usize) -> usize {
+pub fn leaf_set_errors<A: SimApp>(network: &Network<A>, leaf_set_size: usize) -> usize {
     let live = network.live_ids();
     let n = live.len();
     let half = leaf_set_size.div_ceil(2);
@@ -200,7 +200,7 @@ pub struct TableLocality {
 }
 
 /// Compares the entries of `sample` live nodes with the closest live node fitting each slot.
-pub fn table_locality(network: &Network, base: DigitBase, sample: usize) -> TableLocality {
+pub fn table_locality<A: SimApp>(network: &Network<A>, base: DigitBase, sample: usize) -> TableLocality {
     let live = network.live_ids();
     let nodes = network.live_nodes();
     let step = (nodes.len() / sample.max(1)).max(1);

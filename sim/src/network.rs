@@ -32,7 +32,26 @@ pub struct Lookup {
     pub distance: Duration,
 }
 
-/// The simulator's application: it records where lookups are delivered.
+/// An application the simulator can run: it is created for each node, and may tell the
+/// simulator which of its routed messages are lookups to measure.
+pub trait SimApp: Application {
+    /// The application of a new node.
+    fn create(id: Id) -> Self;
+
+    /// The lookup a routed message belongs to, to add up the latency of its hops.
+    fn lookup_of(message: &Self::Message) -> Option<u32> {
+        let _ = message;
+        None
+    }
+
+    /// Lookups delivered at this node since last asked, with their hop counts.
+    fn take_delivered(&mut self) -> Vec<(u32, u8)> {
+        Vec::new()
+    }
+}
+
+/// The Pastry experiments' application: lookups are numbered, and it records where they
+/// are delivered.
 #[derive(Debug, Default)]
 pub struct LookupApp {
     delivered: Vec<(u32, u8)>,
@@ -43,6 +62,20 @@ impl Application for LookupApp {
 
     fn deliver(&mut self, _: &mut Overlay<u32>, _key: Id, lookup: u32, hops: u8) {
         self.delivered.push((lookup, hops));
+    }
+}
+
+impl SimApp for LookupApp {
+    fn create(_: Id) -> Self {
+        LookupApp::default()
+    }
+
+    fn lookup_of(lookup: &u32) -> Option<u32> {
+        Some(*lookup)
+    }
+
+    fn take_delivered(&mut self) -> Vec<(u32, u8)> {
+        std::mem::take(&mut self.delivered)
     }
 }
 
@@ -59,8 +92,8 @@ pub struct Counters {
     pub new_node: u64,
     /// Routing table repair: entry requests and replies, slot searches.
     pub repair: u64,
-    /// Lookup hops.
-    pub lookup: u64,
+    /// Application messages (routed hops and direct messages).
+    pub app: u64,
     /// Leave notices.
     pub leave: u64,
     /// Sends to failed nodes.
@@ -70,13 +103,13 @@ pub struct Counters {
 impl Counters {
     /// Every message sent.
     pub fn total(&self) -> u64 {
-        self.join + self.probe + self.leaf_set + self.new_node + self.repair + self.lookup + self.leave
+        self.join + self.probe + self.leaf_set + self.new_node + self.repair + self.app + self.leave
     }
 
-    fn count(&mut self, message: &Message<u32>) {
+    fn count<M>(&mut self, message: &Message<M>) {
         let slot = match message {
             Message::Route(Routed { body: RoutedBody::Join(_), .. }) | Message::JoinReply(_) => &mut self.join,
-            Message::Route(Routed { body: RoutedBody::App(_), .. }) | Message::Direct(_) => &mut self.lookup,
+            Message::Route(Routed { body: RoutedBody::App(_), .. }) | Message::Direct(_) => &mut self.app,
             Message::Route(Routed { body: RoutedBody::FindSlot { .. }, .. })
             | Message::EntryRequest { .. }
             | Message::EntryReply { .. } => &mut self.repair,
@@ -90,24 +123,29 @@ impl Counters {
     }
 }
 
-enum Kind {
-    Deliver { from: u32, to: u32, message: Message<u32> },
-    SendFailed { from: u32, to: Id, message: Message<u32> },
+enum Kind<M> {
+    Deliver { from: u32, to: u32, message: Message<M> },
+    SendFailed { from: u32, to: Id, message: Message<M> },
     Wake { node: u32 },
 }
 
 /// The event queue: a binary heap of small (time, sequence, slot) keys over a slab of
 /// events, so that sifting moves 24 bytes, not whole messages.
-#[derive(Default)]
-struct Queue {
+struct Queue<M> {
     heap: BinaryHeap<Reverse<(Time, u64, u32)>>,
-    slab: Vec<Option<Kind>>,
+    slab: Vec<Option<Kind<M>>>,
     free: Vec<u32>,
     seq: u64,
 }
 
-impl Queue {
-    fn push(&mut self, at: Time, kind: Kind) {
+impl<M> Default for Queue<M> {
+    fn default() -> Self {
+        Queue { heap: BinaryHeap::new(), slab: Vec::new(), free: Vec::new(), seq: 0 }
+    }
+}
+
+impl<M> Queue<M> {
+    fn push(&mut self, at: Time, kind: Kind<M>) {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slab[slot as usize] = Some(kind);
@@ -126,7 +164,7 @@ impl Queue {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    fn pop(&mut self) -> Option<(Time, Kind)> {
+    fn pop(&mut self) -> Option<(Time, Kind<M>)> {
         let Reverse((at, _, slot)) = self.heap.pop()?;
         let kind = self.slab[slot as usize].take()?;
         self.free.push(slot);
@@ -134,16 +172,16 @@ impl Queue {
     }
 }
 
-/// A simulated Pastry network.
-pub struct Network {
+/// A simulated Pastry network whose nodes run the application `A`.
+pub struct Network<A: SimApp = LookupApp> {
     config: Config,
     rng: ChaCha8Rng,
     plane: Plane,
-    nodes: Vec<Node<LookupApp>>,
+    nodes: Vec<Node<A>>,
     ids: Vec<Id>,
     alive: Vec<bool>,
     index: FxHashMap<Id, u32>,
-    queue: Queue,
+    queue: Queue<A::Message>,
     wake_at: Vec<Option<Time>>,
     now: Time,
     in_flight: usize,
@@ -154,7 +192,7 @@ pub struct Network {
     events: Vec<(u32, Event)>,
 }
 
-impl Network {
+impl<A: SimApp> Network<A> {
     /// An empty network whose nodes will use `config` (each with its own seed), sized for
     /// about `expected` nodes, drawing positions and ids from `seed`.
     pub fn new(config: Config, expected: usize, seed: u64) -> Self {
@@ -198,8 +236,13 @@ impl Network {
     }
 
     /// A node.
-    pub fn node(&self, index: u32) -> &Node<LookupApp> {
+    pub fn node(&self, index: u32) -> &Node<A> {
         &self.nodes[index as usize]
+    }
+
+    /// A node, mutably (to give its application commands).
+    pub fn node_mut(&mut self, index: u32) -> &mut Node<A> {
+        &mut self.nodes[index as usize]
     }
 
     /// A node's id.
@@ -288,7 +331,7 @@ impl Network {
         let node = self.plane.place(point);
         let mut config = self.config.clone();
         config.rng_seed = self.rng.next_u64();
-        self.nodes.push(Node::new(id, config, LookupApp::default()));
+        self.nodes.push(Node::new(id, config, A::create(id)));
         self.ids.push(id);
         self.alive.push(true);
         self.wake_at.push(None);
@@ -330,16 +373,13 @@ impl Network {
         }
     }
 
-    /// Starts a lookup of `key` at `source`, `delay` from now.
-    pub fn lookup(&mut self, source: u32, key: Id) {
-        let lookup = self.lookups.len() as u32;
-        self.lookups.push(Lookup { source, key, ..Lookup::default() });
-        let node = &mut self.nodes[source as usize];
-        node.route(key, lookup, self.now);
-        self.after_input(source);
+    /// Collects the output of a node after the caller gave it an input through
+    /// [`Network::node_mut`].
+    pub fn flush(&mut self, node: u32) {
+        self.after_input(node);
     }
 
-    fn schedule(&mut self, at: Time, kind: Kind) {
+    fn schedule(&mut self, at: Time, kind: Kind<A::Message>) {
         if !matches!(kind, Kind::Wake { .. }) {
             self.in_flight += 1;
         }
@@ -355,8 +395,8 @@ impl Network {
             match target.filter(|&t| self.alive[t as usize]) {
                 Some(to) => {
                     let latency = self.plane.latency(from, to);
-                    if let Message::Route(Routed { body: RoutedBody::App(lookup), .. }) = &transmit.message {
-                        if let Some(l) = self.lookups.get_mut(*lookup as usize) {
+                    if let Message::Route(Routed { body: RoutedBody::App(message), .. }) = &transmit.message {
+                        if let Some(l) = A::lookup_of(message).and_then(|i| self.lookups.get_mut(i as usize)) {
                             l.distance += latency;
                         }
                     }
@@ -372,7 +412,7 @@ impl Network {
         while let Some(event) = self.nodes[node as usize].poll_event() {
             self.events.push((node, event));
         }
-        let delivered = std::mem::take(&mut self.nodes[node as usize].app_mut().delivered);
+        let delivered = self.nodes[node as usize].app_mut().take_delivered();
         for (lookup, hops) in delivered {
             if let Some(l) = self.lookups.get_mut(lookup as usize) {
                 l.delivered_at = Some(node);
@@ -447,5 +487,15 @@ impl Network {
             }
         }
         true
+    }
+}
+
+impl Network<LookupApp> {
+    /// Starts a lookup of `key` at `source` now.
+    pub fn lookup(&mut self, source: u32, key: Id) {
+        let lookup = self.lookups.len() as u32;
+        self.lookups.push(Lookup { source, key, ..Lookup::default() });
+        self.nodes[source as usize].route(key, lookup, self.now);
+        self.after_input(source);
     }
 }
