@@ -116,8 +116,7 @@ impl LeafSet {
     /// wrong node. Ids whose neighborhood is known extend it through
     /// [`LeafSet::insert_contiguous`].
     pub fn insert(&mut self, id: Id) -> bool {
-        let extend = self.covers_ring();
-        self.insert_with(id, extend)
+        self.insert_with(id, false)
     }
 
     /// Adds `id`, which comes from the leaf set of one of our leaves (or of the node that
@@ -127,10 +126,11 @@ impl LeafSet {
         self.insert_with(id, true)
     }
 
-    fn insert_with(&mut self, id: Id, extend: bool) -> bool {
+    fn insert_with(&mut self, id: Id, contiguous: bool) -> bool {
         if id == self.own || !self.within_reach(id) {
             return false;
         }
+        let extend = contiguous || self.covers_ring();
         let own = self.own;
         let cw = insert_sorted(&mut self.clockwise, self.half, id, extend, |x| own.clockwise_to(x));
         let ccw = insert_sorted(&mut self.counter_clockwise, self.half, id, extend, |x| x.clockwise_to(own));
@@ -167,13 +167,11 @@ impl LeafSet {
     /// Whether `key` lies within the range of the leaf set (between its farthest members on
     /// either side, through the owner), where the closest leaf is the closest node.
     pub fn covers(&self, key: Id) -> bool {
-        if self.covers_ring() {
-            return true;
-        }
+        // When the halves overlap, their two arcs cover the ring between them.
         let in_cw = self.clockwise.last().is_some_and(|&far| self.own.clockwise_to(key) <= self.own.clockwise_to(far));
         let in_ccw =
             self.counter_clockwise.last().is_some_and(|&far| key.clockwise_to(self.own) <= far.clockwise_to(self.own));
-        key == self.own || in_cw || in_ccw
+        in_cw || in_ccw || key == self.own || (self.clockwise.is_empty() && self.counter_clockwise.is_empty())
     }
 
     /// The id numerically closest to `key` among the owner and its leaves.

@@ -317,8 +317,11 @@ impl<A: Application> Node<A> {
 
     /// One routing step for an application message at this node.
     fn route_app(&mut self, key: Id, mut message: A::Message, hops: u8) {
-        self.overlay.repair_if_missing(key);
-        match self.overlay.state.next_hop(key, None) {
+        let (hop, missing) = self.overlay.state.step(key, None);
+        if let Some((row, column)) = missing {
+            self.overlay.repair_missing(row, column);
+        }
+        match hop {
             Hop::Local => self.app.deliver(&mut self.overlay, key, message, hops),
             Hop::Forward(next) => {
                 if self.app.forward(&mut self.overlay, key, &mut message, next) == Forward::Continue {

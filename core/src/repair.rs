@@ -41,13 +41,10 @@ impl<M> Overlay<M> {
         self.advance_slot_repair(row, column);
     }
 
-    /// A message for `key` needs a routing table slot that is empty: repair it, unless a
+    /// A message needs routing table slot `(row, column)`, which is empty: repair it, unless a
     /// repair of it found nothing a short while ago (the slot may have no candidate at all).
-    pub(crate) fn repair_if_missing(&mut self, key: Id) {
-        if !self.config.table_repair {
-            return;
-        }
-        if let Some((row, column)) = self.state.empty_slot_for(key) {
+    pub(crate) fn repair_missing(&mut self, row: usize, column: usize) {
+        if self.config.table_repair {
             self.start_slot_repair_unless_vain(row as u8, column as u8);
         }
     }

@@ -54,6 +54,13 @@ impl RoutingState {
 
     /// The next hop for `key`, never `avoid` (a joining node is not routed to itself).
     pub fn next_hop(&self, key: Id, avoid: Option<Id>) -> Hop {
+        self.step(key, avoid).0
+    }
+
+    /// The next hop for `key`, with the routing table slot it needed when that slot was
+    /// empty (the key outside the leaf set and no entry for its next digit): a slot worth
+    /// repairing.
+    pub fn step(&self, key: Id, avoid: Option<Id>) -> (Hop, Option<(usize, usize)>) {
         let own = self.own();
         let usable = |id: Id| Some(id) != avoid;
         if self.leaf_set.covers(key) {
@@ -62,29 +69,20 @@ impl RoutingState {
             } else {
                 self.leaf_set.closest(key)
             };
-            return if best == own { Hop::Local } else { Hop::Forward(best) };
+            return (if best == own { Hop::Local } else { Hop::Forward(best) }, None);
         }
         let base = self.table.base();
         let shared = base.shared_prefix(own, key);
         if shared >= base.rows() {
-            return Hop::Local;
+            return (Hop::Local, None);
         }
-        if let Some(entry) = self.table.get(shared, base.digit(key, shared) as usize) {
-            if usable(entry.id) {
-                return Hop::Forward(entry.id);
-            }
-        }
-        self.rare_case(key, shared, avoid)
-    }
-
-    /// The routing table slot a message for `key` needs, when it is empty and the key is
-    /// outside the leaf set: a slot worth repairing.
-    pub fn empty_slot_for(&self, key: Id) -> Option<(usize, usize)> {
-        if self.leaf_set.covers(key) {
-            return None;
-        }
-        let (row, column) = self.table.slot_of(key)?;
-        self.table.get(row, column).is_none().then_some((row, column))
+        let column = base.digit(key, shared) as usize;
+        let missing = match self.table.get(shared, column) {
+            Some(entry) if usable(entry.id) => return (Hop::Forward(entry.id), None),
+            Some(_) => None,
+            None => Some((shared, column)),
+        };
+        (self.rare_case(key, shared, avoid), missing)
     }
 
     fn rare_case(&self, key: Id, shared: usize, avoid: Option<Id>) -> Hop {
