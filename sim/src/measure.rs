@@ -231,6 +231,54 @@ pub fn table_locality<A: SimApp>(network: &Network<A>, base: DigitBase, sample: 
     TableLocality { per_row: sums.into_iter().map(|(a, b, n)| (a / n.max(1) as f64, b / n.max(1) as f64)).collect() }
 }
 
+/// The route distance relative to the direct distance that Pastry would reach with perfect
+/// tables in this latency model: every routing table slot holding the live node nearest to
+/// its owner, every leaf set exact. Walks `samples` random routes with the global view.
+/// Returns (mean of ratios, ratio of sums).
+pub fn ideal_relative_distance<A: SimApp>(network: &mut Network<A>, base: DigitBase, leaf_set_size: usize, samples: usize) -> (f64, f64) {
+    let live = network.live_ids();
+    let nodes = network.live_nodes();
+    let n = live.len();
+    let half = leaf_set_size.div_ceil(2);
+    let (mut ratio_sum, mut count, mut route_sum, mut direct_sum) = (0.0, 0usize, 0.0, 0.0);
+    for _ in 0..samples {
+        let source = nodes[(network.random() % nodes.len() as u64) as usize];
+        let key = network.random_id();
+        let Some(target) = closest_live(&live, key) else { continue };
+        let mut at = network.id(source);
+        let mut distance = 0.0;
+        while at != target {
+            let i = live.binary_search(&at).unwrap_or(0);
+            let in_leaf_set = (1..=half.min(n - 1)).any(|k| live[(i + k) % n] == target || live[(i + n - k) % n] == target);
+            let from = network.index_of(at).unwrap_or(source);
+            let next = if in_leaf_set {
+                target
+            } else {
+                let row = base.shared_prefix(at, key);
+                let low = base.key_in_slot(at, row, base.digit(key, row), 0);
+                let high = base.key_in_slot(at, row, base.digit(key, row), u128::MAX);
+                let start = live.partition_point(|&id| id < low);
+                live[start..]
+                    .iter()
+                    .take_while(|&&id| id <= high)
+                    .min_by(|&&a, &&b| network.latency_to(from, a).cmp(&network.latency_to(from, b)))
+                    .copied()
+                    .unwrap_or(target)
+            };
+            distance += network.latency_to(from, next).as_secs_f64();
+            at = next;
+        }
+        let direct = network.latency_to(source, target).as_secs_f64();
+        if direct > 0.0 {
+            ratio_sum += distance / direct;
+            count += 1;
+            route_sum += distance;
+            direct_sum += direct;
+        }
+    }
+    (ratio_sum / count.max(1) as f64, route_sum / direct_sum.max(f64::MIN_POSITIVE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

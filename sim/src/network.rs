@@ -255,6 +255,11 @@ impl<A: SimApp> Network<A> {
         self.alive[index as usize]
     }
 
+    /// The index of the node with this id.
+    pub fn index_of(&self, id: Id) -> Option<u32> {
+        self.index.get(&id).copied()
+    }
+
     /// One-way latency from a node to the node with id `to`.
     pub fn latency_to(&self, from: u32, to: Id) -> Duration {
         self.index.get(&to).map_or(Duration::MAX, |&t| self.plane.latency(from, t))

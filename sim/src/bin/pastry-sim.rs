@@ -79,6 +79,8 @@ fn main() -> anyhow::Result<()> {
         let locality = past_sim::measure::table_locality(&network, base, 500);
         let rows: Vec<String> = locality.per_row.iter().enumerate().map(|(r, (a, b))| format!("row {r}: {a:.1} ms (best {b:.1})")).collect();
         println!("table locality: {}", rows.join(", "));
+        let (ideal, ideal_of_sums) = past_sim::measure::ideal_relative_distance(&mut network, base, args.leaf_set, 10_000);
+        println!("relative distance with ideal tables in this latency model: {ideal:.3} (of sums {ideal_of_sums:.3})");
         match args.fail {
             None => {
                 let (stats, wall) = random_lookups(&mut network, base, params.lookups);
