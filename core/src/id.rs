@@ -73,8 +73,7 @@ impl Id {
 
     /// The id of this set closest to `self` under [`Id::prefers`], if any.
     pub fn closest<I: IntoIterator<Item = Id>>(self, ids: I) -> Option<Id> {
-        ids.into_iter()
-            .reduce(|best, id| if self.prefers(id, best) { id } else { best })
+        ids.into_iter().reduce(|best, id| if self.prefers(id, best) { id } else { best })
     }
 }
 
@@ -110,11 +109,7 @@ impl DigitBase {
 
     /// A digit size of `bits` bits.
     pub const fn new(bits: u8) -> Result<Self, InvalidDigitBase> {
-        if bits >= 1 && bits <= 8 {
-            Ok(DigitBase(bits))
-        } else {
-            Err(InvalidDigitBase(bits))
-        }
+        if bits >= 1 && bits <= 8 { Ok(DigitBase(bits)) } else { Err(InvalidDigitBase(bits)) }
     }
 
     /// `b`, the number of bits per digit.
@@ -147,22 +142,14 @@ impl DigitBase {
     /// Number of leading digits `a` and `b` share.
     pub const fn shared_prefix(self, a: Id, b: Id) -> usize {
         let bits = (a.0 ^ b.0).leading_zeros() as usize;
-        if bits == 128 {
-            self.rows()
-        } else {
-            bits / self.0 as usize
-        }
+        if bits == 128 { self.rows() } else { bits / self.0 as usize }
     }
 
     /// The routing table slot `(row, column)` that `other` takes in the table of `own`,
     /// or `None` when they are the same id.
     pub const fn slot(self, own: Id, other: Id) -> Option<(usize, usize)> {
         let row = self.shared_prefix(own, other);
-        if row >= self.rows() {
-            None
-        } else {
-            Some((row, self.digit(other, row) as usize))
-        }
+        if row >= self.rows() { None } else { Some((row, self.digit(other, row) as usize)) }
     }
 
     /// An id sharing the first `row` digits with `own`, having `column` as digit `row`, and

@@ -33,7 +33,8 @@ impl<M> Overlay<M> {
             return;
         };
         let own = self.id();
-        self.phase = Phase::Joining { bootstrap, retry_at: self.now + self.config.join_timeout, attempts: attempts + 1 };
+        self.phase =
+            Phase::Joining { bootstrap, retry_at: self.now + self.config.join_timeout, attempts: attempts + 1 };
         // hops = 0: the contact is the first node of the route, not a hop of it.
         let body = RoutedBody::Join(JoinRequest::default());
         self.transmit(bootstrap, Message::Route(crate::wire::Routed { key: own, hops: 0, body }));
@@ -97,8 +98,7 @@ impl<M> Overlay<M> {
         let base = self.config.base;
         let shared = base.shared_prefix(self.id(), joiner).min(base.rows() - 1);
         for row in rows.len()..=shared {
-            let mut ids: Vec<Id> =
-                self.state.table.row(row).map(|(_, e)| e.id).filter(|&id| id != joiner).collect();
+            let mut ids: Vec<Id> = self.state.table.row(row).map(|(_, e)| e.id).filter(|&id| id != joiner).collect();
             if row == shared {
                 ids.push(self.id());
             }

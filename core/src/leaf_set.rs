@@ -37,12 +37,7 @@ impl LeafSet {
     /// an even number.
     pub fn new(own: Id, size: usize) -> Self {
         let half = size.div_ceil(2).max(1);
-        LeafSet {
-            own,
-            half,
-            clockwise: Vec::with_capacity(half),
-            counter_clockwise: Vec::with_capacity(half),
-        }
+        LeafSet { own, half, clockwise: Vec::with_capacity(half), counter_clockwise: Vec::with_capacity(half) }
     }
 
     /// The leaf set `own` has when the live nodes are exactly `ids` (which may include `own`).

@@ -30,11 +30,11 @@ impl<M> Overlay<M> {
     /// A probe arrived from `from`.
     pub(crate) fn on_probe(&mut self, from: Id, probe: Probe) {
         let mut just_measured = false;
-        if let Some(nonce) = probe.answer {
-            if let Some(sent) = self.answered(from, |w| w == Waiting::Probe(nonce)) {
-                self.measured(from, Rtt::from_duration(self.now.since(sent)));
-                just_measured = true;
-            }
+        if let Some(nonce) = probe.answer
+            && let Some(sent) = self.answered(from, |w| w == Waiting::Probe(nonce))
+        {
+            self.measured(from, Rtt::from_duration(self.now.since(sent)));
+            just_measured = true;
         }
         let Some(ask) = probe.ask else {
             if probe.answer.is_none() {
@@ -185,10 +185,10 @@ impl<M> Overlay<M> {
         }
         let mut waited: Vec<(u8, u8)> = Vec::new();
         self.pending.retain(|p| {
-            if p.peer == id {
-                if let Waiting::Entry(r, c) = p.waiting {
-                    waited.push((r, c));
-                }
+            if p.peer == id
+                && let Waiting::Entry(r, c) = p.waiting
+            {
+                waited.push((r, c));
             }
             p.peer != id
         });
@@ -215,11 +215,11 @@ impl<M> Overlay<M> {
             Side::CounterClockwise => Side::Clockwise,
         };
         let ask = self.state.leaf_set.farthest(side).or_else(|| self.state.leaf_set.farthest(other));
-        if let Some(peer) = ask {
-            if !self.is_waiting(peer, |w| w == Waiting::LeafSet) {
-                self.wait_for(peer, Waiting::LeafSet);
-                self.transmit(peer, Message::LeafSetRequest);
-            }
+        if let Some(peer) = ask
+            && !self.is_waiting(peer, |w| w == Waiting::LeafSet)
+        {
+            self.wait_for(peer, Waiting::LeafSet);
+            self.transmit(peer, Message::LeafSetRequest);
         }
     }
 

@@ -275,10 +275,11 @@ impl<M> Overlay<M> {
             if from_side == Some(side) {
                 continue;
             }
-            if let Some(&next) = self.state.leaf_set.side(side).first() {
-                if next != id && Some(next) != came_from {
-                    self.transmit(next, Message::NewNode(id));
-                }
+            if let Some(&next) = self.state.leaf_set.side(side).first()
+                && next != id
+                && Some(next) != came_from
+            {
+                self.transmit(next, Message::NewNode(id));
             }
         }
     }

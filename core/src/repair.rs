@@ -69,7 +69,8 @@ impl<M> Overlay<M> {
             return;
         }
         let asked = std::mem::take(&mut self.repairs[index].asked);
-        let next = if asked.len() < MAX_ASKED { self.repair_contact(row as usize, column as usize, &asked) } else { None };
+        let next =
+            if asked.len() < MAX_ASKED { self.repair_contact(row as usize, column as usize, &asked) } else { None };
         self.repairs[index].asked = asked;
         match next {
             Some(peer) => {

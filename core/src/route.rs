@@ -98,7 +98,8 @@ impl RoutingState {
             if prefix < shared || distance >= own_distance {
                 continue;
             }
-            let better = best.is_none_or(|(p, d, b)| (prefix, core::cmp::Reverse((distance, id))) > (p, core::cmp::Reverse((d, b))));
+            let better = best
+                .is_none_or(|(p, d, b)| (prefix, core::cmp::Reverse((distance, id))) > (p, core::cmp::Reverse((d, b))));
             if better {
                 best = Some((prefix, distance, id));
             }

@@ -58,7 +58,8 @@ impl Default for Slot {
 
 impl Slot {
     fn entry(self) -> Option<Entry> {
-        self.full.then(|| Entry { id: Id::from_u128(u128::from(self.id[0]) << 64 | u128::from(self.id[1])), rtt: self.rtt })
+        self.full
+            .then(|| Entry { id: Id::from_u128(u128::from(self.id[0]) << 64 | u128::from(self.id[1])), rtt: self.rtt })
     }
 
     fn holds(self, id: Id) -> bool {

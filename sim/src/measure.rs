@@ -235,7 +235,12 @@ pub fn table_locality<A: SimApp>(network: &Network<A>, base: DigitBase, sample: 
 /// tables in this latency model: every routing table slot holding the live node nearest to
 /// its owner, every leaf set exact. Walks `samples` random routes with the global view.
 /// Returns (mean of ratios, ratio of sums).
-pub fn ideal_relative_distance<A: SimApp>(network: &mut Network<A>, base: DigitBase, leaf_set_size: usize, samples: usize) -> (f64, f64) {
+pub fn ideal_relative_distance<A: SimApp>(
+    network: &mut Network<A>,
+    base: DigitBase,
+    leaf_set_size: usize,
+    samples: usize,
+) -> (f64, f64) {
     let live = network.live_ids();
     let nodes = network.live_nodes();
     let n = live.len();
@@ -249,7 +254,8 @@ pub fn ideal_relative_distance<A: SimApp>(network: &mut Network<A>, base: DigitB
         let mut distance = 0.0;
         while at != target {
             let i = live.binary_search(&at).unwrap_or(0);
-            let in_leaf_set = (1..=half.min(n - 1)).any(|k| live[(i + k) % n] == target || live[(i + n - k) % n] == target);
+            let in_leaf_set =
+                (1..=half.min(n - 1)).any(|k| live[(i + k) % n] == target || live[(i + n - k) % n] == target);
             let from = network.index_of(at).unwrap_or(source);
             let next = if in_leaf_set {
                 target

@@ -400,10 +400,10 @@ impl<A: SimApp> Network<A> {
             match target.filter(|&t| self.alive[t as usize]) {
                 Some(to) => {
                     let latency = self.plane.latency(from, to);
-                    if let Message::Route(Routed { body: RoutedBody::App(message), .. }) = &transmit.message {
-                        if let Some(l) = A::lookup_of(message).and_then(|i| self.lookups.get_mut(i as usize)) {
-                            l.distance += latency;
-                        }
+                    if let Message::Route(Routed { body: RoutedBody::App(message), .. }) = &transmit.message
+                        && let Some(l) = A::lookup_of(message).and_then(|i| self.lookups.get_mut(i as usize))
+                    {
+                        l.distance += latency;
                     }
                     self.schedule(self.now + latency, Kind::Deliver { from, to, message: transmit.message });
                 }

@@ -71,7 +71,10 @@ fn a_leaving_node_leaves_every_leaf_set_at_once() {
     network.leave(leaving);
     network.run_until_quiet();
     for node in network.live_nodes() {
-        assert!(!network.node(node).state().leaf_set.contains(id), "node {node} still has the node that left as a leaf");
+        assert!(
+            !network.node(node).state().leaf_set.contains(id),
+            "node {node} still has the node that left as a leaf"
+        );
     }
     assert!(network.take_events().iter().any(|(_, e)| *e == Event::NodeLeft(id)));
     assert_eq!(leaf_set_errors(&network, 16), 0, "leaf sets repaired after the leave");

@@ -60,7 +60,7 @@ proptest! {
             network.add_node();
         }
         check_tables(&network)?;
-        let victims: Vec<u32> = network.live_nodes().into_iter().filter(|&n| network.random() % 100 < fail_percent).collect();
+        let victims: Vec<u32> = network.live_nodes().into_iter().filter(|&_n| network.random() % 100 < fail_percent).collect();
         if victims.len() < nodes {
             for victim in victims {
                 network.kill(victim);

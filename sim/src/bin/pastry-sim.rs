@@ -48,7 +48,10 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let base = DigitBase::new(args.b)?;
-    println!("# pastry-sim: b={} l={} M={} lookups={} seed={}", args.b, args.leaf_set, args.neighborhood, args.lookups, args.seed);
+    println!(
+        "# pastry-sim: b={} l={} M={} lookups={} seed={}",
+        args.b, args.leaf_set, args.neighborhood, args.lookups, args.seed
+    );
     let mut points = Vec::new();
     for &nodes in &args.nodes {
         let params = Params {
@@ -77,9 +80,15 @@ fn main() -> anyhow::Result<()> {
             report.tables.missing_by_row,
         );
         let locality = past_sim::measure::table_locality(&network, base, 500);
-        let rows: Vec<String> = locality.per_row.iter().enumerate().map(|(r, (a, b))| format!("row {r}: {a:.1} ms (best {b:.1})")).collect();
+        let rows: Vec<String> = locality
+            .per_row
+            .iter()
+            .enumerate()
+            .map(|(r, (a, b))| format!("row {r}: {a:.1} ms (best {b:.1})"))
+            .collect();
         println!("table locality: {}", rows.join(", "));
-        let (ideal, ideal_of_sums) = past_sim::measure::ideal_relative_distance(&mut network, base, args.leaf_set, 10_000);
+        let (ideal, ideal_of_sums) =
+            past_sim::measure::ideal_relative_distance(&mut network, base, args.leaf_set, 10_000);
         println!("relative distance with ideal tables in this latency model: {ideal:.3} (of sums {ideal_of_sums:.3})");
         match args.fail {
             None => {
@@ -89,7 +98,8 @@ fn main() -> anyhow::Result<()> {
                 points.push((nodes as f64, stats.mean_hops, stats.hop_bound as f64));
             }
             Some(fraction) => {
-                let report = fail_and_repair(&mut network, &params, fraction, Duration::from_secs(args.maintenance_secs));
+                let report =
+                    fail_and_repair(&mut network, &params, fraction, Duration::from_secs(args.maintenance_secs));
                 print_failure(&report);
                 points.push((nodes as f64, report.before.mean_hops, report.before.hop_bound as f64));
             }
@@ -109,8 +119,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn print_lookups(label: &str, stats: &LookupStats) {
-    let histogram: Vec<String> =
-        (0..stats.histogram.len()).map(|h| format!("{h}:{:.4}", stats.share(h))).collect();
+    let histogram: Vec<String> = (0..stats.histogram.len()).map(|h| format!("{h}:{:.4}", stats.share(h))).collect();
     println!(
         "{label}: delivered to the closest live node {:.4}% ({} of {}), average hops {:.3}, max {}, above ceil(log16 N)={} : {:.4}%, relative distance {:.3} (of sums {:.3})",
         stats.correct_share() * 100.0,
@@ -158,6 +167,8 @@ fn print_failure(report: &FailureReport) {
 fn peak_memory() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into())
 }
