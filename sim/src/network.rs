@@ -182,6 +182,10 @@ pub struct Network<A: SimApp = LookupApp> {
     alive: Vec<bool>,
     index: FxHashMap<Id, u32>,
     queue: Queue<A::Message>,
+    /// Each node's timeout as it stood after its last input (a node changes only on input),
+    /// so that stale wake-ups are dropped without touching the node.
+    deadline: Vec<Option<Time>>,
+    /// The earliest wake-up queued for each node.
     wake_at: Vec<Option<Time>>,
     now: Time,
     in_flight: usize,
@@ -205,6 +209,7 @@ impl<A: SimApp> Network<A> {
             alive: Vec::with_capacity(expected),
             index: FxHashMap::default(),
             queue: Queue::default(),
+            deadline: Vec::with_capacity(expected),
             wake_at: Vec::with_capacity(expected),
             now: Time::ZERO,
             in_flight: 0,
@@ -340,6 +345,7 @@ impl<A: SimApp> Network<A> {
         self.ids.push(id);
         self.alive.push(true);
         self.wake_at.push(None);
+        self.deadline.push(None);
         self.index.insert(id, node);
         let bootstrap = contact.map(|c| self.ids[c as usize]);
         self.nodes[node as usize].join(bootstrap, self.now);
@@ -428,11 +434,17 @@ impl<A: SimApp> Network<A> {
     }
 
     fn reschedule_wake(&mut self, node: u32) {
-        let Some(at) = self.nodes[node as usize].poll_timeout() else {
+        self.deadline[node as usize] = self.nodes[node as usize].poll_timeout();
+        self.ensure_wake(node);
+    }
+
+    /// Queues a wake-up for the node's deadline unless one at or before it is queued.
+    fn ensure_wake(&mut self, node: u32) {
+        let Some(at) = self.deadline[node as usize] else {
             return;
         };
         let at = at.max(self.now);
-        if self.wake_at[node as usize].is_none_or(|w| at < w || w < self.now) {
+        if self.wake_at[node as usize].is_none_or(|w| at < w) {
             self.wake_at[node as usize] = Some(at);
             self.schedule(at, Kind::Wake { node });
         }
@@ -483,11 +495,14 @@ impl<A: SimApp> Network<A> {
                 if self.wake_at[node as usize] == Some(at) {
                     self.wake_at[node as usize] = None;
                 }
-                if self.alive[node as usize] && self.nodes[node as usize].poll_timeout().is_some_and(|t| t <= now) {
-                    self.nodes[node as usize].handle_timeout(now);
+                if !self.alive[node as usize] {
+                    return true;
                 }
-                if self.alive[node as usize] {
+                if self.deadline[node as usize].is_some_and(|t| t <= now) {
+                    self.nodes[node as usize].handle_timeout(now);
                     self.after_input(node);
+                } else {
+                    self.ensure_wake(node);
                 }
             }
         }
