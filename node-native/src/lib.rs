@@ -156,11 +156,7 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// Defaults for the server at `signaling_url`.
     pub fn new(signaling_url: impl Into<String>) -> Self {
-        Self {
-            signaling_url: signaling_url.into(),
-            peer_id: None,
-            register_timeout: Duration::from_secs(10),
-        }
+        Self { signaling_url: signaling_url.into(), peer_id: None, register_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -182,11 +178,7 @@ impl NodeHandle {
     pub async fn send(&self, peer: &PeerId, data: Data) -> Result<(), SendError> {
         let (reply, replied) = oneshot::channel();
         self.inputs
-            .send(Input::Command(Command::Send {
-                peer: peer.clone(),
-                data,
-                reply,
-            }))
+            .send(Input::Command(Command::Send { peer: peer.clone(), data, reply }))
             .map_err(|_| SendError::Closed)?;
         replied.await.map_err(|_| SendError::Closed)?
     }
@@ -194,11 +186,7 @@ impl NodeHandle {
     /// Peers with an open data channel.
     pub async fn peers(&self) -> Vec<PeerId> {
         let (reply, replied) = oneshot::channel();
-        if self
-            .inputs
-            .send(Input::Command(Command::Peers(reply)))
-            .is_err()
-        {
+        if self.inputs.send(Input::Command(Command::Peers(reply))).is_err() {
             return Vec::new();
         }
         replied.await.unwrap_or_default()
@@ -212,17 +200,12 @@ impl NodeHandle {
 
 /// Connects to the signaling server, registers, and starts the node's event loop on the
 /// current tokio runtime. Returns once registered.
-pub async fn start(
-    config: NodeConfig,
-) -> Result<(NodeHandle, UnboundedReceiver<NodeEvent>), StartError> {
+pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<NodeEvent>), StartError> {
     let me = config.peer_id.clone().unwrap_or_else(random_peer_id);
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let mut signaling = SignalingClient::connect(&config.signaling_url, tx.clone())
         .await
-        .map_err(|e| StartError::Connect {
-            url: config.signaling_url.clone(),
-            source: Box::new(e),
-        })?;
+        .map_err(|e| StartError::Connect { url: config.signaling_url.clone(), source: Box::new(e) })?;
     signaling
         .send(&ClientMessage::Register { peer: me.clone() })
         .await
@@ -232,14 +215,11 @@ pub async fn start(
         loop {
             match rx.recv().await {
                 Some(Input::Signaling(SignalingEvent::Message(ServerMessage::Welcome {
-                    ice_servers,
-                    peers,
-                    ..
+                    ice_servers, peers, ..
                 }))) => return Ok((ice_servers, peers)),
-                Some(Input::Signaling(SignalingEvent::Message(ServerMessage::Error {
-                    code,
-                    message,
-                }))) => return Err(StartError::Refused { code, message }),
+                Some(Input::Signaling(SignalingEvent::Message(ServerMessage::Error { code, message }))) => {
+                    return Err(StartError::Refused { code, message });
+                }
                 Some(Input::Signaling(SignalingEvent::Closed(reason))) => {
                     return Err(StartError::Closed(reason));
                 }
@@ -270,11 +250,8 @@ fn random_peer_id() -> PeerId {
     let mut hex = String::with_capacity(32);
     for _ in 0..2 {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
+        hasher
+            .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
         hex.push_str(&format!("{:016x}", hasher.finish()));
     }
     // 32 hex digits always make a valid id.

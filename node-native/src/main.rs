@@ -58,19 +58,14 @@ fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,rtc=warn,rtc_ice=error,rtc_dtls=error,webrtc=warn")
-        }))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,rtc=warn,rtc_ice=error,rtc_dtls=error,webrtc=warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Cmd::Connect {
-            signaling,
-            peer_id,
-            send,
-            expect,
-            timeout,
-        } => {
+        Cmd::Connect { signaling, peer_id, send, expect, timeout } => {
             let mut config = NodeConfig::new(signaling);
             config.peer_id = peer_id.map(PeerId::new).transpose()?;
             let work = connect(config, send, expect);
@@ -90,11 +85,7 @@ async fn deadline(secs: u64) {
     tokio::time::sleep(Duration::from_secs(secs)).await;
 }
 
-async fn connect(
-    config: NodeConfig,
-    send: Option<String>,
-    expect: Option<usize>,
-) -> anyhow::Result<()> {
+async fn connect(config: NodeConfig, send: Option<String>, expect: Option<usize>) -> anyhow::Result<()> {
     let (node, mut events) = start(config).await?;
     println!("registered as {}", node.id());
     let mut received = 0;

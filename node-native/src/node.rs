@@ -26,11 +26,7 @@ pub(crate) enum Input {
 /// Requests from the [`NodeHandle`](crate::NodeHandle).
 #[derive(Debug)]
 pub(crate) enum Command {
-    Send {
-        peer: PeerId,
-        data: Data,
-        reply: oneshot::Sender<Result<(), SendError>>,
-    },
+    Send { peer: PeerId, data: Data, reply: oneshot::Sender<Result<(), SendError>> },
     Peers(oneshot::Sender<Vec<PeerId>>),
     Close,
 }
@@ -52,14 +48,7 @@ impl Node {
         ice_servers: Vec<IceServer>,
         events: UnboundedSender<NodeEvent>,
     ) -> Self {
-        Self {
-            me,
-            inputs,
-            signaling: Some(signaling),
-            ice_servers,
-            peers: BTreeMap::new(),
-            events,
-        }
+        Self { me, inputs, signaling: Some(signaling), ice_servers, peers: BTreeMap::new(), events }
     }
 
     /// Offers to `present` (the newcomer offers), then runs until closed.
@@ -130,10 +119,7 @@ impl Node {
         self.peers.insert(peer.clone(), conn);
         match offer {
             Ok(payload) => self.signal_to(&peer, payload).await,
-            Err(err) => {
-                self.peer_failed(&peer, &format!("create offer: {err}"))
-                    .await
-            }
+            Err(err) => self.peer_failed(&peer, &format!("create offer: {err}")).await,
         }
     }
 
@@ -157,22 +143,14 @@ impl Node {
                     return;
                 };
                 if let Err(err) = conn.accept_answer(&sdp).await {
-                    self.peer_failed(&from, &format!("applying the answer: {err}"))
-                        .await;
+                    self.peer_failed(&from, &format!("applying the answer: {err}")).await;
                 }
             }
-            SignalPayload::Candidate {
-                candidate,
-                sdp_mid,
-                sdp_m_line_index,
-            } => {
+            SignalPayload::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
                 let Some(conn) = self.peers.get(&from) else {
                     return;
                 };
-                if let Err(err) = conn
-                    .add_candidate(candidate, sdp_mid, sdp_m_line_index)
-                    .await
-                {
+                if let Err(err) = conn.add_candidate(candidate, sdp_mid, sdp_m_line_index).await {
                     self.error(format!("candidate from {from}: {err}"));
                 }
             }
@@ -224,19 +202,13 @@ impl Node {
             let was_open = conn.is_open();
             conn.close(false).await;
             if was_open {
-                let _ = self.events.send(NodeEvent::Disconnected {
-                    peer: peer.clone(),
-                    reason: reason.to_string(),
-                });
+                let _ = self.events.send(NodeEvent::Disconnected { peer: peer.clone(), reason: reason.to_string() });
             }
         }
     }
 
     async fn signal_to(&mut self, to: &PeerId, payload: SignalPayload) {
-        let msg = ClientMessage::Signal {
-            to: to.clone(),
-            payload,
-        };
+        let msg = ClientMessage::Signal { to: to.clone(), payload };
         let result = match &mut self.signaling {
             Some(client) => client.send(&msg).await.map_err(|e| e.to_string()),
             None => Err("the signaling server is not connected".to_string()),
@@ -247,11 +219,7 @@ impl Node {
     }
 
     fn connected(&self) -> Vec<PeerId> {
-        self.peers
-            .iter()
-            .filter(|(_, c)| c.is_open())
-            .map(|(id, _)| id.clone())
-            .collect()
+        self.peers.iter().filter(|(_, c)| c.is_open()).map(|(id, _)| id.clone()).collect()
     }
 
     fn error(&self, message: String) {

@@ -45,12 +45,10 @@ impl SignalingClient {
                 let event = match stream.next().await {
                     None => break "connection closed".to_string(),
                     Some(Err(err)) => break err.to_string(),
-                    Some(Ok(Message::Text(text))) => {
-                        match ServerMessage::from_json(text.as_str()) {
-                            Ok(msg) => SignalingEvent::Message(msg),
-                            Err(err) => SignalingEvent::Undecodable(err.to_string()),
-                        }
-                    }
+                    Some(Ok(Message::Text(text))) => match ServerMessage::from_json(text.as_str()) {
+                        Ok(msg) => SignalingEvent::Message(msg),
+                        Err(err) => SignalingEvent::Undecodable(err.to_string()),
+                    },
                     Some(Ok(Message::Close(frame))) => {
                         break frame.map_or_else(
                             || "closed by the server".to_string(),
@@ -69,10 +67,7 @@ impl SignalingClient {
     }
 
     /// Sends one message.
-    pub(crate) async fn send(
-        &mut self,
-        msg: &ClientMessage,
-    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    pub(crate) async fn send(&mut self, msg: &ClientMessage) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         self.sink.send(Message::text(msg.to_json())).await
     }
 

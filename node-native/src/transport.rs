@@ -15,9 +15,8 @@ use rtc::ice::mdns::MulticastDnsMode;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::node::Input;
@@ -92,10 +91,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(peer = %self.peer, %state, "connection state");
-        if matches!(
-            state,
-            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-        ) {
+        if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
             self.push(TransportEvent::Closed(format!("connection {state}")));
         }
     }
@@ -128,10 +124,8 @@ fn spawn_reader(peer: &PeerId, channel: Arc<dyn DataChannel>, inputs: UnboundedS
                     }
                 }
                 DataChannelEvent::OnClose => {
-                    let _ = inputs.send(Input::Transport(
-                        peer.clone(),
-                        TransportEvent::Closed("data channel closed".into()),
-                    ));
+                    let _ = inputs
+                        .send(Input::Transport(peer.clone(), TransportEvent::Closed("data channel closed".into())));
                     break;
                 }
                 _ => continue,
@@ -185,37 +179,21 @@ impl Peer {
                     .collect(),
             )
             .build();
-        let settings = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .build();
+        let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(settings)
-            .with_handler(Arc::new(Handler {
-                peer: peer.clone(),
-                inputs: inputs.clone(),
-            }))
+            .with_handler(Arc::new(Handler { peer: peer.clone(), inputs: inputs.clone() }))
             .with_udp_addrs(vec![BIND_ADDR.to_string()])
             .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
             .build()
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let mut this = Self {
-            pc,
-            writer: None,
-            writer_task: None,
-            open: false,
-        };
+        let mut this = Self { pc, writer: None, writer_task: None, open: false };
         if role == Role::Offerer {
             let channel = this
                 .pc
-                .create_data_channel(
-                    CHANNEL_LABEL,
-                    Some(RTCDataChannelInit {
-                        ordered: true,
-                        ..Default::default()
-                    }),
-                )
+                .create_data_channel(CHANNEL_LABEL, Some(RTCDataChannelInit { ordered: true, ..Default::default() }))
                 .await?;
             spawn_reader(peer, channel.clone(), inputs.clone());
             this.set_channel(peer, channel);
@@ -233,9 +211,7 @@ impl Peer {
 
     /// Answerer: applies the offer, creates the answer and sets it locally.
     pub(crate) async fn accept_offer(&self, sdp: &str) -> webrtc::error::Result<SignalPayload> {
-        self.pc
-            .set_remote_description(RTCSessionDescription::offer(sdp.to_string())?)
-            .await?;
+        self.pc.set_remote_description(RTCSessionDescription::offer(sdp.to_string())?).await?;
         let answer = self.pc.create_answer(None).await?;
         let sdp = answer.sdp.clone();
         self.pc.set_local_description(answer).await?;
@@ -244,9 +220,7 @@ impl Peer {
 
     /// Offerer: applies the answer.
     pub(crate) async fn accept_answer(&self, sdp: &str) -> webrtc::error::Result<()> {
-        self.pc
-            .set_remote_description(RTCSessionDescription::answer(sdp.to_string())?)
-            .await
+        self.pc.set_remote_description(RTCSessionDescription::answer(sdp.to_string())?).await
     }
 
     /// Adds a candidate the peer trickled.
@@ -257,12 +231,7 @@ impl Peer {
         sdp_mline_index: Option<u16>,
     ) -> webrtc::error::Result<()> {
         self.pc
-            .add_ice_candidate(RTCIceCandidateInit {
-                candidate,
-                sdp_mid,
-                sdp_mline_index,
-                ..Default::default()
-            })
+            .add_ice_candidate(RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, ..Default::default() })
             .await
     }
 
@@ -320,10 +289,7 @@ impl Peer {
     pub(crate) async fn close(mut self, flush: bool) {
         self.writer = None;
         if let Some(mut task) = self.writer_task.take()
-            && (!flush
-                || tokio::time::timeout(FLUSH_TIMEOUT, &mut task)
-                    .await
-                    .is_err())
+            && (!flush || tokio::time::timeout(FLUSH_TIMEOUT, &mut task).await.is_err())
         {
             task.abort();
         }

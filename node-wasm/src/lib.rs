@@ -76,9 +76,8 @@ struct StartOptions {
 pub async fn start(config: JsValue) -> Result<Node, JsError> {
     let options: StartOptions = serde_wasm_bindgen::from_value(config.clone())
         .map_err(|e| JsError::new(&format!("invalid start options: {e}")))?;
-    let on_event = Reflect::get(&config, &JsValue::from_str("onEvent"))
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok());
+    let on_event =
+        Reflect::get(&config, &JsValue::from_str("onEvent")).ok().and_then(|f| f.dyn_into::<Function>().ok());
     let id = match options.peer_id {
         Some(id) => id,
         None => random_id()?,
@@ -90,22 +89,11 @@ pub async fn start(config: JsValue) -> Result<Node, JsError> {
         .map_err(|e| JsError::new(&js_error_text(&e)))?;
     let snapshot = Rc::new(RefCell::new(Snapshot::default()));
     let (ready_tx, ready_rx) = oneshot::channel();
-    let node = node::Node::new(
-        me.clone(),
-        tx.clone(),
-        signaling,
-        snapshot.clone(),
-        on_event,
-        ready_tx,
-    );
+    let node = node::Node::new(me.clone(), tx.clone(), signaling, snapshot.clone(), on_event, ready_tx);
     wasm_bindgen_futures::spawn_local(node.run(rx));
 
     match ready_rx.await {
-        Ok(Ok(())) => Ok(Node {
-            me,
-            inputs: tx,
-            snapshot,
-        }),
+        Ok(Ok(())) => Ok(Node { me, inputs: tx, snapshot }),
         Ok(Err(reason)) => {
             let _ = tx.unbounded_send(Input::Command(Command::Close));
             Err(JsError::new(&reason))
@@ -137,12 +125,7 @@ impl Node {
 
     /// Ids of the peers whose data channel is open.
     pub fn peers(&self) -> Array {
-        self.snapshot
-            .borrow()
-            .connected
-            .iter()
-            .map(|p| JsValue::from_str(p.as_str()))
-            .collect()
+        self.snapshot.borrow().connected.iter().map(|p| JsValue::from_str(p.as_str())).collect()
     }
 
     /// How many `RTCPeerConnection`s this page has created (Chromium allows 500 per tab).
@@ -163,9 +146,7 @@ impl Node {
         } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
             Data::Bytes(Uint8Array::new(buffer).to_vec())
         } else {
-            return Err(JsError::new(
-                "send takes a string, a Uint8Array or an ArrayBuffer",
-            ));
+            return Err(JsError::new("send takes a string, a Uint8Array or an ArrayBuffer"));
         };
         let (reply, replied) = oneshot::channel();
         self.inputs
@@ -191,8 +172,6 @@ fn random_id() -> Result<String, JsError> {
         .crypto()
         .map_err(|e| JsError::new(&js_error_text(&e)))?;
     let mut bytes = [0u8; 16];
-    crypto
-        .get_random_values_with_u8_array(&mut bytes)
-        .map_err(|e| JsError::new(&js_error_text(&e)))?;
+    crypto.get_random_values_with_u8_array(&mut bytes).map_err(|e| JsError::new(&js_error_text(&e)))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -40,11 +40,7 @@ pub(crate) enum Input {
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Send `data` to `peer`; the reply says whether it was accepted.
-    Send {
-        peer: PeerId,
-        data: Data,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
+    Send { peer: PeerId, data: Data, reply: oneshot::Sender<Result<(), String>> },
     /// Close everything and end the loop.
     Close,
 }
@@ -116,25 +112,19 @@ impl Node {
         match event {
             SignalingEvent::Open => {
                 self.set_status("registering");
-                let register = ClientMessage::Register {
-                    peer: self.me.clone(),
-                };
+                let register = ClientMessage::Register { peer: self.me.clone() };
                 if let Err(err) = self.signal(&register) {
                     self.fail_ready(format!("cannot register: {err}"));
                 }
             }
             SignalingEvent::Message(msg) => self.on_server_message(msg).await,
             SignalingEvent::Undecodable(err) => {
-                self.emit_error(&format!(
-                    "unreadable message from the signaling server: {err}"
-                ));
+                self.emit_error(&format!("unreadable message from the signaling server: {err}"));
             }
             SignalingEvent::Closed { code, reason } => {
                 self.signaling = None;
-                let text = format!(
-                    "signaling closed (code {code}{}{reason})",
-                    if reason.is_empty() { "" } else { ": " }
-                );
+                let text =
+                    format!("signaling closed (code {code}{}{reason})", if reason.is_empty() { "" } else { ": " });
                 self.fail_ready(text.clone());
                 // Open data channels keep working without the server.
                 self.set_status(&text);
@@ -144,9 +134,7 @@ impl Node {
 
     async fn on_server_message(&mut self, msg: ServerMessage) {
         match msg {
-            ServerMessage::Welcome {
-                ice_servers, peers, ..
-            } => {
+            ServerMessage::Welcome { ice_servers, peers, .. } => {
                 self.ice_servers = ice_servers;
                 self.set_status("registered");
                 if let Some(ready) = self.ready.take() {
@@ -158,10 +146,7 @@ impl Node {
                 }
             }
             ServerMessage::PeerJoined { peer } => {
-                self.emit(&[
-                    ("type", "peer_joined".into()),
-                    ("peer", peer.as_str().into()),
-                ]);
+                self.emit(&[("type", "peer_joined".into()), ("peer", peer.as_str().into())]);
             }
             ServerMessage::PeerLeft { peer } => {
                 self.emit(&[("type", "peer_left".into()), ("peer", peer.as_str().into())]);
@@ -201,9 +186,7 @@ impl Node {
                 self.peers.insert(from.clone(), conn);
                 match answer {
                     Ok(payload) => self.signal_to(&from, payload),
-                    Err(err) => {
-                        self.peer_failed(&from, &format!("answering: {}", js_error_text(&err)))
-                    }
+                    Err(err) => self.peer_failed(&from, &format!("answering: {}", js_error_text(&err))),
                 }
             }
             SignalPayload::Answer { sdp } => {
@@ -211,24 +194,14 @@ impl Node {
                     return;
                 };
                 if let Err(err) = conn.accept_answer(&sdp).await {
-                    self.peer_failed(
-                        &from,
-                        &format!("applying the answer: {}", js_error_text(&err)),
-                    );
+                    self.peer_failed(&from, &format!("applying the answer: {}", js_error_text(&err)));
                 }
             }
-            SignalPayload::Candidate {
-                candidate,
-                sdp_mid,
-                sdp_m_line_index,
-            } => {
+            SignalPayload::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
                 let Some(conn) = self.peers.get(&from) else {
                     return;
                 };
-                if let Err(err) = conn
-                    .add_candidate(&candidate, sdp_mid.as_deref(), sdp_m_line_index)
-                    .await
-                {
+                if let Err(err) = conn.add_candidate(&candidate, sdp_mid.as_deref(), sdp_m_line_index).await {
                     // One bad candidate does not doom the connection.
                     self.emit_error(&format!("candidate from {from}: {}", js_error_text(&err)));
                 }
@@ -256,11 +229,7 @@ impl Node {
                     Data::Text(text) => text.into(),
                     Data::Bytes(bytes) => Uint8Array::from(bytes.as_slice()).into(),
                 };
-                self.emit(&[
-                    ("type", "message".into()),
-                    ("peer", peer.as_str().into()),
-                    ("data", value),
-                ]);
+                self.emit(&[("type", "message".into()), ("peer", peer.as_str().into()), ("data", value)]);
             }
             TransportEvent::BufferedLow => {
                 if let Some(conn) = self.peers.get_mut(&peer)
@@ -282,19 +251,14 @@ impl Node {
     }
 
     fn send(&mut self, peer: &PeerId, data: Data) -> Result<(), String> {
-        let conn = self
-            .peers
-            .get_mut(peer)
-            .ok_or_else(|| format!("not connected to {peer}"))?;
+        let conn = self.peers.get_mut(peer).ok_or_else(|| format!("not connected to {peer}"))?;
         conn.send(data)
     }
 
     fn new_peer(&mut self, peer: &PeerId, role: Role) -> Option<Peer> {
         let made = self.snapshot.borrow().connections_made;
         if made >= MAX_CONNECTIONS_PER_PAGE {
-            self.emit_error(&format!(
-                "connection budget of this page used up ({made} made); reload the page"
-            ));
+            self.emit_error(&format!("connection budget of this page used up ({made} made); reload the page"));
             return None;
         }
         match Peer::new(peer, role, &self.ice_servers, &self.inputs) {
@@ -303,10 +267,7 @@ impl Node {
                 Some(conn)
             }
             Err(err) => {
-                self.emit_error(&format!(
-                    "RTCPeerConnection for {peer}: {}",
-                    js_error_text(&err)
-                ));
+                self.emit_error(&format!("RTCPeerConnection for {peer}: {}", js_error_text(&err)));
                 None
             }
         }
@@ -333,10 +294,7 @@ impl Node {
     }
 
     fn signal_to(&mut self, to: &PeerId, payload: SignalPayload) {
-        let msg = ClientMessage::Signal {
-            to: to.clone(),
-            payload,
-        };
+        let msg = ClientMessage::Signal { to: to.clone(), payload };
         if let Err(err) = self.signal(&msg) {
             self.peer_failed(to, &format!("signaling: {err}"));
         }
@@ -356,12 +314,8 @@ impl Node {
     }
 
     fn refresh_connected(&self) {
-        self.snapshot.borrow_mut().connected = self
-            .peers
-            .iter()
-            .filter(|(_, c)| c.is_open())
-            .map(|(id, _)| id.clone())
-            .collect();
+        self.snapshot.borrow_mut().connected =
+            self.peers.iter().filter(|(_, c)| c.is_open()).map(|(id, _)| id.clone()).collect();
     }
 
     fn set_status(&self, status: &str) {

@@ -57,10 +57,9 @@ pub enum QueueError {
 impl std::fmt::Display for QueueError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::TooLarge(len) => write!(
-                f,
-                "message of {len} bytes exceeds the data channel limit of {MAX_MESSAGE_BYTES} bytes"
-            ),
+            Self::TooLarge(len) => {
+                write!(f, "message of {len} bytes exceeds the data channel limit of {MAX_MESSAGE_BYTES} bytes")
+            }
             Self::Full => write!(f, "send queue full ({MAX_QUEUED_BYTES} bytes waiting)"),
         }
     }
@@ -91,11 +90,7 @@ impl SendQueue {
     /// Hands queued messages to `send` in order while the channel's buffer, starting at
     /// `buffered`, stays below [`HIGH_WATER`]. Stops at the first error of `send` (the
     /// message stays queued) and returns it.
-    pub fn drain<E>(
-        &mut self,
-        mut buffered: u32,
-        mut send: impl FnMut(&Data) -> Result<(), E>,
-    ) -> Result<(), E> {
+    pub fn drain<E>(&mut self, mut buffered: u32, mut send: impl FnMut(&Data) -> Result<(), E>) -> Result<(), E> {
         while buffered < HIGH_WATER {
             let Some(next) = self.items.front() else {
                 break;
@@ -181,12 +176,8 @@ mod tests {
     #[test]
     fn rejects_oversized_messages_and_bounds_the_queue() {
         let mut q = SendQueue::default();
-        assert_eq!(
-            q.push(bytes(MAX_MESSAGE_BYTES + 1)),
-            Err(QueueError::TooLarge(MAX_MESSAGE_BYTES + 1))
-        );
-        q.push(bytes(MAX_MESSAGE_BYTES))
-            .expect("the limit itself fits");
+        assert_eq!(q.push(bytes(MAX_MESSAGE_BYTES + 1)), Err(QueueError::TooLarge(MAX_MESSAGE_BYTES + 1)));
+        q.push(bytes(MAX_MESSAGE_BYTES)).expect("the limit itself fits");
         while q.bytes() + MAX_MESSAGE_BYTES <= MAX_QUEUED_BYTES {
             q.push(bytes(MAX_MESSAGE_BYTES)).expect("fits");
         }

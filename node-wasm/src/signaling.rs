@@ -69,12 +69,7 @@ impl SignalingClient {
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         // An error is always followed by `close`, which carries what there is to know.
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        Ok(Self {
-            socket,
-            _on_open: on_open,
-            _on_message: on_message,
-            _on_close: on_close,
-        })
+        Ok(Self { socket, _on_open: on_open, _on_message: on_message, _on_close: on_close })
     }
 
     /// Sends one message; fails if the socket is not open.

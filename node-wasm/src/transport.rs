@@ -13,8 +13,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Event, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
-    RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcPeerConnection,
-    RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
+    RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent,
+    RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
 };
 
 use crate::node::Input;
@@ -144,8 +144,8 @@ impl Peer {
         let handlers = ChannelHandlers::new(peer, inputs);
 
         let (tx, id) = (inputs.clone(), peer.clone());
-        let on_candidate = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
-            move |event: RtcPeerConnectionIceEvent| {
+        let on_candidate =
+            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |event: RtcPeerConnectionIceEvent| {
                 // `null` (end of gathering) and empty candidates need not be sent.
                 let Some(candidate) = event.candidate() else {
                     return;
@@ -158,21 +158,14 @@ impl Peer {
                     sdp_mid: candidate.sdp_mid(),
                     sdp_m_line_index: candidate.sdp_m_line_index(),
                 };
-                let _ = tx.unbounded_send(Input::Transport(
-                    id.clone(),
-                    TransportEvent::LocalCandidate(payload),
-                ));
-            },
-        );
+                let _ = tx.unbounded_send(Input::Transport(id.clone(), TransportEvent::LocalCandidate(payload)));
+            });
         pc.set_onicecandidate(Some(on_candidate.as_ref().unchecked_ref()));
 
         let (tx, id, pc2) = (inputs.clone(), peer.clone(), pc.clone());
         let on_state = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
             let state = pc2.connection_state();
-            if matches!(
-                state,
-                RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed
-            ) {
+            if matches!(state, RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed) {
                 let _ = tx.unbounded_send(Input::Transport(
                     id.clone(),
                     TransportEvent::Closed(format!("connection {state:?}")),
@@ -195,35 +188,26 @@ impl Peer {
             Role::Offerer => {
                 let init = RtcDataChannelInit::new();
                 init.set_ordered(true);
-                let channel = peer_conn
-                    .pc
-                    .create_data_channel_with_data_channel_dict(CHANNEL_LABEL, &init);
+                let channel = peer_conn.pc.create_data_channel_with_data_channel_dict(CHANNEL_LABEL, &init);
                 peer_conn.handlers.attach(&channel);
                 peer_conn.channel = Some(channel);
             }
             Role::Answerer => {
                 let [open, message, close, low] = peer_conn.handlers.functions();
                 let (tx, id) = (inputs.clone(), peer.clone());
-                let on_channel = Closure::<dyn FnMut(RtcDataChannelEvent)>::new(
-                    move |event: RtcDataChannelEvent| {
-                        let channel = event.channel();
-                        // Attach synchronously, before the event loop gets to it: messages
-                        // may follow right away.
-                        channel.set_binary_type(RtcDataChannelType::Arraybuffer);
-                        channel.set_buffered_amount_low_threshold(LOW_WATER);
-                        channel.set_onopen(Some(&open));
-                        channel.set_onmessage(Some(&message));
-                        channel.set_onclose(Some(&close));
-                        channel.set_onbufferedamountlow(Some(&low));
-                        let _ = tx.unbounded_send(Input::Transport(
-                            id.clone(),
-                            TransportEvent::Channel(channel),
-                        ));
-                    },
-                );
-                peer_conn
-                    .pc
-                    .set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
+                let on_channel = Closure::<dyn FnMut(RtcDataChannelEvent)>::new(move |event: RtcDataChannelEvent| {
+                    let channel = event.channel();
+                    // Attach synchronously, before the event loop gets to it: messages
+                    // may follow right away.
+                    channel.set_binary_type(RtcDataChannelType::Arraybuffer);
+                    channel.set_buffered_amount_low_threshold(LOW_WATER);
+                    channel.set_onopen(Some(&open));
+                    channel.set_onmessage(Some(&message));
+                    channel.set_onclose(Some(&close));
+                    channel.set_onbufferedamountlow(Some(&low));
+                    let _ = tx.unbounded_send(Input::Transport(id.clone(), TransportEvent::Channel(channel)));
+                });
+                peer_conn.pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
                 peer_conn._on_channel = Some(on_channel);
             }
         }
@@ -271,11 +255,7 @@ impl Peer {
         let init = RtcIceCandidateInit::new(candidate);
         init.set_sdp_mid(sdp_mid);
         init.set_sdp_m_line_index(sdp_m_line_index);
-        JsFuture::from(
-            self.pc
-                .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
-        )
-        .await?;
+        JsFuture::from(self.pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await?;
         Ok(())
     }
 
@@ -303,9 +283,7 @@ impl Peer {
         if !self.open {
             return Err("the data channel is not open".into());
         }
-        self.queue
-            .push(data)
-            .map_err(|e: QueueError| e.to_string())?;
+        self.queue.push(data).map_err(|e: QueueError| e.to_string())?;
         self.flush()
     }
 

@@ -97,10 +97,7 @@ impl PeerId {
         if id.is_empty() || id.len() > MAX_PEER_ID_BYTES {
             return Err(InvalidPeerId::Length(id.len()));
         }
-        if let Some(c) = id
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-        {
+        if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
             return Err(InvalidPeerId::Character(c));
         }
         Ok(Self(id))
@@ -139,9 +136,7 @@ pub enum InvalidPeerId {
     #[error("peer id must be 1 to {MAX_PEER_ID_BYTES} bytes, got {0}")]
     Length(usize),
     /// Contains a character other than ASCII letters, digits, `-` and `_`.
-    #[error(
-        "peer id contains the character {0:?}; only ASCII letters, digits, '-' and '_' are allowed"
-    )]
+    #[error("peer id contains the character {0:?}; only ASCII letters, digits, '-' and '_' are allowed")]
     Character(char),
 }
 
@@ -165,11 +160,7 @@ pub struct IceServer {
 impl IceServer {
     /// A server without credentials at `url` (e.g. `stun:stun.invalid:3478`).
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            urls: vec![url.into()],
-            username: None,
-            credential: None,
-        }
+        Self { urls: vec![url.into()], username: None, credential: None }
     }
 }
 
@@ -206,9 +197,7 @@ impl SignalPayload {
     fn validate(&self) -> Result<(), DecodeError> {
         match self {
             Self::Offer { sdp } | Self::Answer { sdp } => check_len("sdp", sdp, MAX_SDP_BYTES),
-            Self::Candidate {
-                candidate, sdp_mid, ..
-            } => {
+            Self::Candidate { candidate, sdp_mid, .. } => {
                 check_len("candidate", candidate, MAX_CANDIDATE_BYTES)?;
                 match sdp_mid {
                     Some(mid) => check_len("sdp_mid", mid, MAX_CANDIDATE_BYTES),
@@ -376,32 +365,18 @@ impl DecodeError {
     /// The [`ErrorCode`] a server answers this error with.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::TooLarge { .. } | Self::FieldTooLarge { .. } | Self::TooMany { .. } => {
-                ErrorCode::TooLarge
-            }
+            Self::TooLarge { .. } | Self::FieldTooLarge { .. } | Self::TooMany { .. } => ErrorCode::TooLarge,
             Self::Json(_) => ErrorCode::Malformed,
         }
     }
 }
 
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), DecodeError> {
-    if value.len() > max {
-        Err(DecodeError::FieldTooLarge {
-            field,
-            len: value.len(),
-            max,
-        })
-    } else {
-        Ok(())
-    }
+    if value.len() > max { Err(DecodeError::FieldTooLarge { field, len: value.len(), max }) } else { Ok(()) }
 }
 
 fn check_count(field: &'static str, len: usize, max: usize) -> Result<(), DecodeError> {
-    if len > max {
-        Err(DecodeError::TooMany { field, len, max })
-    } else {
-        Ok(())
-    }
+    if len > max { Err(DecodeError::TooMany { field, len, max }) } else { Ok(()) }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
@@ -441,9 +416,7 @@ impl ServerMessage {
     pub fn from_json(text: &str) -> Result<Self, DecodeError> {
         let msg: Self = decode(text)?;
         match &msg {
-            Self::Welcome {
-                peers, ice_servers, ..
-            } => {
+            Self::Welcome { peers, ice_servers, .. } => {
                 check_count("peers", peers.len(), MAX_WELCOME_PEERS)?;
                 check_count("ice_servers", ice_servers.len(), MAX_ICE_SERVERS)?;
             }
@@ -488,14 +461,9 @@ mod tests {
             ClientMessage::Register { peer: id("a1") },
             ClientMessage::Signal {
                 to: id("b-2"),
-                payload: SignalPayload::Offer {
-                    sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into(),
-                },
+                payload: SignalPayload::Offer { sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into() },
             },
-            ClientMessage::Signal {
-                to: id("b_2"),
-                payload: SignalPayload::Answer { sdp: "v=0".into() },
-            },
+            ClientMessage::Signal { to: id("b_2"), payload: SignalPayload::Answer { sdp: "v=0".into() } },
             ClientMessage::Signal {
                 to: id("B"),
                 payload: SignalPayload::Candidate {
@@ -506,11 +474,7 @@ mod tests {
             },
             ClientMessage::Signal {
                 to: id("B"),
-                payload: SignalPayload::Candidate {
-                    candidate: String::new(),
-                    sdp_mid: None,
-                    sdp_m_line_index: None,
-                },
+                payload: SignalPayload::Candidate { candidate: String::new(), sdp_mid: None, sdp_m_line_index: None },
             },
         ]
     }
@@ -527,20 +491,10 @@ mod tests {
                 }],
                 peers: vec![id("x"), id("y")],
             },
-            ServerMessage::Welcome {
-                peer: id("me"),
-                protocol: PROTOCOL_VERSION,
-                ice_servers: vec![],
-                peers: vec![],
-            },
+            ServerMessage::Welcome { peer: id("me"), protocol: PROTOCOL_VERSION, ice_servers: vec![], peers: vec![] },
             ServerMessage::PeerJoined { peer: id("x") },
             ServerMessage::PeerLeft { peer: id("x") },
-            ServerMessage::Signal {
-                from: id("x"),
-                payload: SignalPayload::Answer {
-                    sdp: "v=0 é ✓".into(),
-                },
-            },
+            ServerMessage::Signal { from: id("x"), payload: SignalPayload::Answer { sdp: "v=0 é ✓".into() } },
             ServerMessage::error(ErrorCode::UnknownPeer, "no such peer"),
         ]
     }
@@ -584,23 +538,15 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored_for_forward_compatibility() {
-        let msg = ClientMessage::from_json(r#"{"type":"register","peer":"a","node_id":"ff"}"#)
-            .expect("extra field accepted");
+        let msg =
+            ClientMessage::from_json(r#"{"type":"register","peer":"a","node_id":"ff"}"#).expect("extra field accepted");
         assert_eq!(msg, ClientMessage::Register { peer: id("a") });
     }
 
     #[test]
     fn unknown_error_codes_decode_as_other() {
-        let msg =
-            ServerMessage::from_json(r#"{"type":"error","code":"rate_limited","message":""}"#)
-                .expect("decodes");
-        assert!(matches!(
-            msg,
-            ServerMessage::Error {
-                code: ErrorCode::Other,
-                ..
-            }
-        ));
+        let msg = ServerMessage::from_json(r#"{"type":"error","code":"rate_limited","message":""}"#).expect("decodes");
+        assert!(matches!(msg, ServerMessage::Error { code: ErrorCode::Other, .. }));
     }
 
     #[test]
@@ -631,10 +577,7 @@ mod tests {
     #[test]
     fn peer_id_limits() {
         assert!(PeerId::new("a".repeat(MAX_PEER_ID_BYTES)).is_ok());
-        assert_eq!(
-            PeerId::new("a".repeat(MAX_PEER_ID_BYTES + 1)),
-            Err(InvalidPeerId::Length(MAX_PEER_ID_BYTES + 1))
-        );
+        assert_eq!(PeerId::new("a".repeat(MAX_PEER_ID_BYTES + 1)), Err(InvalidPeerId::Length(MAX_PEER_ID_BYTES + 1)));
         assert_eq!(PeerId::new("é"), Err(InvalidPeerId::Character('é')));
     }
 
@@ -648,25 +591,16 @@ mod tests {
 
     #[test]
     fn oversized_fields_are_rejected() {
-        let msg = ClientMessage::Signal {
-            to: id("b"),
-            payload: SignalPayload::Offer {
-                sdp: "x".repeat(MAX_SDP_BYTES + 1),
-            },
-        };
+        let msg =
+            ClientMessage::Signal { to: id("b"), payload: SignalPayload::Offer { sdp: "x".repeat(MAX_SDP_BYTES + 1) } };
         let err = ClientMessage::from_json(&msg.to_json()).expect_err("sdp too large");
-        assert!(matches!(
-            err,
-            DecodeError::FieldTooLarge { field: "sdp", .. }
-        ));
+        assert!(matches!(err, DecodeError::FieldTooLarge { field: "sdp", .. }));
 
         let many = ServerMessage::Welcome {
             peer: id("a"),
             protocol: PROTOCOL_VERSION,
             ice_servers: vec![],
-            peers: (0..=MAX_WELCOME_PEERS)
-                .map(|i| id(&i.to_string()))
-                .collect(),
+            peers: (0..=MAX_WELCOME_PEERS).map(|i| id(&i.to_string())).collect(),
         };
         let err = ServerMessage::from_json(&many.to_json()).expect_err("too many peers");
         assert!(matches!(err, DecodeError::TooMany { field: "peers", .. }));
@@ -675,8 +609,7 @@ mod tests {
     #[test]
     fn error_messages_are_truncated_on_a_char_boundary() {
         let long = "é".repeat(MAX_ERROR_MESSAGE_BYTES);
-        let ServerMessage::Error { message, .. } = ServerMessage::error(ErrorCode::Other, long)
-        else {
+        let ServerMessage::Error { message, .. } = ServerMessage::error(ErrorCode::Other, long) else {
             panic!("not an error message");
         };
         assert!(message.len() <= MAX_ERROR_MESSAGE_BYTES);

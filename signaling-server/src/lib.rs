@@ -47,8 +47,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
 use past_signaling_proto::{
-    ClientMessage, ErrorCode, IceServer, MAX_MESSAGE_BYTES, MAX_WELCOME_PEERS, PROTOCOL_VERSION,
-    PeerId, ServerMessage,
+    ClientMessage, ErrorCode, IceServer, MAX_MESSAGE_BYTES, MAX_WELCOME_PEERS, PROTOCOL_VERSION, PeerId, ServerMessage,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -106,10 +105,7 @@ impl Default for Config {
 impl Config {
     /// The defaults, listening on 127.0.0.1 with a port chosen by the OS (for tests).
     pub fn loopback_ephemeral() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..Self::default()
-        }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Self::default() }
     }
 }
 
@@ -138,9 +134,7 @@ impl Hub {
     fn clients(&self) -> MutexGuard<'_, HashMap<PeerId, Client>> {
         // A panic while holding the lock cannot leave the map inconsistent (every critical
         // section is a single insert/remove/lookup), so a poisoned lock is still usable.
-        self.clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn register(
@@ -151,40 +145,22 @@ impl Hub {
     ) -> Result<Vec<PeerId>, (ErrorCode, String)> {
         let mut clients = self.clients();
         if clients.contains_key(peer) {
-            return Err((
-                ErrorCode::PeerIdTaken,
-                format!("peer id {peer} is already registered"),
-            ));
+            return Err((ErrorCode::PeerIdTaken, format!("peer id {peer} is already registered")));
         }
         if clients.len() >= self.config.max_peers {
             return Err((
                 ErrorCode::ServerFull,
-                format!(
-                    "the server holds its maximum of {} peers",
-                    self.config.max_peers
-                ),
+                format!("the server holds its maximum of {} peers", self.config.max_peers),
             ));
         }
-        let mut present: Vec<(u64, PeerId)> =
-            clients.iter().map(|(id, c)| (c.seq, id.clone())).collect();
+        let mut present: Vec<(u64, PeerId)> = clients.iter().map(|(id, c)| (c.seq, id.clone())).collect();
         present.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
         for client in clients.values() {
             send_or_log(&client.tx, ServerMessage::PeerJoined { peer: peer.clone() });
         }
-        clients.insert(
-            peer.clone(),
-            Client {
-                conn,
-                seq,
-                tx: tx.clone(),
-            },
-        );
-        Ok(present
-            .into_iter()
-            .take(MAX_WELCOME_PEERS)
-            .map(|(_, id)| id)
-            .collect())
+        clients.insert(peer.clone(), Client { conn, seq, tx: tx.clone() });
+        Ok(present.into_iter().take(MAX_WELCOME_PEERS).map(|(_, id)| id).collect())
     }
 
     fn unregister(&self, peer: &PeerId, conn: u64) {
@@ -232,9 +208,7 @@ fn router(config: Config, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<(
         shutdown,
         _alive: alive,
     });
-    let mut app = Router::new()
-        .route("/ws", get(ws_handler))
-        .route("/health", get(health));
+    let mut app = Router::new().route("/ws", get(ws_handler)).route("/health", get(health));
     if let Some(dir) = pkg_dir {
         app = app.nest_service("/pkg", ServeDir::new(dir));
     }
@@ -243,10 +217,7 @@ fn router(config: Config, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<(
     }
     app.with_state(hub)
         // Development server: always revalidate, so a rebuilt page or wasm is picked up.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -267,9 +238,7 @@ impl SocketSlot {
     fn take(hub: &Arc<Hub>) -> Option<Self> {
         let max = hub.config.max_peers.saturating_add(EXTRA_SOCKETS);
         hub.sockets
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()
             .map(|_| Self(hub.clone()))
     }
@@ -284,18 +253,12 @@ impl Drop for SocketSlot {
 async fn ws_handler(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> axum::response::Response {
     let Some(slot) = SocketSlot::take(&hub) else {
         tracing::warn!("refusing a WebSocket: too many open");
-        return (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "too many signaling connections",
-        )
-            .into_response();
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many signaling connections").into_response();
     };
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            handle_socket(socket, hub).await;
-            drop(slot);
-        })
+    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
+        handle_socket(socket, hub).await;
+        drop(slot);
+    })
 }
 
 /// One client: a writer task drains its queue into the socket; this task reads.
@@ -311,12 +274,7 @@ async fn handle_socket(socket: WebSocket, hub: Arc<Hub>) {
             }
         }
         // Queue closed: the reader is done. Say goodbye properly.
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: 1000,
-                reason: Utf8Bytes::from_static("bye"),
-            })))
-            .await;
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: Utf8Bytes::from_static("bye") }))).await;
         let _ = sink.close().await;
     });
 
@@ -383,20 +341,13 @@ async fn handle_socket(socket: WebSocket, hub: Arc<Hub>) {
                 reply_error(&tx, ErrorCode::NotRegistered, "register before signalling");
             }
             (ClientMessage::Signal { to, payload }, Some(from)) => {
-                let relayed = ServerMessage::Signal {
-                    from: from.clone(),
-                    payload,
-                };
+                let relayed = ServerMessage::Signal { from: from.clone(), payload };
                 if let Err(code) = hub.relay(from, &to, relayed) {
                     reply_error(&tx, code, &format!("cannot relay to {to}"));
                 }
             }
             // A message type added to the protocol crate but not yet served here.
-            (other, _) => reply_error(
-                &tx,
-                ErrorCode::Malformed,
-                &format!("unsupported message: {other:?}"),
-            ),
+            (other, _) => reply_error(&tx, ErrorCode::Malformed, &format!("unsupported message: {other:?}")),
         }
     }
 
@@ -433,10 +384,7 @@ pub async fn run(
         })
         .await;
     // Upgraded WebSockets outlive the HTTP server: wait for their tasks to say goodbye.
-    if tokio::time::timeout(CLOSE_GRACE, alive_rx.recv())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(CLOSE_GRACE, alive_rx.recv()).await.is_err() {
         tracing::warn!("some WebSockets did not close in time");
     }
     result
@@ -487,11 +435,7 @@ impl ServerHandle {
         let task = tokio::spawn(run(listener, config, async move {
             let _ = stopped.await;
         }));
-        Ok(Self {
-            addr,
-            stop: Some(stop),
-            task,
-        })
+        Ok(Self { addr, stop: Some(stop), task })
     }
 
     /// The address actually bound.

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use past_signaling::{Config, ServerHandle};
-use past_signaling_proto::{
-    ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PeerId, ServerMessage, SignalPayload,
-};
+use past_signaling_proto::{ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PeerId, ServerMessage, SignalPayload};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -20,9 +18,7 @@ fn id(s: &str) -> PeerId {
 }
 
 async fn connect(server: &ServerHandle) -> Ws {
-    let (ws, _) = connect_async(server.ws_url())
-        .await
-        .expect("websocket connects");
+    let (ws, _) = connect_async(server.ws_url()).await.expect("websocket connects");
     ws
 }
 
@@ -56,12 +52,7 @@ async fn register(server: &ServerHandle, name: &str) -> (Ws, Vec<PeerId>) {
     let mut ws = connect(server).await;
     send(&mut ws, &ClientMessage::Register { peer: id(name) }).await;
     match recv(&mut ws).await {
-        ServerMessage::Welcome {
-            peer,
-            peers,
-            ice_servers,
-            ..
-        } => {
+        ServerMessage::Welcome { peer, peers, ice_servers, .. } => {
             assert_eq!(peer, id(name));
             assert!(ice_servers.is_empty(), "no ICE servers by default");
             (ws, peers)
@@ -79,58 +70,25 @@ fn assert_error(msg: ServerMessage, expected: ErrorCode) {
 
 #[tokio::test]
 async fn relays_signals_between_two_clients_and_reports_departures() {
-    let server = ServerHandle::spawn(Config::loopback_ephemeral())
-        .await
-        .expect("server starts");
+    let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
 
     let (mut alice, present) = register(&server, "alice").await;
     assert!(present.is_empty());
     let (mut bob, present) = register(&server, "bob").await;
     assert_eq!(present, vec![id("alice")]);
-    assert_eq!(
-        recv(&mut alice).await,
-        ServerMessage::PeerJoined { peer: id("bob") }
-    );
+    assert_eq!(recv(&mut alice).await, ServerMessage::PeerJoined { peer: id("bob") });
 
     // Newcomer offers, the other answers, candidates trickle both ways.
-    let offer = SignalPayload::Offer {
-        sdp: "v=0\r\n".into(),
-    };
-    send(
-        &mut bob,
-        &ClientMessage::Signal {
-            to: id("alice"),
-            payload: offer.clone(),
-        },
-    )
-    .await;
-    assert_eq!(
-        recv(&mut alice).await,
-        ServerMessage::Signal {
-            from: id("bob"),
-            payload: offer
-        }
-    );
+    let offer = SignalPayload::Offer { sdp: "v=0\r\n".into() };
+    send(&mut bob, &ClientMessage::Signal { to: id("alice"), payload: offer.clone() }).await;
+    assert_eq!(recv(&mut alice).await, ServerMessage::Signal { from: id("bob"), payload: offer });
     let candidate = SignalPayload::Candidate {
         candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host".into(),
         sdp_mid: Some("0".into()),
         sdp_m_line_index: Some(0),
     };
-    send(
-        &mut alice,
-        &ClientMessage::Signal {
-            to: id("bob"),
-            payload: candidate.clone(),
-        },
-    )
-    .await;
-    assert_eq!(
-        recv(&mut bob).await,
-        ServerMessage::Signal {
-            from: id("alice"),
-            payload: candidate
-        }
-    );
+    send(&mut alice, &ClientMessage::Signal { to: id("bob"), payload: candidate.clone() }).await;
+    assert_eq!(recv(&mut bob).await, ServerMessage::Signal { from: id("alice"), payload: candidate });
 
     // Health reflects the two peers.
     let health = http_get(server.local_addr(), "/health").await;
@@ -138,18 +96,9 @@ async fn relays_signals_between_two_clients_and_reports_departures() {
 
     // Bob leaves; Alice is told, and signals to Bob now fail.
     bob.close(None).await.expect("close");
-    assert_eq!(
-        recv(&mut alice).await,
-        ServerMessage::PeerLeft { peer: id("bob") }
-    );
-    send(
-        &mut alice,
-        &ClientMessage::Signal {
-            to: id("bob"),
-            payload: SignalPayload::Answer { sdp: "x".into() },
-        },
-    )
-    .await;
+    assert_eq!(recv(&mut alice).await, ServerMessage::PeerLeft { peer: id("bob") });
+    send(&mut alice, &ClientMessage::Signal { to: id("bob"), payload: SignalPayload::Answer { sdp: "x".into() } })
+        .await;
     assert_error(recv(&mut alice).await, ErrorCode::UnknownPeer);
 
     server.shutdown().await.expect("clean shutdown");
@@ -157,29 +106,19 @@ async fn relays_signals_between_two_clients_and_reports_departures() {
 
 #[tokio::test]
 async fn malformed_messages_get_json_errors_and_the_socket_stays_usable() {
-    let server = ServerHandle::spawn(Config::loopback_ephemeral())
-        .await
-        .expect("server starts");
+    let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
     let mut ws = connect(&server).await;
 
     send_text(&mut ws, "this is not json").await;
     assert_error(recv(&mut ws).await, ErrorCode::Malformed);
     send_text(&mut ws, r#"{"type":"register","peer":"bad id!"}"#).await;
     assert_error(recv(&mut ws).await, ErrorCode::Malformed);
-    ws.send(Message::binary(vec![1u8, 2, 3]))
-        .await
-        .expect("send");
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.expect("send");
     assert_error(recv(&mut ws).await, ErrorCode::Malformed);
     send_text(&mut ws, &"x".repeat(MAX_MESSAGE_BYTES + 1)).await;
     assert_error(recv(&mut ws).await, ErrorCode::TooLarge);
-    send(
-        &mut ws,
-        &ClientMessage::Signal {
-            to: id("nobody"),
-            payload: SignalPayload::Answer { sdp: "x".into() },
-        },
-    )
-    .await;
+    send(&mut ws, &ClientMessage::Signal { to: id("nobody"), payload: SignalPayload::Answer { sdp: "x".into() } })
+        .await;
     assert_error(recv(&mut ws).await, ErrorCode::NotRegistered);
 
     // Still usable: registration works, a second one is refused, and so is a taken id.
@@ -211,25 +150,16 @@ async fn enforces_the_peer_limit_and_the_register_timeout() {
     let mut idle = connect(&server).await;
     assert_error(recv(&mut idle).await, ErrorCode::RegisterTimeout);
     // Then the server closes that socket.
-    let end = tokio::time::timeout(WAIT, idle.next())
-        .await
-        .expect("closed within the bound");
-    assert!(matches!(
-        end,
-        None | Some(Ok(Message::Close(_))) | Some(Err(_))
-    ));
+    let end = tokio::time::timeout(WAIT, idle.next()).await.expect("closed within the bound");
+    assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))));
 
     server.shutdown().await.expect("clean shutdown");
 }
 
 #[tokio::test]
 async fn refuses_websockets_beyond_the_socket_limit() {
-    let server = ServerHandle::spawn(Config {
-        max_peers: 1,
-        ..Config::loopback_ephemeral()
-    })
-    .await
-    .expect("server starts");
+    let server =
+        ServerHandle::spawn(Config { max_peers: 1, ..Config::loopback_ephemeral() }).await.expect("server starts");
     let mut open = Vec::new();
     for _ in 0..1 + past_signaling::EXTRA_SOCKETS {
         open.push(connect(&server).await);
@@ -259,21 +189,11 @@ async fn refuses_websockets_beyond_the_socket_limit() {
 
 #[tokio::test]
 async fn shutdown_closes_open_websockets() {
-    let server = ServerHandle::spawn(Config::loopback_ephemeral())
-        .await
-        .expect("server starts");
+    let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
     let (mut ws, _) = register(&server, "solo").await;
-    tokio::time::timeout(WAIT, server.shutdown())
-        .await
-        .expect("shutdown within the bound")
-        .expect("clean shutdown");
-    let end = tokio::time::timeout(WAIT, ws.next())
-        .await
-        .expect("closed within the bound");
-    assert!(matches!(
-        end,
-        None | Some(Ok(Message::Close(_))) | Some(Err(_))
-    ));
+    tokio::time::timeout(WAIT, server.shutdown()).await.expect("shutdown within the bound").expect("clean shutdown");
+    let end = tokio::time::timeout(WAIT, ws.next()).await.expect("closed within the bound");
+    assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))));
 }
 
 #[tokio::test]
@@ -285,24 +205,16 @@ async fn serves_static_files_with_the_wasm_mime_type() {
     std::fs::create_dir_all(&pkg).expect("mkdir");
     std::fs::write(web.join("index.html"), "<!doctype html><title>t</title>").expect("write");
     std::fs::write(pkg.join("node.wasm"), b"\0asm\x01\0\0\0").expect("write");
-    let server = ServerHandle::spawn(Config {
-        web_dir: Some(web),
-        pkg_dir: Some(pkg),
-        ..Config::loopback_ephemeral()
-    })
-    .await
-    .expect("server starts");
+    let server = ServerHandle::spawn(Config { web_dir: Some(web), pkg_dir: Some(pkg), ..Config::loopback_ephemeral() })
+        .await
+        .expect("server starts");
 
     let index = http_get(server.local_addr(), "/").await;
     assert!(index.starts_with("HTTP/1.1 200"), "{index}");
     assert!(index.contains("<title>t</title>"), "{index}");
     let wasm = http_get(server.local_addr(), "/pkg/node.wasm").await;
     assert!(wasm.starts_with("HTTP/1.1 200"), "{wasm}");
-    assert!(
-        wasm.to_ascii_lowercase()
-            .contains("content-type: application/wasm"),
-        "{wasm}"
-    );
+    assert!(wasm.to_ascii_lowercase().contains("content-type: application/wasm"), "{wasm}");
     let missing = http_get(server.local_addr(), "/pkg/missing.js").await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 

@@ -16,9 +16,7 @@ use past_e2e::{Chromium, eval, wait_for};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let url = args
-        .next()
-        .unwrap_or_else(|| "http://127.0.0.1:8080/".into());
+    let url = args.next().unwrap_or_else(|| "http://127.0.0.1:8080/".into());
     let screenshot = args.next();
     let origin = url.trim_end_matches('/').to_string();
     let browser = Chromium::launch().await?;
@@ -27,12 +25,7 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn check(
-    browser: &Chromium,
-    origin: &str,
-    url: &str,
-    screenshot: Option<&str>,
-) -> anyhow::Result<()> {
+async fn check(browser: &Chromium, origin: &str, url: &str, screenshot: Option<&str>) -> anyhow::Result<()> {
     let first = browser.open_in_new_context(origin, url).await?;
     let second = browser.open_in_new_context(origin, url).await?;
     let mut ids = Vec::new();

@@ -22,9 +22,7 @@ use anyhow::{Context as _, anyhow, bail};
 use chromiumoxide::Page;
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
-use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams,
-};
+use chromiumoxide::cdp::browser_protocol::target::{CreateBrowserContextParams, CreateTargetParams};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::types::{Command, Method, MethodId};
 use futures::StreamExt as _;
@@ -58,10 +56,7 @@ pub const CHROMIUM_FLAGS: &[(&str, Option<&str>)] = &[
     ("disable-sync", None),
     ("allow-loopback-in-peer-connection", None),
     ("disable-features", Some("WebRtcHideLocalIpsWithMdns")),
-    (
-        "host-resolver-rules",
-        Some("MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"),
-    ),
+    ("host-resolver-rules", Some("MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost")),
     ("force-fieldtrials", Some("WebRTC-IPv6Default/Disabled/")),
 ];
 
@@ -74,10 +69,7 @@ fn dir_from_env(var: &str) -> anyhow::Result<PathBuf> {
         )
     })?;
     if !dir.is_dir() {
-        bail!(
-            "{var}={} is not a directory; run `cargo xtask test`",
-            dir.display()
-        );
+        bail!("{var}={} is not a directory; run `cargo xtask test`", dir.display());
     }
     Ok(dir)
 }
@@ -92,10 +84,7 @@ pub fn pkg_dir() -> anyhow::Result<PathBuf> {
     let dir = dir_from_env(ENV_PKG_DIR)?;
     for file in ["past_node.js", "past_node_bg.wasm"] {
         if !dir.join(file).is_file() {
-            bail!(
-                "{} has no {file}; run `cargo xtask test`, which builds it",
-                dir.display()
-            );
+            bail!("{} has no {file}; run `cargo xtask test`, which builds it", dir.display());
         }
     }
     Ok(dir)
@@ -104,10 +93,9 @@ pub fn pkg_dir() -> anyhow::Result<PathBuf> {
 /// Logs of the harness and the server to stderr (shown for failing tests), once.
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,past_signaling=debug,chromiumoxide=error,rtc=warn,rtc_ice=error,rtc_dtls=error,webrtc=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            "info,past_signaling=debug,chromiumoxide=error,rtc=warn,rtc_ice=error,rtc_dtls=error,webrtc=warn".into()
+        }))
         .with_test_writer()
         .try_init();
 }
@@ -115,14 +103,8 @@ pub fn init_tracing() {
 /// Starts the signaling server on 127.0.0.1 with a free port, serving the page and the
 /// wasm package.
 pub async fn start_server() -> anyhow::Result<ServerHandle> {
-    let config = Config {
-        web_dir: Some(web_dir()?),
-        pkg_dir: Some(pkg_dir()?),
-        ..Config::loopback_ephemeral()
-    };
-    ServerHandle::spawn(config)
-        .await
-        .context("starting the signaling server")
+    let config = Config { web_dir: Some(web_dir()?), pkg_dir: Some(pkg_dir()?), ..Config::loopback_ephemeral() };
+    ServerHandle::spawn(config).await.context("starting the signaling server")
 }
 
 /// CDP `Browser.grantPermissions` (not in chromiumoxide's generated protocol).
@@ -155,9 +137,8 @@ pub struct Chromium {
 impl Chromium {
     /// Launches the binary from [`ENV_CHROMIUM`] or [`DEFAULT_CHROMIUM`].
     pub async fn launch() -> anyhow::Result<Self> {
-        let binary = std::env::var_os(ENV_CHROMIUM)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
+        let binary =
+            std::env::var_os(ENV_CHROMIUM).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
         if !binary.is_file() {
             bail!(
                 "Chromium not found at {}. The browser tests need Debian's `chromium` and \
@@ -171,9 +152,8 @@ impl Chromium {
             .tempdir()
             .context("creating the browser's temporary directory")?;
         let config = browser_config(&binary, profile.path())?;
-        let (mut browser, mut handler) = Browser::launch(config)
-            .await
-            .with_context(|| format!("launching {}", binary.display()))?;
+        let (mut browser, mut handler) =
+            Browser::launch(config).await.with_context(|| format!("launching {}", binary.display()))?;
         // Keep reading Chromium's stderr, or a chatty browser blocks on a full pipe.
         if let Some(stderr) = browser.get_mut_child().and_then(|c| c.stderr.take()) {
             tokio::spawn(async move {
@@ -191,11 +171,7 @@ impl Chromium {
                 }
             }
         });
-        Ok(Self {
-            browser,
-            handler,
-            _profile: profile,
-        })
+        Ok(Self { browser, handler, _profile: profile })
     }
 
     /// Opens `url` in a new, separate browser context (its own storage, like another
@@ -220,10 +196,7 @@ impl Chromium {
             .browser_context_id(context)
             .build()
             .map_err(|e| anyhow!("CreateTargetParams: {e}"))?;
-        self.browser
-            .new_page(params)
-            .await
-            .with_context(|| format!("opening {url}"))
+        self.browser.new_page(params).await.with_context(|| format!("opening {url}"))
     }
 
     /// Closes the browser and waits for the process to end (killing it if needed).
@@ -258,14 +231,8 @@ fn browser_config(binary: &Path, profile: &Path) -> anyhow::Result<BrowserConfig
         // include --headless.
         .with_head()
         .user_data_dir(profile.join("user-data"))
-        .env(
-            "XDG_CONFIG_HOME",
-            profile.join("config").display().to_string(),
-        )
-        .env(
-            "XDG_CACHE_HOME",
-            profile.join("cache").display().to_string(),
-        )
+        .env("XDG_CONFIG_HOME", profile.join("config").display().to_string())
+        .env("XDG_CACHE_HOME", profile.join("cache").display().to_string())
         .launch_timeout(Duration::from_secs(20))
         .request_timeout(Duration::from_secs(20));
     for (key, value) in CHROMIUM_FLAGS {
@@ -274,9 +241,7 @@ fn browser_config(binary: &Path, profile: &Path) -> anyhow::Result<BrowserConfig
             None => builder.arg(*key),
         };
     }
-    builder
-        .build()
-        .map_err(|e| anyhow!("browser configuration: {e}"))
+    builder.build().map_err(|e| anyhow!("browser configuration: {e}"))
 }
 
 /// Evaluates `expression` in `page` (awaiting it if it is a promise) and returns its value
@@ -289,26 +254,15 @@ pub async fn eval<T: DeserializeOwned>(page: &Page, expression: &str) -> anyhow:
         .return_by_value(true)
         .build()
         .map_err(|e| anyhow!("EvaluateParams: {e}"))?;
-    let result = page
-        .evaluate_expression(params)
-        .await
-        .with_context(|| format!("evaluating `{expression}`"))?;
-    let json: String = result
-        .into_value()
-        .with_context(|| format!("reading the value of `{expression}`"))?;
-    serde_json::from_str(&json)
-        .with_context(|| format!("decoding the value of `{expression}`: {json}"))
+    let result = page.evaluate_expression(params).await.with_context(|| format!("evaluating `{expression}`"))?;
+    let json: String = result.into_value().with_context(|| format!("reading the value of `{expression}`"))?;
+    serde_json::from_str(&json).with_context(|| format!("decoding the value of `{expression}`: {json}"))
 }
 
 /// Polls `check` every 50 ms until it yields `Some`, for at most `timeout`. On timeout the
 /// error says what was awaited, for how long, and what `describe` reports then (e.g. the
 /// page's status).
-pub async fn wait_for<T, C, CF, D, DF>(
-    what: &str,
-    timeout: Duration,
-    mut check: C,
-    describe: D,
-) -> anyhow::Result<T>
+pub async fn wait_for<T, C, CF, D, DF>(what: &str, timeout: Duration, mut check: C, describe: D) -> anyhow::Result<T>
 where
     C: FnMut() -> CF,
     CF: Future<Output = anyhow::Result<Option<T>>>,

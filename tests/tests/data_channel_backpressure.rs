@@ -44,10 +44,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     )
     .await?;
     ensure!(in_order, "the burst arrived incomplete or out of order");
-    eprintln!(
-        "{} MiB in {CHUNK}-byte messages delivered in order",
-        COUNT * CHUNK / (1024 * 1024)
-    );
+    eprintln!("{} MiB in {CHUNK}-byte messages delivered in order", COUNT * CHUNK / (1024 * 1024));
     Ok(())
 }
 

@@ -33,10 +33,8 @@ async fn next_event<T>(
 ) -> anyhow::Result<T> {
     tokio::time::timeout(TIMEOUT, async {
         loop {
-            let event = events
-                .recv()
-                .await
-                .ok_or_else(|| anyhow!("the native node stopped while waiting for {what}"))?;
+            let event =
+                events.recv().await.ok_or_else(|| anyhow!("the native node stopped while waiting for {what}"))?;
             if let Some(found) = pick(event) {
                 return Ok(found);
             }
@@ -47,9 +45,7 @@ async fn next_event<T>(
 }
 
 async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Result<()> {
-    let page = browser
-        .open_in_new_context(origin, &format!("{origin}/"))
-        .await?;
+    let page = browser.open_in_new_context(origin, &format!("{origin}/")).await?;
     let page_id: String = wait_for(
         "the page to register",
         TIMEOUT,
@@ -62,14 +58,10 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
     // The native node arrives second, so it offers to the page.
     let (native, mut events) = start(NodeConfig::new(ws_url)).await?;
     let opened = Instant::now();
-    let native_open = next_event(
-        &mut events,
-        "the native node's data channel to the page",
-        |e| match e {
-            NodeEvent::Connected(p) if p == page_id => Some(()),
-            _ => None,
-        },
-    )
+    let native_open = next_event(&mut events, "the native node's data channel to the page", |e| match e {
+        NodeEvent::Connected(p) if p == page_id => Some(()),
+        _ => None,
+    })
     .await;
     if let Err(err) = native_open {
         return Err(err.context(format!("page state: {}", page_state(&page).await)));
@@ -83,10 +75,7 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
         || page_state(&page),
     )
     .await?;
-    eprintln!(
-        "native <-> browser data channel open in {:?}",
-        opened.elapsed()
-    );
+    eprintln!("native <-> browser data channel open in {:?}", opened.elapsed());
 
     // Native -> page: text and the largest binary message the native node sends.
     native.send(&page_id, Data::Text(TEXT.into())).await?;
@@ -106,10 +95,7 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
         || page_state(&page),
     )
     .await?;
-    ensure!(
-        checks == [true, true],
-        "page received wrong content: {checks:?}"
-    );
+    ensure!(checks == [true, true], "page received wrong content: {checks:?}");
 
     // Page -> native: text and binary.
     let send = format!(
@@ -132,10 +118,7 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
         );
     }
     ensure!(
-        got == [
-            (page_id.clone(), Data::Text(REPLY.into())),
-            (page_id.clone(), Data::Bytes(bytes)),
-        ],
+        got == [(page_id.clone(), Data::Text(REPLY.into())), (page_id.clone(), Data::Bytes(bytes)),],
         "native node received something else: {:?}",
         got.iter().map(|(p, d)| (p, d.len())).collect::<Vec<_>>()
     );

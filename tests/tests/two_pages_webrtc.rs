@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use chromiumoxide::Page;
-use past_e2e::{
-    CONNECT_TIMEOUT, Chromium, connected_pair, eval, init_tracing, page_state, start_server,
-    wait_for,
-};
+use past_e2e::{CONNECT_TIMEOUT, Chromium, connected_pair, eval, init_tracing, page_state, start_server, wait_for};
 
 /// Bound for a sent message to arrive.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,10 +53,7 @@ fn check_received(got: &serde_json::Value, from: &str) -> anyhow::Result<()> {
         {"peer": from, "kind": "text", "text": TEXT},
         {"peer": from, "kind": "Uint8Array", "len": BINARY_LEN, "pattern_ok": true},
     ]);
-    ensure!(
-        *got == expected,
-        "received {got:#} but expected {expected:#}"
-    );
+    ensure!(*got == expected, "received {got:#} but expected {expected:#}");
     Ok(())
 }
 
@@ -74,10 +68,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let start = Instant::now();
     send_both_kinds(&a, &id_b).await?;
     check_received(&received(&b, "B", 2).await?, &id_a)?;
-    eprintln!(
-        "A -> B text + {BINARY_LEN} bytes delivered in {:?}",
-        start.elapsed()
-    );
+    eprintln!("A -> B text + {BINARY_LEN} bytes delivered in {:?}", start.elapsed());
     send_both_kinds(&b, &id_a).await?;
     check_received(&received(&a, "A", 2).await?, &id_b)?;
 
@@ -93,21 +84,14 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     ensure!(refused.contains("exceeds"), "oversized send: {refused}");
 
     let log: String = eval(&b, "document.getElementById('log').textContent").await?;
-    ensure!(
-        log.contains(TEXT),
-        "page B's log does not show the text: {log:?}"
-    );
+    ensure!(log.contains(TEXT), "page B's log does not show the text: {log:?}");
 
     // Closing A's page is seen by B as a disconnect.
     a.close().await.context("closing page A")?;
     wait_for(
         "page B to notice A left",
         CONNECT_TIMEOUT,
-        || async {
-            Ok(eval::<bool>(&b, "window.past.node.peers().length === 0")
-                .await?
-                .then_some(()))
-        },
+        || async { Ok(eval::<bool>(&b, "window.past.node.peers().length === 0").await?.then_some(())) },
         || page_state(&b),
     )
     .await?;

@@ -27,10 +27,7 @@ pub(crate) const ENV_WEB_DIR: &str = "PAST_WEB_DIR";
 pub(crate) const ENV_PKG_DIR: &str = "PAST_PKG_DIR";
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask",
-    about = "Build, serve and test PAST in the browser"
-)]
+#[command(name = "cargo xtask", about = "Build, serve and test PAST in the browser")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -77,21 +74,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let root = workspace_root();
     match cli.command {
-        Cmd::Run {
-            mut listen,
-            port,
-            ice_servers,
-        } => {
+        Cmd::Run { mut listen, port, ice_servers } => {
             if let Some(port) = port {
                 listen.set_port(port);
             }
             let pkg = wasm::build(&root)?;
             serve(&root, &pkg, listen, &ice_servers)
         }
-        Cmd::Test {
-            no_netns,
-            cargo_test_args,
-        } => {
+        Cmd::Test { no_netns, cargo_test_args } => {
             let pkg = wasm::build(&root)?;
             prereq::ensure_chromium()?;
             test(&root, &pkg, no_netns, &cargo_test_args)
@@ -122,9 +112,7 @@ pub(crate) fn step(message: impl std::fmt::Display) {
 /// Runs `cmd` (printing it), failing with its exit status.
 pub(crate) fn run_cmd(cmd: &mut Command) -> anyhow::Result<()> {
     step(format_args!("$ {}", show(cmd)));
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {}", show(cmd)))?;
+    let status = cmd.status().with_context(|| format!("cannot start {}", show(cmd)))?;
     if !status.success() {
         bail!("`{}` failed with {status}", show(cmd));
     }
@@ -137,11 +125,7 @@ pub(crate) fn show(cmd: &Command) -> String {
         .chain(cmd.get_args())
         .map(|a| {
             let a = a.to_string_lossy();
-            if a.contains(' ') || a.is_empty() {
-                format!("'{a}'")
-            } else {
-                a.into_owned()
-            }
+            if a.contains(' ') || a.is_empty() { format!("'{a}'") } else { a.into_owned() }
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -151,12 +135,7 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-fn serve(
-    root: &Path,
-    pkg: &Path,
-    listen: SocketAddr,
-    ice_servers: &[String],
-) -> anyhow::Result<()> {
+fn serve(root: &Path, pkg: &Path, listen: SocketAddr, ice_servers: &[String]) -> anyhow::Result<()> {
     let mut cmd = cargo();
     cmd.current_dir(root)
         .args(["run", "--package", "past-signaling", "--release", "--"])
@@ -169,9 +148,7 @@ fn serve(
     for url in ice_servers {
         cmd.arg("--ice-server").arg(url);
     }
-    step(format_args!(
-        "serving http://{listen}/ (open it in two tabs; Ctrl-C stops)"
-    ));
+    step(format_args!("serving http://{listen}/ (open it in two tabs; Ctrl-C stops)"));
     step(format_args!("$ {}", show(&cmd)));
     #[cfg(unix)]
     {
@@ -186,17 +163,12 @@ fn serve(
 
 fn test(root: &Path, pkg: &Path, no_netns: bool, extra: &[OsString]) -> anyhow::Result<()> {
     // Build every test binary first: inside the namespace there is no registry.
-    run_cmd(
-        cargo()
-            .current_dir(root)
-            .args(["test", "--workspace", "--no-run"]),
-    )?;
+    run_cmd(cargo().current_dir(root).args(["test", "--workspace", "--no-run"]))?;
 
     let web = root.join("web");
-    let mut test_args: Vec<OsString> = ["test", "--workspace", "--offline"]
-        .iter()
-        .map(OsString::from)
-        .collect();
+    // --no-fail-fast: one run reports every failing test binary, not just the first.
+    let mut test_args: Vec<OsString> =
+        ["test", "--workspace", "--offline", "--no-fail-fast"].iter().map(OsString::from).collect();
     test_args.extend(extra.iter().cloned());
 
     let netns = !no_netns && prereq::can_unshare_net();
@@ -204,12 +176,7 @@ fn test(root: &Path, pkg: &Path, no_netns: bool, extra: &[OsString]) -> anyhow::
         step("running the tests in a loopback-only network namespace (unshare --net)");
         let mut cmd = Command::new("unshare");
         // "$0" is the cargo binary, "$@" its arguments: no quoting problems.
-        cmd.args([
-            "--net",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$0\" \"$@\"",
-        ]);
+        cmd.args(["--net", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]);
         cmd.arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cmd.args(&test_args);
         cmd
@@ -225,8 +192,6 @@ fn test(root: &Path, pkg: &Path, no_netns: bool, extra: &[OsString]) -> anyhow::
         cmd.args(&test_args);
         cmd
     };
-    cmd.current_dir(root)
-        .env(ENV_WEB_DIR, &web)
-        .env(ENV_PKG_DIR, pkg);
+    cmd.current_dir(root).env(ENV_WEB_DIR, &web).env(ENV_PKG_DIR, pkg);
     run_cmd(&mut cmd)
 }

@@ -15,16 +15,10 @@ pub(crate) const CHROMIUM: &str = "/usr/lib/chromium/chromium";
 
 /// `rustup target add wasm32-unknown-unknown` unless already installed.
 pub(crate) fn ensure_wasm_target() -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .stderr(Stdio::inherit())
-        .output();
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).stderr(Stdio::inherit()).output();
     match installed {
         Ok(out) if out.status.success() => {
-            if String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| l.trim() == WASM_TARGET)
-            {
+            if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) {
                 step(format_args!("{WASM_TARGET} target: installed"));
                 return Ok(());
             }
@@ -32,16 +26,9 @@ pub(crate) fn ensure_wasm_target() -> anyhow::Result<()> {
         }
         _ => {
             // No rustup: accept a toolchain that ships the target in its sysroot.
-            let sysroot = Command::new("rustc")
-                .args(["--print", "sysroot"])
-                .output()
-                .context("cannot run rustc")?;
+            let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().context("cannot run rustc")?;
             let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-            if Path::new(&sysroot)
-                .join("lib/rustlib")
-                .join(WASM_TARGET)
-                .is_dir()
-            {
+            if Path::new(&sysroot).join("lib/rustlib").join(WASM_TARGET).is_dir() {
                 step(format_args!("{WASM_TARGET} target: in the sysroot"));
                 Ok(())
             } else {
@@ -69,11 +56,7 @@ pub(crate) fn ensure_chromium() -> anyhow::Result<()> {
         );
     }
     step("chromium: missing, installing Debian's chromium and chromium-driver");
-    run_cmd(
-        Command::new("apt-get")
-            .arg("update")
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    run_cmd(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
     run_cmd(
         Command::new("apt-get")
             .args(["install", "-y", "chromium", "chromium-driver"])
@@ -86,10 +69,7 @@ pub(crate) fn ensure_chromium() -> anyhow::Result<()> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Whether `unshare --net` works here (root, a kernel that allows it, `ip` present).

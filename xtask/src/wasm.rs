@@ -19,7 +19,8 @@ const OUT_NAME: &str = "past_node";
 /// Cargo profile (opt-level z, LTO; see the root Cargo.toml).
 const PROFILE: &str = "wasm-release";
 /// Written into the stamp so a change of bindgen settings invalidates it.
-const BINDGEN_SETTINGS: &str = "wasm-bindgen-cli-support =0.2.130, target web, default module path, no typescript, no name section";
+const BINDGEN_SETTINGS: &str =
+    "wasm-bindgen-cli-support =0.2.130, target web, default module path, no typescript, no name section";
 
 /// Builds the browser node into `target/web-pkg` and returns that directory.
 pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
@@ -44,34 +45,17 @@ pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
     hasher.update(&wasm);
     hasher.update(BINDGEN_SETTINGS.as_bytes());
     hasher.update(format!("wasm-opt: {wasm_opt:?}").as_bytes());
-    let stamp_value: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .chain(std::iter::once("\n".to_string()))
-        .collect();
+    let stamp_value: String =
+        hasher.finalize().iter().map(|b| format!("{b:02x}")).chain(std::iter::once("\n".to_string())).collect();
     let stamp = out_dir.join(".stamp");
-    let outputs = [
-        out_dir.join(format!("{OUT_NAME}.js")),
-        out_dir.join(format!("{OUT_NAME}_bg.wasm")),
-    ];
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_value)
-        && outputs.iter().all(|p| p.is_file())
-    {
-        step(format_args!(
-            "wasm-bindgen: {} unchanged, {} up to date",
-            input.display(),
-            out_dir.display()
-        ));
+    let outputs = [out_dir.join(format!("{OUT_NAME}.js")), out_dir.join(format!("{OUT_NAME}_bg.wasm"))];
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_value) && outputs.iter().all(|p| p.is_file()) {
+        step(format_args!("wasm-bindgen: {} unchanged, {} up to date", input.display(), out_dir.display()));
         report_size(&outputs[1]);
         return Ok(out_dir);
     }
 
-    step(format_args!(
-        "wasm-bindgen (library {BINDGEN_SETTINGS}): {} -> {}",
-        input.display(),
-        out_dir.display()
-    ));
+    step(format_args!("wasm-bindgen (library {BINDGEN_SETTINGS}): {} -> {}", input.display(), out_dir.display()));
     let _ = std::fs::remove_file(&stamp);
     std::fs::create_dir_all(&out_dir)?;
     bindgen(&input, &out_dir)?;
@@ -94,10 +78,7 @@ pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
                 ]);
             if let Err(err) = run_cmd(&mut cmd) {
                 // Optional step: an old wasm-opt must not break the build.
-                step(format_args!(
-                    "wasm-opt failed, keeping the unoptimized module: {err:#} ({})",
-                    show(&cmd)
-                ));
+                step(format_args!("wasm-opt failed, keeping the unoptimized module: {err:#} ({})", show(&cmd)));
                 bindgen(&input, &out_dir)?;
             }
         }
