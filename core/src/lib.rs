@@ -72,6 +72,7 @@ mod maintenance;
 mod neighborhood;
 mod node;
 mod overlay;
+pub mod past;
 mod repair;
 mod route;
 mod routing_table;

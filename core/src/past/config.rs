@@ -1,0 +1,88 @@
+//! Parameters of a PAST node.
+
+use core::time::Duration;
+
+use crate::past::certificate::MAX_FILE_SIZE;
+use crate::past::crypto::PublicKey;
+
+/// Parameters of a PAST node. The storage thresholds are the PAST paper's (section 4.2:
+/// t_pri = 0.1, t_div = 0.05).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PastConfig {
+    /// The node's public key: store and reclaim receipts are signed with it, and the driver
+    /// must derive the node's Pastry id from it.
+    pub node_key: PublicKey,
+    /// Bytes this node offers for replicas and cached copies.
+    pub capacity: u64,
+    /// A node among the k closest refuses a replica when size / free space > t_pri.
+    pub t_pri: f64,
+    /// A node asked to hold a diverted replica refuses when size / free space > t_div.
+    pub t_div: f64,
+    /// Whether a refusing primary diverts its replica to a leaf-set node.
+    pub replica_diversion: bool,
+    /// How many times a client retries a refused insert with a new salt (file diversion).
+    pub file_diversion_retries: u8,
+    /// Whether the node caches files looked up through it in its unused space.
+    pub caching: bool,
+    /// A file is cached only if its size is at most this share of the node's unused space.
+    pub cache_fraction: f64,
+    /// Most bytes this node stores for any one owner.
+    pub owner_limit: u64,
+    /// Quota of each owner inserting through this node (k x size is debited per insert).
+    pub owner_quota: u64,
+    /// Largest file this node accepts (at most [`MAX_FILE_SIZE`]).
+    pub max_file_size: u64,
+    /// Chunks requested ahead of the one being written (flow control of transfers).
+    pub window: u32,
+    /// How long a request (prepare, space query, lookup) may go unanswered.
+    pub request_timeout: Duration,
+    /// How long a transfer may make no progress before it is abandoned.
+    pub stall_timeout: Duration,
+    /// How long a replica that received all its content waits for the commit of its insert.
+    pub commit_timeout: Duration,
+    /// Delay between a leaf set change and replica maintenance (changes close together are
+    /// handled together).
+    pub maintenance_delay: Duration,
+    /// Every so often, check with every node that should hold a file that it does (`None`:
+    /// only on leaf set changes).
+    pub audit_interval: Option<Duration>,
+    /// Holders a reader tries before a lookup fails.
+    pub lookup_attempts: u8,
+}
+
+impl PastConfig {
+    /// The defaults for a node with key `node_key` offering `capacity` bytes.
+    pub fn new(node_key: PublicKey, capacity: u64) -> Self {
+        PastConfig {
+            node_key,
+            capacity,
+            t_pri: 0.1,
+            t_div: 0.05,
+            replica_diversion: true,
+            file_diversion_retries: 3,
+            caching: true,
+            cache_fraction: 0.5,
+            owner_limit: u64::MAX,
+            owner_quota: u64::MAX,
+            max_file_size: MAX_FILE_SIZE,
+            window: 8,
+            request_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
+            commit_timeout: Duration::from_secs(120),
+            maintenance_delay: Duration::from_secs(1),
+            audit_interval: Some(Duration::from_secs(600)),
+            lookup_attempts: 4,
+        }
+    }
+
+    /// No replica or file diversion, and a node accepts any replica that fits (the PAST
+    /// paper's baseline: t_pri = 1, t_div = 0).
+    pub fn without_diversion(mut self) -> Self {
+        self.t_pri = 1.0;
+        self.t_div = 0.0;
+        self.replica_diversion = false;
+        self.file_diversion_retries = 0;
+        self
+    }
+}

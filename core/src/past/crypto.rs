@@ -1,0 +1,239 @@
+//! Keys, signatures, and how the core asks its driver to sign.
+//!
+//! Every signature in PAST is Ed25519 and is checked with `ed25519-dalek` (strict
+//! verification: no small-order keys, no malleable signatures). Signing is the driver's job,
+//! because in the browser the key is a non-extractable WebCrypto key whose `sign` is
+//! asynchronous: the core emits a [`SignRequest`] (the exact bytes to sign and the public key
+//! that must sign them), and the driver answers with `handle_signature`. A driver that holds
+//! its keys in memory (the native node's key file, the simulator, tests) completes the request
+//! at once with a [`Signer`] such as [`Ed25519Signer`] or a [`Keyring`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::id::Id;
+
+/// An Ed25519 public key (32 bytes): a node's identity or a file owner's.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl PublicKey {
+    /// The Pastry nodeId of the node holding this key (first 16 bytes of its SHA-1).
+    pub fn node_id(&self) -> Id {
+        Id::from_public_key(&self.0)
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", hex(&self.0[..8]))
+    }
+}
+
+/// An Ed25519 signature (64 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}..)", hex(&self.0[..8]))
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A tuple of 64 bytes: postcard writes exactly 64 bytes, no length prefix.
+        let mut tuple = serializer.serialize_tuple(64)?;
+        for byte in &self.0 {
+            tuple.serialize_element(byte)?;
+        }
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Bytes64;
+        impl<'de> Visitor<'de> for Bytes64 {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 bytes")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+                let mut bytes = [0u8; 64];
+                for (i, byte) in bytes.iter_mut().enumerate() {
+                    *byte = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature(bytes))
+            }
+        }
+        deserializer.deserialize_tuple(64, Bytes64)
+    }
+}
+
+/// Whether `signature` is `signer`'s Ed25519 signature of `message` (strict verification).
+pub fn verify(signer: &PublicKey, message: &[u8], signature: &Signature) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(&signer.0) else {
+        return false;
+    };
+    let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+    key.verify_strict(message, &signature).is_ok()
+}
+
+/// Identifies one signing request of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SignId(pub u64);
+
+/// The core asks its driver to sign `message` with the private key of `signer`.
+///
+/// `message` is already domain-separated and canonical: sign it as it is (Ed25519, no
+/// pre-hashing). Answer with `handle_signature(id, ..)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignRequest {
+    /// Echo this in the answer.
+    pub id: SignId,
+    /// The key that must sign.
+    pub signer: PublicKey,
+    /// The bytes to sign.
+    pub message: Vec<u8>,
+}
+
+/// Why a driver could not sign.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The driver holds no private key for this public key.
+    #[error("no private key for {0:?}")]
+    UnknownKey(PublicKey),
+    /// The signing backend failed (for instance WebCrypto rejected the operation).
+    #[error("signing failed: {0}")]
+    Failed(String),
+}
+
+/// Something that signs synchronously with keys it holds.
+pub trait Signer {
+    /// Signs `message` with the private key of `signer`.
+    fn sign(&self, signer: &PublicKey, message: &[u8]) -> Result<Signature, SignError>;
+
+    /// Completes a [`SignRequest`].
+    fn complete(&self, request: &SignRequest) -> Result<Signature, SignError> {
+        self.sign(&request.signer, &request.message)
+    }
+}
+
+/// One Ed25519 key held in memory (tests, the simulator, the native node's key file).
+#[derive(Clone)]
+pub struct Ed25519Signer {
+    key: SigningKey,
+    public: PublicKey,
+}
+
+impl fmt::Debug for Ed25519Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ed25519Signer").field("public", &self.public).finish_non_exhaustive()
+    }
+}
+
+impl Ed25519Signer {
+    /// The key whose secret is `seed` (32 bytes drawn by the driver from a good source, or
+    /// read from a key file).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        let key = SigningKey::from_bytes(&seed);
+        let public = PublicKey(key.verifying_key().to_bytes());
+        Ed25519Signer { key, public }
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    /// The nodeId of a node with this key.
+    pub fn node_id(&self) -> Id {
+        self.public.node_id()
+    }
+
+    /// Signs `message`.
+    pub fn sign_message(&self, message: &[u8]) -> Signature {
+        Signature(self.key.sign(message).to_bytes())
+    }
+}
+
+impl Signer for Ed25519Signer {
+    fn sign(&self, signer: &PublicKey, message: &[u8]) -> Result<Signature, SignError> {
+        if *signer != self.public {
+            return Err(SignError::UnknownKey(*signer));
+        }
+        Ok(self.sign_message(message))
+    }
+}
+
+/// Several keys: a node's own key and the keys of the users who insert through it.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring {
+    keys: BTreeMap<PublicKey, Ed25519Signer>,
+}
+
+impl Keyring {
+    /// An empty keyring.
+    pub fn new() -> Self {
+        Keyring::default()
+    }
+
+    /// Adds a key; returns its public key.
+    pub fn add(&mut self, key: Ed25519Signer) -> PublicKey {
+        let public = key.public_key();
+        self.keys.insert(public, key);
+        public
+    }
+}
+
+impl Signer for Keyring {
+    fn sign(&self, signer: &PublicKey, message: &[u8]) -> Result<Signature, SignError> {
+        self.keys.get(signer).map(|k| k.sign_message(message)).ok_or(SignError::UnknownKey(*signer))
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify() {
+        let key = Ed25519Signer::from_seed([3; 32]);
+        let signature = key.sign_message(b"hello");
+        assert!(verify(&key.public_key(), b"hello", &signature));
+        assert!(!verify(&key.public_key(), b"hellO", &signature));
+        let other = Ed25519Signer::from_seed([4; 32]);
+        assert!(!verify(&other.public_key(), b"hello", &signature));
+        assert!(!verify(&PublicKey([0xff; 32]), b"hello", &signature));
+    }
+
+    #[test]
+    fn signature_encodes_as_64_bytes() {
+        let signature = Signature([7; 64]);
+        let bytes = postcard::to_allocvec(&signature).unwrap();
+        assert_eq!(bytes.len(), 64);
+        assert_eq!(postcard::from_bytes::<Signature>(&bytes).unwrap(), signature);
+        assert!(postcard::from_bytes::<Signature>(&bytes[..63]).is_err());
+    }
+
+    #[test]
+    fn keyring_signs_with_the_right_key() {
+        let mut ring = Keyring::new();
+        let a = ring.add(Ed25519Signer::from_seed([1; 32]));
+        let signature = ring.sign(&a, b"m").unwrap();
+        assert!(verify(&a, b"m", &signature));
+        assert!(matches!(ring.sign(&PublicKey([9; 32]), b"m"), Err(SignError::UnknownKey(_))));
+    }
+}

@@ -1,0 +1,430 @@
+//! Lookup and caching.
+//!
+//! PAST section 2.2: a lookup is routed towards the fileId, and "the first node
+//! encountered along the route that holds a replica (or a cached copy) responds". Here each
+//! node the lookup passes checks its holdings in Pastry's forward upcall and, holding the
+//! file, stops the lookup and tells the reader where to pull it from ([`PastMessage::Found`],
+//! with the certificate). A primary that diverted its replica answers with the diverted
+//! holder. The root (the node closest to the fileId), if it does not hold the file, asks
+//! the nodes closest to the fileId in turn ([`PastMessage::Locate`]), so a lookup finds a
+//! replica even while maintenance has not yet restored the k copies.
+//!
+//! The reader checks the certificate (signature, fileId), then pulls the content with a
+//! window of chunk requests, checking every chunk against the certificate and handing it on
+//! in order. A holder that serves a bad chunk, a bad hash list, or nothing at all is
+//! excluded and the lookup is routed again; the chunks already verified are kept.
+//!
+//! # Caching (PAST section 4.3)
+//! A node on the route that has caching on records itself in the lookup; the node that
+//! answers offers those nodes the file ([`PastMessage::CacheOffer`]). A node caches a file
+//! whose size is at most `cache_fraction` of its unused space, pulling and verifying it
+//! like any replica; cached copies live in the space replicas do not use and are evicted
+//! with GreedyDual-Size ([`GreedyDualSize`](super::GreedyDualSize)) when replicas need it.
+//! Files pass through no node on the way back in this design, so caching costs a pull of
+//! the file by each caching node, once.
+
+use crate::id::Id;
+use crate::node::Forward;
+use crate::overlay::Overlay;
+use crate::past::certificate::{FileCertificate, MAX_FILE_SIZE, check_certificate};
+use crate::past::error::{LookupError, Refusal};
+use crate::past::file_id::{FileId, Hash};
+use crate::past::messages::{LookupRequest, PastMessage, Source};
+use crate::past::node::{Found, OpId, Past, PastEvent, StorageWait, Timer};
+use crate::past::replica::{Holding, Pending};
+use crate::past::store::{Role, StorageOp};
+use crate::past::transfer::Sink;
+use crate::time::Time;
+
+/// Most route nodes a lookup collects for caching.
+const MAX_CACHE_AT: usize = 8;
+
+/// What a lookup is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The user's: report with events.
+    User,
+    /// A reclaim needs the certificate.
+    Reclaim(u64),
+}
+
+/// A lookup started at this node.
+#[derive(Debug)]
+pub(crate) struct LookupOp {
+    file: FileId,
+    content: bool,
+    request: u64,
+    attempts: u8,
+    tried: Vec<Id>,
+    cert: Option<FileCertificate>,
+    hashes: Vec<Hash>,
+    emitted: u32,
+    transfer: Option<u64>,
+    hops: u8,
+    cached: bool,
+    deadline: Time,
+    purpose: Purpose,
+}
+
+impl Past {
+    pub(crate) fn lookup(&mut self, o: &mut Overlay<PastMessage>, file: FileId, content: bool) -> OpId {
+        self.start_lookup(o, file, content, Purpose::User)
+    }
+
+    pub(crate) fn start_lookup(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        file: FileId,
+        content: bool,
+        purpose: Purpose,
+    ) -> OpId {
+        let id = self.fresh();
+        let op = LookupOp {
+            file,
+            content,
+            request: 0,
+            attempts: 0,
+            tried: Vec::new(),
+            cert: None,
+            hashes: Vec::new(),
+            emitted: 0,
+            transfer: None,
+            hops: 0,
+            cached: false,
+            deadline: o.now(),
+            purpose,
+        };
+        self.lookups.insert(id, op);
+        self.route_lookup(o, id);
+        OpId(id)
+    }
+
+    fn route_lookup(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+        let request = self.fresh();
+        let own = o.id();
+        let deadline = o.now() + self.config.request_timeout;
+        let Some(op) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        op.request = request;
+        op.deadline = deadline;
+        op.transfer = None;
+        let lookup = LookupRequest {
+            file: op.file,
+            reader: own,
+            request,
+            hops: 0,
+            exclude: op.tried.clone(),
+            cache_at: Vec::new(),
+        };
+        o.route(op.file.key(), PastMessage::Lookup(lookup));
+        self.schedule(deadline, Timer::Lookup(id));
+    }
+
+    /// Answers a lookup if this node holds the file (a replica, a cached copy or a pointer).
+    fn answer(&mut self, o: &mut Overlay<PastMessage>, request: &LookupRequest) -> bool {
+        let own = o.id();
+        if request.exclude.contains(&own) {
+            return false;
+        }
+        let Some(h) = self.holdings.get(&request.file).filter(|h| h.pending.is_none()) else {
+            return false;
+        };
+        let (holder, cached) = match h.role {
+            Role::Pointer { holder } if !request.exclude.contains(&holder) => (holder, false),
+            Role::Pointer { .. } => return false,
+            Role::Cached => (own, true),
+            Role::Primary | Role::Diverted { .. } => (own, false),
+        };
+        let certificate = h.cert.clone();
+        if cached {
+            self.cache.touch(&request.file);
+            self.stats.cache_hits += 1;
+        } else {
+            self.stats.replica_hits += 1;
+        }
+        for &node in &request.cache_at {
+            self.send(o, node, PastMessage::CacheOffer { certificate: certificate.clone(), holder });
+        }
+        let found = PastMessage::Found { request: request.request, certificate, holder, hops: request.hops, cached };
+        self.send(o, request.reader, found);
+        true
+    }
+
+    /// A lookup passes through this node.
+    pub(crate) fn on_lookup_passing(&mut self, o: &mut Overlay<PastMessage>, request: &mut LookupRequest) -> Forward {
+        if self.answer(o, request) {
+            return Forward::Stop;
+        }
+        let own = o.id();
+        if self.config.caching
+            && own != request.reader
+            && request.cache_at.len() < MAX_CACHE_AT
+            && !request.cache_at.contains(&own)
+        {
+            request.cache_at.push(own);
+        }
+        request.hops = request.hops.saturating_add(1);
+        Forward::Continue
+    }
+
+    /// A lookup reached the node closest to the fileId.
+    pub(crate) fn on_lookup_delivered(&mut self, o: &mut Overlay<PastMessage>, request: LookupRequest) {
+        if self.answer(o, &request) {
+            return;
+        }
+        let own = o.id();
+        let remaining: Vec<Id> = Past::closest(o, request.file.key(), usize::from(Past::max_k(o)))
+            .into_iter()
+            .filter(|id| *id != own && !request.exclude.contains(id))
+            .collect();
+        self.pass_locate(o, request, remaining);
+    }
+
+    /// Asks the next node in `remaining`, or tells the reader the file is not found.
+    pub(crate) fn pass_locate(&mut self, o: &mut Overlay<PastMessage>, lookup: LookupRequest, mut remaining: Vec<Id>) {
+        if remaining.is_empty() {
+            let message = PastMessage::NotFound { request: lookup.request, file: lookup.file };
+            self.send(o, lookup.reader, message);
+            return;
+        }
+        let next = remaining.remove(0);
+        self.send(o, next, PastMessage::Locate { lookup, remaining });
+    }
+
+    pub(crate) fn on_locate(&mut self, o: &mut Overlay<PastMessage>, lookup: LookupRequest, remaining: Vec<Id>) {
+        if !self.answer(o, &lookup) {
+            self.pass_locate(o, lookup, remaining);
+        }
+    }
+
+    fn lookup_by_request(&self, request: u64) -> Option<u64> {
+        self.lookups.iter().find_map(|(&id, op)| (op.request == request).then_some(id))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_found(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        _from: Id,
+        request: u64,
+        cert: FileCertificate,
+        holder: Id,
+        hops: u8,
+        cached: bool,
+    ) {
+        let Some(id) = self.lookup_by_request(request) else {
+            return;
+        };
+        let Some(op) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        if op.transfer.is_some() {
+            return;
+        }
+        let valid = cert.body.file == op.file && check_certificate(&cert, u8::MAX, MAX_FILE_SIZE).is_ok();
+        let same = op.cert.as_ref().is_none_or(|c| *c == cert);
+        if !valid || !same {
+            let file = op.file;
+            self.emit(PastEvent::BadData { file, holder });
+            return self.retry_lookup(o, id, holder);
+        }
+        op.hops = hops;
+        op.cached = cached;
+        let first = op.cert.is_none();
+        op.cert = Some(cert.clone());
+        let (hashes, start, content, purpose) = (op.hashes.clone(), op.emitted, op.content, op.purpose);
+        if !content {
+            let found = Found { certificate: cert, holder, hops, cached };
+            return self.end_lookup(o, id, Ok(found));
+        }
+        if first && purpose == Purpose::User {
+            self.emit(PastEvent::LookupFound { op: OpId(id), certificate: cert.clone() });
+        }
+        let transfer =
+            self.start_transfer(o, holder, Source::File(op_file(&cert)), &cert, hashes, start, Sink::Reader(id));
+        if let Some(op) = self.lookups.get_mut(&id) {
+            op.transfer = Some(transfer);
+        }
+    }
+
+    pub(crate) fn on_not_found(&mut self, o: &mut Overlay<PastMessage>, request: u64, file: FileId) {
+        let Some(id) = self.lookup_by_request(request) else {
+            return;
+        };
+        let Some(op) = self.lookups.get(&id) else {
+            return;
+        };
+        let error = if op.tried.is_empty() {
+            LookupError::NotFound { file }
+        } else {
+            LookupError::AllHoldersFailed { file, tried: op.tried.clone() }
+        };
+        self.end_lookup(o, id, Err(error));
+    }
+
+    /// A verified chunk for the reader.
+    pub(crate) fn lookup_chunk(&mut self, id: u64, index: u32, data: Vec<u8>) {
+        let Some(op) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        op.emitted = index + 1;
+        if op.purpose == Purpose::User {
+            self.emit(PastEvent::LookupChunk { op: OpId(id), index, data });
+        }
+    }
+
+    /// The reader has the whole content.
+    pub(crate) fn lookup_received(&mut self, o: &mut Overlay<PastMessage>, id: u64, holder: Id) {
+        let Some(op) = self.lookups.get(&id) else {
+            return;
+        };
+        let Some(cert) = op.cert.clone() else {
+            return;
+        };
+        let found = Found { certificate: cert, holder, hops: op.hops, cached: op.cached };
+        self.end_lookup(o, id, Ok(found));
+    }
+
+    /// The holder being read failed or served bad data: exclude it and try again.
+    pub(crate) fn lookup_source_failed(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        id: u64,
+        holder: Id,
+        hashes: Vec<Hash>,
+        reason: Refusal,
+    ) {
+        let Some(op) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        if op.hashes.is_empty() {
+            op.hashes = hashes;
+        }
+        if matches!(reason, Refusal::ContentMismatch { .. } | Refusal::BadHashList) {
+            let file = op.file;
+            self.emit(PastEvent::BadData { file, holder });
+        }
+        self.retry_lookup(o, id, holder);
+    }
+
+    fn retry_lookup(&mut self, o: &mut Overlay<PastMessage>, id: u64, holder: Id) {
+        let attempts = self.config.lookup_attempts;
+        let Some(op) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        op.transfer = None;
+        if !op.tried.contains(&holder) {
+            op.tried.push(holder);
+        }
+        op.attempts += 1;
+        if op.attempts >= attempts {
+            let error = LookupError::AllHoldersFailed { file: op.file, tried: op.tried.clone() };
+            return self.end_lookup(o, id, Err(error));
+        }
+        self.route_lookup(o, id);
+    }
+
+    pub(crate) fn lookup_timer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+        let Some(op) = self.lookups.get(&id) else {
+            return;
+        };
+        // While content flows, the transfer's own stall timer watches it.
+        if op.transfer.is_some() {
+            return;
+        }
+        if op.deadline > o.now() {
+            let deadline = op.deadline;
+            self.schedule(deadline, Timer::Lookup(id));
+            return;
+        }
+        let error = LookupError::Timeout { file: op.file };
+        self.end_lookup(o, id, Err(error));
+    }
+
+    fn end_lookup(&mut self, o: &mut Overlay<PastMessage>, id: u64, result: Result<Found, LookupError>) {
+        let Some(op) = self.lookups.remove(&id) else {
+            return;
+        };
+        match op.purpose {
+            Purpose::User => self.emit(PastEvent::LookupDone { op: OpId(id), result }),
+            Purpose::Reclaim(reclaim) => self.reclaim_cert_found(o, reclaim, result.map(|f| f.certificate)),
+        }
+    }
+
+    // ----- caching -----
+
+    /// A holder offers this node, which a lookup passed through, the file to cache.
+    pub(crate) fn on_cache_offer(&mut self, o: &mut Overlay<PastMessage>, cert: FileCertificate, holder: Id) {
+        let file = cert.body.file;
+        if !self.config.caching || self.holdings.contains_key(&file) {
+            return;
+        }
+        let size = cert.body.size;
+        let spare = self.config.capacity.saturating_sub(self.used + self.cache_pending);
+        if size as f64 > self.config.cache_fraction * spare as f64 {
+            return;
+        }
+        if check_certificate(&cert, u8::MAX, self.config.max_file_size).is_err() {
+            return;
+        }
+        let now = o.now();
+        let pending = Pending {
+            nonce: 0,
+            coordinator: None,
+            client: holder,
+            insert: false,
+            source_node: holder,
+            source: Source::File(file),
+            primaries: Vec::new(),
+            ready: false,
+            deadline: now + self.config.stall_timeout,
+            progress_sent: now,
+            query: None,
+            reserved: size,
+        };
+        self.cache_pending += size;
+        self.make_room();
+        let holding = Holding {
+            cert: cert.clone(),
+            hashes: Vec::new(),
+            role: Role::Cached,
+            pending: Some(pending),
+            holders: Vec::new(),
+        };
+        self.store(StorageOp::Create { file, record: holding.record() }, StorageWait::Other);
+        self.holdings.insert(file, holding);
+        self.schedule(now + self.config.stall_timeout, Timer::Pending(file));
+        self.start_transfer(o, holder, Source::File(file), &cert, Vec::new(), 0, Sink::Cache);
+    }
+
+    /// A cached copy arrived whole and verified.
+    pub(crate) fn cache_received(&mut self, _o: &mut Overlay<PastMessage>, file: FileId, hashes: Vec<Hash>) {
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        let Some(p) = h.pending.take() else {
+            return;
+        };
+        if crate::past::certificate::chunk_count(h.cert.body.size) > 1 {
+            h.hashes = hashes;
+        }
+        let record = h.record();
+        let size = h.cert.body.size;
+        self.cache_pending = self.cache_pending.saturating_sub(p.reserved);
+        self.cache.insert(file, size);
+        self.stats.cached_files += 1;
+        self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
+        self.make_room();
+    }
+
+    pub(crate) fn cache_failed(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+        if self.holdings.get(&file).is_some_and(|h| h.role == Role::Cached && h.pending.is_some()) {
+            self.drop_holding(o, file, false);
+        }
+    }
+}
+
+fn op_file(cert: &FileCertificate) -> FileId {
+    cert.body.file
+}

@@ -1,0 +1,844 @@
+//! Replicas: accepting them, replica diversion, and replica maintenance.
+//!
+//! # Accepting a replica (PAST section 4.2)
+//! A node n asked to store a replica of file f refuses when size(f) / free(n) > t, with
+//! t = t_pri when n is one of the k nodes numerically closest to the fileId and t = t_div
+//! when another node diverts the replica to it. Large files are turned away from nodes that
+//! are getting full, which keeps space for the many small files and lets the ring fill
+//! evenly.
+//!
+//! # Replica diversion
+//! A primary that refuses asks the nodes of its leaf set that are not among the k closest
+//! how much space they have ([`PastMessage::SpaceQuery`]), and asks the one with the most
+//! free space that does not hold f yet to store the replica under t_div. The primary keeps a
+//! pointer to it ([`Role::Pointer`]) and answers lookups with it; the diverted replica
+//! ([`Role::Diverted`]) names its primary. If the chosen node refuses too, the insert fails
+//! and the client diverts the file. The file survives the loss of either: the other replicas
+//! are k-1 more copies, a primary whose diverted replica vanished fetches the file again,
+//! and a diverted replica whose primary vanished is offered to the new k closest.
+//!
+//! # Replica maintenance (PAST section 3.5)
+//! When the leaf set changes (a node joined, failed or left), each node holding a file as a
+//! primary checks that every one of the k live nodes now closest to the fileId is known to
+//! hold it, and offers the file to those that are not ([`PastMessage::Replicate`], with the
+//! certificate and where to fetch it). A node offered a file it lacks checks the
+//! certificate, accepts it like an inserted replica (or diverts it) and pulls it; once stored
+//! it tells the k closest ([`PastMessage::Holding`]). A node no longer among the k closest
+//! keeps its copy until all k are known to hold the file, then turns it into a cached copy
+//! (or drops it). A periodic audit forgets what is known and checks again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::id::Id;
+use crate::overlay::Overlay;
+use crate::past::certificate::{FileCertificate, check_certificate};
+use crate::past::error::Refusal;
+use crate::past::file_id::{FileId, Hash};
+use crate::past::messages::{MAX_BATCH, MAX_FILES, PastMessage, Prepare, Source};
+use crate::past::node::{Past, StorageWait, Timer};
+use crate::past::store::{FileRecord, Role, StorageOp};
+use crate::past::transfer::Sink;
+use crate::time::Time;
+
+/// A file this node holds, in any role, committed or not.
+#[derive(Clone, Debug)]
+pub(crate) struct Holding {
+    pub(crate) cert: FileCertificate,
+    /// The chunk hash list (empty for a single-chunk file, or until received).
+    pub(crate) hashes: Vec<Hash>,
+    pub(crate) role: Role,
+    /// `None` once committed.
+    pub(crate) pending: Option<Pending>,
+    /// Nodes known to hold the file (this node included), for maintenance.
+    pub(crate) holders: Vec<Id>,
+}
+
+/// A replica being received, or waiting for its diverted replica, or for its commit.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    pub(crate) nonce: u64,
+    /// The node to report to; `None` when this node decides alone (maintenance, cache).
+    pub(crate) coordinator: Option<Id>,
+    /// The client, for the store receipt.
+    pub(crate) client: Id,
+    /// Whether this replica belongs to an insert.
+    pub(crate) insert: bool,
+    pub(crate) source_node: Id,
+    pub(crate) source: Source,
+    pub(crate) primaries: Vec<Id>,
+    /// The content arrived and matched (or the diverted replica reported so).
+    pub(crate) ready: bool,
+    pub(crate) deadline: Time,
+    pub(crate) progress_sent: Time,
+    /// The space query of a diversion in progress.
+    pub(crate) query: Option<u64>,
+    /// Bytes reserved: counted in `used` (replicas) or `cache_pending` (cached copies).
+    pub(crate) reserved: u64,
+}
+
+impl Holding {
+    pub(crate) fn restored(record: FileRecord) -> Self {
+        Holding {
+            cert: record.certificate,
+            hashes: record.chunk_hashes,
+            role: record.role,
+            pending: None,
+            holders: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_committed(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    pub(crate) fn record(&self) -> FileRecord {
+        FileRecord {
+            certificate: self.cert.clone(),
+            chunk_hashes: self.hashes.clone(),
+            role: self.role,
+            committed: self.pending.is_none(),
+        }
+    }
+}
+
+/// A diverting primary's search for the leaf with the most free space.
+#[derive(Clone, Debug)]
+pub(crate) struct SpaceQueryState {
+    file: FileId,
+    waiting: BTreeSet<Id>,
+    replies: Vec<(Id, u64)>,
+    deadline: Time,
+}
+
+/// Whether a node with `free` bytes accepts `size` more under threshold `t`.
+pub(crate) fn accepts(size: u64, free: u64, t: f64) -> bool {
+    size <= free && free > 0 && (size as f64) <= t * free as f64
+}
+
+impl Past {
+    /// Asked to hold a replica (by the root of an insert, by a diverting primary, or by
+    /// this node's own maintenance).
+    pub(crate) fn on_prepare(&mut self, o: &mut Overlay<PastMessage>, from: Id, prepare: Prepare) {
+        if prepare.coordinator != from {
+            return;
+        }
+        let file = prepare.certificate.body.file;
+        let nonce = prepare.nonce;
+        if let Some(h) = self.holdings.get(&file) {
+            let same = h.pending.as_ref().is_some_and(|p| p.nonce == nonce);
+            if !same {
+                self.send(o, from, PastMessage::Prepared { file, nonce, result: Err(Refusal::Duplicate) });
+            }
+            return;
+        }
+        if let Err(error) = check_certificate(&prepare.certificate, Past::max_k(o), self.config.max_file_size) {
+            let result = Err(Refusal::Certificate(error));
+            self.send(o, from, PastMessage::Prepared { file, nonce, result });
+            return;
+        }
+        let owner = prepare.certificate.body.owner;
+        let size = prepare.certificate.body.size;
+        if prepare.insert && !self.owners.admits(&owner, size) {
+            let result = Err(Refusal::OwnerLimit { limit: self.owners.limit() });
+            self.send(o, from, PastMessage::Prepared { file, nonce, result });
+            return;
+        }
+        let coordinator = Some(from);
+        self.place(o, prepare, coordinator);
+    }
+
+    /// Accepts a replica under t_pri (t_div when diverted), or diverts it, or refuses.
+    pub(crate) fn place(&mut self, o: &mut Overlay<PastMessage>, prepare: Prepare, coordinator: Option<Id>) {
+        let own = o.id();
+        let file = prepare.certificate.body.file;
+        let size = prepare.certificate.body.size;
+        let nonce = prepare.nonce;
+        let t = if prepare.diverted { self.config.t_div } else { self.config.t_pri };
+        let now = o.now();
+        let client = match prepare.source {
+            Source::Upload { .. } => prepare.source_node,
+            Source::File(_) => own,
+        };
+        let mut pending = Pending {
+            nonce,
+            coordinator,
+            client,
+            insert: prepare.insert,
+            source_node: prepare.source_node,
+            source: prepare.source,
+            primaries: prepare.primaries.clone(),
+            ready: false,
+            deadline: now + self.config.request_timeout * 2 + self.config.stall_timeout,
+            progress_sent: now,
+            query: None,
+            reserved: 0,
+        };
+        if accepts(size, self.free(), t) {
+            let role = if prepare.diverted { Role::Diverted { primary: prepare.coordinator } } else { Role::Primary };
+            pending.reserved = size;
+            self.used += size;
+            self.owners.add(&prepare.certificate.body.owner, size);
+            self.make_room();
+            let holding = Holding {
+                cert: prepare.certificate.clone(),
+                hashes: Vec::new(),
+                role,
+                pending: Some(pending),
+                holders: Vec::new(),
+            };
+            let deadline = holding.pending.as_ref().map_or(now, |p| p.deadline);
+            self.store(StorageOp::Create { file, record: holding.record() }, StorageWait::Other);
+            self.holdings.insert(file, holding);
+            self.schedule(deadline, Timer::Pending(file));
+            self.start_transfer(
+                o,
+                prepare.source_node,
+                prepare.source,
+                &prepare.certificate,
+                Vec::new(),
+                0,
+                Sink::Replica,
+            );
+            if let Some(c) = coordinator {
+                self.send(o, c, PastMessage::Prepared { file, nonce, result: Ok(own) });
+            }
+            return;
+        }
+        let candidates: BTreeSet<Id> = o
+            .state()
+            .leaf_set
+            .ids()
+            .filter(|id| !prepare.primaries.contains(id) && *id != prepare.coordinator)
+            .collect();
+        if prepare.diverted || !self.config.replica_diversion || candidates.is_empty() {
+            if let Some(c) = coordinator {
+                self.send(o, c, PastMessage::Prepared { file, nonce, result: Err(Refusal::NoSpace) });
+            }
+            return;
+        }
+        // Replica diversion: find the leaf with the most free space.
+        let query = self.fresh();
+        pending.query = Some(query);
+        let deadline = now + self.config.request_timeout;
+        self.queries
+            .insert(query, SpaceQueryState { file, waiting: candidates.clone(), replies: Vec::new(), deadline });
+        self.schedule(deadline, Timer::Query(query));
+        let pending_deadline = pending.deadline;
+        let holding = Holding {
+            cert: prepare.certificate,
+            hashes: Vec::new(),
+            role: Role::Pointer { holder: own },
+            pending: Some(pending),
+            holders: Vec::new(),
+        };
+        self.holdings.insert(file, holding);
+        self.schedule(pending_deadline, Timer::Pending(file));
+        for candidate in candidates {
+            self.send(o, candidate, PastMessage::SpaceQuery { file, query });
+        }
+    }
+
+    pub(crate) fn on_space_reply(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        from: Id,
+        query: u64,
+        reply: Option<(u64, bool)>,
+    ) {
+        let Some(q) = self.queries.get_mut(&query) else {
+            return;
+        };
+        if !q.waiting.remove(&from) {
+            return;
+        }
+        if let Some((free, false)) = reply {
+            q.replies.push((from, free));
+        }
+        if q.waiting.is_empty() {
+            self.conclude_query(o, query);
+        }
+    }
+
+    pub(crate) fn query_timer(&mut self, o: &mut Overlay<PastMessage>, query: u64) {
+        if self.queries.get(&query).is_some_and(|q| q.deadline <= o.now()) {
+            self.conclude_query(o, query);
+        }
+    }
+
+    /// The space query is over: divert to the leaf with the most free space, or refuse.
+    fn conclude_query(&mut self, o: &mut Overlay<PastMessage>, query: u64) {
+        let Some(q) = self.queries.remove(&query) else {
+            return;
+        };
+        let own = o.id();
+        let file = q.file;
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        let Some(p) = h.pending.as_mut().filter(|p| p.query == Some(query)) else {
+            return;
+        };
+        p.query = None;
+        let size = h.cert.body.size;
+        let best = q
+            .replies
+            .iter()
+            .filter(|(_, free)| *free >= size && *free > 0)
+            .max_by_key(|&&(id, free)| (free, core::cmp::Reverse(id)))
+            .map(|&(id, _)| id);
+        let Some(target) = best else {
+            return self.refuse_pending(o, file, Refusal::NoSpace);
+        };
+        h.role = Role::Pointer { holder: target };
+        let prepare = Prepare {
+            certificate: h.cert.clone(),
+            source_node: p.source_node,
+            source: p.source,
+            coordinator: own,
+            nonce: p.nonce,
+            primaries: p.primaries.clone(),
+            diverted: true,
+            insert: p.insert,
+        };
+        self.stats.replicas_diverted += 1;
+        self.send(o, target, PastMessage::Prepare(prepare));
+    }
+
+    /// A pending replica cannot be held: tell the coordinator and forget it.
+    fn refuse_pending(&mut self, o: &mut Overlay<PastMessage>, file: FileId, reason: Refusal) {
+        let Some(p) = self.holdings.get(&file).and_then(|h| h.pending.clone()) else {
+            return;
+        };
+        if let Some(c) = p.coordinator {
+            self.send(o, c, PastMessage::Prepared { file, nonce: p.nonce, result: Err(reason) });
+        }
+        self.drop_holding(o, file, true);
+    }
+
+    /// The pending pointer whose diverted replica `from` should hold, if `nonce` matches.
+    fn diverted_pending(&self, from: Id, file: FileId, nonce: u64) -> bool {
+        self.holdings.get(&file).is_some_and(|h| {
+            h.role == Role::Pointer { holder: from }
+                && h.pending.as_ref().is_some_and(|p| p.nonce == nonce && p.query.is_none())
+        })
+    }
+
+    /// The node a primary diverted to answered its prepare.
+    pub(crate) fn on_diversion_prepared(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        from: Id,
+        file: FileId,
+        nonce: u64,
+        result: Result<Id, Refusal>,
+    ) {
+        if !self.diverted_pending(from, file, nonce) {
+            return;
+        }
+        match result {
+            Ok(_) => {
+                let coordinator = self.holdings.get(&file).and_then(|h| h.pending.as_ref()).and_then(|p| p.coordinator);
+                if let Some(c) = coordinator {
+                    self.send(o, c, PastMessage::Prepared { file, nonce, result: Ok(from) });
+                }
+            }
+            // The diversion target refuses too: the insert fails (the client may divert the file).
+            Err(_) => self.refuse_pending(o, file, Refusal::NoSpace),
+        }
+    }
+
+    /// The diverted replica has its content.
+    pub(crate) fn on_diverted_ready(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId, nonce: u64) {
+        if !self.diverted_pending(from, file, nonce) {
+            return;
+        }
+        self.pending_ready(o, file, 0);
+    }
+
+    pub(crate) fn on_diverted_failed(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        from: Id,
+        file: FileId,
+        nonce: u64,
+        node: Id,
+        reason: Refusal,
+    ) {
+        if !self.diverted_pending(from, file, nonce) {
+            return;
+        }
+        let coordinator = self.holdings.get(&file).and_then(|h| h.pending.as_ref()).and_then(|p| p.coordinator);
+        if let Some(c) = coordinator {
+            self.send(o, c, PastMessage::Failed { file, nonce, node, reason });
+        }
+        self.drop_holding(o, file, false);
+    }
+
+    /// Progress of a pending replica, from its diverted replica or from the coordinator.
+    pub(crate) fn pending_progress(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId, nonce: u64) {
+        let now = o.now();
+        let (stall, commit) = (self.config.stall_timeout, self.config.commit_timeout);
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        let role = h.role;
+        let Some(p) = h.pending.as_mut().filter(|p| p.nonce == nonce) else {
+            return;
+        };
+        if p.coordinator == Some(from) {
+            // The coordinator is alive and waiting for others: keep waiting for the commit.
+            p.deadline = p.deadline.max(now + if p.ready { commit } else { stall });
+            if let Role::Pointer { holder } = role {
+                self.send(o, holder, PastMessage::Progress { file, nonce });
+            }
+        } else if role == (Role::Pointer { holder: from }) {
+            p.deadline = p.deadline.max(now + stall);
+            self.replica_progress(o, file);
+        }
+    }
+
+    /// Chunks of a pending replica arrived.
+    pub(crate) fn replica_progress(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+        let now = o.now();
+        let stall = self.config.stall_timeout;
+        let Some(p) = self.holdings.get_mut(&file).and_then(|h| h.pending.as_mut()) else {
+            return;
+        };
+        p.deadline = p.deadline.max(now + stall);
+        if now.since(p.progress_sent) >= stall / 3 {
+            p.progress_sent = now;
+            if let Some(c) = p.coordinator {
+                let nonce = p.nonce;
+                self.send(o, c, PastMessage::Progress { file, nonce });
+            }
+        }
+    }
+
+    /// The whole content of a replica arrived and matched its certificate.
+    pub(crate) fn replica_received(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        file: FileId,
+        hashes: Vec<Hash>,
+        bytes: u64,
+    ) {
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        if crate::past::certificate::chunk_count(h.cert.body.size) > 1 {
+            h.hashes = hashes;
+        }
+        self.pending_ready(o, file, bytes);
+    }
+
+    /// A pending replica (or pointer) is ready: report to the coordinator, or commit when
+    /// this node decides alone.
+    fn pending_ready(&mut self, o: &mut Overlay<PastMessage>, file: FileId, bytes: u64) {
+        let now = o.now();
+        let commit = self.config.commit_timeout;
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        let Some(p) = h.pending.as_mut() else {
+            return;
+        };
+        p.ready = true;
+        p.deadline = now + commit;
+        let (coordinator, nonce, insert) = (p.coordinator, p.nonce, p.insert);
+        if !insert {
+            self.stats.maintenance_bytes += bytes;
+        }
+        match coordinator {
+            Some(c) => self.send(o, c, PastMessage::Ready { file, nonce }),
+            None => self.commit_alone(o, file),
+        }
+    }
+
+    /// Commits a replica fetched by maintenance, and tells the k closest.
+    fn commit_alone(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+        let own = o.id();
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        let Some(p) = h.pending.take() else {
+            return;
+        };
+        let k = usize::from(h.cert.body.k);
+        let mut holders = vec![own];
+        if p.source_node != own {
+            holders.push(p.source_node);
+        }
+        h.holders = holders;
+        let record = h.record();
+        let role = h.role;
+        self.stats.maintenance_files += 1;
+        self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
+        if let Role::Pointer { holder } = role {
+            self.send(o, holder, PastMessage::Commit { file, nonce: p.nonce, holders: vec![own] });
+        }
+        let tell: Vec<Id> = Past::closest(o, file.key(), k).into_iter().chain([p.source_node]).collect();
+        let tell: BTreeSet<Id> = tell.into_iter().filter(|&id| id != own).collect();
+        for node in tell {
+            self.send(o, node, PastMessage::Holding { files: vec![file] });
+        }
+    }
+
+    /// A pending replica's transfer failed.
+    pub(crate) fn replica_failed(&mut self, o: &mut Overlay<PastMessage>, file: FileId, reason: Refusal) {
+        let own = o.id();
+        let Some(p) = self.holdings.get(&file).and_then(|h| h.pending.clone()) else {
+            return;
+        };
+        if let Some(c) = p.coordinator {
+            self.send(o, c, PastMessage::Failed { file, nonce: p.nonce, node: own, reason });
+        }
+        self.drop_holding(o, file, true);
+    }
+
+    pub(crate) fn pending_timer(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+        let Some(p) = self.holdings.get(&file).and_then(|h| h.pending.clone()) else {
+            return;
+        };
+        if p.deadline > o.now() {
+            self.schedule(p.deadline, Timer::Pending(file));
+            return;
+        }
+        if !p.ready {
+            if let Some(c) = p.coordinator {
+                let own = o.id();
+                self.send(o, c, PastMessage::Failed { file, nonce: p.nonce, node: own, reason: Refusal::Stalled });
+            }
+        }
+        self.drop_holding(o, file, true);
+    }
+
+    /// Forgets a file held here, freeing its space; with `tell`, a pending pointer's diverted
+    /// replica is aborted too.
+    pub(crate) fn drop_holding(&mut self, o: &mut Overlay<PastMessage>, file: FileId, tell: bool) {
+        let Some(h) = self.holdings.remove(&file) else {
+            return;
+        };
+        self.cancel_transfers(file);
+        let size = h.cert.body.size;
+        let owner = h.cert.body.owner;
+        match (&h.pending, h.role) {
+            (Some(p), Role::Cached) => self.cache_pending = self.cache_pending.saturating_sub(p.reserved),
+            (Some(p), Role::Primary | Role::Diverted { .. }) => {
+                self.used = self.used.saturating_sub(p.reserved);
+                self.owners.release(&owner, p.reserved);
+            }
+            (None, Role::Cached) => {
+                self.cache.remove(&file);
+            }
+            (None, Role::Primary | Role::Diverted { .. }) => {
+                self.used = self.used.saturating_sub(size);
+                self.owners.release(&owner, size);
+            }
+            (_, Role::Pointer { .. }) => {}
+        }
+        if let (Some(p), Role::Pointer { holder }, true) = (&h.pending, h.role, tell) {
+            if holder != o.id() {
+                let nonce = p.nonce;
+                self.send(o, holder, PastMessage::Abort { file, nonce });
+            }
+        }
+        let created = !(h.pending.as_ref().is_some_and(|p| p.query.is_some()));
+        if created {
+            self.store(StorageOp::Delete { file }, StorageWait::Other);
+        }
+    }
+
+    // ----- maintenance -----
+
+    pub(crate) fn on_leaf_set_changed(&mut self, o: &mut Overlay<PastMessage>) {
+        self.check_coordinations(o);
+        if self.maintenance_at.is_none() {
+            let at = o.now() + self.config.maintenance_delay;
+            self.maintenance_at = Some(at);
+            self.schedule(at, Timer::Maintenance);
+        }
+        if self.audit_at.is_none() {
+            if let Some(interval) = self.config.audit_interval {
+                let at = o.now() + interval;
+                self.audit_at = Some(at);
+                self.schedule(at, Timer::Audit);
+            }
+        }
+    }
+
+    pub(crate) fn maintenance_timer(&mut self, o: &mut Overlay<PastMessage>) {
+        self.maintenance_at = None;
+        self.maintain(o);
+    }
+
+    pub(crate) fn audit_timer(&mut self, o: &mut Overlay<PastMessage>) {
+        let own = o.id();
+        for h in self.holdings.values_mut() {
+            h.holders = vec![own];
+        }
+        self.maintain(o);
+        self.audit_at = self.config.audit_interval.map(|interval| o.now() + interval);
+        if let Some(at) = self.audit_at {
+            self.schedule(at, Timer::Audit);
+        }
+    }
+
+    /// Makes sure the k closest live nodes hold each file this node is responsible for.
+    pub(crate) fn maintain(&mut self, o: &mut Overlay<PastMessage>) {
+        let own = o.id();
+        let leaves: BTreeSet<Id> = o.state().leaf_set.ids().collect();
+        let mut leaf_ids: Vec<Id> = leaves.iter().copied().chain([own]).collect();
+        leaf_ids.sort_unstable();
+        let mut notices: BTreeMap<Id, Vec<(FileCertificate, Id)>> = BTreeMap::new();
+        let mut release = Vec::new();
+        let mut rehome = Vec::new();
+        for (file, h) in self.holdings.iter_mut() {
+            if h.pending.is_some() {
+                continue;
+            }
+            let responsible = match h.role {
+                Role::Primary | Role::Pointer { .. } => true,
+                Role::Diverted { primary } => !leaves.contains(&primary),
+                Role::Cached => false,
+            };
+            if !responsible {
+                continue;
+            }
+            if let Role::Pointer { holder } = h.role {
+                if !leaves.contains(&holder) {
+                    rehome.push(*file);
+                    continue;
+                }
+            }
+            let key = file.key();
+            let mut closest = leaf_ids.clone();
+            closest.sort_by_key(|&id| (key.ring_distance(id), id));
+            closest.truncate(usize::from(h.cert.body.k));
+            h.holders.retain(|x| *x == own || leaves.contains(x));
+            if !h.holders.contains(&own) {
+                h.holders.push(own);
+            }
+            let source = match h.role {
+                Role::Pointer { holder } => holder,
+                _ => own,
+            };
+            for &m in &closest {
+                if m != own && !h.holders.contains(&m) {
+                    notices.entry(m).or_default().push((h.cert.clone(), source));
+                }
+            }
+            if !closest.contains(&own) && closest.iter().all(|m| h.holders.contains(m)) {
+                release.push(*file);
+            }
+        }
+        for (node, files) in notices {
+            for batch in files.chunks(MAX_BATCH) {
+                self.send(o, node, PastMessage::Replicate { files: batch.to_vec() });
+            }
+        }
+        for file in release {
+            self.release_replica(o, file);
+        }
+        for file in rehome {
+            self.rehome(o, file);
+        }
+    }
+
+    /// This node is no longer among the k closest and all of them hold the file: keep it
+    /// as a cached copy, or drop it.
+    fn release_replica(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+        let Some(h) = self.holdings.get(&file) else {
+            return;
+        };
+        match h.role {
+            Role::Pointer { holder } => {
+                self.send(o, holder, PastMessage::Release { file });
+                self.drop_holding(o, file, false);
+            }
+            Role::Primary | Role::Diverted { .. } => self.demote_to_cache(o, file),
+            Role::Cached => {}
+        }
+    }
+
+    /// Turns a replica into a cached copy (or drops it when caching is off).
+    fn demote_to_cache(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+        if !self.config.caching {
+            self.drop_holding(o, file, false);
+            return;
+        }
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        let size = h.cert.body.size;
+        h.role = Role::Cached;
+        h.holders.clear();
+        let record = h.record();
+        let owner = h.cert.body.owner;
+        self.used = self.used.saturating_sub(size);
+        self.owners.release(&owner, size);
+        self.cache.insert(file, size);
+        self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
+        self.make_room();
+    }
+
+    /// The diverted replica of a pointer vanished: fetch the file again from another
+    /// holder (storing or diverting it anew).
+    fn rehome(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+        let own = o.id();
+        let Some(h) = self.holdings.get(&file) else {
+            return;
+        };
+        let gone = match h.role {
+            Role::Pointer { holder } => holder,
+            _ => return,
+        };
+        let source = h.holders.iter().copied().find(|&x| x != own && x != gone && Past::is_near(o, x));
+        let cert = h.cert.clone();
+        self.drop_holding(o, file, false);
+        if let Some(source) = source {
+            self.fetch_replica(o, cert, source);
+        }
+    }
+
+    /// Starts holding a replica fetched from `source` (maintenance).
+    fn fetch_replica(&mut self, o: &mut Overlay<PastMessage>, cert: FileCertificate, source: Id) {
+        let own = o.id();
+        let file = cert.body.file;
+        let k = usize::from(cert.body.k);
+        let primaries = Past::closest(o, file.key(), k);
+        let prepare = Prepare {
+            certificate: cert,
+            source_node: source,
+            source: Source::File(file),
+            coordinator: own,
+            nonce: Past::nonce(o),
+            primaries,
+            diverted: false,
+            insert: false,
+        };
+        self.place(o, prepare, None);
+    }
+
+    /// Replica maintenance: `from` says this node should hold these files.
+    pub(crate) fn on_replicate(&mut self, o: &mut Overlay<PastMessage>, from: Id, files: Vec<(FileCertificate, Id)>) {
+        let mut held = Vec::new();
+        for (cert, source) in files {
+            let file = cert.body.file;
+            if let Some(h) = self.holdings.get_mut(&file) {
+                if h.pending.is_some() {
+                    continue;
+                }
+                if h.role == Role::Cached {
+                    // A cached copy is a verified copy: promote it.
+                    let size = h.cert.body.size;
+                    h.role = Role::Primary;
+                    let record = h.record();
+                    let owner = h.cert.body.owner;
+                    self.cache.remove(&file);
+                    self.used += size;
+                    self.owners.add(&owner, size);
+                    self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
+                    self.make_room();
+                }
+                if let Some(h) = self.holdings.get_mut(&file) {
+                    if !h.holders.contains(&from) {
+                        h.holders.push(from);
+                    }
+                }
+                held.push(file);
+                continue;
+            }
+            if check_certificate(&cert, Past::max_k(o), self.config.max_file_size).is_err() {
+                continue;
+            }
+            self.fetch_replica(o, cert, source);
+        }
+        for batch in held.chunks(MAX_FILES) {
+            self.send(o, from, PastMessage::Holding { files: batch.to_vec() });
+        }
+    }
+
+    /// `from` holds these files.
+    pub(crate) fn on_holding(&mut self, o: &mut Overlay<PastMessage>, from: Id, files: Vec<FileId>) {
+        let own = o.id();
+        let mut recheck = false;
+        for file in files {
+            let Some(h) = self.holdings.get_mut(&file) else {
+                continue;
+            };
+            if h.pending.is_none() && !h.holders.contains(&from) {
+                h.holders.push(from);
+                if !Past::closest(o, file.key(), usize::from(h.cert.body.k)).contains(&own) {
+                    recheck = true;
+                }
+            }
+        }
+        if recheck && self.maintenance_at.is_none() {
+            let at = o.now() + self.config.maintenance_delay;
+            self.maintenance_at = Some(at);
+            self.schedule(at, Timer::Maintenance);
+        }
+    }
+
+    /// The primary of a diverted replica no longer needs it.
+    pub(crate) fn on_release(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId) {
+        let ok =
+            self.holdings.get(&file).is_some_and(|h| h.pending.is_none() && h.role == Role::Diverted { primary: from });
+        if ok {
+            self.demote_to_cache(o, file);
+        }
+    }
+
+    /// A message could not be sent.
+    pub(crate) fn on_send_failed(&mut self, o: &mut Overlay<PastMessage>, to: Id, message: PastMessage) {
+        let own = o.id();
+        match message {
+            PastMessage::Prepare(p) => {
+                let file = p.certificate.body.file;
+                if self.coordinations.contains_key(&(file, p.nonce)) {
+                    self.abort_insert(o, file, p.nonce, to, Refusal::Unreachable { node: to });
+                } else if p.diverted {
+                    self.on_diversion_prepared(o, to, file, p.nonce, Err(Refusal::Unreachable { node: to }));
+                }
+            }
+            PastMessage::ChunkRequest { transfer, .. } | PastMessage::HashRequest { transfer, .. } => {
+                self.transfer_unreachable(o, transfer)
+            }
+            PastMessage::Locate { lookup, remaining } => self.pass_locate(o, lookup, remaining),
+            PastMessage::Prepared { file, nonce, .. }
+            | PastMessage::Ready { file, nonce }
+            | PastMessage::Failed { file, nonce, .. } => {
+                let ours = self
+                    .holdings
+                    .get(&file)
+                    .and_then(|h| h.pending.as_ref())
+                    .is_some_and(|p| p.nonce == nonce && p.coordinator == Some(to));
+                if ours {
+                    self.drop_holding(o, file, true);
+                }
+            }
+            PastMessage::ReclaimHolder(request) => {
+                let reason = Refusal::Unreachable { node: to };
+                let message = PastMessage::ReclaimRejected { request: request.request, node: to, reason };
+                self.send(o, request.client, message);
+            }
+            PastMessage::SpaceQuery { query, .. } => self.on_space_reply(o, to, query, None),
+            _ => {}
+        }
+        let _ = own;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+
+    #[test]
+    fn thresholds() {
+        assert!(accepts(10, 100, 0.1));
+        assert!(!accepts(11, 100, 0.1));
+        assert!(!accepts(1, 0, 1.0));
+        assert!(accepts(100, 100, 1.0));
+        assert!(!accepts(6, 100, 0.05));
+    }
+}

@@ -1,0 +1,364 @@
+//! Moving content: a receiver pulls chunks from a source with a window of requests, and
+//! checks every chunk against the certificate as it arrives.
+//!
+//! Every content movement in PAST is one of these pulls: a storing node pulling an insert's
+//! content from the client, a reader pulling a file from the holder that answered its
+//! lookup, a node pulling a replica during maintenance or a copy to cache. The receiver
+//! drives it: it first fetches the chunk hash list (for files of more than one chunk) and
+//! checks it against the digest signed in the certificate, then keeps at most `window`
+//! chunks requested or being written; a chunk whose SHA-1 is not the certificate's is
+//! rejected at once, and a pull that makes no progress for `stall_timeout` is abandoned.
+//! Chunks are at most 64 KiB, so a message never nears the frame limit, and neither side
+//! holds more than `window` chunks of a file in memory.
+
+use std::collections::BTreeMap;
+
+use sha1::{Digest, Sha1};
+
+use crate::id::Id;
+use crate::overlay::Overlay;
+use crate::past::certificate::{
+    FileCertificate, HASHES_PER_PIECE, chunk_count, chunk_len, chunk_list_digest, piece_count, sha1,
+};
+use crate::past::error::Refusal;
+use crate::past::file_id::{FileId, Hash};
+use crate::past::messages::{PastMessage, Source};
+use crate::past::node::{Past, StorageWait, Timer};
+use crate::past::store::{Object, StorageError, StorageOp, StorageReply};
+
+/// Where received chunks go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sink {
+    /// Into this node's store, as a replica.
+    Replica,
+    /// Into this node's store, as a cached copy.
+    Cache,
+    /// To the reader, as events of lookup `op`.
+    Reader(u64),
+}
+
+/// A pull in progress.
+#[derive(Debug)]
+pub(crate) struct Transfer {
+    pub(crate) peer: Id,
+    pub(crate) source: Source,
+    pub(crate) file: FileId,
+    pub(crate) size: u64,
+    chunks: u32,
+    content_hash: Hash,
+    list_digest: Hash,
+    /// The verified chunk hash list (empty until known).
+    pub(crate) hashes: Vec<Hash>,
+    pieces: Vec<Option<Vec<Hash>>>,
+    next_request: u32,
+    pub(crate) next_emit: u32,
+    buffered: BTreeMap<u32, Vec<u8>>,
+    writes: u32,
+    whole: Option<Sha1>,
+    pub(crate) last_progress: Time,
+    pub(crate) sink: Sink,
+    pub(crate) bytes: u64,
+}
+
+use crate::time::Time;
+
+impl Past {
+    /// Starts pulling `cert`'s content from `peer`, from chunk `start` on.
+    pub(crate) fn start_transfer(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        peer: Id,
+        source: Source,
+        cert: &FileCertificate,
+        hashes: Vec<Hash>,
+        start: u32,
+        sink: Sink,
+    ) -> u64 {
+        let id = self.fresh();
+        let body = &cert.body;
+        let chunks = chunk_count(body.size);
+        let hashes = if chunks == 1 { vec![body.content_hash] } else { hashes };
+        let pieces = if hashes.is_empty() { vec![None; piece_count(body.size) as usize] } else { Vec::new() };
+        let transfer = Transfer {
+            peer,
+            source,
+            file: body.file,
+            size: body.size,
+            chunks,
+            content_hash: body.content_hash,
+            list_digest: body.chunk_list,
+            hashes,
+            pieces,
+            next_request: start,
+            next_emit: start,
+            buffered: BTreeMap::new(),
+            writes: 0,
+            whole: (start == 0).then(Sha1::new),
+            last_progress: o.now(),
+            sink,
+            bytes: 0,
+        };
+        let requests: Vec<u32> = (0..transfer.pieces.len() as u32).collect();
+        self.transfers.insert(id, transfer);
+        for piece in requests {
+            self.send(o, peer, PastMessage::HashRequest { transfer: id, source, piece });
+        }
+        self.schedule(o.now() + self.config.stall_timeout, Timer::Transfer(id));
+        self.pump_transfer(o, id);
+        id
+    }
+
+    /// Requests chunks while the window allows; finishes a complete transfer.
+    fn pump_transfer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+        let window = self.config.window.max(1);
+        let Some(t) = self.transfers.get_mut(&id) else {
+            return;
+        };
+        if t.hashes.is_empty() {
+            return;
+        }
+        let mut requests = Vec::new();
+        while t.next_request < t.chunks && (t.next_request - t.next_emit) + t.writes < window {
+            requests.push(t.next_request);
+            t.next_request += 1;
+        }
+        let done = t.next_emit == t.chunks && t.writes == 0;
+        let (peer, source) = (t.peer, t.source);
+        for index in requests {
+            self.send(o, peer, PastMessage::ChunkRequest { transfer: id, source, index });
+        }
+        if done {
+            self.finish_transfer(o, id);
+        }
+    }
+
+    pub(crate) fn on_hash_reply(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        from: Id,
+        id: u64,
+        piece: u32,
+        hashes: Vec<Hash>,
+    ) {
+        let Some(t) = self.transfers.get_mut(&id) else {
+            return;
+        };
+        if t.peer != from || !t.hashes.is_empty() {
+            return;
+        }
+        let Some(slot) = t.pieces.get_mut(piece as usize) else {
+            return;
+        };
+        *slot = Some(hashes);
+        t.last_progress = o.now();
+        if t.pieces.iter().any(Option::is_none) {
+            return;
+        }
+        let list: Vec<Hash> = t.pieces.drain(..).flatten().flatten().collect();
+        let expected_len = t.chunks as usize;
+        let pieces_ok = list.len() == expected_len;
+        if !pieces_ok || chunk_list_digest(&list) != t.list_digest {
+            self.fail_transfer(o, id, Refusal::BadHashList);
+            return;
+        }
+        t.hashes = list;
+        self.pump_transfer(o, id);
+    }
+
+    pub(crate) fn on_chunk(&mut self, o: &mut Overlay<PastMessage>, from: Id, id: u64, index: u32, data: Vec<u8>) {
+        let now = o.now();
+        let Some(t) = self.transfers.get_mut(&id) else {
+            return;
+        };
+        if t.peer != from || index < t.next_emit || index >= t.next_request || t.buffered.contains_key(&index) {
+            return;
+        }
+        let expected = t.hashes.get(index as usize).copied();
+        if data.len() != chunk_len(t.size, index) || expected != Some(sha1(&data)) {
+            self.stats.bad_chunks += 1;
+            self.fail_transfer(o, id, Refusal::ContentMismatch { chunk: index });
+            return;
+        }
+        t.last_progress = now;
+        t.buffered.insert(index, data);
+        let mut ready = Vec::new();
+        while let Some(data) = t.buffered.remove(&t.next_emit) {
+            if let Some(whole) = t.whole.as_mut() {
+                whole.update(&data);
+            }
+            ready.push((t.next_emit, data));
+            t.next_emit += 1;
+        }
+        let (sink, file) = (t.sink, t.file);
+        if t.next_emit == t.chunks {
+            if let Some(whole) = t.whole.take() {
+                let digest: Hash = whole.finalize().into();
+                if digest != t.content_hash {
+                    let chunk = t.chunks.saturating_sub(1);
+                    self.fail_transfer(o, id, Refusal::ContentMismatch { chunk });
+                    return;
+                }
+            }
+        }
+        for (index, data) in ready {
+            self.stats.bytes_received += data.len() as u64;
+            if let Some(t) = self.transfers.get_mut(&id) {
+                t.bytes += data.len() as u64;
+            }
+            match sink {
+                Sink::Replica | Sink::Cache => {
+                    if let Some(t) = self.transfers.get_mut(&id) {
+                        t.writes += 1;
+                    }
+                    self.store(StorageOp::Write { file, index, data }, StorageWait::TransferWrite { transfer: id });
+                }
+                Sink::Reader(op) => self.lookup_chunk(op, index, data),
+            }
+        }
+        if matches!(sink, Sink::Replica) {
+            self.replica_progress(o, file);
+        }
+        self.pump_transfer(o, id);
+    }
+
+    pub(crate) fn on_transfer_written(&mut self, o: &mut Overlay<PastMessage>, id: u64, ok: bool) {
+        let Some(t) = self.transfers.get_mut(&id) else {
+            return;
+        };
+        t.writes = t.writes.saturating_sub(1);
+        if !ok {
+            self.fail_transfer(o, id, Refusal::Storage);
+            return;
+        }
+        self.pump_transfer(o, id);
+    }
+
+    pub(crate) fn on_transfer_refused(&mut self, o: &mut Overlay<PastMessage>, from: Id, id: u64, reason: Refusal) {
+        if self.transfers.get(&id).is_some_and(|t| t.peer == from) {
+            self.fail_transfer(o, id, reason);
+        }
+    }
+
+    pub(crate) fn transfer_timer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+        let Some(t) = self.transfers.get(&id) else {
+            return;
+        };
+        let deadline = t.last_progress + self.config.stall_timeout;
+        if deadline <= o.now() {
+            self.fail_transfer(o, id, Refusal::Stalled);
+        } else {
+            self.schedule(deadline, Timer::Transfer(id));
+        }
+    }
+
+    /// A request of a transfer could not be sent: its peer is gone.
+    pub(crate) fn transfer_unreachable(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+        if let Some(peer) = self.transfers.get(&id).map(|t| t.peer) {
+            self.fail_transfer(o, id, Refusal::Unreachable { node: peer });
+        }
+    }
+
+    fn finish_transfer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+        let Some(t) = self.transfers.remove(&id) else {
+            return;
+        };
+        match t.sink {
+            Sink::Replica => self.replica_received(o, t.file, t.hashes, t.bytes),
+            Sink::Cache => self.cache_received(o, t.file, t.hashes),
+            Sink::Reader(op) => self.lookup_received(o, op, t.peer),
+        }
+    }
+
+    pub(crate) fn fail_transfer(&mut self, o: &mut Overlay<PastMessage>, id: u64, reason: Refusal) {
+        let Some(t) = self.transfers.remove(&id) else {
+            return;
+        };
+        match t.sink {
+            Sink::Replica => self.replica_failed(o, t.file, reason),
+            Sink::Cache => self.cache_failed(o, t.file),
+            Sink::Reader(op) => self.lookup_source_failed(o, op, t.peer, t.hashes, reason),
+        }
+    }
+
+    /// Cancels the transfers filling `file` (an aborted replica).
+    pub(crate) fn cancel_transfers(&mut self, file: FileId) {
+        self.transfers.retain(|_, t| !(t.file == file && matches!(t.sink, Sink::Replica | Sink::Cache)));
+    }
+
+    /// What a source names at this node: the object to read and its chunk hash list.
+    fn resolve(&self, source: Source) -> Option<(Object, Vec<Hash>, u64)> {
+        match source {
+            Source::Upload { file, nonce } => self.upload_of(file, nonce),
+            Source::File(file) => {
+                let h = self.holdings.get(&file)?;
+                if !h.is_committed() || !h.role.has_content() {
+                    return None;
+                }
+                let size = h.cert.body.size;
+                let hashes = if chunk_count(size) == 1 { vec![h.cert.body.content_hash] } else { h.hashes.clone() };
+                Some((Object::File(file), hashes, size))
+            }
+        }
+    }
+
+    pub(crate) fn serve_hashes(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        from: Id,
+        transfer: u64,
+        source: Source,
+        piece: u32,
+    ) {
+        let reply = match self.resolve(source) {
+            Some((_, hashes, _)) => {
+                let start = piece as usize * HASHES_PER_PIECE;
+                if start >= hashes.len() {
+                    PastMessage::TransferFailed { transfer, reason: Refusal::NotFound }
+                } else {
+                    let end = (start + HASHES_PER_PIECE).min(hashes.len());
+                    PastMessage::HashReply { transfer, piece, hashes: hashes[start..end].to_vec() }
+                }
+            }
+            None => PastMessage::TransferFailed { transfer, reason: Refusal::NotFound },
+        };
+        self.send(o, from, reply);
+    }
+
+    pub(crate) fn serve_chunk(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        from: Id,
+        transfer: u64,
+        source: Source,
+        index: u32,
+    ) {
+        match self.resolve(source) {
+            Some((object, _, size)) if index < chunk_count(size) => {
+                if let Source::File(file) = source {
+                    self.cache.touch(&file);
+                }
+                self.upload_served(source, o.now());
+                self.store(StorageOp::Read { object, index }, StorageWait::Serve { to: from, transfer, index });
+            }
+            _ => self.send(o, from, PastMessage::TransferFailed { transfer, reason: Refusal::NotFound }),
+        }
+    }
+
+    pub(crate) fn on_served(
+        &mut self,
+        o: &mut Overlay<PastMessage>,
+        to: Id,
+        transfer: u64,
+        index: u32,
+        result: Result<StorageReply, StorageError>,
+    ) {
+        let reply = match result {
+            Ok(StorageReply::Data(data)) if data.len() <= crate::past::certificate::CHUNK_SIZE => {
+                self.stats.bytes_served += data.len() as u64;
+                PastMessage::ChunkReply { transfer, index, data }
+            }
+            _ => PastMessage::TransferFailed { transfer, reason: Refusal::Storage },
+        };
+        self.send(o, to, reply);
+    }
+}
