@@ -13,7 +13,7 @@
 //! each other this way, so leaf sets converge to the exact ones.
 
 use crate::id::Id;
-use crate::leaf_set::Side;
+use crate::leaf_set::{LeafSet, Side};
 use crate::overlay::{Event, Overlay, Phase, Waiting};
 use crate::time::{Rtt, Time};
 use crate::wire::{MAX_IDS, Message, Probe};
@@ -59,17 +59,32 @@ impl<M> Overlay<M> {
     }
 
     /// A leaf set arrived, pushed or as the answer to our request.
-    pub(crate) fn on_leaf_set(&mut self, from: Id, ids: Vec<Id>) {
+    pub(crate) fn on_leaf_set(&mut self, from: Id, ids: Vec<Id>, answer: bool) {
         let asked = self.answered(from, |w| w == Waiting::LeafSet).is_some();
         if self.phase != Phase::Joined {
             return;
         }
+        let was_leaf = self.state.leaf_set.contains(from);
         self.heard_from(from);
+        let ids: Vec<Id> = ids.into_iter().take(MAX_IDS).collect();
         // The leaf set of one of our leaves covers the ring around it without holes.
         let contiguous = asked || self.state.leaf_set.contains(from);
-        for id in ids.into_iter().take(MAX_IDS) {
+        for &id in &ids {
             self.learn_and_probe(id, contiguous);
         }
+        // A new leaf got our leaf set from `heard_from`; any other node that pushed its own
+        // gets ours when its misses nodes we know of (stabilization: a gap left by failures
+        // closes). Answers are not answered, so this never ping-pongs.
+        let became_leaf = !was_leaf && self.state.leaf_set.contains(from);
+        if !answer && !became_leaf && self.misses_known_nodes(from, &ids) {
+            self.send_leaf_set(from, true);
+        }
+    }
+
+    /// Whether the leaf set `ids` of `from` lacks a node we know of within its own range.
+    fn misses_known_nodes(&self, from: Id, ids: &[Id]) -> bool {
+        let theirs = LeafSet::from_ids(from, self.config.leaf_set_size, ids.iter().copied());
+        self.state.leaf_set.ids().chain([self.id()]).any(|id| id != from && theirs.covers(id) && !theirs.contains(id))
     }
 
     /// A neighbor tells us of a node that filled an empty slot of its routing table.
@@ -87,7 +102,7 @@ impl<M> Overlay<M> {
     pub(crate) fn on_leaf_set_request(&mut self, from: Id) {
         if self.phase == Phase::Joined {
             self.heard_from(from);
-            self.push_leaf_set(from);
+            self.send_leaf_set(from, true);
         }
     }
 
@@ -112,7 +127,7 @@ impl<M> Overlay<M> {
         }
         for side in [Side::Clockwise, Side::CounterClockwise] {
             if let Some(&nearest) = self.state.leaf_set.side(side).first() {
-                self.push_leaf_set(nearest);
+                self.send_leaf_set(nearest, false);
             }
         }
     }

@@ -193,7 +193,7 @@ impl<A: Application> Node<A> {
             }
             Message::JoinReply(reply) => self.overlay.on_join_reply(from, reply),
             Message::Probe(probe) => self.overlay.on_probe(from, probe),
-            Message::LeafSet(ids) => self.overlay.on_leaf_set(from, ids),
+            Message::LeafSet { leaves, answer } => self.overlay.on_leaf_set(from, leaves, answer),
             Message::LeafSetRequest => self.overlay.on_leaf_set_request(from),
             Message::NewNode(id) => self.overlay.on_new_node(from, id),
             Message::RowRequest { row } => self.overlay.on_row_request(from, row),

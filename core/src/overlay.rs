@@ -259,7 +259,7 @@ impl<M> Overlay<M> {
         }
         let learned = self.learn(id);
         if learned.leaf {
-            self.push_leaf_set(id);
+            self.send_leaf_set(id, false);
         }
         if learned.slot {
             self.pass_along(id, None);
@@ -302,10 +302,11 @@ impl<M> Overlay<M> {
         self.transmit(peer, Message::Probe(Probe { ask: Some(nonce), answer: None }));
     }
 
-    pub(crate) fn push_leaf_set(&mut self, to: Id) {
+    /// Sends our leaf set to `to`: pushed (`answer` false) or answering (true).
+    pub(crate) fn send_leaf_set(&mut self, to: Id, answer: bool) {
         let mut ids: Vec<Id> = self.state.leaf_set.ids().collect();
         ids.push(self.id());
-        self.transmit(to, Message::LeafSet(ids));
+        self.transmit(to, Message::LeafSet { leaves: ids, answer });
     }
 
     pub(crate) fn wait_for(&mut self, peer: Id, waiting: Waiting) {

@@ -31,8 +31,14 @@ pub enum Message<M> {
     JoinReply(JoinReply),
     /// A liveness and round-trip probe, possibly answering one of the receiver's probes.
     Probe(Probe),
-    /// The sender's leaf set, for repair and for stabilization after concurrent joins.
-    LeafSet(Vec<Id>),
+    /// The sender's leaf set (and the sender), for repair and for stabilization after
+    /// concurrent joins or failures.
+    LeafSet {
+        /// The leaves.
+        leaves: Vec<Id>,
+        /// Whether this answers a request or a pushed leaf set (and must not be answered).
+        answer: bool,
+    },
     /// Asks for one row of the receiver's routing table (second phase of a join).
     RowRequest {
         /// The row.
@@ -213,7 +219,7 @@ mod tests {
             Message::Route(Routed { key: id, hops: 1, body: RoutedBody::FindSlot { origin: id, row: 2, column: 7 } }),
             Message::JoinReply(JoinReply { rows: vec![vec![id]], leaf_set: vec![id], neighborhood: vec![] }),
             Message::Probe(Probe { ask: Some(9), answer: None }),
-            Message::LeafSet(vec![id, Id::MAX]),
+            Message::LeafSet { leaves: vec![id, Id::MAX], answer: true },
             Message::LeafSetRequest,
             Message::NewNode(id),
             Message::RowRequest { row: 3 },

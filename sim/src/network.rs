@@ -114,7 +114,7 @@ impl Counters {
             | Message::EntryRequest { .. }
             | Message::EntryReply { .. } => &mut self.repair,
             Message::Probe(_) => &mut self.probe,
-            Message::LeafSet(_) | Message::LeafSetRequest => &mut self.leaf_set,
+            Message::LeafSet { .. } | Message::LeafSetRequest => &mut self.leaf_set,
             Message::NewNode(_) => &mut self.new_node,
             Message::RowRequest { .. } | Message::RowReply { .. } => &mut self.join,
             Message::Leave => &mut self.leave,
@@ -336,12 +336,27 @@ impl<A: SimApp> Network<A> {
                 break id;
             }
         };
+        self.spawn_with(id, A::create(id))
+    }
+
+    /// Adds a node with a given id and application (for applications that need per-node
+    /// parameters, such as a key from which the id is derived) and runs the network until
+    /// its join has settled, like [`Network::add_node`]. The id must be new.
+    pub fn add_node_with(&mut self, id: Id, app: A) -> u32 {
+        let node = self.spawn_with(id, app);
+        self.run_until_quiet();
+        self.plane.add_present(node);
+        node
+    }
+
+    /// [`Network::spawn`] with a given id and application. The id must be new.
+    pub fn spawn_with(&mut self, id: Id, app: A) -> u32 {
         let point = Point { x: self.unit() * SIDE_MS, y: self.unit() * SIDE_MS };
         let contact = self.plane.nearest(point);
         let node = self.plane.place(point);
         let mut config = self.config.clone();
         config.rng_seed = self.rng.next_u64();
-        self.nodes.push(Node::new(id, config, A::create(id)));
+        self.nodes.push(Node::new(id, config, app));
         self.ids.push(id);
         self.alive.push(true);
         self.wake_at.push(None);

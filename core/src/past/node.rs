@@ -295,6 +295,11 @@ impl Past {
         self.holdings.iter().map(|(f, h)| (*f, h.role, h.is_committed()))
     }
 
+    /// How this node holds a file, and whether that is committed.
+    pub fn role_of(&self, file: &FileId) -> Option<(crate::past::store::Role, bool)> {
+        self.holdings.get(file).map(|h| (h.role, h.is_committed()))
+    }
+
     /// The certificate of a file this node holds.
     pub fn certificate(&self, file: &FileId) -> Option<&FileCertificate> {
         self.holdings.get(file).map(|h| &h.cert)
