@@ -13,5 +13,6 @@
 pub mod experiment;
 pub mod measure;
 pub mod network;
+pub mod past;
 pub mod plane;
 pub mod plot;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use past_core::past::{
     Ed25519Signer, FileId, InsertError, InsertRequestSpec, Inserted, Keyring, LookupError, OpId, Past, PastConfig,
-    PastEvent, PublicKey, Reclaimed, ReclaimError, Role, SyncPast, UploadId, chunk_count,
+    PastEvent, PublicKey, ReclaimError, Reclaimed, Role, SyncPast, UploadId, chunk_count,
 };
 use past_core::{Config, Id};
 use rand_chacha::ChaCha8Rng;
@@ -137,7 +137,14 @@ impl PastSim {
 
     /// Stages content generated from `seed` at `client` and starts inserting it with owner
     /// `owner` (the client's own key by default).
-    pub fn insert(&mut self, client: u32, seed: u64, size: u64, k: u8, owner: Option<PublicKey>) -> Result<OpId, InsertError> {
+    pub fn insert(
+        &mut self,
+        client: u32,
+        seed: u64,
+        size: u64,
+        k: u8,
+        owner: Option<PublicKey>,
+    ) -> Result<OpId, InsertError> {
         let upload = UploadId(self.next_upload);
         self.next_upload += 1;
         let owner = owner.unwrap_or(self.keys[client as usize]);
@@ -283,7 +290,10 @@ impl PastSim {
     /// How many of the k live nodes closest to the file hold a replica of it (a committed
     /// replica, or a pointer whose diverted replica is alive and committed).
     pub fn replicas(&self, sorted_live: &[Id], file: FileId, k: u8) -> usize {
-        closest_in(sorted_live, file.key(), usize::from(k)).into_iter().filter(|&id| self.holds_replica(id, file)).count()
+        closest_in(sorted_live, file.key(), usize::from(k))
+            .into_iter()
+            .filter(|&id| self.holds_replica(id, file))
+            .count()
     }
 
     /// Whether node `id` holds a replica of `file` (itself or through a live pointer).
@@ -296,9 +306,9 @@ impl PastSim {
         }
         match self.role_at(index, file) {
             Some((Role::Primary | Role::Diverted { .. }, true)) => true,
-            Some((Role::Pointer { holder }, true)) => self
-                .index_of(holder)
-                .is_some_and(|h| self.network.is_alive(h) && matches!(self.role_at(h, file), Some((Role::Diverted { .. }, true)))),
+            Some((Role::Pointer { holder }, true)) => self.index_of(holder).is_some_and(|h| {
+                self.network.is_alive(h) && matches!(self.role_at(h, file), Some((Role::Diverted { .. }, true)))
+            }),
             _ => false,
         }
     }

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use past_core::past::{
-    CHUNK_SIZE, FileId, Object, Role, Storage, StorageError, StorageOp, StorageReply, UploadId, chunk_count, chunk_len,
+    FileId, Object, Role, Storage, StorageError, StorageOp, StorageReply, UploadId, chunk_count, chunk_len,
 };
 
 /// The name of a simulated file whose content comes from `seed`.
@@ -171,6 +171,7 @@ impl Storage for SimStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use past_core::past::CHUNK_SIZE;
 
     #[test]
     fn generated_content_is_deterministic_and_chunked() {

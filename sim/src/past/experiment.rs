@@ -1,0 +1,512 @@
+//! The experiments of the PAST paper on the simulated network: storage utilization under
+//! replica and file diversion, durability under failures (replica maintenance), and caching.
+
+use core::time::Duration;
+use std::time::Instant;
+
+use past_core::Config;
+use past_core::past::{FileId, PastConfig};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::past::workload::{FileSizes, TruncatedNormal, Zipf};
+use crate::past::{Outcome, PastSim, closest_in};
+
+/// The Pastry configuration of a PAST simulation: leaf set size l, no periodic maintenance
+/// (the network is static unless an experiment turns it on).
+pub fn pastry_config(leaf_set: usize) -> Config {
+    let mut config = Config::default();
+    config.leaf_set_size = leaf_set;
+    config.keepalive_interval = None;
+    config.table_probe_interval = None;
+    config
+}
+
+/// Which kinds of diversion are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Diversion {
+    /// Neither: a node takes any replica that fits (t_pri = 1), and an insert fails when one
+    /// of the k closest has no room.
+    None,
+    /// Replica diversion (t_pri = 0.1, t_div = 0.05), no file diversion.
+    Replica,
+    /// Replica diversion and file diversion (up to 3 retries with a new salt).
+    Both,
+}
+
+impl Diversion {
+    /// A label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Diversion::None => "no diversion",
+            Diversion::Replica => "replica diversion",
+            Diversion::Both => "replica + file diversion",
+        }
+    }
+}
+
+/// Parameters of the storage experiment.
+#[derive(Clone, Debug)]
+pub struct StorageParams {
+    /// Nodes.
+    pub nodes: usize,
+    /// Leaf set size l.
+    pub leaf_set: usize,
+    /// Replication factor.
+    pub k: u8,
+    /// Seed.
+    pub seed: u64,
+    /// Node capacities.
+    pub capacity: TruncatedNormal,
+    /// File sizes.
+    pub sizes: FileSizes,
+    /// Diversion policy.
+    pub diversion: Diversion,
+    /// Inserts started together.
+    pub batch: usize,
+    /// Stop after this many inserts at most.
+    pub max_inserts: usize,
+}
+
+/// One measurement during the storage experiment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StoragePoint {
+    /// Inserts attempted so far.
+    pub inserts: u64,
+    /// Inserts failed so far.
+    pub failed: u64,
+    /// Global storage utilization.
+    pub utilization: f64,
+}
+
+impl StoragePoint {
+    /// Share of inserts failed so far.
+    pub fn failed_share(&self) -> f64 {
+        self.failed as f64 / self.inserts.max(1) as f64
+    }
+}
+
+/// The outcome of the storage experiment.
+#[derive(Clone, Debug)]
+pub struct StorageReport {
+    /// The policy.
+    pub diversion: Diversion,
+    /// Measurements after each batch.
+    pub points: Vec<StoragePoint>,
+    /// Total capacity.
+    pub capacity: u64,
+    /// Replicas diverted.
+    pub diverted_replicas: u64,
+    /// Successful inserts that needed file diversion.
+    pub file_diversions: u64,
+    /// Bytes of the files inserted successfully.
+    pub bytes_inserted: u64,
+    /// Mean size of the files that failed.
+    pub mean_failed_size: f64,
+    /// Mean size of all files tried.
+    pub mean_size: f64,
+    /// Wall time.
+    pub wall: Duration,
+}
+
+impl StorageReport {
+    /// The first point at or above `utilization`.
+    pub fn at(&self, utilization: f64) -> Option<StoragePoint> {
+        self.points.iter().copied().find(|p| p.utilization >= utilization)
+    }
+
+    /// The last point.
+    pub fn last(&self) -> Option<StoragePoint> {
+        self.points.last().copied()
+    }
+}
+
+/// Builds a network with capacities from `params` and inserts files until it is full.
+pub fn storage(params: &StorageParams) -> StorageReport {
+    let started = Instant::now();
+    let diversion = params.diversion;
+    let capacity = params.capacity;
+    let mut sim = PastSim::build(
+        pastry_config(params.leaf_set),
+        params.nodes,
+        params.seed,
+        |rng| capacity.sample(rng) as u64,
+        |key, capacity| {
+            let mut config = PastConfig::new(key, capacity);
+            config.caching = false;
+            config.audit_interval = None;
+            match diversion {
+                Diversion::None => config.without_diversion(),
+                Diversion::Replica => {
+                    config.file_diversion_retries = 0;
+                    config
+                }
+                Diversion::Both => config,
+            }
+        },
+    );
+    let total_capacity: u64 = sim.network.live_nodes().iter().map(|&n| sim.past(n).capacity()).sum();
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xf11e);
+    let (mut inserts, mut failed, mut file_diversions, mut bytes_inserted) = (0u64, 0u64, 0u64, 0u64);
+    let (mut failed_bytes, mut all_bytes) = (0f64, 0f64);
+    let mut points = Vec::new();
+    let mut recent: Vec<bool> = Vec::new();
+    while (inserts as usize) < params.max_inserts {
+        let mut ops = Vec::with_capacity(params.batch);
+        for _ in 0..params.batch {
+            let client = sim.random_live();
+            let seed = rng.next_u64();
+            let size = params.sizes.sample(&mut rng);
+            all_bytes += size as f64;
+            inserts += 1;
+            match sim.insert(client, seed, size, params.k, None) {
+                Ok(op) => ops.push((client, op, size)),
+                Err(_) => {
+                    failed += 1;
+                    failed_bytes += size as f64;
+                    recent.push(false);
+                }
+            }
+        }
+        sim.run();
+        let mut waited = 0;
+        while sim.running() > 0 && waited < 20 {
+            sim.run_for(Duration::from_secs(5));
+            waited += 1;
+        }
+        for (client, op, size) in ops {
+            match sim.take(client, op) {
+                Some(Outcome::Insert(Ok(inserted))) => {
+                    if inserted.attempts > 1 {
+                        file_diversions += 1;
+                    }
+                    bytes_inserted += size;
+                    recent.push(true);
+                }
+                _ => {
+                    failed += 1;
+                    failed_bytes += size as f64;
+                    recent.push(false);
+                }
+            }
+        }
+        let utilization = sim.utilization();
+        points.push(StoragePoint { inserts, failed, utilization });
+        // Full: nearly all space used, or almost every recent insert fails.
+        let window = recent.len().saturating_sub(2000);
+        let recent_failures = recent[window..].iter().filter(|ok| !**ok).count();
+        if utilization >= 0.999 || (recent.len() >= 2000 && recent_failures * 100 >= 95 * 2000) {
+            break;
+        }
+    }
+    StorageReport {
+        diversion,
+        points,
+        capacity: total_capacity,
+        diverted_replicas: sim.total(|s| s.replicas_diverted),
+        file_diversions,
+        bytes_inserted,
+        mean_failed_size: failed_bytes / failed.max(1) as f64,
+        mean_size: all_bytes / inserts.max(1) as f64,
+        wall: started.elapsed(),
+    }
+}
+
+/// Parameters of the durability and caching experiments.
+#[derive(Clone, Debug)]
+pub struct FilesParams {
+    /// Nodes.
+    pub nodes: usize,
+    /// Leaf set size l.
+    pub leaf_set: usize,
+    /// Replication factor.
+    pub k: u8,
+    /// Seed.
+    pub seed: u64,
+    /// Files to insert.
+    pub files: usize,
+    /// Node capacities.
+    pub capacity: TruncatedNormal,
+    /// File sizes (drawn, then capped at `max_size`).
+    pub sizes: FileSizes,
+    /// Largest file.
+    pub max_size: u64,
+    /// Whether nodes cache.
+    pub caching: bool,
+}
+
+/// A network with files inserted: the sim, and each file with its seed and size.
+pub struct Loaded {
+    /// The network.
+    pub sim: PastSim,
+    /// The files: fileId, seed, size.
+    pub files: Vec<(FileId, u64, u64)>,
+    /// Inserts that failed.
+    pub failed: usize,
+}
+
+/// Builds a network and inserts `params.files` files from random clients.
+pub fn load(params: &FilesParams) -> Loaded {
+    let capacity = params.capacity;
+    let caching = params.caching;
+    let mut sim = PastSim::build(
+        pastry_config(params.leaf_set),
+        params.nodes,
+        params.seed,
+        |rng| capacity.sample(rng) as u64,
+        |key, capacity| {
+            let mut config = PastConfig::new(key, capacity);
+            config.caching = caching;
+            config.audit_interval = None;
+            config
+        },
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x10ad);
+    let mut files = Vec::new();
+    let mut failed = 0;
+    for batch in (0..params.files).step_by(100) {
+        let mut ops = Vec::new();
+        for _ in batch..(batch + 100).min(params.files) {
+            let client = sim.random_live();
+            let seed = rng.next_u64();
+            let size = params.sizes.sample(&mut rng).min(params.max_size);
+            match sim.insert(client, seed, size, params.k, None) {
+                Ok(op) => ops.push((client, op, seed, size)),
+                Err(_) => failed += 1,
+            }
+        }
+        sim.run();
+        for (client, op, seed, size) in ops {
+            match sim.take(client, op) {
+                Some(Outcome::Insert(Ok(inserted))) => files.push((inserted.certificate.body.file, seed, size)),
+                _ => failed += 1,
+            }
+        }
+    }
+    Loaded { sim, files, failed }
+}
+
+/// Looks up every file from a random live node; returns how many came back whole and right.
+pub fn retrieve_all(loaded: &mut Loaded) -> usize {
+    let mut ok = 0;
+    let files = loaded.files.clone();
+    for batch in files.chunks(200) {
+        let mut ops = Vec::new();
+        for &(file, _, _) in batch {
+            let reader = loaded.sim.random_live();
+            ops.push((reader, loaded.sim.lookup(reader, file)));
+        }
+        loaded.sim.run();
+        let mut waited = 0;
+        while loaded.sim.running() > 0 && waited < 30 {
+            loaded.sim.run_for(Duration::from_secs(2));
+            waited += 1;
+        }
+        for (reader, op) in ops {
+            if let Some(Outcome::Lookup(outcome)) = loaded.sim.take(reader, op) {
+                if outcome.result.is_ok() && outcome.content_ok {
+                    ok += 1;
+                }
+            }
+        }
+    }
+    ok
+}
+
+/// Files whose k closest live nodes all hold a replica, and files with no copy left.
+pub fn replica_census(loaded: &Loaded, k: u8) -> (usize, usize) {
+    let live = loaded.sim.network.live_ids();
+    let mut full = 0;
+    let mut lost = 0;
+    for &(file, _, _) in &loaded.files {
+        if loaded.sim.replicas(&live, file, k) == usize::from(k) {
+            full += 1;
+        }
+        if loaded.sim.copies(file) == 0 {
+            lost += 1;
+        }
+    }
+    (full, lost)
+}
+
+/// One failure scenario of the durability experiment.
+#[derive(Clone, Debug)]
+pub struct FailureScenario {
+    /// What was killed.
+    pub name: String,
+    /// Nodes killed.
+    pub killed: usize,
+    /// Files with k replicas before the failures.
+    pub full_before: usize,
+    /// Files retrievable right after the failures (before any repair).
+    pub retrievable_after_failure: usize,
+    /// Files with k replicas on the k closest live nodes after maintenance.
+    pub full_after: usize,
+    /// Files with no copy left.
+    pub lost: usize,
+    /// Files retrievable after maintenance.
+    pub retrievable_after_maintenance: usize,
+    /// Bytes of content maintenance moved.
+    pub maintenance_bytes: u64,
+    /// Replicas maintenance created.
+    pub maintenance_files: u64,
+    /// Virtual time maintenance ran.
+    pub maintenance_time: Duration,
+    /// Files used as targets (4 of their k holders killed), for the first scenario.
+    pub targets: usize,
+}
+
+/// Kills nodes, checks retrieval, runs maintenance, checks replicas.
+fn fail_and_maintain(loaded: &mut Loaded, k: u8, name: &str, victims: Vec<u32>, targets: usize) -> FailureScenario {
+    let (full_before, _) = replica_census(loaded, k);
+    let bytes_before = loaded.sim.total(|s| s.maintenance_bytes);
+    let files_before = loaded.sim.total(|s| s.maintenance_files);
+    for &v in &victims {
+        loaded.sim.network.kill(v);
+    }
+    let retrievable_after_failure = retrieve_all(loaded);
+    let maintenance_time = Duration::from_secs(90);
+    loaded.sim.network.set_maintenance(Some(Duration::from_secs(5)), Some(Duration::from_secs(30)), true);
+    loaded.sim.run_for(maintenance_time);
+    loaded.sim.network.set_maintenance(None, None, true);
+    loaded.sim.run_for(Duration::from_secs(30));
+    loaded.sim.run();
+    // Bytes moved by maintenance, on the nodes still alive (the killed ones moved nothing).
+    let maintenance_bytes = loaded.sim.total(|s| s.maintenance_bytes) - bytes_before;
+    let maintenance_files = loaded.sim.total(|s| s.maintenance_files) - files_before;
+    let (full_after, lost) = replica_census(loaded, k);
+    let retrievable_after_maintenance = retrieve_all(loaded);
+    FailureScenario {
+        name: name.into(),
+        killed: victims.len(),
+        full_before,
+        retrievable_after_failure,
+        full_after,
+        lost,
+        retrievable_after_maintenance,
+        maintenance_bytes,
+        maintenance_files,
+        maintenance_time,
+        targets,
+    }
+}
+
+/// The durability experiment: (1) for as many files as have holder sets far enough apart,
+/// kill 4 of the k = 5 holders of each, all at once; (2) kill 10% of the nodes at random.
+pub fn durability(params: &FilesParams) -> (Loaded, Vec<FailureScenario>) {
+    let k = params.k;
+    let mut loaded = load(params);
+    let mut scenarios = Vec::new();
+
+    // (1) Holder sets at least k nodes apart on the ring, so that no other file has its k
+    // holders among the killed nodes of two sets.
+    let live = loaded.sim.network.live_ids();
+    let n = live.len();
+    let mut blocked = vec![false; n];
+    let mut victims = Vec::new();
+    let mut targets = 0;
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xdead);
+    for &(file, _, _) in &loaded.files {
+        let holders = closest_in(&live, file.key(), usize::from(k));
+        if holders.len() < usize::from(k) || !holders.iter().all(|&h| loaded.sim.holds_replica(h, file)) {
+            continue;
+        }
+        let positions: Vec<usize> = holders.iter().filter_map(|h| live.binary_search(h).ok()).collect();
+        let reach = usize::from(k) * 2;
+        let zone: Vec<usize> =
+            positions.iter().flat_map(|&p| (0..=2 * reach).map(move |d| (p + n * 2 + d - reach) % n)).collect();
+        if zone.iter().any(|&p| blocked[p]) {
+            continue;
+        }
+        for p in zone {
+            blocked[p] = true;
+        }
+        let survivor = (rng.next_u64() % u64::from(k)) as usize;
+        for (i, &h) in holders.iter().enumerate() {
+            if i != survivor {
+                if let Some(index) = loaded.sim.index_of(h) {
+                    victims.push(index);
+                }
+            }
+        }
+        targets += 1;
+    }
+    scenarios.push(fail_and_maintain(&mut loaded, k, "4 of the 5 holders of each target file", victims, targets));
+
+    // (2) 10% of the live nodes at random.
+    let mut live_nodes = loaded.sim.network.live_nodes();
+    let count = live_nodes.len() / 10;
+    let mut victims = Vec::new();
+    for _ in 0..count {
+        let i = (rng.next_u64() % live_nodes.len() as u64) as usize;
+        victims.push(live_nodes.swap_remove(i));
+    }
+    scenarios.push(fail_and_maintain(&mut loaded, k, "10% of the nodes at random", victims, 0));
+    (loaded, scenarios)
+}
+
+/// The outcome of a caching run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachingReport {
+    /// Whether caching was on.
+    pub caching: bool,
+    /// Lookups made.
+    pub lookups: usize,
+    /// Lookups that returned the right content.
+    pub ok: usize,
+    /// Lookups answered from a cached copy.
+    pub cache_hits: usize,
+    /// Mean routing hops to the node that answered.
+    pub mean_hops: f64,
+    /// Cached copies made.
+    pub cached_files: u64,
+    /// Cached copies evicted.
+    pub evictions: u64,
+}
+
+/// The caching experiment: Zipf-popular lookups from random nodes.
+pub fn caching(params: &FilesParams, lookups: usize, alpha: f64) -> CachingReport {
+    let mut loaded = load(params);
+    let zipf = Zipf::new(loaded.files.len(), alpha);
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xcace);
+    // Popularity ranks in a random order of the files.
+    let mut order: Vec<usize> = (0..loaded.files.len()).collect();
+    for i in (1..order.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let (mut ok, mut hits, mut hops, mut answered) = (0, 0, 0u64, 0u64);
+    let batch = 100;
+    for start in (0..lookups).step_by(batch) {
+        let mut ops = Vec::new();
+        for _ in start..(start + batch).min(lookups) {
+            let (file, _, _) = loaded.files[order[zipf.sample(&mut rng)]];
+            let reader = loaded.sim.random_live();
+            ops.push((reader, loaded.sim.lookup(reader, file)));
+        }
+        loaded.sim.run();
+        for (reader, op) in ops {
+            if let Some(Outcome::Lookup(outcome)) = loaded.sim.take(reader, op) {
+                if let Ok(found) = &outcome.result {
+                    answered += 1;
+                    hops += u64::from(found.hops);
+                    if found.cached {
+                        hits += 1;
+                    }
+                    if outcome.content_ok {
+                        ok += 1;
+                    }
+                }
+            }
+        }
+    }
+    CachingReport {
+        caching: params.caching,
+        lookups,
+        ok,
+        cache_hits: hits,
+        mean_hops: hops as f64 / answered.max(1) as f64,
+        cached_files: loaded.sim.total(|s| s.cached_files),
+        evictions: loaded.sim.total(|s| s.evictions),
+    }
+}

@@ -1,0 +1,52 @@
+//! PAST through the simulated network: insert, lookup and reclaim with fixed seeds.
+
+use past_core::past::{CHUNK_SIZE, PastConfig, Role};
+use past_sim::past::experiment::pastry_config;
+use past_sim::past::{Outcome, PastSim};
+
+fn network(nodes: usize, seed: u64) -> PastSim {
+    PastSim::build(
+        pastry_config(16),
+        nodes,
+        seed,
+        |_| 64 << 20,
+        |key, capacity| {
+            let mut config = PastConfig::new(key, capacity);
+            config.audit_interval = None;
+            config
+        },
+    )
+}
+
+#[test]
+fn insert_lookup_reclaim() {
+    let mut sim = network(60, 11);
+    let size = 3 * CHUNK_SIZE as u64 + 17;
+    let client = 5;
+    let op = sim.insert(client, 42, size, 3, None).unwrap();
+    sim.run();
+    let Some(Outcome::Insert(Ok(inserted))) = sim.take(client, op) else { panic!("insert failed") };
+    assert_eq!(inserted.receipts.len(), 3);
+    let file = inserted.certificate.body.file;
+    let live = sim.network.live_ids();
+    assert_eq!(sim.replicas(&live, file, 3), 3, "the 3 closest nodes hold it");
+
+    let reader = 40;
+    let op = sim.lookup(reader, file);
+    sim.run();
+    let Some(Outcome::Lookup(outcome)) = sim.take(reader, op) else { panic!("lookup did not end") };
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(outcome.content_ok);
+    assert_eq!(outcome.bytes, size);
+
+    let op = sim.reclaim(client, file, None);
+    sim.run();
+    let Some(Outcome::Reclaim(Ok(reclaimed))) = sim.take(client, op) else { panic!("reclaim failed") };
+    assert_eq!(reclaimed.receipts.len(), 3);
+    for node in sim.network.live_nodes() {
+        assert!(!matches!(
+            sim.role_at(node, file),
+            Some((Role::Primary | Role::Diverted { .. } | Role::Pointer { .. }, _))
+        ));
+    }
+}
