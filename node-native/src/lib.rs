@@ -1,11 +1,13 @@
 //! The native PAST node: the same role as a browser tab, outside the browser.
 //!
-//! Today it is the transport half of a node, like the browser driver (`past-node-wasm`): it
-//! registers with the signaling server over a WebSocket, opens a WebRTC peer connection with
-//! one ordered, reliable data channel to each peer the server introduces (it offers to the
-//! peers present when it arrives; later arrivals offer to it), and sends and receives
-//! messages. It is **not** yet a Pastry node: issue 6 puts `past-core` in the middle of the
-//! event loop, with files on disk and an Ed25519 key file.
+//! Today it is the transport half of a node: it registers with the signaling server over a
+//! WebSocket as the nodeId of its Ed25519 key (signing the server's challenge), opens a WebRTC
+//! peer connection with one ordered, reliable data channel to each peer the server introduces
+//! (the numerically closest registered nodes; later arrivals offer to it), authenticates every
+//! peer with the handshake of `past-link` (both sides prove their nodeId, bound to the
+//! connection's DTLS fingerprints), and then sends and receives raw data channel messages. It
+//! is **not** yet a Pastry node: a later issue puts `past-core` in the middle of the event
+//! loop, as the browser driver does, with files on disk.
 //!
 //! WebRTC comes from the `webrtc` crate (0.21). Sockets bind to 127.0.0.1 only and mDNS is
 //! disabled, so the node reaches peers on the same machine (and a browser started with the
@@ -19,7 +21,8 @@
 //! let (node, mut events) = start(NodeConfig::new("ws://127.0.0.1:8080/ws")).await?;
 //! while let Some(event) = events.recv().await {
 //!     if let NodeEvent::Connected(peer) = event {
-//!         node.send(&peer, Data::Text("hello".into())).await?;
+//!         // An authenticated peer: a link frame (`past_link::frame`) goes here.
+//!         node.send(&peer, Data::Bytes(vec![1, 1])).await?;
 //!     }
 //! }
 //! # Ok(()) }
@@ -29,10 +32,11 @@ mod node;
 mod signaling;
 mod transport;
 
-use std::hash::{BuildHasher as _, Hasher as _};
 use std::time::Duration;
 
-use past_signaling_proto::{ClientMessage, ErrorCode, PeerId, ServerMessage};
+use ed25519_dalek::{Signer as _, SigningKey};
+use past_core::Id;
+use past_signaling_proto::{ClientMessage, ErrorCode, PeerId, ServerMessage, register_transcript, to_hex};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
@@ -73,9 +77,16 @@ impl Data {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodeEvent {
-    /// A data channel to `peer` opened.
+    /// A data channel to `peer` opened and the peer proved its nodeId.
     Connected(PeerId),
-    /// A message arrived.
+    /// A peer failed the handshake; its connection was closed.
+    AuthFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A message arrived from an authenticated peer (handshake messages are not reported).
     Message {
         /// Sender.
         from: PeerId,
@@ -119,6 +130,9 @@ pub enum StartError {
     /// The socket closed before the welcome message.
     #[error("the signaling connection closed before registration: {0}")]
     Closed(String),
+    /// The server's challenge is malformed.
+    #[error("the signaling server sent an unusable challenge")]
+    BadChallenge,
     /// No welcome message within [`NodeConfig::register_timeout`].
     #[error("no answer to the registration within {0:?}")]
     Timeout(Duration),
@@ -147,8 +161,11 @@ pub enum SendError {
 pub struct NodeConfig {
     /// `ws://host:port/ws` of the signaling server.
     pub signaling_url: String,
-    /// Id to register; random when `None`.
-    pub peer_id: Option<PeerId>,
+    /// The node's key; its nodeId is derived from it. A fresh one when `None`.
+    pub key: Option<SigningKey>,
+    /// Test hook: the key presented in the data channel handshake, when it is not `key` (an
+    /// impostor claiming another identity than the one it registered).
+    pub handshake_key: Option<SigningKey>,
     /// How long to wait for the server's welcome.
     pub register_timeout: Duration,
 }
@@ -156,8 +173,24 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// Defaults for the server at `signaling_url`.
     pub fn new(signaling_url: impl Into<String>) -> Self {
-        Self { signaling_url: signaling_url.into(), peer_id: None, register_timeout: Duration::from_secs(10) }
+        Self {
+            signaling_url: signaling_url.into(),
+            key: None,
+            handshake_key: None,
+            register_timeout: Duration::from_secs(10),
+        }
     }
+}
+
+/// The nodeId of `key`.
+pub fn node_id(key: &SigningKey) -> Id {
+    Id::from_public_key(&key.verifying_key().to_bytes())
+}
+
+/// The signaling peer id of `id`: its 32 hex digits.
+pub fn peer_id(id: Id) -> PeerId {
+    // 32 hex digits always make a valid peer id.
+    PeerId::new(to_hex(&id.to_bytes())).unwrap_or_else(|_| unreachable!("hex is a valid peer id"))
 }
 
 /// Controls a running node. Dropping every handle does not stop it; [`NodeHandle::close`]
@@ -201,19 +234,28 @@ impl NodeHandle {
 /// Connects to the signaling server, registers, and starts the node's event loop on the
 /// current tokio runtime. Returns once registered.
 pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<NodeEvent>), StartError> {
-    let me = config.peer_id.clone().unwrap_or_else(random_peer_id);
+    let key = config.key.clone().unwrap_or_else(|| SigningKey::from_bytes(&rand::random::<[u8; 32]>()));
+    let me = peer_id(node_id(&key));
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let mut signaling = SignalingClient::connect(&config.signaling_url, tx.clone())
         .await
         .map_err(|e| StartError::Connect { url: config.signaling_url.clone(), source: Box::new(e) })?;
-    signaling
-        .send(&ClientMessage::Register { peer: me.clone() })
-        .await
-        .map_err(|e| StartError::Closed(e.to_string()))?;
 
     let welcome = tokio::time::timeout(config.register_timeout, async {
         loop {
             match rx.recv().await {
+                Some(Input::Signaling(SignalingEvent::Message(ServerMessage::Challenge { nonce }))) => {
+                    if nonce.len() > 256 {
+                        return Err(StartError::BadChallenge);
+                    }
+                    let signature = key.sign(&register_transcript(&nonce, &me)).to_bytes();
+                    let register = ClientMessage::Register {
+                        peer: me.clone(),
+                        public_key: to_hex(&key.verifying_key().to_bytes()),
+                        signature: to_hex(&signature),
+                    };
+                    signaling.send(&register).await.map_err(|e| StartError::Closed(e.to_string()))?;
+                }
                 Some(Input::Signaling(SignalingEvent::Message(ServerMessage::Welcome {
                     ice_servers, peers, ..
                 }))) => return Ok((ice_servers, peers)),
@@ -240,20 +282,8 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
     tracing::info!(peer = %me, present = present.len(), "registered");
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let node = Node::new(me.clone(), tx.clone(), signaling, ice_servers, events_tx);
+    let handshake_key = config.handshake_key.unwrap_or_else(|| key.clone());
+    let node = Node::new(me.clone(), handshake_key, tx.clone(), signaling, ice_servers, events_tx);
     tokio::spawn(node.run(present, rx));
     Ok((NodeHandle { me, inputs: tx }, events_rx))
-}
-
-/// 128 random bits as hex, from the OS-seeded hasher keys of the standard library.
-fn random_peer_id() -> PeerId {
-    let mut hex = String::with_capacity(32);
-    for _ in 0..2 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher
-            .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-        hex.push_str(&format!("{:016x}", hasher.finish()));
-    }
-    // 32 hex digits always make a valid id.
-    PeerId::new(hex).unwrap_or_else(|_| unreachable!("hex is a valid peer id"))
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use past_node::proto::PeerId;
+use ed25519_dalek::SigningKey;
+use past_node::proto::{from_hex, to_hex};
 use past_node::{Data, NodeConfig, NodeEvent, start};
 use tracing_subscriber::EnvFilter;
 
@@ -24,10 +25,12 @@ enum Cmd {
         /// WebSocket URL of the signaling server.
         #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
         signaling: String,
-        /// Peer id to register (random by default).
-        #[arg(long)]
-        peer_id: Option<String>,
-        /// Text to send to every peer once its data channel opens.
+        /// File holding the node's Ed25519 secret key (32 bytes, raw or in hex); created with
+        /// a fresh key, readable only by its owner, if it does not exist. An ephemeral key
+        /// by default.
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<std::path::PathBuf>,
+        /// Bytes (as text) to send to every peer once it is authenticated.
         #[arg(long)]
         send: Option<String>,
         /// Exit successfully after receiving this many messages.
@@ -65,9 +68,11 @@ async fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Cmd::Connect { signaling, peer_id, send, expect, timeout } => {
+        Cmd::Connect { signaling, key_file, send, expect, timeout } => {
             let mut config = NodeConfig::new(signaling);
-            config.peer_id = peer_id.map(PeerId::new).transpose()?;
+            if let Some(path) = key_file {
+                config.key = Some(load_or_create_key(&path)?);
+            }
             let work = connect(config, send, expect);
             tokio::select! {
                 result = work => result,
@@ -75,6 +80,32 @@ async fn run() -> anyhow::Result<()> {
                 result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
             }
         }
+    }
+}
+
+/// Reads the key file, or writes a fresh key to it (mode 0600 on Unix).
+fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let seed: [u8; 32] = match bytes.len() {
+                32 => bytes.as_slice().try_into()?,
+                _ => from_hex::<32>(text.trim())
+                    .with_context(|| format!("{} holds neither 32 bytes nor 64 hex digits", path.display()))?,
+            };
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let seed = rand::random::<[u8; 32]>();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+            std::io::Write::write_all(&mut file, to_hex(&seed).as_bytes())?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
     }
 }
 
@@ -92,12 +123,13 @@ async fn connect(config: NodeConfig, send: Option<String>, expect: Option<usize>
     while let Some(event) = events.recv().await {
         match event {
             NodeEvent::Connected(peer) => {
-                println!("connected to {peer}");
+                println!("connected to {peer} (authenticated)");
                 if let Some(text) = &send {
-                    node.send(&peer, Data::Text(text.clone())).await?;
+                    node.send(&peer, Data::Bytes(text.clone().into_bytes())).await?;
                     println!("sent to {peer}: {text}");
                 }
             }
+            NodeEvent::AuthFailed { peer, reason } => println!("{peer} failed to authenticate: {reason}"),
             NodeEvent::Message { from, data } => {
                 match data {
                     Data::Text(text) => println!("message from {from}: {text}"),

@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use past_signaling_proto::{ClientMessage, IceServer, PeerId, ServerMessage, SignalPayload};
+use ed25519_dalek::{Signer as _, SigningKey};
+use past_core::Id;
+use past_link::frame::{self, Incoming, Reassembler};
+use past_link::{AuthMessage, Handshake};
+use past_signaling_proto::{ClientMessage, IceServer, PeerId, ServerMessage, SignalPayload, from_hex};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
@@ -31,9 +35,18 @@ pub(crate) enum Command {
     Close,
 }
 
+/// The handshake with one peer (see `past_link::auth`).
+struct Auth {
+    handshake: Handshake,
+    frames: Reassembler,
+}
+
 pub(crate) struct Node {
     me: PeerId,
+    key: SigningKey,
     inputs: UnboundedSender<Input>,
+    /// Handshakes in progress; a peer with an open channel and no entry here is authenticated.
+    auth: BTreeMap<PeerId, Auth>,
     signaling: Option<SignalingClient>,
     ice_servers: Vec<IceServer>,
     peers: BTreeMap<PeerId, Peer>,
@@ -43,12 +56,22 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn new(
         me: PeerId,
+        key: SigningKey,
         inputs: UnboundedSender<Input>,
         signaling: SignalingClient,
         ice_servers: Vec<IceServer>,
         events: UnboundedSender<NodeEvent>,
     ) -> Self {
-        Self { me, inputs, signaling: Some(signaling), ice_servers, peers: BTreeMap::new(), events }
+        Self {
+            me,
+            key,
+            inputs,
+            auth: BTreeMap::new(),
+            signaling: Some(signaling),
+            ice_servers,
+            peers: BTreeMap::new(),
+            events,
+        }
     }
 
     /// Offers to `present` (the newcomer offers), then runs until closed.
@@ -87,12 +110,6 @@ impl Node {
         match event {
             SignalingEvent::Message(ServerMessage::Signal { from, payload }) => {
                 self.on_signal(from, payload).await;
-            }
-            SignalingEvent::Message(ServerMessage::PeerLeft { peer }) => {
-                self.drop_peer(&peer, "left the signaling server").await;
-            }
-            SignalingEvent::Message(ServerMessage::PeerJoined { peer }) => {
-                tracing::debug!(%peer, "peer joined; it will offer");
             }
             SignalingEvent::Message(ServerMessage::Error { code, message }) => {
                 self.error(format!("signaling error {code}: {message}"));
@@ -172,14 +189,86 @@ impl Node {
             }
             TransportEvent::Open => {
                 if self.peers.get_mut(&peer).is_some_and(Peer::mark_open) {
-                    let _ = self.events.send(NodeEvent::Connected(peer));
+                    self.start_handshake(peer).await;
                 }
             }
             TransportEvent::Message(data) => {
-                let _ = self.events.send(NodeEvent::Message { from: peer, data });
+                if self.auth.contains_key(&peer) {
+                    self.on_handshake_message(peer, data).await;
+                } else if self.peers.get(&peer).is_some_and(Peer::is_open) {
+                    let _ = self.events.send(NodeEvent::Message { from: peer, data });
+                }
             }
             TransportEvent::Closed(reason) => self.drop_peer(&peer, &reason).await,
         }
+    }
+
+    /// The channel to `peer` opened: send our hello.
+    async fn start_handshake(&mut self, peer: PeerId) {
+        let Some(conn) = self.peers.get(&peer) else { return };
+        let Some(expected) = from_hex::<16>(peer.as_str()).map(Id::from_bytes) else {
+            return self.auth_failed(&peer, "its peer id is not a nodeId".into()).await;
+        };
+        let Some((local, remote)) = conn.descriptions().await else {
+            return self.auth_failed(&peer, "no session descriptions".into()).await;
+        };
+        let nonce = rand::random::<[u8; 32]>();
+        match Handshake::new(self.key.verifying_key().to_bytes(), nonce, &local, &remote, expected) {
+            Ok(handshake) => {
+                let hello = frame::encode_auth(&handshake.hello(false));
+                self.auth.insert(peer.clone(), Auth { handshake, frames: Reassembler::new(frame::MAX_MESSAGE_BYTES) });
+                if let Some(conn) = self.peers.get(&peer)
+                    && let Err(err) = conn.send(Data::Bytes(hello))
+                {
+                    self.auth_failed(&peer, err.to_string()).await;
+                }
+            }
+            Err(err) => self.auth_failed(&peer, err.to_string()).await,
+        }
+    }
+
+    /// A message from a peer that has not proven its id yet.
+    async fn on_handshake_message(&mut self, peer: PeerId, data: Data) {
+        let Some(auth) = self.auth.get_mut(&peer) else { return };
+        let bytes = match data {
+            Data::Bytes(bytes) => bytes,
+            Data::Text(_) => return self.auth_failed(&peer, "text before authentication".into()).await,
+        };
+        let result = match auth.frames.push(&bytes) {
+            Ok(Some(Incoming::Auth(AuthMessage::Hello { public_key, nonce, joined }))) => {
+                match auth.handshake.on_hello(public_key, nonce, joined) {
+                    Ok(transcript) => {
+                        let proof = frame::encode_auth(&Handshake::proof(self.key.sign(&transcript).to_bytes()));
+                        match self.peers.get(&peer) {
+                            Some(conn) => conn.send(Data::Bytes(proof)).map_err(|e| e.to_string()),
+                            None => Ok(()),
+                        }
+                    }
+                    Err(err) => Err(err.to_string()),
+                }
+            }
+            Ok(Some(Incoming::Auth(AuthMessage::Proof { signature }))) => match auth.handshake.on_proof(&signature) {
+                Ok(_) => {
+                    self.auth.remove(&peer);
+                    let _ = self.events.send(NodeEvent::Connected(peer.clone()));
+                    Ok(())
+                }
+                Err(err) => Err(err.to_string()),
+            },
+            Ok(Some(Incoming::Pastry(_))) => Err("a Pastry frame before authentication".into()),
+            Ok(None) => Err("a chunk before authentication".into()),
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(reason) = result {
+            self.auth_failed(&peer, reason).await;
+        }
+    }
+
+    async fn auth_failed(&mut self, peer: &PeerId, reason: String) {
+        tracing::warn!(%peer, "authentication failed: {reason}");
+        self.auth.remove(peer);
+        let _ = self.events.send(NodeEvent::AuthFailed { peer: peer.clone(), reason: reason.clone() });
+        self.drop_peer(peer, &reason).await;
     }
 
     async fn new_peer(&mut self, peer: &PeerId, role: Role) -> Option<Peer> {
@@ -198,8 +287,9 @@ impl Node {
     }
 
     async fn drop_peer(&mut self, peer: &PeerId, reason: &str) {
+        let authenticating = self.auth.remove(peer).is_some();
         if let Some(conn) = self.peers.remove(peer) {
-            let was_open = conn.is_open();
+            let was_open = conn.is_open() && !authenticating;
             conn.close(false).await;
             if was_open {
                 let _ = self.events.send(NodeEvent::Disconnected { peer: peer.clone(), reason: reason.to_string() });
@@ -219,7 +309,11 @@ impl Node {
     }
 
     fn connected(&self) -> Vec<PeerId> {
-        self.peers.iter().filter(|(_, c)| c.is_open()).map(|(id, _)| id.clone()).collect()
+        self.peers
+            .iter()
+            .filter(|(id, c)| c.is_open() && !self.auth.contains_key(*id))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     fn error(&self, message: String) {

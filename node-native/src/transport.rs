@@ -235,6 +235,13 @@ impl Peer {
             .await
     }
 
+    /// The local and remote SDP, once both are set.
+    pub(crate) async fn descriptions(&self) -> Option<(String, String)> {
+        let local = self.pc.local_description().await?;
+        let remote = self.pc.remote_description().await?;
+        Some((local.sdp, remote.sdp))
+    }
+
     /// Takes the data channel: starts its writer task.
     pub(crate) fn set_channel(&mut self, peer: &PeerId, channel: Arc<dyn DataChannel>) {
         let (tx, mut rx) = mpsc::channel::<Data>(SEND_QUEUE);

@@ -112,7 +112,11 @@ impl Node {
         match event {
             SignalingEvent::Open => {
                 self.set_status("registering");
-                let register = ClientMessage::Register { peer: self.me.clone() };
+                let register = ClientMessage::Register {
+                    peer: self.me.clone(),
+                    public_key: String::new(),
+                    signature: String::new(),
+                };
                 if let Err(err) = self.signal(&register) {
                     self.fail_ready(format!("cannot register: {err}"));
                 }
@@ -144,13 +148,6 @@ impl Node {
                 for peer in peers {
                     self.offer_to(peer).await;
                 }
-            }
-            ServerMessage::PeerJoined { peer } => {
-                self.emit(&[("type", "peer_joined".into()), ("peer", peer.as_str().into())]);
-            }
-            ServerMessage::PeerLeft { peer } => {
-                self.emit(&[("type", "peer_left".into()), ("peer", peer.as_str().into())]);
-                self.drop_peer(&peer, "left the signaling server");
             }
             ServerMessage::Signal { from, payload } => self.on_signal(from, payload).await,
             ServerMessage::Error { code, message } => {

@@ -15,27 +15,27 @@
 //!
 //! ```text
 //! client                                   server
-//!   | -- register {peer} ------------------> |
-//!   | <------------ welcome {peer, ice_servers, peers} |
-//!   |                                        | -- peer_joined {peer} --> every other client
+//!   | <------------------- challenge {nonce} |  (as soon as the socket opens)
+//!   | -- register {peer, public_key, signature} -> |
+//!   |                                        |  checks: peer = hex(first 16 bytes of
+//!   |                                        |  SHA-1(public_key)), Ed25519 signature over
+//!   |                                        |  register_transcript(nonce, peer)
+//!   | <------------ welcome {peer, ice_servers, peers} |  (the numerically closest
+//!   |                                        |   registered nodeIds, for the join contact)
 //!   | -- signal {to, payload} -------------> | -- signal {from, payload} --> `to`
-//!   |    (offer, answer or candidate)        |
+//!   |    (offer, answer or candidate)        |    (only between registered peers)
 //!   | <------------------ error {code, message} (on a bad message; the socket stays open)
-//!   x (socket closed)                        | -- peer_left {peer} --> every other client
+//!   x (socket closed: the peer is forgotten)  |
 //! ```
 //!
 //! Every message is one JSON object in one WebSocket text frame, tagged by its `"type"`
 //! field (`snake_case`). Unknown fields are ignored so later versions can add optional
-//! fields; an unknown `"type"` is rejected with [`ErrorCode::Malformed`]. Who offers is
-//! fixed to avoid glare: the newcomer sends offers to the peers listed in its
-//! [`ServerMessage::Welcome`]; the peers already present answer.
+//! fields; an unknown `"type"` is rejected with [`ErrorCode::Malformed`]. The newcomer offers
+//! to the peers listed in its [`ServerMessage::Welcome`]; the peers already present answer.
+//! Binary values (nonce, key, signature) are lower-case hex.
 //!
-//! # Extension points
-//!
-//! Issue 6 adds registration with a nodeId and an Ed25519 signature, peer lists of numerically
-//! close nodes and rate limits: new optional fields on [`ClientMessage::Register`] and
-//! [`ServerMessage::Welcome`], and new [`ErrorCode`]s (which older clients read as
-//! [`ErrorCode::Other`]).
+//! The server is needed only for a node's first contact: once joined, nodes signal new
+//! connections through the Pastry overlay itself.
 //!
 //! # Example
 //!
@@ -54,7 +54,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Version of this message set, sent in [`ServerMessage::Welcome`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest signaling message (one WebSocket text frame), in bytes, in either direction.
 ///
@@ -75,6 +75,12 @@ pub const MAX_PEER_ID_BYTES: usize = 64;
 /// Most peers listed in one [`ServerMessage::Welcome`].
 pub const MAX_WELCOME_PEERS: usize = 64;
 
+/// Bytes of the registration challenge nonce.
+pub const CHALLENGE_BYTES: usize = 32;
+
+/// Domain separation tag of [`register_transcript`].
+pub const REGISTER_TAG: &[u8] = b"past-signaling-register-v2\0";
+
 /// Most ICE servers sent in one [`ServerMessage::Welcome`].
 pub const MAX_ICE_SERVERS: usize = 8;
 
@@ -83,8 +89,8 @@ pub const MAX_ERROR_MESSAGE_BYTES: usize = 512;
 
 /// Identifies one connected client to the signaling server and to other clients.
 ///
-/// Chosen by the client (today a random hex string; from issue 6 on, the hex nodeId proven by
-/// a signature). Between 1 and [`MAX_PEER_ID_BYTES`] bytes of ASCII letters, digits, `-` and
+/// The hex nodeId of the client (32 lower-case hex digits), proven by a signature at
+/// registration ([`ClientMessage::Register`]). The type itself accepts between 1 and [`MAX_PEER_ID_BYTES`] bytes of ASCII letters, digits, `-` and
 /// `_`, so it is safe to log and to show in a page.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -213,12 +219,17 @@ impl SignalPayload {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ClientMessage {
-    /// First message on a connection: take this id. Answered by
-    /// [`ServerMessage::Welcome`] or by an error ([`ErrorCode::PeerIdTaken`],
-    /// [`ErrorCode::ServerFull`], [`ErrorCode::AlreadyRegistered`]).
+    /// First message on a connection, after [`ServerMessage::Challenge`]: register as the
+    /// node `peer`. Answered by [`ServerMessage::Welcome`] or by an error
+    /// ([`ErrorCode::Unauthenticated`], [`ErrorCode::PeerIdTaken`], [`ErrorCode::ServerFull`],
+    /// [`ErrorCode::AlreadyRegistered`]).
     Register {
-        /// The id this client wants to be known by.
+        /// The client's nodeId in hex: the first 16 bytes of SHA-1 of `public_key`.
         peer: PeerId,
+        /// The Ed25519 public key, 32 bytes in hex.
+        public_key: String,
+        /// Ed25519 signature of [`register_transcript`] of the challenge, 64 bytes in hex.
+        signature: String,
     },
     /// Relay `payload` to the registered client `to`.
     Signal {
@@ -234,6 +245,11 @@ pub enum ClientMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ServerMessage {
+    /// Sent as soon as the socket opens: the nonce the registration must sign.
+    Challenge {
+        /// [`CHALLENGE_BYTES`] random bytes in hex.
+        nonce: String,
+    },
     /// Registration accepted.
     Welcome {
         /// The id now registered for this connection.
@@ -243,19 +259,10 @@ pub enum ServerMessage {
         /// ICE servers to configure `RTCPeerConnection` with (empty unless the operator set
         /// some).
         ice_servers: Vec<IceServer>,
-        /// Other clients present now (at most [`MAX_WELCOME_PEERS`], most recent first).
+        /// Registered nodes whose ids are numerically closest to the newcomer's on the ring
+        /// (at most [`MAX_WELCOME_PEERS`], closest first), candidates for its join contact.
         /// The newcomer offers to them.
         peers: Vec<PeerId>,
-    },
-    /// Another client registered. It will send an offer if it wants a connection.
-    PeerJoined {
-        /// The newcomer.
-        peer: PeerId,
-    },
-    /// Another client's WebSocket closed.
-    PeerLeft {
-        /// The client that left.
-        peer: PeerId,
     },
     /// A payload relayed from another client.
     Signal {
@@ -297,6 +304,10 @@ pub enum ErrorCode {
     ServerFull,
     /// The client did not register in time.
     RegisterTimeout,
+    /// The registration's key, nodeId or signature is wrong.
+    Unauthenticated,
+    /// The client sends messages faster than the server accepts; the message was dropped.
+    RateLimited,
     /// A code this version does not know (sent by a newer server).
     #[serde(other)]
     Other,
@@ -315,6 +326,8 @@ impl ErrorCode {
             Self::PeerBusy => "peer_busy",
             Self::ServerFull => "server_full",
             Self::RegisterTimeout => "register_timeout",
+            Self::Unauthenticated => "unauthenticated",
+            Self::RateLimited => "rate_limited",
             Self::Other => "other",
         }
     }
@@ -398,7 +411,10 @@ impl ClientMessage {
     pub fn from_json(text: &str) -> Result<Self, DecodeError> {
         let msg: Self = decode(text)?;
         match &msg {
-            Self::Register { .. } => {}
+            Self::Register { public_key, signature, .. } => {
+                check_len("public_key", public_key, 64)?;
+                check_len("signature", signature, 128)?;
+            }
             Self::Signal { payload, .. } => payload.validate()?,
         }
         Ok(msg)
@@ -424,7 +440,7 @@ impl ServerMessage {
             Self::Error { message, .. } => {
                 check_len("message", message, MAX_ERROR_MESSAGE_BYTES)?;
             }
-            Self::PeerJoined { .. } | Self::PeerLeft { .. } => {}
+            Self::Challenge { nonce } => check_len("nonce", nonce, 2 * CHALLENGE_BYTES)?,
         }
         Ok(msg)
     }
@@ -448,6 +464,42 @@ impl ServerMessage {
     }
 }
 
+/// The bytes a client signs to register as `peer` after the challenge `nonce` (as sent,
+/// in hex): a domain separation tag, the nonce, a zero byte, the peer id.
+pub fn register_transcript(nonce: &str, peer: &PeerId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(REGISTER_TAG.len() + nonce.len() + 1 + peer.as_str().len());
+    out.extend_from_slice(REGISTER_TAG);
+    out.extend_from_slice(nonce.as_bytes());
+    out.push(0);
+    out.extend_from_slice(peer.as_str().as_bytes());
+    out
+}
+
+/// Lower-case hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// Exactly `N` bytes from hex (either case); `None` if `text` is anything else.
+pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.as_bytes();
+    if text.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; N];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,7 +510,7 @@ mod tests {
 
     fn all_client_messages() -> Vec<ClientMessage> {
         vec![
-            ClientMessage::Register { peer: id("a1") },
+            ClientMessage::Register { peer: id("a1"), public_key: "ab".repeat(32), signature: "cd".repeat(64) },
             ClientMessage::Signal {
                 to: id("b-2"),
                 payload: SignalPayload::Offer { sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into() },
@@ -492,8 +544,7 @@ mod tests {
                 peers: vec![id("x"), id("y")],
             },
             ServerMessage::Welcome { peer: id("me"), protocol: PROTOCOL_VERSION, ice_servers: vec![], peers: vec![] },
-            ServerMessage::PeerJoined { peer: id("x") },
-            ServerMessage::PeerLeft { peer: id("x") },
+            ServerMessage::Challenge { nonce: "00".repeat(CHALLENGE_BYTES) },
             ServerMessage::Signal { from: id("x"), payload: SignalPayload::Answer { sdp: "v=0 é ✓".into() } },
             ServerMessage::error(ErrorCode::UnknownPeer, "no such peer"),
         ]
@@ -538,14 +589,14 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored_for_forward_compatibility() {
-        let msg =
-            ClientMessage::from_json(r#"{"type":"register","peer":"a","node_id":"ff"}"#).expect("extra field accepted");
-        assert_eq!(msg, ClientMessage::Register { peer: id("a") });
+        let msg = ClientMessage::from_json(r#"{"type":"register","peer":"a","public_key":"","signature":"","x":1}"#)
+            .expect("extra field accepted");
+        assert_eq!(msg, ClientMessage::Register { peer: id("a"), public_key: String::new(), signature: String::new() });
     }
 
     #[test]
     fn unknown_error_codes_decode_as_other() {
-        let msg = ServerMessage::from_json(r#"{"type":"error","code":"rate_limited","message":""}"#).expect("decodes");
+        let msg = ServerMessage::from_json(r#"{"type":"error","code":"out_of_cheese","message":""}"#).expect("decodes");
         assert!(matches!(msg, ServerMessage::Error { code: ErrorCode::Other, .. }));
     }
 
@@ -572,6 +623,16 @@ mod tests {
             let err = ClientMessage::from_json(text).expect_err(text);
             assert_eq!(err.code(), ErrorCode::Malformed, "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn hex_and_transcript() {
+        assert_eq!(to_hex(&[0, 0xab, 0x7f]), "00ab7f");
+        assert_eq!(from_hex::<3>("00AB7f"), Some([0, 0xab, 0x7f]));
+        assert_eq!(from_hex::<3>("00ab7"), None);
+        assert_eq!(from_hex::<2>("zz00"), None);
+        let t = register_transcript("0011", &id("abc"));
+        assert!(t.starts_with(REGISTER_TAG) && t.ends_with(b"0011\0abc"));
     }
 
     #[test]

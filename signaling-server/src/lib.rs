@@ -2,21 +2,27 @@
 //! binary is a thin CLI around it, and tests start it in-process on port 0).
 //!
 //! It does three things over HTTP on one address:
-//! - `GET /ws`: WebSocket signaling. A client registers a [`PeerId`], learns which peers are
-//!   present (and the configured ICE servers), and relays SDP offers, answers and ICE
+//! - `GET /ws`: WebSocket signaling. The server sends a challenge; a client registers its
+//!   nodeId with its Ed25519 public key and a signature over the challenge (the server checks
+//!   both, and that the nodeId is the one `past_core::Id::from_public_key` derives from the
+//!   key), learns the registered nodes numerically closest to it (candidates for its join
+//!   contact) and the configured ICE servers, and relays SDP offers, answers and ICE
 //!   candidates to other registered clients. The messages are those of
-//!   [`past_signaling_proto`]. When a socket closes, the other clients are told.
+//!   [`past_signaling_proto`]. A client is forgotten when its socket closes.
 //! - `GET /` and `GET /pkg/...`: the static files of the page (`--web-dir`) and of the
 //!   generated wasm package (`--pkg-dir`), with the right MIME types (`application/wasm`).
 //! - `GET /health`: a JSON status for probes and tests.
 //!
 //! It is **not** a Pastry node and never sees application data: it only introduces nodes to
-//! each other for their first connection. It keeps no state beyond the connected sockets.
+//! each other for their first connection (once joined, nodes signal through the overlay). It
+//! keeps no state beyond the connected sockets.
 //!
 //! Limits: signaling messages larger than [`MAX_MESSAGE_BYTES`] get a JSON error (frames over
 //! [`MAX_FRAME_BYTES`] close the socket), at most [`Config::max_peers`] clients are
 //! registered at once (and [`EXTRA_SOCKETS`] more may wait to register, each for at most
-//! [`Config::register_timeout`]), and each
+//! [`Config::register_timeout`]), each client may send [`Config::rate_per_second`] messages a
+//! second on average (a token bucket of [`Config::rate_burst`]; beyond, messages are dropped
+//! with a `rate_limited` error), and each
 //! client has a bounded outgoing queue ([`CLIENT_QUEUE`]) so a slow reader cannot make the
 //! server buffer without bound. Malformed messages get a JSON [`ServerMessage::Error`]; they
 //! never bring the server down.
@@ -30,14 +36,14 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -45,9 +51,12 @@ use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use ed25519_dalek::{Signature, VerifyingKey};
 use futures::{SinkExt, StreamExt};
+use past_core::Id;
 use past_signaling_proto::{
-    ClientMessage, ErrorCode, IceServer, MAX_MESSAGE_BYTES, MAX_WELCOME_PEERS, PROTOCOL_VERSION, PeerId, ServerMessage,
+    CHALLENGE_BYTES, ClientMessage, ErrorCode, IceServer, MAX_MESSAGE_BYTES, MAX_WELCOME_PEERS, PROTOCOL_VERSION,
+    PeerId, ServerMessage, from_hex, register_transcript, to_hex,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -87,6 +96,12 @@ pub struct Config {
     pub max_peers: usize,
     /// How long a new socket may take to send `register`.
     pub register_timeout: Duration,
+    /// Peers listed in a welcome message (at most [`MAX_WELCOME_PEERS`]).
+    pub welcome_peers: usize,
+    /// Messages a client may send per second, on average.
+    pub rate_per_second: f64,
+    /// Messages a client may send in a burst.
+    pub rate_burst: f64,
 }
 
 impl Default for Config {
@@ -98,6 +113,9 @@ impl Default for Config {
             pkg_dir: None,
             max_peers: 1024,
             register_timeout: Duration::from_secs(10),
+            welcome_peers: 8,
+            rate_per_second: 20.0,
+            rate_burst: 60.0,
         }
     }
 }
@@ -113,15 +131,15 @@ impl Config {
 struct Client {
     /// Distinguishes successive sockets that registered the same id.
     conn: u64,
-    /// Registration order, for "most recent first" peer lists.
-    seq: u64,
+    peer: PeerId,
     tx: mpsc::Sender<ServerMessage>,
 }
 
 /// Shared state: who is connected.
 struct Hub {
     config: Config,
-    clients: Mutex<HashMap<PeerId, Client>>,
+    /// Registered clients by nodeId, in ring order.
+    clients: Mutex<BTreeMap<u128, Client>>,
     next_id: AtomicU64,
     /// Open WebSockets, registered or not.
     sockets: AtomicUsize,
@@ -131,7 +149,7 @@ struct Hub {
 }
 
 impl Hub {
-    fn clients(&self) -> MutexGuard<'_, HashMap<PeerId, Client>> {
+    fn clients(&self) -> MutexGuard<'_, BTreeMap<u128, Client>> {
         // A panic while holding the lock cannot leave the map inconsistent (every critical
         // section is a single insert/remove/lookup), so a poisoned lock is still usable.
         self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -143,8 +161,9 @@ impl Hub {
         conn: u64,
         tx: &mpsc::Sender<ServerMessage>,
     ) -> Result<Vec<PeerId>, (ErrorCode, String)> {
+        let id = node_id(peer).ok_or_else(|| (ErrorCode::Unauthenticated, format!("{peer} is not a hex nodeId")))?;
         let mut clients = self.clients();
-        if clients.contains_key(peer) {
+        if clients.contains_key(&id) {
             return Err((ErrorCode::PeerIdTaken, format!("peer id {peer} is already registered")));
         }
         if clients.len() >= self.config.max_peers {
@@ -153,29 +172,22 @@ impl Hub {
                 format!("the server holds its maximum of {} peers", self.config.max_peers),
             ));
         }
-        let mut present: Vec<(u64, PeerId)> = clients.iter().map(|(id, c)| (c.seq, id.clone())).collect();
-        present.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
-        let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
-        for client in clients.values() {
-            send_or_log(&client.tx, ServerMessage::PeerJoined { peer: peer.clone() });
-        }
-        clients.insert(peer.clone(), Client { conn, seq, tx: tx.clone() });
-        Ok(present.into_iter().take(MAX_WELCOME_PEERS).map(|(_, id)| id).collect())
+        let closest = closest(&clients, id, self.config.welcome_peers.min(MAX_WELCOME_PEERS));
+        clients.insert(id, Client { conn, peer: peer.clone(), tx: tx.clone() });
+        Ok(closest)
     }
 
     fn unregister(&self, peer: &PeerId, conn: u64) {
+        let Some(id) = node_id(peer) else { return };
         let mut clients = self.clients();
-        if clients.get(peer).is_some_and(|c| c.conn == conn) {
-            clients.remove(peer);
-            for client in clients.values() {
-                send_or_log(&client.tx, ServerMessage::PeerLeft { peer: peer.clone() });
-            }
+        if clients.get(&id).is_some_and(|c| c.conn == conn) {
+            clients.remove(&id);
         }
     }
 
     fn relay(&self, from: &PeerId, to: &PeerId, msg: ServerMessage) -> Result<(), ErrorCode> {
         let clients = self.clients();
-        let Some(client) = clients.get(to) else {
+        let Some(client) = node_id(to).and_then(|id| clients.get(&id)) else {
             return Err(ErrorCode::UnknownPeer);
         };
         client.tx.try_send(msg).map_err(|_| {
@@ -189,9 +201,58 @@ impl Hub {
     }
 }
 
-fn send_or_log(tx: &mpsc::Sender<ServerMessage>, msg: ServerMessage) {
-    if let Err(err) = tx.try_send(msg) {
-        tracing::warn!("dropping a notification for a slow or closing client: {err}");
+/// The nodeId a registered peer id stands for (32 hex digits).
+fn node_id(peer: &PeerId) -> Option<u128> {
+    from_hex::<16>(peer.as_str()).map(u128::from_be_bytes)
+}
+
+/// Up to `count` registered ids numerically closest to `id` on the ring, closest first.
+fn closest(clients: &BTreeMap<u128, Client>, id: u128, count: usize) -> Vec<PeerId> {
+    let own = Id::from_u128(id);
+    // The closest on each side are among the `count` successors and `count` predecessors.
+    let after = clients.range(id..).chain(clients.range(..id)).take(count);
+    let before = clients.range(..id).rev().chain(clients.range(id..).rev()).take(count);
+    let mut found: Vec<(u128, &PeerId)> = after.chain(before).map(|(k, c)| (*k, &c.peer)).collect();
+    found.sort_unstable_by_key(|(k, _)| (own.ring_distance(Id::from_u128(*k)), *k));
+    found.dedup_by_key(|(k, _)| *k);
+    found.into_iter().take(count).map(|(_, p)| p.clone()).collect()
+}
+
+/// Checks a registration: `peer` is the nodeId of `public_key`, and `signature` signs the
+/// challenge.
+fn verify_registration(nonce: &str, peer: &PeerId, public_key: &str, signature: &str) -> Result<(), String> {
+    let key = from_hex::<32>(public_key).ok_or("public_key is not 32 bytes of hex")?;
+    let signature = from_hex::<64>(signature).ok_or("signature is not 64 bytes of hex")?;
+    let derived = Id::from_public_key(&key);
+    if to_hex(&derived.to_bytes()) != peer.as_str() {
+        return Err(format!("{peer} is not the nodeId of this key (that is {derived:?})"));
+    }
+    let key = VerifyingKey::from_bytes(&key).map_err(|_| "public_key is not a valid Ed25519 key")?;
+    key.verify_strict(&register_transcript(nonce, peer), &Signature::from_bytes(&signature))
+        .map_err(|_| "the signature does not verify".to_string())
+}
+
+/// A token bucket: `rate` tokens a second, at most `burst`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(burst: f64) -> Self {
+        Bucket { tokens: burst, at: Instant::now() }
+    }
+
+    fn take(&mut self, rate: f64, burst: f64) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -202,7 +263,7 @@ fn router(config: Config, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<(
     let pkg_dir = config.pkg_dir.clone();
     let hub = Arc::new(Hub {
         config,
-        clients: Mutex::new(HashMap::new()),
+        clients: Mutex::new(BTreeMap::new()),
         next_id: AtomicU64::new(1),
         sockets: AtomicUsize::new(0),
         shutdown,
@@ -282,6 +343,9 @@ async fn handle_socket(socket: WebSocket, hub: Arc<Hub>) {
     let register_deadline = tokio::time::sleep(hub.config.register_timeout);
     tokio::pin!(register_deadline);
     let mut me: Option<PeerId> = None;
+    let nonce = to_hex(&rand::random::<[u8; CHALLENGE_BYTES]>());
+    let _ = tx.try_send(ServerMessage::Challenge { nonce: nonce.clone() });
+    let mut bucket = Bucket::new(hub.config.rate_burst);
     tracing::debug!(conn, "socket opened");
 
     loop {
@@ -304,12 +368,19 @@ async fn handle_socket(socket: WebSocket, hub: Arc<Hub>) {
             }
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
-                reply_error(&tx, ErrorCode::Malformed, "binary frames are not accepted");
+                if bucket.take(hub.config.rate_per_second, hub.config.rate_burst) {
+                    reply_error(&tx, ErrorCode::Malformed, "binary frames are not accepted");
+                }
                 continue;
             }
             Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
         };
+        if !bucket.take(hub.config.rate_per_second, hub.config.rate_burst) {
+            tracing::debug!(conn, "rate limited");
+            reply_error(&tx, ErrorCode::RateLimited, "too many messages; this one was dropped");
+            continue;
+        }
         let msg = match ClientMessage::from_json(text.as_str()) {
             Ok(msg) => msg,
             Err(err) => {
@@ -319,19 +390,26 @@ async fn handle_socket(socket: WebSocket, hub: Arc<Hub>) {
             }
         };
         match (msg, &me) {
-            (ClientMessage::Register { peer }, None) => match hub.register(&peer, conn, &tx) {
-                Ok(peers) => {
-                    tracing::info!(conn, %peer, present = peers.len(), "peer registered");
-                    let _ = tx.try_send(ServerMessage::Welcome {
-                        peer: peer.clone(),
-                        protocol: PROTOCOL_VERSION,
-                        ice_servers: hub.config.ice_servers.clone(),
-                        peers,
-                    });
-                    me = Some(peer);
+            (ClientMessage::Register { peer, public_key, signature }, None) => {
+                if let Err(why) = verify_registration(&nonce, &peer, &public_key, &signature) {
+                    tracing::info!(conn, %peer, "registration refused: {why}");
+                    reply_error(&tx, ErrorCode::Unauthenticated, &why);
+                    continue;
                 }
-                Err((code, message)) => reply_error(&tx, code, &message),
-            },
+                match hub.register(&peer, conn, &tx) {
+                    Ok(peers) => {
+                        tracing::info!(conn, %peer, present = peers.len(), "peer registered");
+                        let _ = tx.try_send(ServerMessage::Welcome {
+                            peer: peer.clone(),
+                            protocol: PROTOCOL_VERSION,
+                            ice_servers: hub.config.ice_servers.clone(),
+                            peers,
+                        });
+                        me = Some(peer);
+                    }
+                    Err((code, message)) => reply_error(&tx, code, &message),
+                }
+            }
             (ClientMessage::Register { .. }, Some(peer)) => reply_error(
                 &tx,
                 ErrorCode::AlreadyRegistered,

@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
+use ed25519_dalek::{Signer as _, SigningKey};
 use futures::{SinkExt, StreamExt};
+use past_core::Id;
 use past_signaling::{Config, ServerHandle};
-use past_signaling_proto::{ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PeerId, ServerMessage, SignalPayload};
+use past_signaling_proto::{
+    ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PeerId, ServerMessage, SignalPayload, register_transcript, to_hex,
+};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -17,9 +21,40 @@ fn id(s: &str) -> PeerId {
     PeerId::new(s).expect("valid id")
 }
 
-async fn connect(server: &ServerHandle) -> Ws {
-    let (ws, _) = connect_async(server.ws_url()).await.expect("websocket connects");
-    ws
+/// A test identity: an Ed25519 key from a seed, and its nodeId.
+struct Key(SigningKey);
+
+impl Key {
+    fn new(seed: u8) -> Self {
+        Key(SigningKey::from_bytes(&[seed; 32]))
+    }
+
+    fn id(&self) -> Id {
+        Id::from_public_key(&self.0.verifying_key().to_bytes())
+    }
+
+    fn peer(&self) -> PeerId {
+        id(&to_hex(&self.id().to_bytes()))
+    }
+
+    fn register(&self, nonce: &str) -> ClientMessage {
+        let peer = self.peer();
+        let signature = self.0.sign(&register_transcript(nonce, &peer)).to_bytes();
+        ClientMessage::Register {
+            peer,
+            public_key: to_hex(&self.0.verifying_key().to_bytes()),
+            signature: to_hex(&signature),
+        }
+    }
+}
+
+/// Connects and reads the challenge.
+async fn connect(server: &ServerHandle) -> (Ws, String) {
+    let (mut ws, _) = connect_async(server.ws_url()).await.expect("websocket connects");
+    match recv(&mut ws).await {
+        ServerMessage::Challenge { nonce } => (ws, nonce),
+        other => panic!("expected a challenge, got {other:?}"),
+    }
 }
 
 async fn send(ws: &mut Ws, msg: &ClientMessage) {
@@ -48,12 +83,12 @@ async fn recv(ws: &mut Ws) -> ServerMessage {
     }
 }
 
-async fn register(server: &ServerHandle, name: &str) -> (Ws, Vec<PeerId>) {
-    let mut ws = connect(server).await;
-    send(&mut ws, &ClientMessage::Register { peer: id(name) }).await;
+async fn register(server: &ServerHandle, key: &Key) -> (Ws, Vec<PeerId>) {
+    let (mut ws, nonce) = connect(server).await;
+    send(&mut ws, &key.register(&nonce)).await;
     match recv(&mut ws).await {
         ServerMessage::Welcome { peer, peers, ice_servers, .. } => {
-            assert_eq!(peer, id(name));
+            assert_eq!(peer, key.peer());
             assert!(ice_servers.is_empty(), "no ICE servers by default");
             (ws, peers)
         }
@@ -69,45 +104,121 @@ fn assert_error(msg: ServerMessage, expected: ErrorCode) {
 }
 
 #[tokio::test]
-async fn relays_signals_between_two_clients_and_reports_departures() {
+async fn relays_signals_between_two_registered_clients_and_forgets_departures() {
     let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
+    let (alice_key, bob_key) = (Key::new(1), Key::new(2));
+    let (alice_id, bob_id) = (alice_key.peer(), bob_key.peer());
 
-    let (mut alice, present) = register(&server, "alice").await;
+    let (mut alice, present) = register(&server, &alice_key).await;
     assert!(present.is_empty());
-    let (mut bob, present) = register(&server, "bob").await;
-    assert_eq!(present, vec![id("alice")]);
-    assert_eq!(recv(&mut alice).await, ServerMessage::PeerJoined { peer: id("bob") });
+    let (mut bob, present) = register(&server, &bob_key).await;
+    assert_eq!(present, vec![alice_id.clone()]);
 
     // Newcomer offers, the other answers, candidates trickle both ways.
     let offer = SignalPayload::Offer { sdp: "v=0\r\n".into() };
-    send(&mut bob, &ClientMessage::Signal { to: id("alice"), payload: offer.clone() }).await;
-    assert_eq!(recv(&mut alice).await, ServerMessage::Signal { from: id("bob"), payload: offer });
+    send(&mut bob, &ClientMessage::Signal { to: alice_id.clone(), payload: offer.clone() }).await;
+    assert_eq!(recv(&mut alice).await, ServerMessage::Signal { from: bob_id.clone(), payload: offer });
     let candidate = SignalPayload::Candidate {
         candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host".into(),
         sdp_mid: Some("0".into()),
         sdp_m_line_index: Some(0),
     };
-    send(&mut alice, &ClientMessage::Signal { to: id("bob"), payload: candidate.clone() }).await;
-    assert_eq!(recv(&mut bob).await, ServerMessage::Signal { from: id("alice"), payload: candidate });
+    send(&mut alice, &ClientMessage::Signal { to: bob_id.clone(), payload: candidate.clone() }).await;
+    assert_eq!(recv(&mut bob).await, ServerMessage::Signal { from: alice_id.clone(), payload: candidate });
 
     // Health reflects the two peers.
     let health = http_get(server.local_addr(), "/health").await;
     assert!(health.contains("\"peers\":2"), "{health}");
 
-    // Bob leaves; Alice is told, and signals to Bob now fail.
+    // Bob leaves; signals to Bob then fail.
     bob.close(None).await.expect("close");
-    assert_eq!(recv(&mut alice).await, ServerMessage::PeerLeft { peer: id("bob") });
-    send(&mut alice, &ClientMessage::Signal { to: id("bob"), payload: SignalPayload::Answer { sdp: "x".into() } })
-        .await;
-    assert_error(recv(&mut alice).await, ErrorCode::UnknownPeer);
+    let gone = tokio::time::timeout(WAIT, async {
+        loop {
+            let answer = SignalPayload::Answer { sdp: "x".into() };
+            send(&mut alice, &ClientMessage::Signal { to: bob_id.clone(), payload: answer }).await;
+            if let ServerMessage::Error { code: ErrorCode::UnknownPeer, .. } = recv(&mut alice).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the server forgets a closed client");
 
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn the_welcome_lists_the_numerically_closest_registered_nodes() {
+    let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
+    let keys: Vec<Key> = (1..=20).map(Key::new).collect();
+    let mut sockets = Vec::new();
+    for key in &keys[..19] {
+        sockets.push(register(&server, key).await.0);
+    }
+    let newcomer = &keys[19];
+    let (_ws, peers) = register(&server, newcomer).await;
+    let mut expected: Vec<Id> = keys[..19].iter().map(Key::id).collect();
+    expected.sort_by_key(|&other| (newcomer.id().ring_distance(other), other));
+    let expected: Vec<PeerId> = expected.iter().take(8).map(|i| id(&to_hex(&i.to_bytes()))).collect();
+    assert_eq!(peers, expected);
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn registration_needs_the_key_of_the_node_id_and_a_signature_of_the_challenge() {
+    let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
+    let (key, other) = (Key::new(5), Key::new(6));
+
+    // Claiming another node's id with our key.
+    let (mut ws, nonce) = connect(&server).await;
+    let mut claim = key.register(&nonce);
+    if let ClientMessage::Register { peer, .. } = &mut claim {
+        *peer = other.peer();
+    }
+    send(&mut ws, &claim).await;
+    assert_error(recv(&mut ws).await, ErrorCode::Unauthenticated);
+
+    // A signature of another challenge.
+    send(&mut ws, &key.register(&"00".repeat(32))).await;
+    assert_error(recv(&mut ws).await, ErrorCode::Unauthenticated);
+
+    // Garbage key.
+    let garbage = ClientMessage::Register { peer: key.peer(), public_key: "zz".into(), signature: "00".into() };
+    send(&mut ws, &garbage).await;
+    assert_error(recv(&mut ws).await, ErrorCode::Unauthenticated);
+
+    // The real thing still works on the same socket.
+    send(&mut ws, &key.register(&nonce)).await;
+    assert!(matches!(recv(&mut ws).await, ServerMessage::Welcome { .. }));
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_rate_limited() {
+    let server = ServerHandle::spawn(Config { rate_per_second: 1.0, rate_burst: 3.0, ..Config::loopback_ephemeral() })
+        .await
+        .expect("server starts");
+    let (mut ws, _) = connect(&server).await;
+    for _ in 0..5 {
+        send_text(&mut ws, "junk").await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        if let ServerMessage::Error { code, .. } = recv(&mut ws).await {
+            codes.push(code);
+        }
+    }
+    assert_eq!(codes[..3], [ErrorCode::Malformed; 3]);
+    assert_eq!(codes[3..], [ErrorCode::RateLimited; 2]);
     server.shutdown().await.expect("clean shutdown");
 }
 
 #[tokio::test]
 async fn malformed_messages_get_json_errors_and_the_socket_stays_usable() {
     let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
-    let mut ws = connect(&server).await;
+    let (mut ws, nonce) = connect(&server).await;
+    let carol = Key::new(3);
 
     send_text(&mut ws, "this is not json").await;
     assert_error(recv(&mut ws).await, ErrorCode::Malformed);
@@ -122,12 +233,12 @@ async fn malformed_messages_get_json_errors_and_the_socket_stays_usable() {
     assert_error(recv(&mut ws).await, ErrorCode::NotRegistered);
 
     // Still usable: registration works, a second one is refused, and so is a taken id.
-    send(&mut ws, &ClientMessage::Register { peer: id("carol") }).await;
+    send(&mut ws, &carol.register(&nonce)).await;
     assert!(matches!(recv(&mut ws).await, ServerMessage::Welcome { .. }));
-    send(&mut ws, &ClientMessage::Register { peer: id("carol2") }).await;
+    send(&mut ws, &Key::new(4).register(&nonce)).await;
     assert_error(recv(&mut ws).await, ErrorCode::AlreadyRegistered);
-    let mut other = connect(&server).await;
-    send(&mut other, &ClientMessage::Register { peer: id("carol") }).await;
+    let (mut other, nonce) = connect(&server).await;
+    send(&mut other, &carol.register(&nonce)).await;
     assert_error(recv(&mut other).await, ErrorCode::PeerIdTaken);
 
     server.shutdown().await.expect("clean shutdown");
@@ -142,12 +253,12 @@ async fn enforces_the_peer_limit_and_the_register_timeout() {
     })
     .await
     .expect("server starts");
-    let (_first, _) = register(&server, "first").await;
-    let mut second = connect(&server).await;
-    send(&mut second, &ClientMessage::Register { peer: id("second") }).await;
+    let (_first, _) = register(&server, &Key::new(1)).await;
+    let (mut second, nonce) = connect(&server).await;
+    send(&mut second, &Key::new(2).register(&nonce)).await;
     assert_error(recv(&mut second).await, ErrorCode::ServerFull);
 
-    let mut idle = connect(&server).await;
+    let (mut idle, _) = connect(&server).await;
     assert_error(recv(&mut idle).await, ErrorCode::RegisterTimeout);
     // Then the server closes that socket.
     let end = tokio::time::timeout(WAIT, idle.next()).await.expect("closed within the bound");
@@ -162,7 +273,7 @@ async fn refuses_websockets_beyond_the_socket_limit() {
         ServerHandle::spawn(Config { max_peers: 1, ..Config::loopback_ephemeral() }).await.expect("server starts");
     let mut open = Vec::new();
     for _ in 0..1 + past_signaling::EXTRA_SOCKETS {
-        open.push(connect(&server).await);
+        open.push(connect(&server).await.0);
     }
     match connect_async(server.ws_url()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -190,7 +301,7 @@ async fn refuses_websockets_beyond_the_socket_limit() {
 #[tokio::test]
 async fn shutdown_closes_open_websockets() {
     let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
-    let (mut ws, _) = register(&server, "solo").await;
+    let (mut ws, _) = register(&server, &Key::new(9)).await;
     tokio::time::timeout(WAIT, server.shutdown()).await.expect("shutdown within the bound").expect("clean shutdown");
     let end = tokio::time::timeout(WAIT, ws.next()).await.expect("closed within the bound");
     assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))));

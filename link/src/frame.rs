@@ -1,0 +1,243 @@
+//! Framing on the data channel: every message starts with one byte saying what follows.
+//!
+//! ```text
+//! 0x00 AUTH         postcard AuthMessage
+//! 0x01 PASTRY       a whole Pastry frame (past_core::wire::encode: version byte + postcard)
+//! 0x02 CHUNK_START  u32 big-endian total length, then the first bytes of a Pastry frame
+//! 0x03 CHUNK_MORE   the next bytes of the frame being reassembled
+//! ```
+//!
+//! A data channel message is at most [`MAX_MESSAGE_BYTES`] (64 KiB, which the native
+//! `webrtc` crate and every browser accept). A Pastry frame that does not fit in one message
+//! is split into chunks; the sender sends them back to back on the ordered channel, so the
+//! receiver reassembles one frame at a time. Every length is checked before anything is
+//! allocated: a message over the limit, a chunk announcing more than the receiver's limit,
+//! more bytes than announced, or an unknown type is a [`FrameError`], and the driver drops
+//! the peer.
+
+use crate::auth::AuthMessage;
+
+/// Largest data channel message sent or accepted.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Header byte of an authentication message.
+pub const AUTH: u8 = 0;
+/// Header byte of a whole Pastry frame.
+pub const PASTRY: u8 = 1;
+/// Header byte of the first chunk of a Pastry frame.
+pub const CHUNK_START: u8 = 2;
+/// Header byte of a following chunk.
+pub const CHUNK_MORE: u8 = 3;
+
+/// Why a data channel message is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// An empty message.
+    #[error("empty message")]
+    Empty,
+    /// A message over [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes is over the limit of {MAX_MESSAGE_BYTES}")]
+    TooLarge(usize),
+    /// A chunked frame announced more than the receiver accepts.
+    #[error("chunked frame of {size} bytes is over the limit of {limit}")]
+    FrameTooLarge {
+        /// Announced size.
+        size: usize,
+        /// The receiver's limit.
+        limit: usize,
+    },
+    /// Chunks that do not add up (more bytes than announced, a start inside a frame, a
+    /// continuation without a start, a chunked frame small enough for one message).
+    #[error("bad chunk sequence: {0}")]
+    BadChunk(&'static str),
+    /// An unknown header byte.
+    #[error("unknown frame type {0}")]
+    UnknownType(u8),
+    /// An authentication message that does not decode.
+    #[error("malformed authentication message")]
+    BadAuth,
+    /// A frame that cannot be encoded.
+    #[error("frame of {0} bytes is over the limit")]
+    Unsendable(usize),
+}
+
+/// A complete message from the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A handshake message.
+    Auth(AuthMessage),
+    /// A Pastry frame, to decode with `past_core::wire::decode`.
+    Pastry(Vec<u8>),
+}
+
+/// The data channel message carrying `message`.
+pub fn encode_auth(message: &AuthMessage) -> Vec<u8> {
+    // Serializing a fixed-shape enum into a Vec cannot fail; an empty body would be
+    // refused by the peer rather than panic here.
+    postcard::to_extend(message, vec![AUTH]).unwrap_or_else(|_| vec![AUTH])
+}
+
+/// The data channel messages carrying the Pastry frame `frame` (one, or chunks), refusing
+/// a frame over `limit` bytes.
+pub fn encode_pastry(frame: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, FrameError> {
+    if frame.len() > limit || u32::try_from(frame.len()).is_err() {
+        return Err(FrameError::Unsendable(frame.len()));
+    }
+    if frame.len() < MAX_MESSAGE_BYTES {
+        let mut message = Vec::with_capacity(frame.len() + 1);
+        message.push(PASTRY);
+        message.extend_from_slice(frame);
+        return Ok(vec![message]);
+    }
+    let first = MAX_MESSAGE_BYTES - 5;
+    let mut messages = Vec::with_capacity(frame.len() / (MAX_MESSAGE_BYTES - 1) + 2);
+    let mut start = Vec::with_capacity(MAX_MESSAGE_BYTES);
+    start.push(CHUNK_START);
+    start.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+    start.extend_from_slice(&frame[..first]);
+    messages.push(start);
+    for piece in frame[first..].chunks(MAX_MESSAGE_BYTES - 1) {
+        let mut more = Vec::with_capacity(piece.len() + 1);
+        more.push(CHUNK_MORE);
+        more.extend_from_slice(piece);
+        messages.push(more);
+    }
+    Ok(messages)
+}
+
+/// Turns the messages of one peer back into frames, a chunked frame at a time.
+#[derive(Debug)]
+pub struct Reassembler {
+    limit: usize,
+    partial: Option<(usize, Vec<u8>)>,
+}
+
+impl Reassembler {
+    /// A reassembler accepting frames of at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Reassembler { limit, partial: None }
+    }
+
+    /// Bytes held for a frame in progress.
+    pub fn buffered(&self) -> usize {
+        self.partial.as_ref().map_or(0, |(_, buf)| buf.len())
+    }
+
+    /// Takes one data channel message; returns a complete message when there is one.
+    pub fn push(&mut self, message: &[u8]) -> Result<Option<Incoming>, FrameError> {
+        if message.len() > MAX_MESSAGE_BYTES {
+            return Err(FrameError::TooLarge(message.len()));
+        }
+        let (&kind, body) = message.split_first().ok_or(FrameError::Empty)?;
+        match kind {
+            AUTH => {
+                self.no_partial()?;
+                postcard::from_bytes(body).map(|m| Some(Incoming::Auth(m))).map_err(|_| FrameError::BadAuth)
+            }
+            PASTRY => {
+                self.no_partial()?;
+                Ok(Some(Incoming::Pastry(body.to_vec())))
+            }
+            CHUNK_START => {
+                self.no_partial()?;
+                let (size, data) = body.split_first_chunk::<4>().ok_or(FrameError::BadChunk("short chunk header"))?;
+                let size = u32::from_be_bytes(*size) as usize;
+                if size > self.limit {
+                    return Err(FrameError::FrameTooLarge { size, limit: self.limit });
+                }
+                if size < MAX_MESSAGE_BYTES || data.len() >= size {
+                    return Err(FrameError::BadChunk("a chunked frame that fits in one message"));
+                }
+                let mut buf = Vec::with_capacity(size);
+                buf.extend_from_slice(data);
+                self.partial = Some((size, buf));
+                Ok(None)
+            }
+            CHUNK_MORE => {
+                let Some((size, buf)) = self.partial.as_mut() else {
+                    return Err(FrameError::BadChunk("continuation without a start"));
+                };
+                if buf.len() + body.len() > *size {
+                    return Err(FrameError::BadChunk("more bytes than announced"));
+                }
+                buf.extend_from_slice(body);
+                if buf.len() == *size {
+                    let (_, frame) = self.partial.take().unwrap_or_default();
+                    return Ok(Some(Incoming::Pastry(frame)));
+                }
+                Ok(None)
+            }
+            other => Err(FrameError::UnknownType(other)),
+        }
+    }
+
+    fn no_partial(&self) -> Result<(), FrameError> {
+        if self.partial.is_some() { Err(FrameError::BadChunk("a new message inside a chunked frame")) } else { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(len: usize) {
+        let frame: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        let messages = encode_pastry(&frame, 1 << 20).unwrap();
+        assert!(messages.iter().all(|m| m.len() <= MAX_MESSAGE_BYTES));
+        let mut r = Reassembler::new(1 << 20);
+        let mut out = None;
+        for (i, m) in messages.iter().enumerate() {
+            let got = r.push(m).unwrap();
+            assert_eq!(got.is_some(), i + 1 == messages.len());
+            out = got;
+        }
+        assert_eq!(out, Some(Incoming::Pastry(frame)));
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn frames_of_every_size_round_trip() {
+        for len in [0, 1, 100, MAX_MESSAGE_BYTES - 1, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES + 1, 80 * 1024, 300_000] {
+            round_trip(len);
+        }
+    }
+
+    #[test]
+    fn auth_round_trips() {
+        let hello = AuthMessage::Hello { public_key: [1; 32], nonce: [2; 32], joined: true };
+        let mut r = Reassembler::new(1024);
+        assert_eq!(r.push(&encode_auth(&hello)).unwrap(), Some(Incoming::Auth(hello)));
+    }
+
+    #[test]
+    fn garbage_and_oversized_messages_are_errors() {
+        let mut r = Reassembler::new(80 * 1024);
+        assert_eq!(r.push(&[]), Err(FrameError::Empty));
+        assert_eq!(r.push(&[9, 1, 2]), Err(FrameError::UnknownType(9)));
+        assert_eq!(r.push(&[AUTH, 0xff, 0xff]), Err(FrameError::BadAuth));
+        assert_eq!(r.push(&vec![PASTRY; MAX_MESSAGE_BYTES + 1]), Err(FrameError::TooLarge(MAX_MESSAGE_BYTES + 1)));
+        let mut huge = vec![CHUNK_START];
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(r.push(&huge), Err(FrameError::FrameTooLarge { .. })));
+        assert_eq!(r.push(&[CHUNK_MORE, 1]), Err(FrameError::BadChunk("continuation without a start")));
+        let mut small = vec![CHUNK_START];
+        small.extend_from_slice(&10u32.to_be_bytes());
+        assert!(matches!(r.push(&small), Err(FrameError::BadChunk(_))));
+        assert!(matches!(encode_pastry(&[0; 100], 10), Err(FrameError::Unsendable(100))));
+    }
+
+    #[test]
+    fn chunks_must_add_up() {
+        let frame = vec![5u8; MAX_MESSAGE_BYTES + 10];
+        let messages = encode_pastry(&frame, 1 << 20).unwrap();
+        let mut r = Reassembler::new(1 << 20);
+        r.push(&messages[0]).unwrap();
+        assert!(matches!(r.push(&[PASTRY, 1]), Err(FrameError::BadChunk(_))));
+        let mut too_much = messages[1].clone();
+        too_much.extend_from_slice(&[0; 100]);
+        let mut r = Reassembler::new(1 << 20);
+        r.push(&messages[0]).unwrap();
+        assert_eq!(r.push(&too_much), Err(FrameError::BadChunk("more bytes than announced")));
+    }
+}

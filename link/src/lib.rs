@@ -1,0 +1,24 @@
+//! The link between two PAST nodes over one WebRTC data channel, written once for the
+//! browser driver (`past-node-wasm`) and the native driver (`past-node`).
+//!
+//! - [`auth`]: the handshake by which each side proves the nodeId it claims, bound to this
+//!   very connection (both DTLS fingerprints and two fresh nonces are signed).
+//! - [`frame`]: one header byte (auth, Pastry, chunk) before every data channel message,
+//!   chunking of frames over [`frame::MAX_MESSAGE_BYTES`] and their bounded reassembly.
+//! - [`app`]: the application messages the drivers route through the Pastry overlay
+//!   (connection signaling through the overlay, payloads for demos and tests), the place
+//!   where PAST's messages join later.
+//!
+//! It is pure: no I/O, no clock, no randomness (nonces and signatures come from the driver,
+//! which owns the key: WebCrypto in the browser). It is **not** a transport: it never sees
+//! a data channel, only the bytes that cross it.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod app;
+pub mod auth;
+pub mod frame;
+
+pub use app::{AppMessage, OverlaySignal, Payload, SignalKind};
+pub use auth::{AuthError, AuthMessage, Handshake};
+pub use frame::{FrameError, Incoming, Reassembler};
