@@ -26,6 +26,8 @@ pub struct Config {
     /// How often a node probes every routing table entry. `None` turns it off: failed
     /// entries are then found only when a message to them fails.
     pub table_probe_interval: Option<Duration>,
+    /// Who measures proximity (round-trip times) to other nodes.
+    pub proximity: Proximity,
     /// Whether failed routing table entries are replaced by asking other nodes.
     pub table_repair: bool,
     /// How long a joining node waits for the join reply before it tries again.
@@ -46,12 +48,30 @@ impl Default for Config {
             probe_timeout: Duration::from_secs(3),
             keepalive_interval: Some(Duration::from_secs(5)),
             table_probe_interval: Some(Duration::from_secs(60)),
+            proximity: Proximity::Probes,
             table_repair: true,
             join_timeout: Duration::from_secs(10),
             max_hops: 64,
             failed_memory: Duration::from_secs(60),
         }
     }
+}
+
+/// Who measures the round-trip times that rank candidates for the routing table and the
+/// neighborhood set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proximity {
+    /// The node measures with its own probes: a new pair of nodes exchanges three
+    /// messages, and each learns the round-trip time.
+    Probes,
+    /// The driver measures (a transport knows the round trip of its connections; a
+    /// simulator knows its latency model): the node asks through [`Node::poll_measure`]
+    /// and is told through [`Node::handle_rtt`]. New nodes are then announced with one
+    /// message instead of a three-way probe.
+    ///
+    /// [`Node::poll_measure`]: crate::Node::poll_measure
+    /// [`Node::handle_rtt`]: crate::Node::handle_rtt
+    Driver,
 }
 
 impl Config {

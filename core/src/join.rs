@@ -131,7 +131,7 @@ impl<M> Overlay<M> {
         self.plan_refinement();
         // Probe every candidate, kept or not: the answers rank them by proximity.
         for id in candidates {
-            self.probe(id);
+            self.introduce(id);
         }
     }
 
@@ -179,7 +179,7 @@ impl<M> Overlay<M> {
         for id in ids.into_iter().take(self.config.base.columns()) {
             if id != self.id() && !self.recently_failed(id) && !self.state.table.contains(id) {
                 self.learn(id);
-                self.probe(id);
+                self.introduce(id);
             }
         }
     }

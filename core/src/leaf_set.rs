@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::filter::IdFilter;
 use crate::id::Id;
 
 /// One side of the leaf set.
@@ -30,6 +31,10 @@ pub struct LeafSet {
     half: usize,
     clockwise: Vec<Id>,
     counter_clockwise: Vec<Id>,
+    /// Kept beside the lists so that the common "not a leaf" answers touch no list:
+    /// which ids are in, and how far each half reaches (`u128::MAX` while it has room).
+    filter: IdFilter,
+    reach: [u128; 2],
 }
 
 impl LeafSet {
@@ -37,7 +42,14 @@ impl LeafSet {
     /// an even number.
     pub fn new(own: Id, size: usize) -> Self {
         let half = size.div_ceil(2).max(1);
-        LeafSet { own, half, clockwise: Vec::with_capacity(half), counter_clockwise: Vec::with_capacity(half) }
+        LeafSet {
+            own,
+            half,
+            clockwise: Vec::with_capacity(half),
+            counter_clockwise: Vec::with_capacity(half),
+            filter: IdFilter::default(),
+            reach: [u128::MAX; 2],
+        }
     }
 
     /// The leaf set `own` has when the live nodes are exactly `ids` (which may include `own`).
@@ -87,7 +99,20 @@ impl LeafSet {
 
     /// Whether `id` is in the leaf set.
     pub fn contains(&self, id: Id) -> bool {
-        self.clockwise.contains(&id) || self.counter_clockwise.contains(&id)
+        self.filter.may_contain(id) && (self.clockwise.contains(&id) || self.counter_clockwise.contains(&id))
+    }
+
+    fn reindex(&mut self) {
+        self.filter = IdFilter::of(self.clockwise.iter().chain(&self.counter_clockwise).copied());
+        let own = self.own;
+        let reach = |list: &[Id], distance: &dyn Fn(Id) -> u128| match list.last() {
+            Some(&far) if list.len() >= self.half => distance(far),
+            _ => u128::MAX,
+        };
+        self.reach = [
+            reach(&self.clockwise, &|x| own.clockwise_to(x)),
+            reach(&self.counter_clockwise, &|x| x.clockwise_to(own)),
+        ];
     }
 
     /// Whether `id` would enter the leaf set if inserted.
@@ -129,25 +154,27 @@ impl LeafSet {
         let own = self.own;
         let cw = insert_sorted(&mut self.clockwise, self.half, id, extend, |x| own.clockwise_to(x));
         let ccw = insert_sorted(&mut self.counter_clockwise, self.half, id, extend, |x| x.clockwise_to(own));
+        if cw || ccw {
+            self.reindex();
+        }
         cw || ccw
     }
 
     /// Whether `id` is no farther than the farthest leaf of a side, or a side has room: the
     /// cheap test that turns away most ids.
     fn within_reach(&self, id: Id) -> bool {
-        let cw = self.own.clockwise_to(id);
-        let room_cw = self.clockwise.len() < self.half
-            || self.clockwise.last().is_some_and(|&far| cw <= self.own.clockwise_to(far));
-        room_cw
-            || self.counter_clockwise.len() < self.half
-            || self.counter_clockwise.last().is_some_and(|&far| id.clockwise_to(self.own) <= far.clockwise_to(self.own))
+        self.own.clockwise_to(id) <= self.reach[0] || id.clockwise_to(self.own) <= self.reach[1]
     }
 
     /// Removes `id`; returns whether it was there.
     pub fn remove(&mut self, id: Id) -> bool {
+        if !self.contains(id) {
+            return false;
+        }
         let before = self.clockwise.len() + self.counter_clockwise.len();
         self.clockwise.retain(|&x| x != id);
         self.counter_clockwise.retain(|&x| x != id);
+        self.reindex();
         before != self.clockwise.len() + self.counter_clockwise.len()
     }
 

@@ -65,6 +65,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod config;
+mod filter;
 mod id;
 mod join;
 mod leaf_set;
@@ -79,7 +80,7 @@ mod routing_table;
 mod time;
 pub mod wire;
 
-pub use config::Config;
+pub use config::{Config, Proximity};
 pub use id::{DigitBase, Id, InvalidDigitBase};
 pub use leaf_set::{LeafSet, Side};
 pub use neighborhood::NeighborhoodSet;

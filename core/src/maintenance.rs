@@ -14,6 +14,7 @@
 
 use crate::id::Id;
 use crate::leaf_set::{LeafSet, Side};
+use crate::config::Proximity;
 use crate::overlay::{Event, Overlay, Phase, Waiting};
 use crate::time::{Rtt, Time};
 use crate::wire::{MAX_IDS, Message, Probe};
@@ -36,19 +37,21 @@ impl<M> Overlay<M> {
             self.measured(from, Rtt::from_duration(self.now.since(sent)));
             just_measured = true;
         }
-        let Some(ask) = probe.ask else {
-            if probe.answer.is_none() {
-                self.heard_from(from);
-            }
-            return;
-        };
-        // Ask back when we have no measurement of the prober (an answer to our own probe
-        // was just measured).
+        // We want a measurement of a prober we have none of (an answer to our own probe was
+        // just measured).
         let unmeasured = !just_measured && !self.has_measured(from);
         if self.phase == Phase::Joined {
             self.heard_from(from);
         }
-        let our_ask = if unmeasured && !self.is_waiting(from, |w| matches!(w, Waiting::Probe(_))) {
+        let driver_measures = self.config.proximity == Proximity::Driver;
+        if unmeasured && driver_measures {
+            self.measure.push_back(from);
+        }
+        let Some(ask) = probe.ask else {
+            return; // An answer, or an announcement.
+        };
+        // Otherwise ask back, so that its answer measures the prober.
+        let our_ask = if unmeasured && !driver_measures && !self.is_waiting(from, |w| matches!(w, Waiting::Probe(_))) {
             let nonce = self.random();
             self.wait_for(from, Waiting::Probe(nonce));
             Some(nonce)

@@ -8,6 +8,7 @@
 //! Invariant: sorted by round-trip time (ties by id), no duplicates, never the owner, only
 //! measured entries, at most M of them.
 
+use crate::filter::IdFilter;
 use crate::id::Id;
 use crate::routing_table::Entry;
 use crate::time::Rtt;
@@ -18,12 +19,16 @@ pub struct NeighborhoodSet {
     own: Id,
     capacity: usize,
     entries: Vec<Entry>,
+    /// Kept beside the list so that most candidates are turned away without touching it:
+    /// which ids are in, and the farthest entry once the set is full.
+    filter: IdFilter,
+    farthest: Option<(Rtt, Id)>,
 }
 
 impl NeighborhoodSet {
     /// An empty set of at most `capacity` (= M) nodes for the node `own`.
     pub fn new(own: Id, capacity: usize) -> Self {
-        NeighborhoodSet { own, capacity, entries: Vec::with_capacity(capacity) }
+        NeighborhoodSet { own, capacity, entries: Vec::with_capacity(capacity), filter: IdFilter::default(), farthest: None }
     }
 
     /// The nodes, closest first.
@@ -43,7 +48,12 @@ impl NeighborhoodSet {
 
     /// Whether `id` is held.
     pub fn contains(&self, id: Id) -> bool {
-        self.entries.iter().any(|e| e.id == id)
+        self.filter.may_contain(id) && self.entries.iter().any(|e| e.id == id)
+    }
+
+    fn reindex(&mut self) {
+        self.filter = IdFilter::of(self.entries.iter().map(|e| e.id));
+        self.farthest = self.entries.last().filter(|_| self.entries.len() >= self.capacity).map(|e| (e.rtt, e.id));
     }
 
     /// Offers `id` measured at `rtt`; returns whether the set changed. Unmeasured candidates
@@ -52,11 +62,11 @@ impl NeighborhoodSet {
         if id == self.own || !rtt.is_known() || self.capacity == 0 {
             return false;
         }
-        let full = self.entries.len() == self.capacity;
-        if full && self.entries.last().is_some_and(|far| (far.rtt, far.id) < (rtt, id)) && !self.contains(id) {
+        if self.farthest.is_some_and(|far| far < (rtt, id)) && !self.contains(id) {
             return false; // Too far to enter.
         }
-        if let Some(position) = self.entries.iter().position(|e| e.id == id) {
+        let held = if self.filter.may_contain(id) { self.entries.iter().position(|e| e.id == id) } else { None };
+        if let Some(position) = held {
             if self.entries[position].rtt == rtt {
                 return false;
             }
@@ -69,14 +79,18 @@ impl NeighborhoodSet {
         let position = self.entries.partition_point(|e| (e.rtt, e.id) < (rtt, id));
         self.entries.insert(position, Entry { id, rtt });
         self.entries.truncate(self.capacity);
+        self.reindex();
         true
     }
 
     /// Removes `id`; returns whether it was there.
     pub fn remove(&mut self, id: Id) -> bool {
-        let before = self.entries.len();
+        if !self.contains(id) {
+            return false;
+        }
         self.entries.retain(|e| e.id != id);
-        before != self.entries.len()
+        self.reindex();
+        true
     }
 
     /// Checks the invariants.

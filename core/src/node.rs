@@ -258,6 +258,12 @@ impl<A: Application> Node<A> {
         transmit
     }
 
+    /// The next peer whose round-trip time the node wants from the driver (with
+    /// [`Proximity::Driver`](crate::Proximity::Driver)); answer with [`Node::handle_rtt`].
+    pub fn poll_measure(&mut self) -> Option<Id> {
+        self.overlay.measure.pop_front()
+    }
+
     /// The next overlay event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.overlay.events.pop_front()
@@ -305,7 +311,7 @@ impl<A: Application> Node<A> {
             RoutedBody::Join(request) => self.overlay.on_join_request(from, key, hops, request),
             body => {
                 if self.overlay.heard_from(from) {
-                    self.overlay.probe(from);
+                    self.overlay.introduce(from);
                 }
                 match body {
                     RoutedBody::App(message) => self.route_app(key, message, hops),

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::config::Config;
+use crate::config::{Config, Proximity};
 use crate::id::Id;
 use crate::leaf_set::Side;
 use crate::repair::SlotRepair;
@@ -102,11 +102,12 @@ pub(crate) struct Pending {
 pub struct Overlay<M> {
     pub(crate) config: Config,
     pub(crate) state: RoutingState,
-    /// Boxed: it is large and rarely used, and the overlay is touched on every message.
-    pub(crate) rng: Box<ChaCha8Rng>,
+    pub(crate) rng: ChaCha8Rng,
     pub(crate) now: Time,
     pub(crate) phase: Phase,
     pub(crate) outbox: VecDeque<Transmit<M>>,
+    /// Peers whose round-trip time we ask the driver for ([`Proximity::Driver`]).
+    pub(crate) measure: VecDeque<Id>,
     pub(crate) events: VecDeque<Event>,
     /// Application messages the application routed during an upcall, handled after it.
     pub(crate) routes: VecDeque<(Id, M)>,
@@ -125,7 +126,7 @@ pub struct Overlay<M> {
 impl<M> Overlay<M> {
     pub(crate) fn new(own: Id, config: Config) -> Self {
         let state = RoutingState::new(own, config.base, config.leaf_set_size, config.neighborhood_size);
-        let rng = Box::new(ChaCha8Rng::seed_from_u64(config.rng_seed ^ (own.as_u128() as u64)));
+        let rng = ChaCha8Rng::seed_from_u64(config.rng_seed ^ (own.as_u128() as u64));
         Overlay {
             config,
             state,
@@ -133,6 +134,7 @@ impl<M> Overlay<M> {
             now: Time::ZERO,
             phase: Phase::Idle,
             outbox: VecDeque::new(),
+            measure: VecDeque::new(),
             events: VecDeque::new(),
             routes: VecDeque::new(),
             pending: Vec::new(),
@@ -244,7 +246,7 @@ impl<M> Overlay<M> {
     pub(crate) fn learn_and_probe(&mut self, id: Id, contiguous: bool) -> Learned {
         let learned = self.learn_from(id, contiguous);
         if learned.leaf || learned.slot {
-            self.probe(id);
+            self.introduce(id);
         }
         learned
     }
@@ -290,6 +292,19 @@ impl<M> Overlay<M> {
         self.state.table.consider(peer, rtt);
         self.state.neighborhood.consider(peer, rtt);
         self.refine_with(peer);
+    }
+
+    /// Tells `peer` about us and gets it measured: with [`Proximity::Probes`] a probe, whose
+    /// answer measures the round trip; with [`Proximity::Driver`] an announcement (a probe
+    /// that asks nothing) and a measurement request to the driver.
+    pub(crate) fn introduce(&mut self, peer: Id) {
+        match self.config.proximity {
+            Proximity::Probes => self.probe(peer),
+            Proximity::Driver => {
+                self.transmit(peer, Message::Probe(Probe { ask: None, answer: None }));
+                self.measure.push_back(peer);
+            }
+        }
     }
 
     /// Sends a probe asking for an answer, unless one to `peer` is already pending.

@@ -4,7 +4,7 @@
 use core::time::Duration;
 use std::time::Instant;
 
-use past_core::{Config, DigitBase};
+use past_core::{Config, DigitBase, Proximity};
 
 use crate::measure::{LookupStats, TableStats, leaf_set_errors, lookup_stats, table_stats};
 use crate::network::{Counters, Network};
@@ -36,6 +36,7 @@ impl Params {
         config.neighborhood_size = self.neighborhood_size;
         config.keepalive_interval = None;
         config.table_probe_interval = None;
+        config.proximity = Proximity::Driver;
         config
     }
 }

@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use past_core::wire::{Message, Routed, RoutedBody};
-use past_core::{Application, Config, Event, Id, Node, Overlay, Time};
+use past_core::{Application, Config, Event, Id, Node, Overlay, Rtt, Time};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use rustc_hash::FxHashMap;
@@ -414,6 +414,7 @@ impl<A: SimApp> Network<A> {
 
     /// Collects what a node produced after an input.
     fn after_input(&mut self, node: u32) {
+        self.measure(node);
         let from = node;
         while let Some(transmit) = self.nodes[node as usize].poll_transmit() {
             self.counters.count(&transmit.message);
@@ -446,6 +447,18 @@ impl<A: SimApp> Network<A> {
             }
         }
         self.reschedule_wake(node);
+    }
+
+    /// Answers the node's requests for round-trip times from the latency model, as a
+    /// transport would from its connections (FreePastry's simulator does the same).
+    fn measure(&mut self, node: u32) {
+        while let Some(peer) = self.nodes[node as usize].poll_measure() {
+            let Some(&other) = self.index.get(&peer) else { continue };
+            if self.alive[other as usize] {
+                let rtt = Rtt::from_duration(self.plane.latency(node, other) * 2);
+                self.nodes[node as usize].handle_rtt(peer, rtt, self.now);
+            }
+        }
     }
 
     fn reschedule_wake(&mut self, node: u32) {

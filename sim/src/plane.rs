@@ -21,8 +21,8 @@ pub struct Point {
 impl Point {
     /// One-way latency between two points.
     pub fn latency(self, other: Point) -> Duration {
-        let distance = ((self.x - other.x).powi(2) + (self.y - other.y).powi(2)).sqrt();
-        Duration::from_secs_f64(distance / 1000.0)
+        let (dx, dy) = (self.x - other.x, self.y - other.y);
+        Duration::from_micros(((dx * dx + dy * dy).sqrt() * 1000.0) as u64)
     }
 
     fn distance2(self, other: Point) -> f64 {

@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
             .collect();
         println!("table locality: {}", rows.join(", "));
         let (ideal, ideal_of_sums) =
-            past_sim::measure::ideal_relative_distance(&mut network, base, args.leaf_set, 10_000);
+            past_sim::measure::ideal_relative_distance(&mut network, base, args.leaf_set, 2_000);
         println!("relative distance with ideal tables in this latency model: {ideal:.3} (of sums {ideal_of_sums:.3})");
         match args.fail {
             None => {

@@ -8,6 +8,7 @@
 //! experiments of the PAST paper are in [`experiment`].
 
 pub mod experiment;
+pub mod plot;
 pub mod store;
 pub mod workload;
 

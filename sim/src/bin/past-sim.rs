@@ -1,0 +1,309 @@
+//! `past-sim`: the PAST paper's experiments on the simulated network, with the real core:
+//! storage utilization under diversion, durability under failures, caching.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use past_sim::past::experiment::{
+    CachingReport, Diversion, FilesParams, StorageParams, StorageReport, caching, durability, storage,
+};
+use past_sim::past::plot::line_chart;
+use past_sim::past::workload::{FileSizes, TruncatedNormal};
+use past_sim::plot::Series;
+
+/// Simulates PAST networks with the real core and reports the PAST paper's figures.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Sizes {
+    /// Lognormal fitted to PAST's web proxy trace (median 1,312 B, mean 10,517 B).
+    Web,
+    /// Lognormal fitted to PAST's file system trace (median 4,578 B, mean 88,233 B).
+    Fs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    None,
+    Replica,
+    Both,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Insert files until the network is full: failed insertions against utilization.
+    Storage {
+        #[arg(long, default_value_t = 2250)]
+        nodes: usize,
+        #[arg(long, default_value_t = 32)]
+        leaf_set: usize,
+        #[arg(long, default_value_t = 5)]
+        k: u8,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Node capacities are PAST's d1 divided by this.
+        #[arg(long, default_value_t = 1.0)]
+        capacity_scale: f64,
+        /// File sizes are divided by this.
+        #[arg(long, default_value_t = 1.0)]
+        size_scale: f64,
+        #[arg(long, value_enum, default_value = "web")]
+        sizes: Sizes,
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "none,replica,both")]
+        modes: Vec<Mode>,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        #[arg(long, default_value_t = 10_000_000)]
+        max_inserts: usize,
+        /// Write the failure/utilization plot here.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Kill 4 of the 5 holders of files, then 10% of the nodes: retrieval and maintenance.
+    Durability {
+        #[arg(long, default_value_t = 2250)]
+        nodes: usize,
+        #[arg(long, default_value_t = 32)]
+        leaf_set: usize,
+        #[arg(long, default_value_t = 5)]
+        k: u8,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 2000)]
+        files: usize,
+        /// Largest file inserted.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_size: u64,
+    },
+    /// Zipf lookups with caching off and on: hit rate and hops.
+    Caching {
+        #[arg(long, default_value_t = 2250)]
+        nodes: usize,
+        #[arg(long, default_value_t = 32)]
+        leaf_set: usize,
+        #[arg(long, default_value_t = 5)]
+        k: u8,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 2000)]
+        files: usize,
+        #[arg(long, default_value_t = 50_000)]
+        lookups: usize,
+        /// Zipf exponent of file popularity.
+        #[arg(long, default_value_t = 1.0)]
+        alpha: f64,
+        /// Largest file inserted.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_size: u64,
+        /// Node capacities are PAST's d1 divided by this.
+        #[arg(long, default_value_t = 10.0)]
+        capacity_scale: f64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    match args.command {
+        Command::Storage {
+            nodes,
+            leaf_set,
+            k,
+            seed,
+            capacity_scale,
+            size_scale,
+            sizes,
+            modes,
+            batch,
+            max_inserts,
+            plot,
+        } => {
+            let sizes = match sizes {
+                Sizes::Web => FileSizes::web(size_scale),
+                Sizes::Fs => FileSizes::filesystem(size_scale),
+            };
+            let capacity = TruncatedNormal::past_d1(capacity_scale);
+            println!(
+                "# past-sim storage: N={nodes} l={leaf_set} k={k} seed={seed}; capacities truncated normal mean {:.0} sd {:.0} in [{:.0}, {:.0}] bytes; file sizes lognormal median {:.0} mean {:.0} max {:.0} bytes (sigma {:.3})",
+                capacity.mean,
+                capacity.sd,
+                capacity.low,
+                capacity.high,
+                sizes.median,
+                sizes.mean,
+                sizes.max,
+                sizes.sigma()
+            );
+            let mut reports = Vec::new();
+            for mode in modes {
+                let diversion = match mode {
+                    Mode::None => Diversion::None,
+                    Mode::Replica => Diversion::Replica,
+                    Mode::Both => Diversion::Both,
+                };
+                let params = StorageParams { nodes, leaf_set, k, seed, capacity, sizes, diversion, batch, max_inserts };
+                let report = storage(&params);
+                print_storage(&report);
+                reports.push(report);
+            }
+            print_storage_table(&reports);
+            if let Some(path) = plot {
+                let series: Vec<Series<'_>> = reports
+                    .iter()
+                    .map(|r| Series {
+                        label: r.diversion.label(),
+                        points: r.points.iter().map(|p| (p.utilization * 100.0, p.failed_share() * 100.0)).collect(),
+                    })
+                    .collect();
+                line_chart(
+                    &path,
+                    "PAST: failed insertions against storage utilization",
+                    "global storage utilization (%)",
+                    "insertions failed so far (%)",
+                    (0.0, 100.0),
+                    (0.0, 40.0),
+                    &series,
+                )
+                .with_context(|| format!("writing {}", path.display()))?;
+                println!("\nplot written to {}", path.display());
+            }
+        }
+        Command::Durability { nodes, leaf_set, k, seed, files, max_size } => {
+            let params = FilesParams {
+                nodes,
+                leaf_set,
+                k,
+                seed,
+                files,
+                capacity: TruncatedNormal::past_d1(1.0),
+                sizes: FileSizes::web(1.0),
+                max_size,
+                caching: false,
+            };
+            println!("# past-sim durability: N={nodes} l={leaf_set} k={k} seed={seed} files={files} (web sizes, max {max_size} bytes), caching off");
+            let (loaded, scenarios) = durability(&params);
+            let bytes: u64 = loaded.files.iter().map(|f| f.2).sum();
+            println!("inserted {} files ({} bytes), {} inserts failed", loaded.files.len(), bytes, loaded.failed);
+            println!("\n| scenario | nodes killed | files with k replicas before | retrievable right after | lost | with k replicas after maintenance | retrievable after | bytes moved by maintenance | replicas re-created |");
+            println!("|---|---|---|---|---|---|---|---|---|");
+            for s in &scenarios {
+                let name = if s.targets > 0 { format!("{} ({} target files)", s.name, s.targets) } else { s.name.clone() };
+                println!(
+                    "| {} | {} | {} / {n} | {} / {n} | {} | {} / {n} | {} / {n} | {} ({:.2} x the bytes of the files) | {} |",
+                    name,
+                    s.killed,
+                    s.full_before,
+                    s.retrievable_after_failure,
+                    s.lost,
+                    s.full_after,
+                    s.retrievable_after_maintenance,
+                    s.maintenance_bytes,
+                    s.maintenance_bytes as f64 / bytes.max(1) as f64,
+                    s.maintenance_files,
+                    n = loaded.files.len(),
+                );
+            }
+        }
+        Command::Caching { nodes, leaf_set, k, seed, files, lookups, alpha, max_size, capacity_scale } => {
+            println!("# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}");
+            let mut reports: Vec<CachingReport> = Vec::new();
+            for on in [false, true] {
+                let params = FilesParams {
+                    nodes,
+                    leaf_set,
+                    k,
+                    seed,
+                    files,
+                    capacity: TruncatedNormal::past_d1(capacity_scale),
+                    sizes: FileSizes::web(1.0),
+                    max_size,
+                    caching: on,
+                };
+                reports.push(caching(&params, lookups, alpha));
+            }
+            println!("\n| caching | lookups | right content | answered by a cached copy | mean hops | copies cached | evicted |");
+            println!("|---|---|---|---|---|---|---|");
+            for r in &reports {
+                println!(
+                    "| {} | {} | {} | {:.1}% | {:.3} | {} | {} |",
+                    if r.caching { "on" } else { "off" },
+                    r.lookups,
+                    r.ok,
+                    r.cache_hits as f64 * 100.0 / r.lookups.max(1) as f64,
+                    r.mean_hops,
+                    r.cached_files,
+                    r.evictions
+                );
+            }
+            if let [off, on] = &reports[..] {
+                println!(
+                    "\nhops reduced by {:.1}% with caching",
+                    (1.0 - on.mean_hops / off.mean_hops.max(f64::MIN_POSITIVE)) * 100.0
+                );
+            }
+        }
+    }
+    println!("\ntotal wall time {:.1} s, peak memory {}", started.elapsed().as_secs_f64(), peak_memory());
+    Ok(())
+}
+
+fn print_storage(r: &StorageReport) {
+    let last = r.last().unwrap_or(past_sim::past::experiment::StoragePoint { inserts: 0, failed: 0, utilization: 0.0 });
+    println!(
+        "\n## {}: {} inserts, {} failed ({:.2}%), final utilization {:.2}%, replicas diverted {}, inserts that needed file diversion {}, mean size of failed files {:.0} B (all files {:.0} B), {:.1} s wall",
+        r.diversion.label(),
+        last.inserts,
+        last.failed,
+        last.failed_share() * 100.0,
+        last.utilization * 100.0,
+        r.diverted_replicas,
+        r.file_diversions,
+        r.mean_failed_size,
+        r.mean_size,
+        r.wall.as_secs_f64()
+    );
+}
+
+fn print_storage_table(reports: &[StorageReport]) {
+    let thresholds = [0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99];
+    print!("\n| policy |");
+    for t in thresholds {
+        print!(" failed at {:.0}% |", t * 100.0);
+    }
+    println!(" final utilization | failed in all |");
+    print!("|---|");
+    for _ in thresholds {
+        print!("---|");
+    }
+    println!("---|---|");
+    for r in reports {
+        print!("| {} |", r.diversion.label());
+        for t in thresholds {
+            match r.at(t) {
+                Some(p) => print!(" {:.2}% |", p.failed_share() * 100.0),
+                None => print!(" - |"),
+            }
+        }
+        let last = r.last();
+        println!(
+            " {:.2}% | {:.2}% |",
+            last.map_or(0.0, |p| p.utilization * 100.0),
+            last.map_or(0.0, |p| p.failed_share() * 100.0)
+        );
+    }
+}
+
+/// Peak resident memory of this process, from /proc (Linux).
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
