@@ -77,8 +77,10 @@ pub trait Application {
 /// - `handle_*` take input from the network or a timer, each with the current time;
 /// - commands ([`Node::join`], [`Node::route`], [`Node::send`], [`Node::leave`]) come
 ///   from the user;
-/// - after any input or command, drain [`Node::poll_transmit`] and [`Node::poll_event`],
-///   then ask [`Node::poll_timeout`] when to call [`Node::handle_timeout`] next.
+/// - after any input or command, drain [`Node::poll_transmit`] and [`Node::poll_event`]
+///   (and [`Node::poll_measure`] when the driver measures proximity, answering with
+///   [`Node::handle_rtt`]), then ask [`Node::poll_timeout`] when to call
+///   [`Node::handle_timeout`] next.
 ///
 /// The driver authenticates peers: the `from` it passes is the proven id of the sender.
 pub struct Node<A: Application> {
