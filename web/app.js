@@ -1,106 +1,125 @@
-// The page: loads the wasm node, shows its state, sends and shows messages.
+// The page: loads the wasm node, shows its status and its view as text, routes messages.
 // `window.past` exposes the node and what arrived, for people in the console and for tests.
+// URL options (for tests and demos): ?keepalive=MS&probe=MS&join=MS&leaf=L&bits=B&maxconn=N
 import init, { start } from "/pkg/past_node.js";
 
 const $ = (id) => document.getElementById(id);
-const statusEl = $("status");
-const peersEl = $("peers");
-const sendTo = $("send-to");
-const logEl = $("log");
-
-const past = { node: null, received: [], events: [], ready: null };
+const past = { node: null, delivered: [], events: [], ready: null };
 window.past = past;
 
 function log(text, cls) {
   const li = document.createElement("li");
   li.textContent = text;
   if (cls) li.className = cls;
-  logEl.append(li);
-  logEl.scrollTop = logEl.scrollHeight;
+  $("log").append(li);
+  while ($("log").children.length > 200) $("log").firstChild.remove();
+  $("log").scrollTop = $("log").scrollHeight;
 }
 
-function short(id) {
-  return id.length > 12 ? `${id.slice(0, 8)}…` : id;
-}
+const short = (id) => (id && id.length > 12 ? `${id.slice(0, 8)}…` : String(id));
+const ms = (v) => (v == null ? "–" : `${v.toFixed(1)} ms`);
 
-function describe(data) {
-  return typeof data === "string" ? JSON.stringify(data) : `<${data.byteLength} bytes>`;
-}
-
-function renderPeers() {
-  const peers = past.node ? past.node.peers() : [];
-  peersEl.replaceChildren(
-    ...(peers.length
-      ? peers.map((p) => Object.assign(document.createElement("li"), { textContent: p }))
-      : [Object.assign(document.createElement("li"), {
-          className: "empty",
-          textContent: "none yet: open this page in another tab",
-        })]),
-  );
-  const selected = sendTo.value;
-  sendTo.replaceChildren(
-    ...peers.map((p) => Object.assign(document.createElement("option"), { value: p, textContent: short(p) })),
-  );
-  if (peers.includes(selected)) sendTo.value = selected;
+function renderView() {
+  if (!past.node) return;
+  const v = past.node.view();
+  $("status").textContent = past.node.status();
+  $("budget").textContent =
+    `${v.connections.filter((c) => c.state === "open").length} open; ` +
+    `${v.peerConnectionsCreated} of ${v.peerConnectionLimit} RTCPeerConnections used (budget ${v.connectionBudget})`;
+  const lines = [];
+  lines.push(`leaf set (${v.leafSet.counterClockwise.length} + ${v.leafSet.clockwise.length})`);
+  lines.push(`  ← ${v.leafSet.counterClockwise.map(short).join(" ") || "–"}`);
+  lines.push(`  → ${v.leafSet.clockwise.map(short).join(" ") || "–"}`);
+  lines.push(`routing table (${v.routingTable.length} entries)`);
+  for (const e of v.routingTable) lines.push(`  [${e.row}][${e.column.toString(16)}] ${short(e.id)} ${ms(e.rttMs)}`);
+  lines.push(`neighborhood set (${v.neighborhood.length})`);
+  for (const e of v.neighborhood) lines.push(`  ${short(e.id)} ${ms(e.rttMs)}`);
+  lines.push(`connections (${v.connections.length})`);
+  for (const c of v.connections) {
+    const roles = [c.leaf ? "leaf" : "", c.table ? "table" : ""].filter(Boolean).join(",") || "other";
+    lines.push(`  ${short(c.id)} ${c.state} ${c.direction} via ${c.via} ${ms(c.rttMs)} ${roles}`);
+  }
+  $("view").textContent = lines.join("\n");
 }
 
 function onEvent(event) {
   past.events.push(event);
+  if (past.events.length > 1000) past.events.splice(0, past.events.length - 1000);
   switch (event.type) {
     case "status":
-      statusEl.textContent = event.status;
+      log(`status: ${event.status} (${event.detail})`, "event");
       break;
-    case "connected":
-      log(`connected to ${event.peer}`, "event");
-      renderPeers();
+    case "joined":
+      log("joined the overlay", "event");
       break;
-    case "disconnected":
-      log(`disconnected from ${event.peer} (${event.reason})`, "event");
-      renderPeers();
+    case "connection":
+      log(`connection ${short(event.peer)} ${event.state}${event.reason ? ` (${event.reason})` : ""}`, "event");
       break;
-    case "peer_joined":
-      log(`peer ${short(event.peer)} joined the signaling server`, "event");
+    case "delivered":
+      past.delivered.push({ ...event, at: performance.timeOrigin + performance.now() });
+      log(`delivered for ${short(event.key)} from ${short(event.origin)} in ${event.hops} hops: ` +
+        (typeof event.data === "string" ? JSON.stringify(event.data) : `<${event.data.byteLength} bytes>`));
       break;
-    case "peer_left":
-      log(`peer ${short(event.peer)} left the signaling server`, "event");
-      break;
-    case "message":
-      past.received.push({ peer: event.peer, data: event.data });
-      log(`${short(event.peer)} → ${describe(event.data)}`);
+    case "refused":
+      log(`refused ${short(event.peer)}: ${event.reason}`, "error");
       break;
     case "error":
       log(`error: ${event.message}`, "error");
       break;
   }
+  renderView();
 }
 
-$("send-form").addEventListener("submit", async (e) => {
+function randomKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+$("route-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  const input = $("send-text");
-  const to = sendTo.value;
-  if (!past.node || !to) return;
+  if (!past.node) return;
+  const key = $("route-key").value.trim() || randomKey();
   try {
-    await past.node.send(to, input.value);
-    log(`me → ${short(to)}: ${describe(input.value)}`, "event");
-    input.value = "";
+    past.node.route(key, $("route-text").value);
+    log(`routed to ${short(key)}: ${JSON.stringify($("route-text").value)}`, "event");
+    $("route-text").value = "";
   } catch (err) {
     log(`error: ${err.message ?? err}`, "error");
   }
 });
 
+function options() {
+  const q = new URLSearchParams(location.search);
+  const num = (k) => (q.has(k) ? Number(q.get(k)) : undefined);
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return {
+    signalingUrl: `${scheme}://${location.host}/ws`,
+    keepaliveMs: num("keepalive"),
+    probeTimeoutMs: num("probe"),
+    tableProbeMs: num("tableprobe"),
+    joinTimeoutMs: num("join"),
+    leafSetSize: num("leaf"),
+    digitBits: num("bits"),
+    maxConnections: num("maxconn"),
+    connectTimeoutMs: num("connect"),
+    onEvent,
+  };
+}
+
 async function main() {
   await init();
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const node = await start({ signalingUrl: `${scheme}://${location.host}/ws`, onEvent });
+  const node = await start(options());
   past.node = node;
   $("node-id").textContent = node.id();
-  statusEl.textContent = node.status();
-  renderPeers();
+  // Tell the others at once when the tab goes away.
+  addEventListener("pagehide", () => node.leave());
+  renderView();
+  setInterval(renderView, 1000);
   return node;
 }
 
 past.ready = main().catch((err) => {
-  statusEl.textContent = `failed: ${err.message ?? err}`;
-  statusEl.classList.add("error");
+  $("status").textContent = `failed: ${err.message ?? err}`;
+  $("status").classList.add("error");
   throw err;
 });

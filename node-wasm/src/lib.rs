@@ -1,24 +1,24 @@
-//! The PAST node in the browser: the driver that a page loads as WebAssembly.
+//! The PAST node in the browser: the driver a page loads as WebAssembly. Every tab is a
+//! Pastry node of the overlay, talking to other nodes over authenticated WebRTC data
+//! channels, bootstrapped by the signaling server and on its own afterwards.
 //!
-//! Today it is the transport half of the node: it registers with the signaling server over
-//! a WebSocket, opens one `RTCPeerConnection` with one ordered, reliable `RTCDataChannel`
-//! to each peer the server introduces, and lets the page send and receive messages. It is
-//! **not** yet a Pastry node: issue 6 puts the sans-IO core (`past-core`) in the middle of
-//! the event loop, with IndexedDB storage and a WebCrypto identity.
+//! It is the **same** sans-IO core as the simulator (`past_core::Node`), driven by a thin
+//! event loop; it is **not** (yet) the PAST storage node: the application it runs carries
+//! overlay signaling and test payloads, and PAST with an IndexedDB store plugs into it later.
 //!
 //! # Shape (thin driver)
-//! - `signaling`: WebSocket client; its callbacks push into a channel.
-//! - `transport`: one connection per peer; its callbacks push into the
-//!   same channel. The data channel's `onmessage` is attached before anything can arrive.
-//! - `node`: one event loop owning all state, handling one input at a time.
+//! - `identity`: the Ed25519 key pair from WebCrypto in IndexedDB, one slot per live tab
+//!   (Web Locks), kept across reloads (sessionStorage).
+//! - `signaling`: the WebSocket client of the signaling server; callbacks push into the
+//!   loop's channel.
+//! - `transport`: one `RTCPeerConnection` per peer with one ordered reliable data channel;
+//!   callbacks push into the same channel.
+//! - `driver`: the event loop: the core, connections, authentication (`past_link::auth`),
+//!   framing (`past_link::frame`), overlay signaling, timers, the node view.
+//! - `app`: the Pastry application (what is delivered to this node).
 //! - [`queue`]: backpressure (pause above 256 KiB buffered, resume at 64 KiB), pure and
 //!   tested natively.
 //! - This file: the JS API.
-//!
-//! Who offers is fixed, so two nodes never offer to each other at once (glare): a newcomer
-//! offers to every peer listed in its welcome message; peers already present answer.
-//! ICE servers come from the welcome message and are empty unless the server's operator
-//! configured some.
 //!
 //! # JS API
 //! ```js
@@ -26,152 +26,246 @@
 //! await init();
 //! const node = await start({
 //!   signalingUrl: `ws://${location.host}/ws`,
-//!   onEvent: (e) => console.log(e), // {type: "status"|"connected"|"disconnected"|"message"|
-//!                                   //  "peer_joined"|"peer_left"|"error", ...}
+//!   onEvent: (e) => console.log(e),
 //! });
-//! node.id(); node.status(); node.peers();   // connected peer ids
-//! await node.send(peerId, "text or a Uint8Array of at most 256 KiB");
-//! node.close();
+//! node.id();                      // this node's id, 32 hex digits
+//! node.status();                  // "joined (registered with the signaling server)"
+//! node.view();                    // {nodeId, leafSet, routingTable, neighborhood, connections, ...}
+//! node.route(keyHex, "payload");  // a "delivered" event fires at the node closest to the key
+//! node.leave(); node.close();
 //! ```
-//! `message` events carry `data` as a string or a `Uint8Array`, as it was sent.
+//! Events: `{type: "status", status, detail}` (`connecting`, `joining`, `joined`, `left`,
+//! `closed`), `{type: "joined", nodeId}`, `{type: "peers", count}`, `{type: "connection",
+//! peer, state, reason?}`, `{type: "delivered", key, origin, hops, data}`, `{type: "refused",
+//! peer, reason}` and `{type: "error", message}`.
 //!
 //! On a native target the crate compiles (so `cargo test --workspace` builds it) and its
 //! pure parts are tested, but the browser API is only usable on wasm32.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
-use futures::channel::{mpsc, oneshot};
-use js_sys::{Array, ArrayBuffer, Function, Reflect, Uint8Array};
-use past_signaling_proto::PeerId;
+use futures::StreamExt as _;
+use futures::channel::mpsc;
+use js_sys::{ArrayBuffer, Function, Object, Reflect, Uint8Array};
+use past_core::Id;
+use past_link::Payload;
+use past_signaling_proto::{IceServer, from_hex};
 use serde::Deserialize;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 
-mod node;
+mod app;
+mod driver;
+mod identity;
+mod logging;
 pub mod queue;
 mod signaling;
 mod transport;
 
-use node::{Command, Input, Snapshot};
-use queue::Data;
-use transport::js_error_text;
+use driver::{Command, Driver, Input, Settings};
 
-/// Options of [`start`], read from a JS object (camelCase keys).
+/// Options of [`start`], read from a JS object (camelCase keys). Timers are in
+/// milliseconds; every option but `signalingUrl` has a default.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StartOptions {
     /// `ws://host/ws` of the signaling server.
     signaling_url: String,
-    /// The id to register; random when absent.
+    /// ICE servers (`RTCIceServer` dictionaries); the server's list (empty unless its
+    /// operator set one) when absent.
     #[serde(default)]
-    peer_id: Option<String>,
+    ice_servers: Option<Vec<IceServer>>,
+    /// Keep-alive period of the leaf set.
+    #[serde(default)]
+    keepalive_ms: Option<u64>,
+    /// How long a probe may go unanswered.
+    #[serde(default)]
+    probe_timeout_ms: Option<u64>,
+    /// Routing table probe period.
+    #[serde(default)]
+    table_probe_ms: Option<u64>,
+    /// How long a join may wait for its reply.
+    #[serde(default)]
+    join_timeout_ms: Option<u64>,
+    /// Leaf set size l.
+    #[serde(default)]
+    leaf_set_size: Option<usize>,
+    /// Digit size b in bits.
+    #[serde(default)]
+    digit_bits: Option<u8>,
+    /// Most open connections before others than leaves and table entries are closed.
+    #[serde(default)]
+    max_connections: Option<usize>,
+    /// `RTCPeerConnection`s this page may create (at most 500, Chromium's limit).
+    #[serde(default)]
+    connection_budget: Option<u32>,
+    /// How long a connection may take to open and authenticate.
+    #[serde(default)]
+    connect_timeout_ms: Option<u64>,
+    /// Separates identities of different uses of one origin (tests); empty by default.
+    #[serde(default)]
+    identity_namespace: Option<String>,
 }
 
-/// Starts a node: connects to the signaling server and registers. Resolves to a [`Node`]
-/// once registered; rejects if the server cannot be reached or refuses.
+impl StartOptions {
+    fn settings(self) -> Result<Settings, String> {
+        let mut core = past_core::Config::default();
+        if let Some(ms) = self.keepalive_ms {
+            core.keepalive_interval = Some(Duration::from_millis(ms.max(50)));
+        }
+        if let Some(ms) = self.probe_timeout_ms {
+            core.probe_timeout = Duration::from_millis(ms.max(50));
+        }
+        if let Some(ms) = self.table_probe_ms {
+            core.table_probe_interval = Some(Duration::from_millis(ms.max(50)));
+        }
+        if let Some(ms) = self.join_timeout_ms {
+            core.join_timeout = Duration::from_millis(ms.max(50));
+        }
+        if let Some(l) = self.leaf_set_size {
+            core.leaf_set_size = l.clamp(2, 64);
+        }
+        if let Some(b) = self.digit_bits {
+            core.base = past_core::DigitBase::new(b).map_err(|e| e.to_string())?;
+        }
+        let budget = self.connection_budget.unwrap_or(480).min(driver::PEER_CONNECTION_LIMIT);
+        Ok(Settings {
+            signaling_url: self.signaling_url,
+            ice_servers: self.ice_servers,
+            max_connections: self.max_connections.unwrap_or(64).max(4),
+            connection_budget: budget,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms.unwrap_or(10_000).max(500)),
+            core,
+        })
+    }
+}
+
+/// Starts a node: claims an identity, then connects to the signaling server, joins the
+/// overlay and keeps going on its own. Resolves to a [`Node`] as soon as the identity is
+/// claimed; progress arrives as `status` events (the server may be unreachable: the node
+/// says so and retries with backoff).
 ///
-/// `config`: `{ signalingUrl: string, peerId?: string, onEvent?: (event) => void }`.
+/// `config`: `{ signalingUrl, iceServers?, keepaliveMs?, probeTimeoutMs?, tableProbeMs?,
+/// joinTimeoutMs?, leafSetSize?, digitBits?, maxConnections?, connectionBudget?,
+/// connectTimeoutMs?, identityNamespace?, onEvent? }`.
 #[wasm_bindgen]
 pub async fn start(config: JsValue) -> Result<Node, JsError> {
+    logging::init();
     let options: StartOptions = serde_wasm_bindgen::from_value(config.clone())
         .map_err(|e| JsError::new(&format!("invalid start options: {e}")))?;
     let on_event =
         Reflect::get(&config, &JsValue::from_str("onEvent")).ok().and_then(|f| f.dyn_into::<Function>().ok());
-    let id = match options.peer_id {
-        Some(id) => id,
-        None => random_id()?,
-    };
-    let me = PeerId::new(id).map_err(|e| JsError::new(&e.to_string()))?;
+    let namespace = options.identity_namespace.clone().unwrap_or_default();
+    let settings = options.settings().map_err(|e| JsError::new(&e))?;
+    let identity = identity::Identity::claim(&namespace).await.map_err(|e| JsError::new(&e))?;
+    tracing::info!(id = ?identity.id, slot = identity.slot, "identity claimed");
 
     let (tx, rx) = mpsc::unbounded::<Input>();
-    let signaling = signaling::SignalingClient::connect(&options.signaling_url, tx.clone())
-        .map_err(|e| JsError::new(&js_error_text(&e)))?;
-    let snapshot = Rc::new(RefCell::new(Snapshot::default()));
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let node = node::Node::new(me.clone(), tx.clone(), signaling, snapshot.clone(), on_event, ready_tx);
-    wasm_bindgen_futures::spawn_local(node.run(rx));
+    let driver = Rc::new(RefCell::new(Driver::new(identity, settings, tx.clone())));
+    let id = driver.borrow().id();
+    wasm_bindgen_futures::spawn_local(run(driver.clone(), rx, on_event));
+    Ok(Node { id, inputs: tx, driver })
+}
 
-    match ready_rx.await {
-        Ok(Ok(())) => Ok(Node { me, inputs: tx, snapshot }),
-        Ok(Err(reason)) => {
-            let _ = tx.unbounded_send(Input::Command(Command::Close));
-            Err(JsError::new(&reason))
+/// The loop: one input at a time; events go to the page once the driver is released, so
+/// the page's callback may call the node.
+async fn run(driver: Rc<RefCell<Driver>>, mut inputs: mpsc::UnboundedReceiver<Input>, on_event: Option<Function>) {
+    driver.borrow_mut().start();
+    emit(&driver, on_event.as_ref());
+    while let Some(input) = inputs.next().await {
+        let closed = {
+            let mut driver = driver.borrow_mut();
+            driver.handle(input);
+            driver.closed
+        };
+        emit(&driver, on_event.as_ref());
+        if closed {
+            break;
         }
-        Err(_) => Err(JsError::new("the node stopped before registering")),
+    }
+}
+
+fn emit(driver: &Rc<RefCell<Driver>>, on_event: Option<&Function>) {
+    let events = driver.borrow_mut().take_events();
+    let Some(callback) = on_event else { return };
+    for event in events {
+        if let Err(err) = callback.call1(&JsValue::NULL, &event) {
+            web_sys::console::warn_2(&"past: onEvent threw".into(), &err);
+        }
     }
 }
 
 /// A running node, handed to the page by [`start`].
 #[wasm_bindgen]
 pub struct Node {
-    me: PeerId,
+    id: Id,
     inputs: mpsc::UnboundedSender<Input>,
-    snapshot: Rc<RefCell<Snapshot>>,
+    driver: Rc<RefCell<Driver>>,
 }
 
 #[wasm_bindgen]
 impl Node {
-    /// This node's peer id.
+    /// This node's id: 32 hex digits (first 16 bytes of SHA-1 of its public key).
     pub fn id(&self) -> String {
-        self.me.to_string()
+        driver::hex(self.id)
     }
 
-    /// A short human-readable status: `connecting`, `registering`, `registered`,
-    /// `signaling closed (...)` or `closed`.
+    /// The status as one line, e.g. `joined (registered with the signaling server)`.
     pub fn status(&self) -> String {
-        self.snapshot.borrow().status.clone()
+        self.driver.try_borrow().map(|d| d.status_line()).unwrap_or_default()
     }
 
-    /// Ids of the peers whose data channel is open.
-    pub fn peers(&self) -> Array {
-        self.snapshot.borrow().connected.iter().map(|p| JsValue::from_str(p.as_str())).collect()
+    /// The node view: `{nodeId, slot, status, detail, joined, leafSet: {counterClockwise,
+    /// clockwise}, routingTable: [{row, column, id, rttMs}], neighborhood: [{id, rttMs}],
+    /// connections: [{id, state, direction, via, rttMs, leaf, table, backlog}],
+    /// peerConnectionsCreated, peerConnectionLimit, connectionBudget, maxConnections}`.
+    pub fn view(&self) -> Object {
+        self.driver.try_borrow().map(|d| d.view()).unwrap_or_default()
     }
 
-    /// How many `RTCPeerConnection`s this page has created (Chromium allows 500 per tab).
-    #[wasm_bindgen(js_name = connectionsMade)]
-    pub fn connections_made(&self) -> u32 {
-        self.snapshot.borrow().connections_made
-    }
-
-    /// Sends `data` (a string, a `Uint8Array` or an `ArrayBuffer`, at most 256 KiB) to a
-    /// connected peer. Resolves when the message is handed to the channel or queued behind
-    /// earlier ones; rejects if the peer is not connected or the message is too large.
-    pub async fn send(&self, peer: String, data: JsValue) -> Result<(), JsError> {
-        let peer = PeerId::new(peer).map_err(|e| JsError::new(&e.to_string()))?;
-        let data = if let Some(text) = data.as_string() {
-            Data::Text(text)
-        } else if let Some(bytes) = data.dyn_ref::<Uint8Array>() {
-            Data::Bytes(bytes.to_vec())
-        } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
-            Data::Bytes(Uint8Array::new(buffer).to_vec())
+    /// Routes `payload` (a string, a `Uint8Array` or an `ArrayBuffer` of at most 60 KiB) to
+    /// the node numerically closest to `key` (32 hex digits), where a `delivered` event
+    /// fires.
+    pub fn route(&self, key: String, payload: JsValue) -> Result<(), JsError> {
+        let key =
+            from_hex::<16>(&key).map(Id::from_bytes).ok_or_else(|| JsError::new("the key must be 32 hex digits"))?;
+        let (text, data) = if let Some(text) = payload.as_string() {
+            (true, text.into_bytes())
+        } else if let Some(bytes) = payload.dyn_ref::<Uint8Array>() {
+            (false, bytes.to_vec())
+        } else if let Some(buffer) = payload.dyn_ref::<ArrayBuffer>() {
+            (false, Uint8Array::new(buffer).to_vec())
         } else {
-            return Err(JsError::new("send takes a string, a Uint8Array or an ArrayBuffer"));
+            return Err(JsError::new("route takes a string, a Uint8Array or an ArrayBuffer"));
         };
-        let (reply, replied) = oneshot::channel();
+        if data.len() > past_link::app::MAX_PAYLOAD_BYTES {
+            return Err(JsError::new(&format!(
+                "payload of {} bytes exceeds {} bytes",
+                data.len(),
+                past_link::app::MAX_PAYLOAD_BYTES
+            )));
+        }
+        let payload = Payload { origin: self.id, text, data };
         self.inputs
-            .unbounded_send(Input::Command(Command::Send { peer, data, reply }))
-            .map_err(|_| JsError::new("the node is closed"))?;
-        match replied.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(JsError::new(&reason)),
-            Err(_) => Err(JsError::new("the node is closed")),
+            .unbounded_send(Input::Command(Command::Route { key, payload }))
+            .map_err(|_| JsError::new("the node is closed"))
+    }
+
+    /// Leaves the overlay: every node in this node's state is told at once (call it from
+    /// `pagehide`). The page keeps its connections until [`Node::close`].
+    pub fn leave(&self) {
+        match self.driver.try_borrow_mut() {
+            Ok(mut driver) => driver.leave(),
+            Err(_) => {
+                let _ = self.inputs.unbounded_send(Input::Command(Command::Leave));
+            }
         }
     }
 
-    /// Closes every connection and the signaling socket.
+    /// Closes every connection and the signaling socket, and stops the node.
     pub fn close(&self) {
         let _ = self.inputs.unbounded_send(Input::Command(Command::Close));
     }
-}
-
-/// 16 random bytes as hex, from `crypto.getRandomValues`.
-fn random_id() -> Result<String, JsError> {
-    let crypto = web_sys::window()
-        .ok_or_else(|| JsError::new("no window"))?
-        .crypto()
-        .map_err(|e| JsError::new(&js_error_text(&e)))?;
-    let mut bytes = [0u8; 16];
-    crypto.get_random_values_with_u8_array(&mut bytes).map_err(|e| JsError::new(&js_error_text(&e)))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

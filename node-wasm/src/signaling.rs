@@ -1,7 +1,7 @@
 //! WebSocket client to the signaling server.
 //!
 //! The socket's callbacks only decode and push [`Input::Signaling`] into the node's input
-//! channel; the event loop in `node.rs` does the rest.
+//! channel; the event loop in `driver.rs` does the rest.
 
 use futures::channel::mpsc::UnboundedSender;
 use past_signaling_proto::{ClientMessage, ServerMessage};
@@ -9,7 +9,7 @@ use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
-use crate::node::Input;
+use crate::driver::Input;
 
 /// What the socket reports.
 #[derive(Debug)]
@@ -39,13 +39,14 @@ pub(crate) struct SignalingClient {
 }
 
 impl SignalingClient {
-    /// Opens `url` (`ws://host/ws`) and reports into `inputs`.
-    pub(crate) fn connect(url: &str, inputs: UnboundedSender<Input>) -> Result<Self, JsValue> {
+    /// Opens `url` (`ws://host/ws`) and reports into `inputs`, tagged with `generation` (each
+    /// reconnection is a new generation; events of an older socket are ignored).
+    pub(crate) fn connect(url: &str, generation: u32, inputs: UnboundedSender<Input>) -> Result<Self, JsValue> {
         let socket = WebSocket::new(url)?;
 
         let tx = inputs.clone();
         let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-            let _ = tx.unbounded_send(Input::Signaling(SignalingEvent::Open));
+            let _ = tx.unbounded_send(Input::Signaling(generation, SignalingEvent::Open));
         });
         let tx = inputs.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -56,14 +57,14 @@ impl SignalingClient {
                 },
                 None => SignalingEvent::Undecodable("binary frame from the server".into()),
             };
-            let _ = tx.unbounded_send(Input::Signaling(event));
+            let _ = tx.unbounded_send(Input::Signaling(generation, event));
         });
         let tx = inputs;
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            let _ = tx.unbounded_send(Input::Signaling(SignalingEvent::Closed {
-                code: event.code(),
-                reason: event.reason(),
-            }));
+            let _ = tx.unbounded_send(Input::Signaling(
+                generation,
+                SignalingEvent::Closed { code: event.code(), reason: event.reason() },
+            ));
         });
         socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

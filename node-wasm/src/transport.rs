@@ -1,33 +1,39 @@
 //! One `RTCPeerConnection` per peer, carrying one ordered, reliable `RTCDataChannel`.
 //!
 //! Every browser callback is a closure that only pushes an [`Input::Transport`] into the
-//! node's input channel. The data channel's handlers are created together with the
-//! connection and attached the moment the channel exists (synchronously in `ondatachannel`
-//! on the answering side), so `onmessage` is installed before anything can arrive.
+//! node's input channel, tagged with the peer's id and the connection's serial number (so
+//! an event of a replaced connection is recognised and ignored). The data channel's
+//! handlers are created together with the connection and attached the moment the channel
+//! exists (synchronously in `ondatachannel` on the answering side), so `onmessage` is
+//! installed before anything can arrive. The offer/answer steps are futures the driver
+//! spawns; they wait for ICE gathering to complete, so one SDP carries every candidate and
+//! no trickling is needed (through the overlay, one message each way).
 
 use futures::channel::mpsc::UnboundedSender;
-use js_sys::{ArrayBuffer, Function, Reflect, Uint8Array};
-use past_signaling_proto::{IceServer, PeerId, SignalPayload};
+use js_sys::{ArrayBuffer, Function, Promise, Reflect, Uint8Array};
+use past_core::Id;
+use past_signaling_proto::IceServer;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Event, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
-    RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent,
+    RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcIceGatheringState, RtcPeerConnection,
     RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
 };
 
-use crate::node::Input;
+use crate::driver::Input;
 use crate::queue::{Data, LOW_WATER, QueueError, SendQueue};
 
 /// Label of the one data channel between two nodes.
 pub(crate) const CHANNEL_LABEL: &str = "past";
 
+/// How long to wait for ICE gathering before sending the SDP with what was gathered.
+const GATHERING_TIMEOUT_MS: i32 = 3000;
+
 /// What a connection reports.
 #[derive(Debug)]
 pub(crate) enum TransportEvent {
-    /// A local ICE candidate to send to the peer.
-    LocalCandidate(SignalPayload),
     /// The answering side received the peer's data channel (handlers already attached).
     Channel(RtcDataChannel),
     /// The data channel is open: the peer is connected.
@@ -50,11 +56,11 @@ struct ChannelHandlers {
 }
 
 impl ChannelHandlers {
-    fn new(peer: &PeerId, inputs: &UnboundedSender<Input>) -> Self {
-        let push = |inputs: &UnboundedSender<Input>, peer: &PeerId| {
-            let (tx, peer) = (inputs.clone(), peer.clone());
+    fn new(peer: Id, serial: u64, inputs: &UnboundedSender<Input>) -> Self {
+        let push = |inputs: &UnboundedSender<Input>, peer: Id| {
+            let tx = inputs.clone();
             move |event: TransportEvent| {
-                let _ = tx.unbounded_send(Input::Transport(peer.clone(), event));
+                let _ = tx.unbounded_send(Input::Transport(peer, serial, event));
             }
         };
         let open = push(inputs, peer);
@@ -116,7 +122,6 @@ pub(crate) struct Peer {
     queue: SendQueue,
     open: bool,
     handlers: ChannelHandlers,
-    _on_candidate: Closure<dyn FnMut(RtcPeerConnectionIceEvent)>,
     _on_state: Closure<dyn FnMut(Event)>,
     _on_channel: Option<Closure<dyn FnMut(RtcDataChannelEvent)>>,
 }
@@ -131,9 +136,10 @@ pub(crate) enum Role {
 }
 
 impl Peer {
-    /// A new connection to `peer`, reporting into `inputs`.
+    /// A new connection to `peer`, reporting into `inputs` with `serial`.
     pub(crate) fn new(
-        peer: &PeerId,
+        peer: Id,
+        serial: u64,
         role: Role,
         ice_servers: &[IceServer],
         inputs: &UnboundedSender<Input>,
@@ -141,33 +147,15 @@ impl Peer {
         let config = RtcConfiguration::new();
         config.set_ice_servers(&serde_wasm_bindgen::to_value(ice_servers)?);
         let pc = RtcPeerConnection::new_with_configuration(&config)?;
-        let handlers = ChannelHandlers::new(peer, inputs);
+        let handlers = ChannelHandlers::new(peer, serial, inputs);
 
-        let (tx, id) = (inputs.clone(), peer.clone());
-        let on_candidate =
-            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |event: RtcPeerConnectionIceEvent| {
-                // `null` (end of gathering) and empty candidates need not be sent.
-                let Some(candidate) = event.candidate() else {
-                    return;
-                };
-                if candidate.candidate().is_empty() {
-                    return;
-                }
-                let payload = SignalPayload::Candidate {
-                    candidate: candidate.candidate(),
-                    sdp_mid: candidate.sdp_mid(),
-                    sdp_m_line_index: candidate.sdp_m_line_index(),
-                };
-                let _ = tx.unbounded_send(Input::Transport(id.clone(), TransportEvent::LocalCandidate(payload)));
-            });
-        pc.set_onicecandidate(Some(on_candidate.as_ref().unchecked_ref()));
-
-        let (tx, id, pc2) = (inputs.clone(), peer.clone(), pc.clone());
+        let (tx, pc2) = (inputs.clone(), pc.clone());
         let on_state = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
             let state = pc2.connection_state();
             if matches!(state, RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed) {
                 let _ = tx.unbounded_send(Input::Transport(
-                    id.clone(),
+                    peer,
+                    serial,
                     TransportEvent::Closed(format!("connection {state:?}")),
                 ));
             }
@@ -180,7 +168,6 @@ impl Peer {
             queue: SendQueue::default(),
             open: false,
             handlers,
-            _on_candidate: on_candidate,
             _on_state: on_state,
             _on_channel: None,
         };
@@ -194,7 +181,7 @@ impl Peer {
             }
             Role::Answerer => {
                 let [open, message, close, low] = peer_conn.handlers.functions();
-                let (tx, id) = (inputs.clone(), peer.clone());
+                let tx = inputs.clone();
                 let on_channel = Closure::<dyn FnMut(RtcDataChannelEvent)>::new(move |event: RtcDataChannelEvent| {
                     let channel = event.channel();
                     // Attach synchronously, before the event loop gets to it: messages
@@ -205,7 +192,7 @@ impl Peer {
                     channel.set_onmessage(Some(&message));
                     channel.set_onclose(Some(&close));
                     channel.set_onbufferedamountlow(Some(&low));
-                    let _ = tx.unbounded_send(Input::Transport(id.clone(), TransportEvent::Channel(channel)));
+                    let _ = tx.unbounded_send(Input::Transport(peer, serial, TransportEvent::Channel(channel)));
                 });
                 peer_conn.pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
                 peer_conn._on_channel = Some(on_channel);
@@ -214,49 +201,63 @@ impl Peer {
         Ok(peer_conn)
     }
 
-    /// Offerer: creates the offer and sets it as the local description.
-    pub(crate) async fn create_offer(&self) -> Result<SignalPayload, JsValue> {
-        let offer = JsFuture::from(self.pc.create_offer()).await?;
-        let sdp = sdp_of(&offer)?;
-        let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-        init.set_sdp(&sdp);
-        JsFuture::from(self.pc.set_local_description(&init)).await?;
-        Ok(SignalPayload::Offer { sdp })
+    /// The peer connection (a JS handle), for the futures below.
+    pub(crate) fn handle(&self) -> RtcPeerConnection {
+        self.pc.clone()
     }
 
-    /// Answerer: applies the peer's offer, creates the answer and sets it locally.
-    pub(crate) async fn accept_offer(&self, sdp: &str) -> Result<SignalPayload, JsValue> {
+    /// Offerer: creates the offer, sets it locally, waits for ICE gathering; returns the SDP.
+    pub(crate) async fn create_offer(pc: RtcPeerConnection) -> Result<String, JsValue> {
+        let offer = JsFuture::from(pc.create_offer()).await?;
         let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-        init.set_sdp(sdp);
-        JsFuture::from(self.pc.set_remote_description(&init)).await?;
-        let answer = JsFuture::from(self.pc.create_answer()).await?;
-        let sdp = sdp_of(&answer)?;
-        let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+        init.set_sdp(&sdp_of(&offer)?);
+        JsFuture::from(pc.set_local_description(&init)).await?;
+        gathered_sdp(&pc).await
+    }
+
+    /// Answerer: applies the peer's offer, creates the answer, sets it locally, waits for ICE
+    /// gathering; returns the SDP.
+    pub(crate) async fn accept_offer(pc: RtcPeerConnection, sdp: String) -> Result<String, JsValue> {
+        let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
         init.set_sdp(&sdp);
-        JsFuture::from(self.pc.set_local_description(&init)).await?;
-        Ok(SignalPayload::Answer { sdp })
+        JsFuture::from(pc.set_remote_description(&init)).await?;
+        let answer = JsFuture::from(pc.create_answer()).await?;
+        let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+        init.set_sdp(&sdp_of(&answer)?);
+        JsFuture::from(pc.set_local_description(&init)).await?;
+        gathered_sdp(&pc).await
     }
 
     /// Offerer: applies the peer's answer.
-    pub(crate) async fn accept_answer(&self, sdp: &str) -> Result<(), JsValue> {
+    pub(crate) async fn accept_answer(pc: RtcPeerConnection, sdp: String) -> Result<(), JsValue> {
         let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-        init.set_sdp(sdp);
-        JsFuture::from(self.pc.set_remote_description(&init)).await?;
+        init.set_sdp(&sdp);
+        JsFuture::from(pc.set_remote_description(&init)).await?;
         Ok(())
     }
 
-    /// Adds a candidate the peer trickled.
+    /// Adds a candidate the peer trickled (a native node trickles through the server).
     pub(crate) async fn add_candidate(
-        &self,
-        candidate: &str,
-        sdp_mid: Option<&str>,
+        pc: RtcPeerConnection,
+        candidate: String,
+        sdp_mid: Option<String>,
         sdp_m_line_index: Option<u16>,
     ) -> Result<(), JsValue> {
-        let init = RtcIceCandidateInit::new(candidate);
-        init.set_sdp_mid(sdp_mid);
+        let init = RtcIceCandidateInit::new(&candidate);
+        init.set_sdp_mid(sdp_mid.as_deref());
         init.set_sdp_m_line_index(sdp_m_line_index);
-        JsFuture::from(self.pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await?;
+        JsFuture::from(pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await?;
         Ok(())
+    }
+
+    /// The local and remote SDP, once both are set (for the handshake's fingerprints).
+    pub(crate) fn descriptions(&self) -> Option<(String, String)> {
+        Some((self.pc.local_description()?.sdp(), self.pc.remote_description()?.sdp()))
+    }
+
+    /// Bytes waiting in our queue and in the channel's buffer.
+    pub(crate) fn backlog(&self) -> usize {
+        self.queue.bytes() + self.channel.as_ref().map_or(0, |c| c.buffered_amount() as usize)
     }
 
     /// Answerer: the channel announced by `ondatachannel` (handlers already attached).
@@ -271,11 +272,6 @@ impl Peer {
     /// Marks the channel open. Returns `false` if it already was.
     pub(crate) fn mark_open(&mut self) -> bool {
         !std::mem::replace(&mut self.open, true)
-    }
-
-    /// Whether the data channel is open.
-    pub(crate) fn is_open(&self) -> bool {
-        self.open
     }
 
     /// Queues `data` and sends what the channel's buffer has room for.
@@ -297,7 +293,7 @@ impl Peer {
                 Data::Text(text) => channel.send_with_str(text),
                 Data::Bytes(bytes) => channel.send_with_u8_array(bytes),
             })
-            .map_err(|e| format!("send failed: {}", js_error_text(&e)))
+            .map_err(|e| format!("send failed: {}", crate::identity::js_text(&e)))
     }
 }
 
@@ -307,23 +303,35 @@ impl Drop for Peer {
             detach(channel);
             channel.close();
         }
-        self.pc.set_onicecandidate(None);
         self.pc.set_onconnectionstatechange(None);
         self.pc.set_ondatachannel(None);
         self.pc.close();
     }
 }
 
+/// Waits until ICE gathering completes (at most [`GATHERING_TIMEOUT_MS`]), then returns the
+/// local description, which now lists the candidates.
+async fn gathered_sdp(pc: &RtcPeerConnection) -> Result<String, JsValue> {
+    let mut waited = 0;
+    while pc.ice_gathering_state() != RtcIceGatheringState::Complete && waited < GATHERING_TIMEOUT_MS {
+        sleep_ms(20).await;
+        waited += 20;
+    }
+    pc.local_description().map(|d| d.sdp()).ok_or_else(|| JsValue::from_str("no local description"))
+}
+
+/// A promise resolved after `ms` milliseconds.
+pub(crate) async fn sleep_ms(ms: i32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
 fn sdp_of(description: &JsValue) -> Result<String, JsValue> {
     Reflect::get(description, &JsValue::from_str("sdp"))?
         .as_string()
         .ok_or_else(|| JsValue::from_str("session description without sdp"))
-}
-
-/// The message of a JS exception or value, for error events.
-pub(crate) fn js_error_text(value: &JsValue) -> String {
-    if let Some(err) = value.dyn_ref::<js_sys::Error>() {
-        return String::from(err.message());
-    }
-    value.as_string().unwrap_or_else(|| format!("{value:?}"))
 }
