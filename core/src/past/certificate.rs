@@ -255,6 +255,15 @@ pub enum CertificateError {
 /// Checks a file certificate: owner, fileId derivation, k, size, name, chunk list, signature
 /// (the expensive check last).
 pub fn check_certificate(cert: &FileCertificate, max_k: u8, max_size: u64) -> Result<(), CertificateError> {
+    check_certificate_fields(cert, max_k, max_size)?;
+    if !cert.verify() {
+        return Err(CertificateError::BadSignature);
+    }
+    Ok(())
+}
+
+/// [`check_certificate`] without the signature.
+pub fn check_certificate_fields(cert: &FileCertificate, max_k: u8, max_size: u64) -> Result<(), CertificateError> {
     let body = &cert.body;
     if cert.signer != body.owner {
         return Err(CertificateError::WrongOwner { owner: body.owner, signer: cert.signer });
@@ -275,9 +284,6 @@ pub fn check_certificate(cert: &FileCertificate, max_k: u8, max_size: u64) -> Re
     }
     if chunk_count(body.size) == 1 && body.chunk_list != chunk_list_digest(&[body.content_hash]) {
         return Err(CertificateError::BadChunkList);
-    }
-    if !cert.verify() {
-        return Err(CertificateError::BadSignature);
     }
     Ok(())
 }

@@ -36,7 +36,7 @@ use crate::id::Id;
 use crate::overlay::Overlay;
 use crate::past::certificate::{
     CHUNK_SIZE, ContentHasher, FileCertificate, FileCertificateBody, Signed, SignedBody, StoreReceipt,
-    StoreReceiptBody, check_certificate, check_node_signed, chunk_count, chunk_list_digest,
+    StoreReceiptBody, check_node_signed, chunk_count, chunk_list_digest,
 };
 use crate::past::crypto::{SignError, Signature};
 use crate::past::error::{InsertError, Refusal};
@@ -264,11 +264,8 @@ impl Past {
             Ok(signature) => signature,
             Err(error) => return self.fail_insert(o, id, InsertError::Signing(error)),
         };
+        // A bad signature from the driver is caught by the root (InsertError::Certificate).
         let cert = Signed { signer: body.owner, body, signature };
-        if !cert.verify() {
-            let error = SignError::Failed("the signature returned does not verify".into());
-            return self.fail_insert(o, id, InsertError::Signing(error));
-        }
         self.route_attempt(o, id, cert);
     }
 
@@ -439,7 +436,7 @@ impl Past {
         let refuse = |past: &mut Past, o: &mut Overlay<PastMessage>, reason: Refusal| {
             past.send(o, client, PastMessage::InsertFailed { file, nonce, node: own, reason });
         };
-        if let Err(error) = check_certificate(&cert, Past::max_k(o), self.config.max_file_size) {
+        if let Err(error) = self.check_cert(&cert, Past::max_k(o), self.config.max_file_size) {
             return refuse(self, o, Refusal::Certificate(error));
         }
         if self.holdings.contains_key(&file) || self.coordinations.keys().any(|&(f, _)| f == file) {

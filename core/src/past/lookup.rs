@@ -26,7 +26,7 @@
 use crate::id::Id;
 use crate::node::Forward;
 use crate::overlay::Overlay;
-use crate::past::certificate::{FileCertificate, MAX_FILE_SIZE, check_certificate};
+use crate::past::certificate::{FileCertificate, MAX_FILE_SIZE};
 use crate::past::error::{LookupError, Refusal};
 use crate::past::file_id::{FileId, Hash};
 use crate::past::messages::{LookupRequest, PastMessage, Source};
@@ -216,13 +216,14 @@ impl Past {
         let Some(id) = self.lookup_by_request(request) else {
             return;
         };
+        let valid = self.check_cert(&cert, u8::MAX, MAX_FILE_SIZE).is_ok();
         let Some(op) = self.lookups.get_mut(&id) else {
             return;
         };
         if op.transfer.is_some() {
             return;
         }
-        let valid = cert.body.file == op.file && check_certificate(&cert, u8::MAX, MAX_FILE_SIZE).is_ok();
+        let valid = valid && cert.body.file == op.file;
         let same = op.cert.as_ref().is_none_or(|c| *c == cert);
         if !valid || !same {
             let file = op.file;
@@ -365,7 +366,7 @@ impl Past {
         if size as f64 > self.config.cache_fraction * spare as f64 {
             return;
         }
-        if check_certificate(&cert, u8::MAX, self.config.max_file_size).is_err() {
+        if self.check_cert(&cert, u8::MAX, self.config.max_file_size).is_err() {
             return;
         }
         let now = o.now();

@@ -210,6 +210,8 @@ pub struct Past {
     pub(crate) quotas: Quotas,
     /// Digests of reclaim certificates already obeyed (bounded, oldest first).
     pub(crate) tombstones: VecDeque<crate::past::file_id::Hash>,
+    /// Digests of the last certificates whose signature verified.
+    pub(crate) verified: VecDeque<crate::past::file_id::Hash>,
     /// Certificates of files inserted through this node, for reclaims.
     pub(crate) owned: BTreeMap<FileId, FileCertificate>,
     pub(crate) coordinations: BTreeMap<(FileId, u64), Coordination>,
@@ -225,6 +227,9 @@ pub struct Past {
 
 /// Most reclaim certificate digests remembered against replays.
 pub(crate) const TOMBSTONES: usize = 4096;
+
+/// Most certificate digests remembered as verified.
+const VERIFIED: usize = 64;
 
 impl Past {
     /// A PAST node with `config`, holding nothing.
@@ -246,6 +251,7 @@ impl Past {
             cache_pending: 0,
             cache: GreedyDualSize::new(),
             tombstones: VecDeque::new(),
+            verified: VecDeque::new(),
             owned: BTreeMap::new(),
             coordinations: BTreeMap::new(),
             transfers: BTreeMap::new(),
@@ -352,6 +358,30 @@ impl Past {
             }
         }
         self.holdings.insert(file, Holding::restored(record));
+    }
+
+    /// [`check_certificate`](crate::past::certificate::check_certificate), remembering the
+    /// last certificates whose signature verified (a root checks the certificate it
+    /// prepares itself with, maintenance offers the same certificate several times).
+    pub(crate) fn check_cert(
+        &mut self,
+        cert: &FileCertificate,
+        max_k: u8,
+        max_size: u64,
+    ) -> Result<(), crate::past::certificate::CertificateError> {
+        crate::past::certificate::check_certificate_fields(cert, max_k, max_size)?;
+        let digest = cert.digest();
+        if self.verified.contains(&digest) {
+            return Ok(());
+        }
+        if !cert.verify() {
+            return Err(crate::past::certificate::CertificateError::BadSignature);
+        }
+        if self.verified.len() >= VERIFIED {
+            self.verified.pop_front();
+        }
+        self.verified.push_back(digest);
+        Ok(())
     }
 
     pub(crate) fn fresh(&mut self) -> u64 {

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::id::Id;
 use crate::overlay::Overlay;
-use crate::past::certificate::{FileCertificate, check_certificate};
+use crate::past::certificate::FileCertificate;
 use crate::past::error::Refusal;
 use crate::past::file_id::{FileId, Hash};
 use crate::past::messages::{MAX_BATCH, MAX_FILES, PastMessage, Prepare, Source};
@@ -131,7 +131,7 @@ impl Past {
             }
             return;
         }
-        if let Err(error) = check_certificate(&prepare.certificate, Past::max_k(o), self.config.max_file_size) {
+        if let Err(error) = self.check_cert(&prepare.certificate, Past::max_k(o), self.config.max_file_size) {
             let result = Err(Refusal::Certificate(error));
             self.send(o, from, PastMessage::Prepared { file, nonce, result });
             return;
@@ -748,7 +748,7 @@ impl Past {
                 held.push(file);
                 continue;
             }
-            if check_certificate(&cert, Past::max_k(o), self.config.max_file_size).is_err() {
+            if self.check_cert(&cert, Past::max_k(o), self.config.max_file_size).is_err() {
                 continue;
             }
             self.fetch_replica(o, cert, source);

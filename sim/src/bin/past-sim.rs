@@ -187,14 +187,19 @@ fn main() -> anyhow::Result<()> {
                 max_size,
                 caching: false,
             };
-            println!("# past-sim durability: N={nodes} l={leaf_set} k={k} seed={seed} files={files} (web sizes, max {max_size} bytes), caching off");
+            println!(
+                "# past-sim durability: N={nodes} l={leaf_set} k={k} seed={seed} files={files} (web sizes, max {max_size} bytes), caching off"
+            );
             let (loaded, scenarios) = durability(&params);
             let bytes: u64 = loaded.files.iter().map(|f| f.2).sum();
             println!("inserted {} files ({} bytes), {} inserts failed", loaded.files.len(), bytes, loaded.failed);
-            println!("\n| scenario | nodes killed | files with k replicas before | retrievable right after | lost | with k replicas after maintenance | retrievable after | bytes moved by maintenance | replicas re-created |");
+            println!(
+                "\n| scenario | nodes killed | files with k replicas before | retrievable right after | lost | with k replicas after maintenance | retrievable after | bytes moved by maintenance | replicas re-created |"
+            );
             println!("|---|---|---|---|---|---|---|---|---|");
             for s in &scenarios {
-                let name = if s.targets > 0 { format!("{} ({} target files)", s.name, s.targets) } else { s.name.clone() };
+                let name =
+                    if s.targets > 0 { format!("{} ({} target files)", s.name, s.targets) } else { s.name.clone() };
                 println!(
                     "| {} | {} | {} / {n} | {} / {n} | {} | {} / {n} | {} / {n} | {} ({:.2} x the bytes of the files) | {} |",
                     name,
@@ -212,7 +217,9 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Caching { nodes, leaf_set, k, seed, files, lookups, alpha, max_size, capacity_scale } => {
-            println!("# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}");
+            println!(
+                "# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}"
+            );
             let mut reports: Vec<CachingReport> = Vec::new();
             for on in [false, true] {
                 let params = FilesParams {
@@ -228,7 +235,9 @@ fn main() -> anyhow::Result<()> {
                 };
                 reports.push(caching(&params, lookups, alpha));
             }
-            println!("\n| caching | lookups | right content | answered by a cached copy | mean hops | copies cached | evicted |");
+            println!(
+                "\n| caching | lookups | right content | answered by a cached copy | mean hops | copies cached | evicted |"
+            );
             println!("|---|---|---|---|---|---|---|");
             for r in &reports {
                 println!(
@@ -304,6 +313,8 @@ fn print_storage_table(reports: &[StorageReport]) {
 fn peak_memory() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into())
 }

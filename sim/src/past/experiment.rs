@@ -121,7 +121,11 @@ impl StorageReport {
     }
 }
 
-/// Builds a network with capacities from `params` and inserts files until it is full.
+/// The storage experiment stops when half of the last `WINDOW` inserts failed.
+const WINDOW: usize = 2000;
+
+/// Builds a network with capacities from `params` and inserts files until it is full: until
+/// utilization reaches 99.8% or half of the last 2,000 inserts fail.
 pub fn storage(params: &StorageParams) -> StorageReport {
     let started = Instant::now();
     let diversion = params.diversion;
@@ -192,10 +196,10 @@ pub fn storage(params: &StorageParams) -> StorageReport {
         }
         let utilization = sim.utilization();
         points.push(StoragePoint { inserts, failed, utilization });
-        // Full: nearly all space used, or almost every recent insert fails.
-        let window = recent.len().saturating_sub(2000);
+        // Full: nearly all space used, or most recent inserts fail.
+        let window = recent.len().saturating_sub(WINDOW);
         let recent_failures = recent[window..].iter().filter(|ok| !**ok).count();
-        if utilization >= 0.999 || (recent.len() >= 2000 && recent_failures * 100 >= 95 * 2000) {
+        if utilization >= 0.998 || (recent.len() >= WINDOW && recent_failures * 2 >= WINDOW) {
             break;
         }
     }
