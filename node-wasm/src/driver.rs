@@ -87,6 +87,8 @@ pub(crate) enum Input {
 pub(crate) enum Command {
     /// Route a payload to the node closest to `key`.
     Route { key: Id, payload: Payload },
+    /// Open a connection to a node (test and debugging hook).
+    Connect(Id),
     /// Leave the overlay (tell the nodes we know), keep the page's connections.
     Leave,
     /// Close everything and stop.
@@ -1086,6 +1088,11 @@ impl Driver {
                     self.node.route(key, AppMessage::Payload(payload), now());
                 } else {
                     self.error("cannot route: the node has not joined yet");
+                }
+            }
+            Command::Connect(id) => {
+                if id != self.id() && !self.conns.contains_key(&id) {
+                    self.connect(id, Vec::new());
                 }
             }
             Command::Leave => self.leave(),

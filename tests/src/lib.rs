@@ -11,6 +11,10 @@
 //! The browser is driven over the DevTools protocol with `chromiumoxide`: pure Rust, no
 //! chromedriver or Node needed, and CDP offers browser contexts and permission grants.
 //!
+//! For the overlay scenarios it reads each page's node view (`node.view()`), computes what
+//! the core says the leaf sets must be (`past_core::LeafSet::from_ids` over the live ids),
+//! and checks routed messages against the numerically closest id.
+//!
 //! This crate is test support, not product code: it panics nowhere but returns
 //! `anyhow::Error`s with context for the tests to fail on.
 
@@ -27,7 +31,7 @@ use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::types::{Command, Method, MethodId};
 use futures::StreamExt as _;
 use past_signaling::{Config, ServerHandle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -107,6 +111,13 @@ pub async fn start_server() -> anyhow::Result<ServerHandle> {
     ServerHandle::spawn(config).await.context("starting the signaling server")
 }
 
+/// [`start_server`] with changes to the configuration (e.g. fewer peers in the welcome).
+pub async fn start_server_with(change: impl FnOnce(&mut Config)) -> anyhow::Result<ServerHandle> {
+    let mut config = Config { web_dir: Some(web_dir()?), pkg_dir: Some(pkg_dir()?), ..Config::loopback_ephemeral() };
+    change(&mut config);
+    ServerHandle::spawn(config).await.context("starting the signaling server")
+}
+
 /// CDP `Browser.grantPermissions` (not in chromiumoxide's generated protocol).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -178,6 +189,13 @@ impl Chromium {
     /// profile), with camera and microphone permission granted to `origin` so Chromium
     /// gathers loopback ICE candidates. The page itself never asks for media.
     pub async fn open_in_new_context(&self, origin: &str, url: &str) -> anyhow::Result<Page> {
+        let context = self.new_context(origin).await?;
+        self.open_in_context(&context, url).await
+    }
+
+    /// A new, separate browser context (its own storage, like another profile), with camera
+    /// and microphone permission granted to `origin`.
+    pub async fn new_context(&self, origin: &str) -> anyhow::Result<BrowserContextId> {
         let context = self
             .browser
             .create_browser_context(CreateBrowserContextParams::default())
@@ -191,9 +209,14 @@ impl Chromium {
             })
             .await
             .context("CDP Browser.grantPermissions")?;
+        Ok(context)
+    }
+
+    /// Opens `url` in a new tab of `context` (tabs of one context share IndexedDB).
+    pub async fn open_in_context(&self, context: &BrowserContextId, url: &str) -> anyhow::Result<Page> {
         let params = CreateTargetParams::builder()
             .url(url)
-            .browser_context_id(context)
+            .browser_context_id(context.clone())
             .build()
             .map_err(|e| anyhow!("CreateTargetParams: {e}"))?;
         self.browser.new_page(params).await.with_context(|| format!("opening {url}"))
@@ -282,29 +305,30 @@ where
     }
 }
 
-/// Bound for a page to load the wasm node and register with the signaling server.
+/// Bound for a page to load the wasm node and claim its identity.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Bound for a data channel to open once both sides are registered.
+/// Bound for a data channel to open and authenticate once both sides are running.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The page's state as JSON (status line, connected peers, last events), for failure
-/// messages.
+/// Bound for a node to join.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The page's state as JSON (status line, last events), for failure messages.
 pub async fn page_state(page: &Page) -> String {
     eval::<String>(
         page,
         "JSON.stringify({status: document.getElementById('status')?.textContent, \
-         peers: window.past?.node?.peers() ?? null, \
          events: (window.past?.events ?? []).slice(-10)})",
     )
     .await
     .unwrap_or_else(|e| format!("(page unreadable: {e:#})"))
 }
 
-/// Waits until `page` has loaded the wasm node and registered; returns its peer id.
+/// Waits until `page` has loaded the wasm node; returns its id.
 pub async fn registered_id(page: &Page, name: &str) -> anyhow::Result<String> {
     wait_for(
-        &format!("page {name} to load the wasm node and register"),
+        &format!("page {name} to load the wasm node"),
         REGISTER_TIMEOUT,
         || async { eval::<Option<String>>(page, "window.past?.node?.id() ?? null").await },
         || page_state(page),
@@ -312,32 +336,264 @@ pub async fn registered_id(page: &Page, name: &str) -> anyhow::Result<String> {
     .await
 }
 
-/// Waits until `page` has an open data channel to `peer`.
+/// Waits until `page` has an open, authenticated connection to `peer`.
 pub async fn wait_connected(page: &Page, name: &str, peer: &str) -> anyhow::Result<()> {
-    let expr = format!("(window.past?.node?.peers() ?? []).includes({peer:?})");
     wait_for(
-        &format!("page {name} to open a data channel to {peer}"),
+        &format!("node {name} to have an authenticated connection to {peer}"),
         CONNECT_TIMEOUT,
-        || async { Ok(eval::<bool>(page, &expr).await?.then_some(())) },
-        || page_state(page),
+        || async { Ok(view(page).await?.filter(|v| v.open().iter().any(|p| p == peer)).map(|_| ())) },
+        || node_state(page),
     )
     .await
 }
 
-/// Two pages of `origin` in two browser contexts, connected to each other: the first
-/// registers, then the second arrives and offers. Returns `(a, id_a, b, id_b)` and how long
-/// the data channel took to open once both were registered.
+/// Two joined nodes of `origin` in two browser contexts, connected to each other: the first
+/// founds the overlay, then the second joins through it. Returns `(a, id_a, b, id_b)` and
+/// how long the second took from page open to joined.
 pub async fn connected_pair(
     browser: &Chromium,
     origin: &str,
 ) -> anyhow::Result<(Page, String, Page, String, Duration)> {
-    let url = format!("{origin}/");
+    let url = format!("{origin}/?{FAST_TIMERS}");
     let a = browser.open_in_new_context(origin, &url).await?;
-    let id_a = registered_id(&a, "A").await?;
-    let b = browser.open_in_new_context(origin, &url).await?;
-    let id_b = registered_id(&b, "B").await?;
+    let id_a = wait_joined(&a, "A", JOIN_TIMEOUT).await?;
     let start = Instant::now();
+    let b = browser.open_in_new_context(origin, &url).await?;
+    let id_b = wait_joined(&b, "B", JOIN_TIMEOUT).await?;
+    let joined = start.elapsed();
     wait_connected(&b, "B", &id_a).await?;
     wait_connected(&a, "A", &id_b).await?;
-    Ok((a, id_a, b, id_b, start.elapsed()))
+    Ok((a, id_a, b, id_b, joined))
+}
+
+/// Query string of the page with short timers for tests (keep-alive 500 ms, probe timeout
+/// 1.5 s, join timeout 2 s, connect timeout 6 s).
+pub const FAST_TIMERS: &str = "keepalive=500&probe=1500&join=2000&connect=6000";
+
+/// A leaf set as the page shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeafSetView {
+    /// Smaller ids, nearest first.
+    pub counter_clockwise: Vec<String>,
+    /// Larger ids, nearest first.
+    pub clockwise: Vec<String>,
+}
+
+/// A connection as the page shows it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    /// The peer.
+    pub id: String,
+    /// `signaling`, `authenticating` or `open`.
+    pub state: String,
+    /// `out` or `in`.
+    pub direction: String,
+    /// `server` or `overlay`.
+    pub via: String,
+    /// Round-trip time, if measured.
+    pub rtt_ms: Option<f64>,
+}
+
+/// `node.view()` of a page.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    /// The node's id.
+    pub node_id: String,
+    /// Whether it has joined.
+    pub joined: bool,
+    /// Status word.
+    pub status: String,
+    /// Status detail.
+    pub detail: String,
+    /// Leaf set.
+    pub leaf_set: LeafSetView,
+    /// Connections.
+    pub connections: Vec<ConnectionView>,
+    /// `RTCPeerConnection`s created.
+    pub peer_connections_created: u32,
+}
+
+impl NodeView {
+    /// Ids of the open (authenticated) connections.
+    pub fn open(&self) -> Vec<String> {
+        self.connections.iter().filter(|c| c.state == "open").map(|c| c.id.clone()).collect()
+    }
+}
+
+/// The node view of `page`, `None` before the node started.
+pub async fn view(page: &Page) -> anyhow::Result<Option<NodeView>> {
+    eval(page, "window.past?.node?.view() ?? null").await
+}
+
+/// The node's status and view summary, for failure messages.
+pub async fn node_state(page: &Page) -> String {
+    match view(page).await {
+        Ok(Some(v)) => format!(
+            "{} ({}); leaf set {:?}; open {:?}; all {:?}",
+            v.status,
+            v.detail,
+            v.leaf_set,
+            v.open(),
+            v.connections.iter().map(|c| format!("{}:{}:{}", &c.id[..8], c.state, c.via)).collect::<Vec<_>>()
+        ),
+        Ok(None) => page_state(page).await,
+        Err(e) => format!("(page unreadable: {e:#})"),
+    }
+}
+
+/// Waits until `page`'s node has joined; returns its id.
+pub async fn wait_joined(page: &Page, name: &str, timeout: Duration) -> anyhow::Result<String> {
+    wait_for(
+        &format!("node {name} to join the overlay"),
+        timeout,
+        || async { Ok(view(page).await?.filter(|v| v.joined).map(|v| v.node_id)) },
+        || node_state(page),
+    )
+    .await
+}
+
+/// An id from the page's hex.
+pub fn parse_id(hex: &str) -> anyhow::Result<past_core::Id> {
+    let value = u128::from_str_radix(hex, 16).with_context(|| format!("{hex:?} is not a hex id"))?;
+    anyhow::ensure!(hex.len() == 32, "{hex:?} is not 32 hex digits");
+    Ok(past_core::Id::from_u128(value))
+}
+
+/// The hex of an id, as pages show it.
+pub fn hex(id: past_core::Id) -> String {
+    format!("{:032x}", id.as_u128())
+}
+
+/// The leaf set the core computes for `own` when the live nodes are `live`.
+pub fn expected_leaf_set(own: &str, live: &[String], size: usize) -> anyhow::Result<LeafSetView> {
+    let ids = live.iter().map(|h| parse_id(h)).collect::<anyhow::Result<Vec<_>>>()?;
+    let set = past_core::LeafSet::from_ids(parse_id(own)?, size, ids);
+    Ok(LeafSetView {
+        counter_clockwise: set.side(past_core::Side::CounterClockwise).iter().map(|&i| hex(i)).collect(),
+        clockwise: set.side(past_core::Side::Clockwise).iter().map(|&i| hex(i)).collect(),
+    })
+}
+
+/// Waits until the leaf set of every page is exactly what the core computes from the ids
+/// of all the pages (leaf set size `size`).
+pub async fn wait_leaf_sets_exact(pages: &[(String, Page)], size: usize, timeout: Duration) -> anyhow::Result<()> {
+    let mut live = Vec::new();
+    for (name, page) in pages {
+        live.push(view(page).await?.map(|v| v.node_id).with_context(|| format!("node {name} has no id"))?);
+    }
+    let start = Instant::now();
+    loop {
+        let mut wrong = Vec::new();
+        for ((name, page), id) in pages.iter().zip(&live) {
+            let expected = expected_leaf_set(id, &live, size)?;
+            let got = view(page).await?.map(|v| v.leaf_set).unwrap_or_default();
+            if got != expected {
+                wrong.push(format!("{name} ({}): has {got:?}, expected {expected:?}", &id[..8]));
+            }
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            let mut states = Vec::new();
+            for (name, page) in pages {
+                states.push(format!("{name}: {}", node_state(page).await));
+            }
+            bail!(
+                "timed out after {timeout:?} waiting for exact leaf sets; wrong: {wrong:#?}; states: {states:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A payload delivered at a page.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Delivery {
+    /// The key it was routed to.
+    pub key: String,
+    /// The node that routed it.
+    pub origin: String,
+    /// Hops taken.
+    pub hops: u32,
+    /// The payload (text).
+    pub data: serde_json::Value,
+    /// `performance.timeOrigin + performance.now()` at delivery, in ms.
+    pub at: f64,
+}
+
+/// Everything delivered at `page` so far.
+pub async fn deliveries(page: &Page) -> anyhow::Result<Vec<Delivery>> {
+    Ok(eval::<Option<Vec<Delivery>>>(page, "window.past?.delivered ?? []").await?.unwrap_or_default())
+}
+
+/// Routes the text `payload` from `page` to `key`.
+pub async fn route(page: &Page, key: &str, payload: &str) -> anyhow::Result<()> {
+    eval::<Option<bool>>(page, &format!("(window.past.node.route({key:?}, {payload:?}), true)")).await?;
+    Ok(())
+}
+
+/// The id numerically closest to `key` among `ids` (as the core decides).
+pub fn closest(key: &str, ids: &[String]) -> anyhow::Result<String> {
+    let key = parse_id(key)?;
+    let parsed = ids.iter().map(|h| parse_id(h)).collect::<anyhow::Result<Vec<_>>>()?;
+    key.closest(parsed).map(hex).context("no ids")
+}
+
+/// Routes one message from every page to a random key (from `seed`) and checks that each
+/// is delivered exactly at the page whose id is numerically closest to its key.
+pub async fn check_routing(pages: &[(String, Page)], seed: u64, timeout: Duration) -> anyhow::Result<()> {
+    let mut ids = Vec::new();
+    for (name, page) in pages {
+        ids.push(view(page).await?.map(|v| v.node_id).with_context(|| format!("node {name} has no id"))?);
+    }
+    let mut state = seed | 1;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut sent = Vec::new();
+    for (i, (_, page)) in pages.iter().enumerate() {
+        let key = format!("{:016x}{:016x}", next(), next());
+        let tag = format!("check-{seed}-{i}");
+        route(page, &key, &tag).await?;
+        sent.push((key, tag, ids[i].clone()));
+    }
+    let start = Instant::now();
+    loop {
+        let mut missing = Vec::new();
+        for (key, tag, origin) in &sent {
+            let expected = closest(key, &ids)?;
+            let index = ids.iter().position(|i| *i == expected).context("closest id is a page")?;
+            let got = deliveries(&pages[index].1).await?;
+            let found = got.iter().any(|d| d.data == serde_json::json!(tag) && d.key == *key && d.origin == *origin);
+            if !found {
+                missing.push(format!("{tag} for {key} expected at {}", pages[index].0));
+            }
+        }
+        // Nothing may arrive anywhere else.
+        for ((name, page), id) in pages.iter().zip(&ids) {
+            for d in deliveries(page).await? {
+                if let Some((key, _, _)) = sent.iter().find(|(_, tag, _)| d.data == serde_json::json!(tag)) {
+                    anyhow::ensure!(
+                        closest(key, &ids)? == *id,
+                        "{:?} for {key} was delivered at {name}, which is not the closest node",
+                        d.data
+                    );
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            bail!("timed out after {timeout:?} waiting for deliveries: {missing:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
