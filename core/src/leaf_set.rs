@@ -115,18 +115,6 @@ impl LeafSet {
         ];
     }
 
-    /// Whether `id` would enter the leaf set if inserted.
-    pub fn accepts(&self, id: Id) -> bool {
-        if id == self.own || self.contains(id) {
-            return false;
-        }
-        let fits = |list: &[Id], distance: &dyn Fn(Id) -> u128| {
-            list.len() < self.half || list.last().is_some_and(|&far| distance(id) < distance(far))
-        };
-        fits(&self.clockwise, &|x| self.own.clockwise_to(x))
-            || fits(&self.counter_clockwise, &|x| x.clockwise_to(self.own))
-    }
-
     /// Adds `id` where it belongs; returns whether the leaf set changed. An id pushed out of a
     /// full half is dropped.
     ///
