@@ -5,6 +5,8 @@
 //! 0x01 PASTRY       a whole Pastry frame (past_core::wire::encode: version byte + postcard)
 //! 0x02 CHUNK_START  u32 big-endian total length, then the first bytes of a Pastry frame
 //! 0x03 CHUNK_MORE   the next bytes of the frame being reassembled
+//! 0x04 CLOSE        the sender closes this connection on purpose (it keeps too many); the
+//!                   receiver must not take the peer for failed
 //! ```
 //!
 //! A data channel message is at most [`MAX_MESSAGE_BYTES`] (64 KiB, which the native
@@ -28,6 +30,8 @@ pub const PASTRY: u8 = 1;
 pub const CHUNK_START: u8 = 2;
 /// Header byte of a following chunk.
 pub const CHUNK_MORE: u8 = 3;
+/// Header byte of a close notice.
+pub const CLOSE: u8 = 4;
 
 /// Why a data channel message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +73,13 @@ pub enum Incoming {
     Auth(AuthMessage),
     /// A Pastry frame, to decode with `past_core::wire::decode`.
     Pastry(Vec<u8>),
+    /// The peer closes the connection on purpose.
+    Close,
+}
+
+/// The data channel message announcing a deliberate close.
+pub fn encode_close() -> Vec<u8> {
+    vec![CLOSE]
 }
 
 /// The data channel message carrying `message`.
@@ -168,6 +179,7 @@ impl Reassembler {
                 }
                 Ok(None)
             }
+            CLOSE => Ok(Some(Incoming::Close)),
             other => Err(FrameError::UnknownType(other)),
         }
     }
@@ -208,6 +220,7 @@ mod tests {
         let hello = AuthMessage::Hello { public_key: [1; 32], nonce: [2; 32], joined: true };
         let mut r = Reassembler::new(1024);
         assert_eq!(r.push(&encode_auth(&hello)).unwrap(), Some(Incoming::Auth(hello)));
+        assert_eq!(r.push(&encode_close()).unwrap(), Some(Incoming::Close));
     }
 
     #[test]

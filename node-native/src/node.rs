@@ -255,7 +255,7 @@ impl Node {
                 }
                 Err(err) => Err(err.to_string()),
             },
-            Ok(Some(Incoming::Pastry(_))) => Err("a Pastry frame before authentication".into()),
+            Ok(Some(Incoming::Pastry(_) | Incoming::Close)) => Err("a Pastry frame before authentication".into()),
             Ok(None) => Err("a chunk before authentication".into()),
             Err(err) => Err(err.to_string()),
         };

@@ -572,7 +572,7 @@ impl Driver {
                 .min_by_key(|(_, c)| c.last_used)
                 .map(|(id, _)| *id);
             match victim {
-                Some(id) => self.drop_conn(id, "evicted: neither a leaf nor a routing table entry", false),
+                Some(id) => self.close_gracefully(id),
                 None => break,
             }
         }
@@ -596,6 +596,26 @@ impl Driver {
                 &[("peer", hex(peer).into()), ("state", "closed".into()), ("reason", reason.into())],
             );
         }
+        for message in pending {
+            self.send_failed(peer, message);
+        }
+    }
+
+    /// Closes an open connection on purpose: the peer is told first (so it does not take us
+    /// for failed), and the connection is torn down a moment later, once the notice is out.
+    fn close_gracefully(&mut self, peer: Id) {
+        let Some(mut conn) = self.conns.remove(&peer) else { return };
+        tracing::debug!(peer = %peer, "evicting: neither a leaf nor a routing table entry");
+        let _ = conn.peer.send(Data::Bytes(frame::encode_close()));
+        self.emit(
+            "connection",
+            &[("peer", hex(peer).into()), ("state", "closed".into()), ("reason", "evicted".into())],
+        );
+        let pending = std::mem::take(&mut conn.pending);
+        spawn_local(async move {
+            crate::transport::sleep_ms(1000).await;
+            drop(conn);
+        });
         for message in pending {
             self.send_failed(peer, message);
         }
@@ -833,7 +853,8 @@ impl Driver {
                     Err(err) => self.refuse(peer, &format!("undecodable Pastry frame: {err}")),
                 }
             }
-            (Incoming::Pastry(_), _) => self.refuse(peer, "a Pastry frame before authentication"),
+            (Incoming::Close, Stage::Open) => self.drop_conn(peer, "closed by the peer", false),
+            (Incoming::Pastry(_) | Incoming::Close, _) => self.refuse(peer, "a Pastry frame before authentication"),
             (Incoming::Auth(_), _) => self.refuse(peer, "an unexpected handshake message"),
         }
     }

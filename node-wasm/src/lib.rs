@@ -257,11 +257,8 @@ impl Node {
     /// through the overlay once joined. A debugging and test hook: the node opens the
     /// connections it needs by itself.
     pub fn connect(&self, id: String) -> Result<(), JsError> {
-        let id =
-            from_hex::<16>(&id).map(Id::from_bytes).ok_or_else(|| JsError::new("the id must be 32 hex digits"))?;
-        self.inputs
-            .unbounded_send(Input::Command(Command::Connect(id)))
-            .map_err(|_| JsError::new("the node is closed"))
+        let id = from_hex::<16>(&id).map(Id::from_bytes).ok_or_else(|| JsError::new("the id must be 32 hex digits"))?;
+        self.inputs.unbounded_send(Input::Command(Command::Connect(id))).map_err(|_| JsError::new("the node is closed"))
     }
 
     /// Leaves the overlay: every node in this node's state is told at once (call it from

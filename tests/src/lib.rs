@@ -31,8 +31,8 @@ use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::types::{Command, Method, MethodId};
 use futures::StreamExt as _;
 use past_signaling::{Config, ServerHandle};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
@@ -502,9 +502,7 @@ pub async fn wait_leaf_sets_exact(pages: &[(String, Page)], size: usize, timeout
             for (name, page) in pages {
                 states.push(format!("{name}: {}", node_state(page).await));
             }
-            bail!(
-                "timed out after {timeout:?} waiting for exact leaf sets; wrong: {wrong:#?}; states: {states:#?}"
-            );
+            bail!("timed out after {timeout:?} waiting for exact leaf sets; wrong: {wrong:#?}; states: {states:#?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -55,7 +55,12 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     }
     for (name, page) in &pages {
         if let Some(v) = view(page).await? {
-            eprintln!("{name} {}: {} open connections, {} created", &v.node_id[..8], v.open().len(), v.peer_connections_created);
+            eprintln!(
+                "{name} {}: {} open connections, {} created",
+                &v.node_id[..8],
+                v.open().len(),
+                v.peer_connections_created
+            );
         }
     }
     Ok(())

@@ -1,0 +1,62 @@
+//! A reloaded tab keeps its nodeId (its identity slot is remembered in sessionStorage and its
+//! key in IndexedDB) and rejoins; a closed tab is detected and leaves every leaf set within a
+//! bound: one closed normally (its page tells the others on `pagehide`), one whose renderer
+//! crashes (found by keep-alives and the closed connections).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::page::CrashParams;
+use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, init_tracing, start_server, wait_joined, wait_leaf_sets_exact};
+
+/// Bound for the overlay to notice a closed tab (keep-alive 0.5 s, probe timeout 1.5 s).
+const DETECTION_BOUND: Duration = Duration::from_secs(15);
+
+async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
+    let url = format!("{origin}/?{FAST_TIMERS}");
+    let mut pages: Vec<(String, Page)> = Vec::new();
+    for i in 0..5 {
+        let page = browser.open_in_new_context(origin, &url).await?;
+        wait_joined(&page, &format!("n{i}"), JOIN_TIMEOUT).await?;
+        pages.push((format!("n{i}"), page));
+    }
+    wait_leaf_sets_exact(&pages, 16, Duration::from_secs(20)).await?;
+
+    // Reload n2: same id, joined again, leaf sets exact again.
+    let before = wait_joined(&pages[2].1, "n2", JOIN_TIMEOUT).await?;
+    let start = Instant::now();
+    pages[2].1.reload().await.context("reloading n2")?;
+    let after = wait_joined(&pages[2].1, "n2 after the reload", JOIN_TIMEOUT).await?;
+    ensure!(before == after, "the reloaded tab changed its nodeId from {before} to {after}");
+    eprintln!("reloaded tab rejoined as {} in {:?}", &after[..8], start.elapsed());
+    wait_leaf_sets_exact(&pages, 16, Duration::from_secs(20)).await?;
+
+    // Close n3: it leaves every leaf set.
+    let (_, closed) = pages.remove(3);
+    let start = Instant::now();
+    closed.close().await.context("closing n3")?;
+    wait_leaf_sets_exact(&pages, 16, DETECTION_BOUND).await?;
+    eprintln!("closed tab gone from every leaf set in {:?}", start.elapsed());
+
+    // Crash n1's renderer: no goodbye.
+    let (_, crashed) = pages.remove(1);
+    let start = Instant::now();
+    // The command never gets an answer from a crashed page: do not wait for it.
+    let crash = tokio::spawn(async move { crashed.execute(CrashParams::default()).await.map(|_| ()) });
+    wait_leaf_sets_exact(&pages, 16, DETECTION_BOUND).await?;
+    crash.abort();
+    eprintln!("crashed tab gone from every leaf set in {:?}", start.elapsed());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_tab_keeps_its_id_and_a_closed_tab_leaves_every_leaf_set() -> anyhow::Result<()> {
+    init_tracing();
+    let server = start_server().await?;
+    let browser = Chromium::launch().await?;
+    let result = scenario(&browser, &server.http_origin()).await;
+    browser.close().await;
+    server.shutdown().await?;
+    result
+}
