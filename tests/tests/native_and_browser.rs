@@ -1,30 +1,22 @@
-//! A native node (the `webrtc` crate) and a page in headless Chromium (the wasm node)
-//! connect over WebRTC through the signaling server and exchange text and binary messages
-//! both ways.
+//! A native node (the `webrtc` crate) and a page in headless Chromium (the wasm node) meet
+//! through the signaling server, authenticate each other over the data channel (each proves
+//! its nodeId, bound to the connection's DTLS fingerprints), and exchange Pastry messages in
+//! the shared framing: the native node routes a payload to the page's id and the page
+//! delivers it; the page routes one to the native node's id and it arrives there.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, ensure};
-use chromiumoxide::Page;
-use past_e2e::{Chromium, eval, init_tracing, start_server, wait_for};
-use past_node::proto::PeerId;
-use past_node::{Data, MAX_MESSAGE_BYTES, NodeConfig, NodeEvent, start};
+use past_core::wire::{Message, Routed, RoutedBody};
+use past_e2e::{Chromium, deliveries, eval, init_tracing, node_state, parse_id, start_server, wait_for, wait_joined};
+use past_link::frame::{self, Incoming, Reassembler};
+use past_link::{AppMessage, Payload};
+use past_node::{Data, NodeConfig, NodeEvent, start};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const TEXT: &str = "héllo from native ✓ 🌍";
 const REPLY: &str = "bonjour du navigateur ✓";
-
-async fn page_state(page: &Page) -> String {
-    eval::<String>(
-        page,
-        "JSON.stringify({status: document.getElementById('status')?.textContent, \
-         peers: window.past?.node?.peers() ?? null, \
-         events: (window.past?.events ?? []).slice(-10)})",
-    )
-    .await
-    .unwrap_or_else(|e| format!("(page unreadable: {e:#})"))
-}
 
 async fn next_event<T>(
     events: &mut UnboundedReceiver<NodeEvent>,
@@ -46,89 +38,59 @@ async fn next_event<T>(
 
 async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Result<()> {
     let page = browser.open_in_new_context(origin, &format!("{origin}/")).await?;
-    let page_id: String = wait_for(
-        "the page to register",
-        TIMEOUT,
-        || async { eval::<Option<String>>(&page, "window.past?.node?.id() ?? null").await },
-        || page_state(&page),
-    )
-    .await?;
-    let page_id = PeerId::new(page_id)?;
+    let page_id = wait_joined(&page, "the page", TIMEOUT).await?;
 
-    // The native node arrives second, so it offers to the page.
+    // The native node arrives second, so it offers to the page (its closest registered node).
     let (native, mut events) = start(NodeConfig::new(ws_url)).await?;
+    let native_id = native.id().to_string();
     let opened = Instant::now();
-    let native_open = next_event(&mut events, "the native node's data channel to the page", |e| match e {
-        NodeEvent::Connected(p) if p == page_id => Some(()),
+    let peer = next_event(&mut events, "the native node to authenticate the page", |e| match e {
+        NodeEvent::Connected(p) if p.as_str() == page_id => Some(p),
         _ => None,
     })
-    .await;
-    if let Err(err) = native_open {
-        return Err(err.context(format!("page state: {}", page_state(&page).await)));
+    .await
+    .map_err(|e| anyhow!("{e:#}"))?;
+    eprintln!("native <-> browser authenticated data channel in {:?}", opened.elapsed());
+
+    // Native -> page: a routed payload, as a Pastry frame in the link framing.
+    let payload = Payload { origin: parse_id(&native_id)?, text: true, data: TEXT.as_bytes().to_vec() };
+    let message: Message<AppMessage> = Message::Route(Routed {
+        key: parse_id(&page_id)?,
+        hops: 0,
+        body: RoutedBody::App(AppMessage::Payload(payload)),
+    });
+    for bytes in frame::encode_pastry(&past_core::wire::encode(&message)?, past_core::wire::MAX_FRAME_BYTES)? {
+        native.send(&peer, Data::Bytes(bytes)).await?;
     }
-    let native_id = native.id().to_string();
-    let expr = format!("(window.past?.node?.peers() ?? []).includes({native_id:?})");
-    wait_for(
-        "the page's data channel to the native node",
+    let got = wait_for(
+        "the page to deliver the native node's payload",
         TIMEOUT,
-        || async { Ok(eval::<bool>(&page, &expr).await?.then_some(())) },
-        || page_state(&page),
+        || async { Ok(deliveries(&page).await?.into_iter().find(|d| d.data == serde_json::json!(TEXT))) },
+        || node_state(&page),
     )
     .await?;
-    eprintln!("native <-> browser data channel open in {:?}", opened.elapsed());
+    ensure!(got.origin == native_id, "delivered with origin {}", got.origin);
 
-    // Native -> page: text and the largest binary message the native node sends.
-    native.send(&page_id, Data::Text(TEXT.into())).await?;
-    let bytes: Vec<u8> = (0..MAX_MESSAGE_BYTES).map(|i| (i * 7 + 3) as u8).collect();
-    native.send(&page_id, Data::Bytes(bytes.clone())).await?;
-    let check = format!(
-        "window.past.received.length >= 2 ? [ \
-           window.past.received[0].peer === {native_id:?} && window.past.received[0].data === {TEXT:?}, \
-           window.past.received[1].data instanceof Uint8Array \
-             && window.past.received[1].data.length === {MAX_MESSAGE_BYTES} \
-             && window.past.received[1].data.every((b, i) => b === ((i * 7 + 3) & 255)) ] : null"
-    );
-    let checks: Vec<bool> = wait_for(
-        "the page to receive the native node's messages",
-        TIMEOUT,
-        || async { eval::<Option<Vec<bool>>>(&page, &check).await },
-        || page_state(&page),
-    )
+    // Page -> native: the page knows the native node now and routes to its id.
+    let routed: bool = eval(&page, &format!("(window.past.node.route({native_id:?}, {REPLY:?}), true)")).await?;
+    ensure!(routed);
+    let mut frames = Reassembler::new(past_core::wire::MAX_FRAME_BYTES);
+    let reply = next_event(&mut events, "the page's routed payload", |e| {
+        let NodeEvent::Message { data: Data::Bytes(bytes), .. } = e else { return None };
+        let Ok(Some(Incoming::Pastry(frame))) = frames.push(&bytes) else { return None };
+        match past_core::wire::decode::<Message<AppMessage>>(&frame) {
+            Ok(Message::Route(Routed { body: RoutedBody::App(AppMessage::Payload(p)), .. })) => Some(p),
+            _ => None,
+        }
+    })
     .await?;
-    ensure!(checks == [true, true], "page received wrong content: {checks:?}");
-
-    // Page -> native: text and binary.
-    let send = format!(
-        "(async () => {{ \
-           await window.past.node.send({native_id:?}, {REPLY:?}); \
-           const bytes = new Uint8Array({MAX_MESSAGE_BYTES}); \
-           for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 3) & 255; \
-           await window.past.node.send({native_id:?}, bytes); \
-           return true; }})()"
-    );
-    ensure!(eval::<bool>(&page, &send).await?, "the page could not send");
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        got.push(
-            next_event(&mut events, "the page's messages", |e| match e {
-                NodeEvent::Message { from, data } => Some((from, data)),
-                _ => None,
-            })
-            .await?,
-        );
-    }
-    ensure!(
-        got == [(page_id.clone(), Data::Text(REPLY.into())), (page_id.clone(), Data::Bytes(bytes)),],
-        "native node received something else: {:?}",
-        got.iter().map(|(p, d)| (p, d.len())).collect::<Vec<_>>()
-    );
-
+    ensure!(reply.data == REPLY.as_bytes() && reply.text && reply.origin == parse_id(&page_id)?, "got {reply:?}");
     native.close();
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn native_node_and_browser_page_exchange_messages() -> anyhow::Result<()> {
+async fn native_node_and_browser_page_authenticate_and_exchange_pastry_messages() -> anyhow::Result<()> {
     init_tracing();
     let server = start_server().await?;
     let browser = Chromium::launch().await?;
