@@ -50,7 +50,8 @@ function onEvent(event) {
       log(`status: ${event.status} (${event.detail})`, "event");
       break;
     case "joined":
-      log("joined the overlay", "event");
+      past.joinedAt = performance.now();
+      log(`joined the overlay ${Math.round(past.joinedAt)} ms after the page opened`, "event");
       break;
     case "connection":
       log(`connection ${short(event.peer)} ${event.state}${event.reason ? ` (${event.reason})` : ""}`, "event");

@@ -6,7 +6,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use ed25519_dalek::SigningKey;
-use past_node::proto::{from_hex, to_hex};
+use past_core::Id;
+use past_core::wire::{self, Message, Routed, RoutedBody};
+use past_link::{AppMessage, Payload, frame};
+use past_node::proto::{PeerId, from_hex, to_hex};
 use past_node::{Data, NodeConfig, NodeEvent, start};
 use tracing_subscriber::EnvFilter;
 
@@ -30,7 +33,8 @@ enum Cmd {
         /// by default.
         #[arg(long, value_name = "PATH")]
         key_file: Option<std::path::PathBuf>,
-        /// Bytes (as text) to send to every peer once it is authenticated.
+        /// Text to route to every peer's nodeId once the peer is authenticated (a browser
+        /// node shows it as delivered).
         #[arg(long)]
         send: Option<String>,
         /// Exit successfully after receiving this many messages.
@@ -83,6 +87,31 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The link messages carrying a Pastry message that routes `text` to `peer`'s nodeId.
+fn routed_payload(me: &PeerId, peer: &PeerId, text: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let id = |p: &PeerId| from_hex::<16>(p.as_str()).map(Id::from_bytes).context("a peer id is not a nodeId");
+    let payload = Payload { origin: id(me)?, text: true, data: text.as_bytes().to_vec() };
+    let message: Message<AppMessage> =
+        Message::Route(Routed { key: id(peer)?, hops: 0, body: RoutedBody::App(AppMessage::Payload(payload)) });
+    Ok(frame::encode_pastry(&wire::encode(&message)?, wire::MAX_FRAME_BYTES)?)
+}
+
+/// A one-line description of a link message.
+fn describe(bytes: &[u8]) -> String {
+    let mut frames = frame::Reassembler::new(wire::MAX_FRAME_BYTES);
+    match frames.push(bytes) {
+        Ok(Some(frame::Incoming::Pastry(pastry))) => match wire::decode::<Message<AppMessage>>(&pastry) {
+            Ok(Message::Route(Routed { body: RoutedBody::App(AppMessage::Payload(p)), .. })) => {
+                format!("routed payload {:?}", String::from_utf8_lossy(&p.data))
+            }
+            Ok(message) => format!("{message:?}").chars().take(120).collect(),
+            Err(err) => format!("undecodable Pastry frame: {err}"),
+        },
+        Ok(other) => format!("{other:?}"),
+        Err(err) => format!("bad link message: {err}"),
+    }
+}
+
 /// Reads the key file, or writes a fresh key to it (mode 0600 on Unix).
 fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
     match std::fs::read(path) {
@@ -125,15 +154,17 @@ async fn connect(config: NodeConfig, send: Option<String>, expect: Option<usize>
             NodeEvent::Connected(peer) => {
                 println!("connected to {peer} (authenticated)");
                 if let Some(text) = &send {
-                    node.send(&peer, Data::Bytes(text.clone().into_bytes())).await?;
-                    println!("sent to {peer}: {text}");
+                    for bytes in routed_payload(node.id(), &peer, text)? {
+                        node.send(&peer, Data::Bytes(bytes)).await?;
+                    }
+                    println!("routed to {peer}: {text}");
                 }
             }
             NodeEvent::AuthFailed { peer, reason } => println!("{peer} failed to authenticate: {reason}"),
             NodeEvent::Message { from, data } => {
                 match data {
-                    Data::Text(text) => println!("message from {from}: {text}"),
-                    Data::Bytes(bytes) => println!("message from {from}: <{} bytes>", bytes.len()),
+                    Data::Text(text) => println!("text from {from}: {text}"),
+                    Data::Bytes(bytes) => println!("from {from}: {}", describe(&bytes)),
                 }
                 received += 1;
                 if expect.is_some_and(|n| received >= n) {

@@ -435,11 +435,7 @@ impl Driver {
                 self.contact_deadline = Some(now());
                 self.maybe_join();
             }
-            Event::NodeFailed(id) | Event::NodeLeft(id) => {
-                if self.conns.contains_key(&id) {
-                    self.drop_conn(id, "the node failed or left", false);
-                }
-            }
+            Event::NodeFailed(id) | Event::NodeLeft(id) => self.drop_conn(id, "the node failed or left", false),
             _ => {}
         }
     }

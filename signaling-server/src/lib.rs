@@ -316,10 +316,17 @@ async fn ws_handler(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> axum::
         tracing::warn!("refusing a WebSocket: too many open");
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many signaling connections").into_response();
     };
-    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
-        handle_socket(socket, hub).await;
-        drop(slot);
-    })
+    // Small buffers: a signaling message is about 1 KB, and a thousand idle sockets should
+    // not each hold tungstenite's default 128 KiB read buffer.
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_FRAME_BYTES * 4)
+        .on_upgrade(move |socket| async move {
+            handle_socket(socket, hub).await;
+            drop(slot);
+        })
 }
 
 /// One client: a writer task drains its queue into the socket; this task reads.
