@@ -55,6 +55,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a joining node waits for a joined contact before joining through any.
 const CONTACT_GRACE: Duration = Duration::from_millis(1500);
 
+/// How long a joining node waits before trying its contacts again when all failed.
+const CONTACT_RETRY: Duration = Duration::from_secs(5);
+
 /// Housekeeping period.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -200,6 +203,8 @@ pub(crate) struct Driver {
     ice_servers: Vec<IceServer>,
     contacts: Vec<Id>,
     contact_deadline: Option<Time>,
+    /// When to open connections to the contacts again if every one failed.
+    contact_retry: Option<Time>,
     conns: BTreeMap<Id, Conn>,
     serial: u64,
     created: u32,
@@ -281,6 +286,7 @@ impl Driver {
             backoff: Duration::from_secs(1),
             contacts: Vec::new(),
             contact_deadline: None,
+            contact_retry: None,
             conns: BTreeMap::new(),
             serial: 0,
             created: 0,
@@ -933,6 +939,30 @@ impl Driver {
         }
     }
 
+    /// Not joined yet and every connection to a contact failed: try them again (every
+    /// [`CONTACT_RETRY`] at most, each attempt costs connections of the budget).
+    fn retry_contacts(&mut self, t: Time) {
+        if self.node.phase() != Phase::Idle
+            || self.contacts.is_empty()
+            || self.signaling != Signaling::Registered
+            || self.contacts.iter().any(|c| self.conns.contains_key(c))
+        {
+            return;
+        }
+        match self.contact_retry {
+            Some(at) if at > t => {}
+            Some(_) => {
+                tracing::info!("every contact failed; trying them again");
+                self.contact_retry = Some(t + CONTACT_RETRY);
+                self.contact_deadline = Some(t + CONTACT_GRACE);
+                for contact in self.contacts.clone() {
+                    self.open_conn(contact, Role::Offerer, Via::Server, random_u64(), Vec::new(), None);
+                }
+            }
+            None => self.contact_retry = Some(t + CONTACT_RETRY),
+        }
+    }
+
     // ---- signaling server -------------------------------------------------------------
 
     fn connect_signaling(&mut self) {
@@ -996,6 +1026,7 @@ impl Driver {
                     return;
                 }
                 self.contact_deadline = Some(now() + CONTACT_GRACE);
+                self.contact_retry = None;
                 for contact in self.contacts.clone() {
                     if !self.conns.contains_key(&contact) {
                         self.open_conn(contact, Role::Offerer, Via::Server, random_u64(), Vec::new(), None);
@@ -1069,6 +1100,7 @@ impl Driver {
         }
         self.tombstones.retain(|_, until| *until > t);
         self.evict(0);
+        self.retry_contacts(t);
         self.maybe_join();
     }
 
