@@ -382,6 +382,7 @@ impl Past {
             deadline: now + self.config.stall_timeout,
             progress_sent: now,
             query: None,
+            alternatives: Vec::new(),
             reserved: size,
         };
         self.cache_pending += size;

@@ -72,6 +72,8 @@ pub(crate) struct Pending {
     pub(crate) progress_sent: Time,
     /// The space query of a diversion in progress.
     pub(crate) query: Option<u64>,
+    /// Further diversion targets, best first, should the chosen one already hold the file.
+    pub(crate) alternatives: Vec<Id>,
     /// Bytes reserved: counted in `used` (replicas) or `cache_pending` (cached copies).
     pub(crate) reserved: u64,
 }
@@ -125,7 +127,7 @@ impl Past {
         let file = prepare.certificate.body.file;
         let nonce = prepare.nonce;
         if let Some(h) = self.holdings.get(&file) {
-            let same = h.pending.as_ref().is_some_and(|p| p.nonce == nonce);
+            let same = h.pending.as_ref().is_some_and(|p| p.nonce == nonce && p.coordinator == Some(from));
             if !same {
                 self.send(o, from, PastMessage::Prepared { file, nonce, result: Err(Refusal::Duplicate) });
             }
@@ -171,6 +173,7 @@ impl Past {
             deadline: now + self.config.request_timeout * 2 + self.config.stall_timeout,
             progress_sent: now,
             query: None,
+            alternatives: Vec::new(),
             reserved: 0,
         };
         if accepts(size, self.free(), t) {
@@ -270,7 +273,6 @@ impl Past {
         let Some(q) = self.queries.remove(&query) else {
             return;
         };
-        let own = o.id();
         let file = q.file;
         let Some(h) = self.holdings.get_mut(&file) else {
             return;
@@ -280,14 +282,24 @@ impl Past {
         };
         p.query = None;
         let size = h.cert.body.size;
-        let best = q
-            .replies
-            .iter()
-            .filter(|(_, free)| *free >= size && *free > 0)
-            .max_by_key(|&&(id, free)| (free, core::cmp::Reverse(id)))
-            .map(|&(id, _)| id);
-        let Some(target) = best else {
+        let mut ranked: Vec<(u64, Id)> =
+            q.replies.iter().filter(|(_, free)| *free >= size && *free > 0).map(|&(id, free)| (free, id)).collect();
+        ranked.sort_by_key(|&(free, id)| (core::cmp::Reverse(free), id));
+        p.alternatives = ranked.iter().skip(1).map(|&(_, id)| id).collect();
+        let Some(&(_, target)) = ranked.first() else {
             return self.refuse_pending(o, file, Refusal::NoSpace);
+        };
+        self.divert_to(o, file, target);
+    }
+
+    /// Asks `target` to hold the diverted replica of a pending file.
+    fn divert_to(&mut self, o: &mut Overlay<PastMessage>, file: FileId, target: Id) {
+        let own = o.id();
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        let Some(p) = h.pending.as_ref() else {
+            return;
         };
         h.role = Role::Pointer { holder: target };
         let prepare = Prepare {
@@ -340,6 +352,19 @@ impl Past {
                 let coordinator = self.holdings.get(&file).and_then(|h| h.pending.as_ref()).and_then(|p| p.coordinator);
                 if let Some(c) = coordinator {
                     self.send(o, c, PastMessage::Prepared { file, nonce, result: Ok(from) });
+                }
+            }
+            // The target already holds the file (another primary diverted there a moment
+            // ago) or is gone: the next best leaf.
+            Err(Refusal::Duplicate | Refusal::Unreachable { .. }) => {
+                let next = self
+                    .holdings
+                    .get_mut(&file)
+                    .and_then(|h| h.pending.as_mut())
+                    .and_then(|p| if p.alternatives.is_empty() { None } else { Some(p.alternatives.remove(0)) });
+                match next {
+                    Some(target) => self.divert_to(o, file, target),
+                    None => self.refuse_pending(o, file, Refusal::NoSpace),
                 }
             }
             // The diversion target refuses too: the insert fails (the client may divert the file).

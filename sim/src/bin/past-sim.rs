@@ -148,7 +148,18 @@ fn main() -> anyhow::Result<()> {
                     Mode::Replica => Diversion::Replica,
                     Mode::Both => Diversion::Both,
                 };
-                let params = StorageParams { nodes, leaf_set, k, seed, capacity, sizes, diversion, batch, max_inserts };
+                let params = StorageParams {
+                    nodes,
+                    leaf_set,
+                    k,
+                    seed,
+                    capacity,
+                    sizes,
+                    diversion,
+                    batch,
+                    max_inserts,
+                    window: 2000,
+                };
                 let report = storage(&params);
                 print_storage(&report);
                 reports.push(report);
@@ -278,6 +289,7 @@ fn print_storage(r: &StorageReport) {
         r.mean_size,
         r.wall.as_secs_f64()
     );
+    println!("failures by error: {:?}", r.errors);
 }
 
 fn print_storage_table(reports: &[StorageReport]) {

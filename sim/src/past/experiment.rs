@@ -66,6 +66,8 @@ pub struct StorageParams {
     pub batch: usize,
     /// Stop after this many inserts at most.
     pub max_inserts: usize,
+    /// Stop when half of this many last inserts failed (2,000 in the figures).
+    pub window: usize,
 }
 
 /// One measurement during the storage experiment.
@@ -105,8 +107,16 @@ pub struct StorageReport {
     pub mean_failed_size: f64,
     /// Mean size of all files tried.
     pub mean_size: f64,
+    /// Failed inserts by kind of error.
+    pub errors: std::collections::BTreeMap<String, u64>,
     /// Wall time.
     pub wall: Duration,
+}
+
+/// The name of an error's variant.
+fn kind(error: &past_core::past::InsertError) -> String {
+    let debug = format!("{error:?}");
+    debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_string()
 }
 
 impl StorageReport {
@@ -121,11 +131,8 @@ impl StorageReport {
     }
 }
 
-/// The storage experiment stops when half of the last `WINDOW` inserts failed.
-const WINDOW: usize = 2000;
-
 /// Builds a network with capacities from `params` and inserts files until it is full: until
-/// utilization reaches 99.8% or half of the last 2,000 inserts fail.
+/// utilization reaches 99.8% or half of the last `window` inserts fail.
 pub fn storage(params: &StorageParams) -> StorageReport {
     let started = Instant::now();
     let diversion = params.diversion;
@@ -155,6 +162,7 @@ pub fn storage(params: &StorageParams) -> StorageReport {
     let (mut failed_bytes, mut all_bytes) = (0f64, 0f64);
     let mut points = Vec::new();
     let mut recent: Vec<bool> = Vec::new();
+    let mut errors = std::collections::BTreeMap::new();
     while (inserts as usize) < params.max_inserts {
         let mut ops = Vec::with_capacity(params.batch);
         for _ in 0..params.batch {
@@ -165,7 +173,8 @@ pub fn storage(params: &StorageParams) -> StorageReport {
             inserts += 1;
             match sim.insert(client, seed, size, params.k, None) {
                 Ok(op) => ops.push((client, op, size)),
-                Err(_) => {
+                Err(error) => {
+                    *errors.entry(kind(&error)).or_insert(0) += 1;
                     failed += 1;
                     failed_bytes += size as f64;
                     recent.push(false);
@@ -187,7 +196,12 @@ pub fn storage(params: &StorageParams) -> StorageReport {
                     bytes_inserted += size;
                     recent.push(true);
                 }
-                _ => {
+                other => {
+                    let name = match other {
+                        Some(Outcome::Insert(Err(error))) => kind(&error),
+                        _ => "NoOutcome".to_string(),
+                    };
+                    *errors.entry(name).or_insert(0) += 1;
                     failed += 1;
                     failed_bytes += size as f64;
                     recent.push(false);
@@ -197,9 +211,9 @@ pub fn storage(params: &StorageParams) -> StorageReport {
         let utilization = sim.utilization();
         points.push(StoragePoint { inserts, failed, utilization });
         // Full: nearly all space used, or most recent inserts fail.
-        let window = recent.len().saturating_sub(WINDOW);
-        let recent_failures = recent[window..].iter().filter(|ok| !**ok).count();
-        if utilization >= 0.998 || (recent.len() >= WINDOW && recent_failures * 2 >= WINDOW) {
+        let window = params.window.max(1);
+        let recent_failures = recent[recent.len().saturating_sub(window)..].iter().filter(|ok| !**ok).count();
+        if utilization >= 0.998 || (recent.len() >= window && recent_failures * 2 >= window) {
             break;
         }
     }
@@ -212,6 +226,7 @@ pub fn storage(params: &StorageParams) -> StorageReport {
         bytes_inserted,
         mean_failed_size: failed_bytes / failed.max(1) as f64,
         mean_size: all_bytes / inserts.max(1) as f64,
+        errors,
         wall: started.elapsed(),
     }
 }
