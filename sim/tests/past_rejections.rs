@@ -33,7 +33,10 @@ fn network() -> PastSim {
 }
 
 /// What every node holds: (node, file) -> (role, committed), plus bytes used per node.
-fn snapshot(sim: &PastSim) -> (BTreeMap<(u32, FileId), (Role, bool)>, Vec<u64>) {
+/// Every (node, file) held, with its role and whether committed; and bytes used per node.
+type Snapshot = (BTreeMap<(u32, FileId), (Role, bool)>, Vec<u64>);
+
+fn snapshot(sim: &PastSim) -> Snapshot {
     let mut files = BTreeMap::new();
     let mut used = Vec::new();
     for node in sim.network.live_nodes() {

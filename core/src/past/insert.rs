@@ -412,13 +412,13 @@ impl Past {
         if let Some(spec) = &op.spec {
             self.quotas.credit(&spec.owner, op.debited);
         }
-        if let Some(attempt) = op.current {
-            if !attempt.receipts.is_empty() {
-                // Some primaries committed: take the file back so no partial insert stays.
-                let cert = attempt.cert;
-                let issued = cert.body.created;
-                self.compensate(o, cert, issued);
-            }
+        if let Some(attempt) = op.current
+            && !attempt.receipts.is_empty()
+        {
+            // Some primaries committed: take the file back so no partial insert stays.
+            let cert = attempt.cert;
+            let issued = cert.body.created;
+            self.compensate(o, cert, issued);
         }
         self.emit(PastEvent::InsertDone { op: OpId(id), result: Err(error) });
     }

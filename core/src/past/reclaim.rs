@@ -283,10 +283,10 @@ impl Past {
         let Some(id) = self.reclaim_by_request(request) else {
             return;
         };
-        if let Some(op) = self.reclaims.get_mut(&id) {
-            if !op.rejections.iter().any(|(n, _)| *n == node) {
-                op.rejections.push((node, reason));
-            }
+        if let Some(op) = self.reclaims.get_mut(&id)
+            && !op.rejections.iter().any(|(n, _)| *n == node)
+        {
+            op.rejections.push((node, reason));
         }
         self.check_reclaim(o, id);
     }

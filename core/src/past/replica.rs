@@ -528,11 +528,11 @@ impl Past {
             self.schedule(p.deadline, Timer::Pending(file));
             return;
         }
-        if !p.ready {
-            if let Some(c) = p.coordinator {
-                let own = o.id();
-                self.send(o, c, PastMessage::Failed { file, nonce: p.nonce, node: own, reason: Refusal::Stalled });
-            }
+        if !p.ready
+            && let Some(c) = p.coordinator
+        {
+            let own = o.id();
+            self.send(o, c, PastMessage::Failed { file, nonce: p.nonce, node: own, reason: Refusal::Stalled });
         }
         self.drop_holding(o, file, true);
     }
@@ -561,13 +561,13 @@ impl Past {
             }
             (_, Role::Pointer { .. }) => {}
         }
-        if let (Some(p), Role::Pointer { holder }, true) = (&h.pending, h.role, tell) {
-            if holder != o.id() {
-                let nonce = p.nonce;
-                self.send(o, holder, PastMessage::Abort { file, nonce });
-            }
+        if let (Some(p), Role::Pointer { holder }, true) = (&h.pending, h.role, tell)
+            && holder != o.id()
+        {
+            let nonce = p.nonce;
+            self.send(o, holder, PastMessage::Abort { file, nonce });
         }
-        let created = !(h.pending.as_ref().is_some_and(|p| p.query.is_some()));
+        let created = h.pending.as_ref().is_none_or(|p| p.query.is_none());
         if created {
             self.store(StorageOp::Delete { file }, StorageWait::Other);
         }
@@ -582,12 +582,12 @@ impl Past {
             self.maintenance_at = Some(at);
             self.schedule(at, Timer::Maintenance);
         }
-        if self.audit_at.is_none() {
-            if let Some(interval) = self.config.audit_interval {
-                let at = o.now() + interval;
-                self.audit_at = Some(at);
-                self.schedule(at, Timer::Audit);
-            }
+        if self.audit_at.is_none()
+            && let Some(interval) = self.config.audit_interval
+        {
+            let at = o.now() + interval;
+            self.audit_at = Some(at);
+            self.schedule(at, Timer::Audit);
         }
     }
 
@@ -629,11 +629,11 @@ impl Past {
             if !responsible {
                 continue;
             }
-            if let Role::Pointer { holder } = h.role {
-                if !leaves.contains(&holder) {
-                    rehome.push(*file);
-                    continue;
-                }
+            if let Role::Pointer { holder } = h.role
+                && !leaves.contains(&holder)
+            {
+                rehome.push(*file);
+                continue;
             }
             let key = file.key();
             let mut closest = leaf_ids.clone();
@@ -765,10 +765,10 @@ impl Past {
                     self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
                     self.make_room();
                 }
-                if let Some(h) = self.holdings.get_mut(&file) {
-                    if !h.holders.contains(&from) {
-                        h.holders.push(from);
-                    }
+                if let Some(h) = self.holdings.get_mut(&file)
+                    && !h.holders.contains(&from)
+                {
+                    h.holders.push(from);
                 }
                 held.push(file);
                 continue;

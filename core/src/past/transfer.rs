@@ -64,6 +64,7 @@ use crate::time::Time;
 
 impl Past {
     /// Starts pulling `cert`'s content from `peer`, from chunk `start` on.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_transfer(
         &mut self,
         o: &mut Overlay<PastMessage>,
@@ -190,14 +191,14 @@ impl Past {
             t.next_emit += 1;
         }
         let (sink, file) = (t.sink, t.file);
-        if t.next_emit == t.chunks {
-            if let Some(whole) = t.whole.take() {
-                let digest: Hash = whole.finalize().into();
-                if digest != t.content_hash {
-                    let chunk = t.chunks.saturating_sub(1);
-                    self.fail_transfer(o, id, Refusal::ContentMismatch { chunk });
-                    return;
-                }
+        if t.next_emit == t.chunks
+            && let Some(whole) = t.whole.take()
+        {
+            let digest: Hash = whole.finalize().into();
+            if digest != t.content_hash {
+                let chunk = t.chunks.saturating_sub(1);
+                self.fail_transfer(o, id, Refusal::ContentMismatch { chunk });
+                return;
             }
         }
         for (index, data) in ready {

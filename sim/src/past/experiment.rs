@@ -322,10 +322,11 @@ pub fn retrieve_all(loaded: &mut Loaded) -> usize {
             waited += 1;
         }
         for (reader, op) in ops {
-            if let Some(Outcome::Lookup(outcome)) = loaded.sim.take(reader, op) {
-                if outcome.result.is_ok() && outcome.content_ok {
-                    ok += 1;
-                }
+            if let Some(Outcome::Lookup(outcome)) = loaded.sim.take(reader, op)
+                && outcome.result.is_ok()
+                && outcome.content_ok
+            {
+                ok += 1;
             }
         }
     }
@@ -442,10 +443,10 @@ pub fn durability(params: &FilesParams) -> (Loaded, Vec<FailureScenario>) {
         }
         let survivor = (rng.next_u64() % u64::from(k)) as usize;
         for (i, &h) in holders.iter().enumerate() {
-            if i != survivor {
-                if let Some(index) = loaded.sim.index_of(h) {
-                    victims.push(index);
-                }
+            if i != survivor
+                && let Some(index) = loaded.sim.index_of(h)
+            {
+                victims.push(index);
             }
         }
         targets += 1;
@@ -505,16 +506,16 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64) -> CachingRepor
         }
         loaded.sim.run();
         for (reader, op) in ops {
-            if let Some(Outcome::Lookup(outcome)) = loaded.sim.take(reader, op) {
-                if let Ok(found) = &outcome.result {
-                    answered += 1;
-                    hops += u64::from(found.hops);
-                    if found.cached {
-                        hits += 1;
-                    }
-                    if outcome.content_ok {
-                        ok += 1;
-                    }
+            if let Some(Outcome::Lookup(outcome)) = loaded.sim.take(reader, op)
+                && let Ok(found) = &outcome.result
+            {
+                answered += 1;
+                hops += u64::from(found.hops);
+                if found.cached {
+                    hits += 1;
+                }
+                if outcome.content_ok {
+                    ok += 1;
                 }
             }
         }

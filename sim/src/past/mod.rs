@@ -96,7 +96,7 @@ impl PastSim {
         mut capacity: impl FnMut(&mut ChaCha8Rng) -> u64,
         past: impl Fn(PublicKey, u64) -> PastConfig,
     ) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_9a57);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_9a57);
         let mut network = Network::new(config, nodes, seed);
         let mut keys = Vec::with_capacity(nodes);
         let mut index = BTreeMap::new();
