@@ -1,6 +1,7 @@
 // The page: loads the wasm node, shows its status and its view as text, routes messages.
 // `window.past` exposes the node and what arrived, for people in the console and for tests.
-// URL options (for tests and demos): ?keepalive=MS&probe=MS&join=MS&leaf=L&bits=B&maxconn=N
+// URL options (for tests and demos): ?keepalive=MS&probe=MS&tableprobe=MS&join=MS&failedmemory=MS
+// &connect=MS&leaf=L&bits=B&maxconn=N
 import init, { start } from "/pkg/past_node.js";
 
 const $ = (id) => document.getElementById(id);
@@ -99,6 +100,7 @@ function options() {
     probeTimeoutMs: num("probe"),
     tableProbeMs: num("tableprobe"),
     joinTimeoutMs: num("join"),
+    failedMemoryMs: num("failedmemory"),
     leafSetSize: num("leaf"),
     digitBits: num("bits"),
     maxConnections: num("maxconn"),

@@ -382,10 +382,14 @@ impl Driver {
             self.send_message(to, &message);
             return;
         }
-        if is_signal(&message) {
-            self.relay_signal(to, message);
-            return;
-        }
+        let message = if is_signal(&message) {
+            match self.relay_signal(to, message) {
+                Some(message) => message,
+                None => return,
+            }
+        } else {
+            message
+        };
         if matches!(message, Message::Leave) {
             return; // Not worth a new connection.
         }
@@ -410,9 +414,12 @@ impl Driver {
 
     /// Sends a signal whose next hop `next` has no open connection to the open connection
     /// numerically closest to the target: only if closer than this node, except at the
-    /// signal's first hop.
-    fn relay_signal(&mut self, next: Id, message: Message<AppMessage>) {
-        let Message::Route(Routed { key, hops, .. }) = &message else { return };
+    /// signal's first hop. Otherwise, when `next` is not the signal's target, gives the
+    /// signal back to wait for a connection to `next` like any message (that connection is
+    /// signalled on its own); a signal for an unconnected target with no way on is dropped,
+    /// and its sender's attempt times out.
+    fn relay_signal(&mut self, next: Id, message: Message<AppMessage>) -> Option<Message<AppMessage>> {
+        let Message::Route(Routed { key, hops, .. }) = &message else { return None };
         let (key, first_hop) = (*key, *hops <= 1);
         let own = key.ring_distance(self.id());
         let best = self
@@ -422,8 +429,15 @@ impl Driver {
             .map(|(id, _)| *id)
             .min_by_key(|id| (key.ring_distance(*id), *id));
         match best {
-            Some(via) if first_hop || key.ring_distance(via) < own => self.send_message(via, &message),
-            _ => tracing::debug!(to = %key, "no open connection to relay a signal through; dropped"),
+            Some(via) if first_hop || key.ring_distance(via) < own => {
+                self.send_message(via, &message);
+                None
+            }
+            _ if next != key => Some(message),
+            _ => {
+                tracing::debug!(to = %key, "no open connection to relay a signal through; dropped");
+                None
+            }
         }
     }
 
@@ -441,7 +455,12 @@ impl Driver {
                 self.contact_deadline = Some(now());
                 self.maybe_join();
             }
-            Event::NodeFailed(id) | Event::NodeLeft(id) => self.drop_conn(id, "the node failed or left", false),
+            Event::NodeLeft(id) => self.drop_conn(id, "the node left", false),
+            // A connection still being set up goes on: its slowness may be what made the
+            // core's probe time out, and once open the node proves itself alive again.
+            Event::NodeFailed(id) if self.conns.get(&id).is_some_and(Conn::is_open) => {
+                self.drop_conn(id, "the node failed", false);
+            }
             _ => {}
         }
     }
@@ -554,10 +573,13 @@ impl Driver {
         );
     }
 
-    /// Closes connections that are neither leaves nor routing table entries (least
-    /// recently used first) until `room` more fit under the limit.
+    /// Closes idle connections that are neither leaves nor routing table entries (least
+    /// recently used first) until `room` more fit under the limit. Idle: nothing sent or
+    /// received for three keep-alive periods, so a peer that keeps us in its own leaf set
+    /// (and probes us) keeps its connection.
     fn evict(&mut self, room: usize) {
         let t = now();
+        let idle = self.settings.core.keepalive_interval.map_or(EVICTION_GRACE, |k| (k * 3).max(EVICTION_GRACE));
         while self.conns.len() + room > self.settings.max_connections {
             let state = self.node.state();
             let victim = self
@@ -567,6 +589,7 @@ impl Driver {
                     c.is_open()
                         && c.pending.is_empty()
                         && t.since(c.created) >= EVICTION_GRACE
+                        && t.since(c.last_used) >= idle
                         && !state.leaf_set.contains(**id)
                         && !state.table.contains(**id)
                         && !self.contacts.contains(id)

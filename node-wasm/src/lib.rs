@@ -89,6 +89,9 @@ struct StartOptions {
     /// How long a join may wait for its reply.
     #[serde(default)]
     join_timeout_ms: Option<u64>,
+    /// How long a failed node is kept out of the tables when others still mention it.
+    #[serde(default)]
+    failed_memory_ms: Option<u64>,
     /// Leaf set size l.
     #[serde(default)]
     leaf_set_size: Option<usize>,
@@ -124,6 +127,9 @@ impl StartOptions {
         if let Some(ms) = self.join_timeout_ms {
             core.join_timeout = Duration::from_millis(ms.max(50));
         }
+        if let Some(ms) = self.failed_memory_ms {
+            core.failed_memory = Duration::from_millis(ms);
+        }
         if let Some(l) = self.leaf_set_size {
             core.leaf_set_size = l.clamp(2, 64);
         }
@@ -148,7 +154,7 @@ impl StartOptions {
 /// says so and retries with backoff).
 ///
 /// `config`: `{ signalingUrl, iceServers?, keepaliveMs?, probeTimeoutMs?, tableProbeMs?,
-/// joinTimeoutMs?, leafSetSize?, digitBits?, maxConnections?, connectionBudget?,
+/// joinTimeoutMs?, failedMemoryMs?, leafSetSize?, digitBits?, maxConnections?, connectionBudget?,
 /// connectTimeoutMs?, identityNamespace?, onEvent? }`.
 #[wasm_bindgen]
 pub async fn start(config: JsValue) -> Result<Node, JsError> {

@@ -367,8 +367,8 @@ pub async fn connected_pair(
 }
 
 /// Query string of the page with short timers for tests (keep-alive 500 ms, probe timeout
-/// 1.5 s, join timeout 2 s, connect timeout 6 s).
-pub const FAST_TIMERS: &str = "keepalive=500&probe=1500&join=2000&connect=6000";
+/// 2.5 s, join timeout 2 s, failed nodes remembered 5 s, connect timeout 6 s).
+pub const FAST_TIMERS: &str = "keepalive=500&probe=2500&join=2000&failedmemory=5000&connect=6000";
 
 /// A leaf set as the page shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -10,7 +10,7 @@ use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::page::CrashParams;
 use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, init_tracing, start_server, wait_joined, wait_leaf_sets_exact};
 
-/// Bound for the overlay to notice a closed tab (keep-alive 0.5 s, probe timeout 1.5 s).
+/// Bound for the overlay to notice a closed tab (keep-alive 0.5 s, probe timeout 2.5 s).
 const DETECTION_BOUND: Duration = Duration::from_secs(15);
 
 async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {

@@ -65,13 +65,16 @@ async fn without_server(pages: &[(String, Page)]) -> anyhow::Result<()> {
     .await?;
     let (id_a, id_b) = (views[a].node_id.clone(), views[b].node_id.clone());
     eprintln!("{} and {} had no connection; connecting through the overlay", pages[a].0, pages[b].0);
-    eval::<Option<bool>>(&pages[a].1, &format!("(window.past.node.connect({id_b:?}), true)")).await?;
+    let connect = format!("(window.past.node.connect({id_b:?}), true)");
     for (me, other, outgoing) in [(a, &id_b, true), (b, &id_a, false)] {
         let (name, page) = &pages[me];
         wait_for(
             &format!("{name} to have an authenticated connection to {other} signalled through the overlay"),
-            CONNECT_TIMEOUT,
+            CONNECT_TIMEOUT * 2,
             || async {
+                // Asking again does nothing while an attempt runs, and retries one that
+                // timed out (as the core does by sending again).
+                eval::<Option<bool>>(&pages[a].1, &connect).await?;
                 let v = view(page).await?;
                 Ok(v.filter(|v| {
                     v.connections.iter().any(|c| {
