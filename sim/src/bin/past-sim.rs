@@ -170,7 +170,7 @@ fn main() -> anyhow::Result<()> {
                     .iter()
                     .map(|r| Series {
                         label: r.diversion.label(),
-                        points: r.points.iter().map(|p| (p.utilization * 100.0, p.failed_share() * 100.0)).collect(),
+                        points: decimate(r.points.iter().map(|p| (p.utilization * 100.0, p.failed_share() * 100.0))),
                     })
                     .collect();
                 line_chart(
@@ -293,7 +293,7 @@ fn print_storage(r: &StorageReport) {
 }
 
 fn print_storage_table(reports: &[StorageReport]) {
-    let thresholds = [0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99];
+    let thresholds = [0.3, 0.4, 0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99];
     print!("\n| policy |");
     for t in thresholds {
         print!(" failed at {:.0}% |", t * 100.0);
@@ -319,6 +319,22 @@ fn print_storage_table(reports: &[StorageReport]) {
             last.map_or(0.0, |p| p.failed_share() * 100.0)
         );
     }
+}
+
+/// Keeps a point each time x grows by 0.1 or more (and the last), to keep the plot small.
+fn decimate(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    let mut kept: Vec<(f64, f64)> = Vec::new();
+    let mut last = None;
+    for p in points {
+        if kept.last().is_none_or(|k| p.0 >= k.0 + 0.1) {
+            kept.push(p);
+            last = None;
+        } else {
+            last = Some(p);
+        }
+    }
+    kept.extend(last);
+    kept
 }
 
 /// Peak resident memory of this process, from /proc (Linux).
