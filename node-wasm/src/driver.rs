@@ -14,10 +14,11 @@
 //! (`past_link::auth`); before that, and on any malformed frame, the connection is dropped.
 //! A new connection is signalled through the signaling server before this node has joined,
 //! and through the overlay afterwards (an SDP offer routed with key = the target's nodeId,
-//! the answer routed back; see `past_link::app`). A signal whose next hop is a node we have
-//! no open connection to goes instead to the open connection numerically closest to the
-//! target (only if closer than us, except at the first hop), so signals travel over
-//! existing connections only. Connections to the leaf set and routing table are kept; when
+//! the answer routed back; see `past_link::app`). Signals travel over existing connections:
+//! the first hop is the open connection numerically closest to the target, and a node whose
+//! next hop has no open connection passes the signal to its open connection closest to the
+//! target if that is closer than itself, or else (when the next hop is not the target)
+//! queues it on a connection to the next hop like any other message. Connections to the leaf set and routing table are kept; when
 //! more than `max_connections` are open, others are closed, least recently used first. Every
 //! `RTCPeerConnection` created counts against Chromium's limit of 500 per tab: past the
 //! budget no new one is made and the node routes through those open.
@@ -681,7 +682,7 @@ impl Driver {
                     Role::Answerer => SignalKind::Answer { sdp },
                 };
                 let signal = OverlaySignal { from: self.id(), to: peer, session, kind };
-                self.node.route(peer, AppMessage::Signal(signal), now());
+                self.send_signal(signal);
             }
             Via::Server => {
                 let payload = match role {
@@ -698,6 +699,25 @@ impl Driver {
                     self.attempt_failed(peer, &format!("signaling: {err}"));
                 }
             }
+        }
+    }
+
+    /// Routes a signal we originate with key = its target. The first hop is the open
+    /// connection numerically closest to the target (our own tables may not know the target
+    /// at all, e.g. when answering a node that has just learnt of us: routing would end
+    /// here); Pastry routing takes it on from there.
+    fn send_signal(&mut self, signal: OverlaySignal) {
+        let key = signal.to;
+        let message = Message::Route(Routed { key, hops: 1, body: RoutedBody::App(AppMessage::Signal(signal)) });
+        let first = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_open())
+            .map(|(id, _)| *id)
+            .min_by_key(|id| (key.ring_distance(*id), *id));
+        match first {
+            Some(first) => self.send_message(first, &message),
+            None => tracing::debug!(to = %key, "no open connection to send a signal through; dropped"),
         }
     }
 
@@ -724,7 +744,7 @@ impl Driver {
                     session,
                     kind: SignalKind::Reject { reason: "no connection budget left".into() },
                 };
-                self.node.route(from, AppMessage::Signal(reject), now());
+                self.send_signal(reject);
             }
             for message in pending {
                 self.send_failed(from, message);
@@ -769,7 +789,7 @@ impl Driver {
                     session: signal.session,
                     kind: SignalKind::Reject { reason: "the node is not in the overlay".into() },
                 };
-                self.node.route(signal.from, AppMessage::Signal(reject), now());
+                self.send_signal(reject);
             }
             return;
         }
