@@ -207,9 +207,13 @@ impl<M> Overlay<M> {
         self.events.push_back(event);
     }
 
-    /// Whether `id` failed recently (and gossip about it should be ignored).
+    /// Whether `id` failed within the last `failed_memory` (and gossip about it should be
+    /// ignored). Entries are purged only when another node fails, so the time is checked
+    /// here: otherwise two nodes that once failed each other would ignore each other for
+    /// good in a network where nothing else fails.
     pub(crate) fn recently_failed(&self, id: Id) -> bool {
-        !self.failed.is_empty() && self.failed.iter().any(|&(f, _)| f == id)
+        !self.failed.is_empty()
+            && self.failed.iter().any(|&(f, at)| f == id && at + self.config.failed_memory > self.now)
     }
 
     /// Whether we hold a round-trip measurement of `id`, or it is a leaf, whose proximity
