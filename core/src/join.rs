@@ -129,6 +129,7 @@ impl<M> Overlay<M> {
         }
         self.become_joined();
         self.plan_refinement();
+        self.repair_holes();
         // Probe every candidate, kept or not: the answers rank them by proximity.
         for id in candidates {
             self.introduce(id);
@@ -137,8 +138,9 @@ impl<M> Overlay<M> {
 
     /// The second phase of the join (Pastry section 2.5): for each row beyond the first
     /// with many entries (so that the slots have many candidates to choose from), ask the
-    /// closest node of that row for its own row, and keep whichever candidates are closer.
-    /// The closest node is the first to answer our probes.
+    /// closest node of that row, once all of them are measured, for its own row, and keep
+    /// whichever candidates are closer. Holes in rows that should be full (a contact with a
+    /// sparse row passed its holes on) are repaired.
     fn plan_refinement(&mut self) {
         let columns = self.config.base.columns();
         self.refine = (1..self.state.table.row_count())
@@ -154,9 +156,14 @@ impl<M> Overlay<M> {
             return;
         }
         let Some((row, _)) = self.state.table.slot_of(peer) else { return };
-        if let Some(i) = self.refine.iter().position(|&r| r as usize == row) {
-            self.refine.swap_remove(i);
-            self.transmit(peer, Message::RowRequest { row: row as u8 });
+        let Some(i) = self.refine.iter().position(|&r| r as usize == row) else { return };
+        // Once every entry of the row is measured, ask the closest.
+        if self.state.table.row(row).any(|(_, e)| !e.rtt.is_known()) {
+            return;
+        }
+        self.refine.swap_remove(i);
+        if let Some((_, closest)) = self.state.table.row(row).min_by_key(|&(_, e)| (e.rtt, e.id)) {
+            self.transmit(closest.id, Message::RowRequest { row: row as u8 });
         }
     }
 

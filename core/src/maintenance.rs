@@ -21,6 +21,8 @@ use crate::wire::{MAX_IDS, Message, Probe};
 
 /// Most empty slots a row may have for maintenance to repair them.
 const MAX_HOLES: usize = 3;
+/// Entries in the next row from which a row is expected to be full.
+const DENSE_BELOW: usize = 4;
 
 impl<M> Overlay<M> {
     pub(crate) fn schedule_maintenance(&mut self) {
@@ -90,14 +92,22 @@ impl<M> Overlay<M> {
         self.state.leaf_set.ids().chain([self.id()]).any(|id| id != from && theirs.covers(id) && !theirs.contains(id))
     }
 
-    /// A neighbor tells us of a node that filled an empty slot of its routing table.
-    pub(crate) fn on_new_node(&mut self, from: Id, id: Id) {
+    /// A neighbor tells us of a node that filled an empty slot of row `row` of its routing
+    /// table. Within the region of nodes sharing `row` digits with it, the news goes on
+    /// along the ring until it reaches a node that already holds it, so that every node of
+    /// the region that lacks it learns of it.
+    pub(crate) fn on_new_node(&mut self, from: Id, id: Id, row: u8) {
         if self.phase != Phase::Joined {
             return;
         }
         self.heard_from(from);
-        if self.learn_and_probe(id, false).slot {
-            self.pass_along(id, Some(from));
+        if self.config.base.shared_prefix(self.id(), id) < row as usize || id == self.id() {
+            return; // Out of the region.
+        }
+        let held = self.state.table.contains(id);
+        self.learn_and_probe(id, false);
+        if !held {
+            self.pass_along(id, row, Some(from));
         }
     }
 
@@ -146,20 +156,37 @@ impl<M> Overlay<M> {
         self.repair_holes();
     }
 
-    /// Starts repairs of the empty slots of nearly full rows (at most [`MAX_HOLES`] empty):
-    /// there an empty slot almost surely has candidates (its node failed, or a message to it
-    /// failed), while in the sparse last rows most empty slots have none.
-    fn repair_holes(&mut self) {
+    /// Starts repairs of the empty slots of rows that should be full: rows with at most
+    /// [`MAX_HOLES`] empty slots, or followed by a row with [`DENSE_BELOW`] entries. There
+    /// an empty slot almost surely has candidates (its node failed, a message to it failed,
+    /// or the row came from a node that lacked it), while in the sparse last rows most
+    /// empty slots have none.
+    pub(crate) fn repair_holes(&mut self) {
         let columns = self.config.base.columns();
         for row in 0..self.state.table.row_count() {
-            if self.state.table.row(row).count() + MAX_HOLES < columns - 1 {
-                continue;
+            // Each slot of a row covers a region 2^b times larger than a slot of the next:
+            // when the next row has several entries, this one should be full.
+            let nearly_full = self.state.table.row(row).count() + MAX_HOLES >= columns - 1;
+            let dense_below = self.state.table.row(row + 1).count() >= DENSE_BELOW;
+            if nearly_full || dense_below {
+                self.repair_row(row);
             }
-            let own_digit = self.config.base.digit(self.id(), row) as usize;
-            for column in (0..columns).filter(|&c| c != own_digit) {
-                if self.state.table.get(row, column).is_none() {
-                    self.start_slot_repair_unless_vain(row as u8, column as u8);
-                }
+        }
+    }
+
+    /// A slot of row `row` was just filled: when that makes the row dense, the row above
+    /// should be full, and its holes are repaired.
+    pub(crate) fn filled_slot_in(&mut self, row: usize) {
+        if row > 0 && self.state.table.row(row).count() == DENSE_BELOW {
+            self.repair_row(row - 1);
+        }
+    }
+
+    fn repair_row(&mut self, row: usize) {
+        let own_digit = self.config.base.digit(self.id(), row) as usize;
+        for column in (0..self.config.base.columns()).filter(|&c| c != own_digit) {
+            if self.state.table.get(row, column).is_none() {
+                self.start_slot_repair_unless_vain(row as u8, column as u8);
             }
         }
     }

@@ -197,7 +197,7 @@ impl<A: Application> Node<A> {
             Message::Probe(probe) => self.overlay.on_probe(from, probe),
             Message::LeafSet { leaves, answer } => self.overlay.on_leaf_set(from, leaves, answer),
             Message::LeafSetRequest => self.overlay.on_leaf_set_request(from),
-            Message::NewNode(id) => self.overlay.on_new_node(from, id),
+            Message::NewNode { id, row } => self.overlay.on_new_node(from, id, row),
             Message::RowRequest { row } => self.overlay.on_row_request(from, row),
             Message::RowReply { ids, .. } => self.overlay.on_row_reply(from, ids),
             Message::EntryRequest { row, column } => self.overlay.on_entry_request(from, row, column),

@@ -242,6 +242,9 @@ impl<M> Overlay<M> {
             self.leaf_set_changed = true;
         }
         let slot = self.state.table.consider(id, Rtt::UNKNOWN) == crate::routing_table::Considered::Inserted;
+        if slot && let Some((row, _)) = self.state.table.slot_of(id) {
+            self.filled_slot_in(row);
+        }
         Learned { leaf, slot }
     }
 
@@ -267,15 +270,20 @@ impl<M> Overlay<M> {
         if learned.leaf {
             self.send_leaf_set(id, false);
         }
-        if learned.slot {
-            self.pass_along(id, None);
+        if learned.slot
+            && let Some((row, _)) = self.state.table.slot_of(id)
+        {
+            self.pass_along(id, row as u8, None);
+            if self.config.proximity == Proximity::Driver {
+                self.measure.push_back(id);
+            }
         }
         learned.leaf || learned.slot
     }
 
     /// Tells the nearest leaf on each side (or only on the side away from `came_from`) of a
-    /// node that filled an empty slot of ours.
-    pub(crate) fn pass_along(&mut self, id: Id, came_from: Option<Id>) {
+    /// node that filled an empty slot of ours in row `row`.
+    pub(crate) fn pass_along(&mut self, id: Id, row: u8, came_from: Option<Id>) {
         let from_side = came_from.and_then(|f| self.state.leaf_set.side_of(f));
         for side in [Side::Clockwise, Side::CounterClockwise] {
             if from_side == Some(side) {
@@ -285,7 +293,7 @@ impl<M> Overlay<M> {
                 && next != id
                 && Some(next) != came_from
             {
-                self.transmit(next, Message::NewNode(id));
+                self.transmit(next, Message::NewNode { id, row });
             }
         }
     }

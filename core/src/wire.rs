@@ -52,8 +52,14 @@ pub enum Message<M> {
         ids: Vec<Id>,
     },
     /// A node that filled an empty routing table slot of the sender, passed along the ring
-    /// to the nodes near the sender, which likely lack it too.
-    NewNode(Id),
+    /// to every node sharing at least `row` digits with it (they are contiguous on the
+    /// ring), which likely lack it too.
+    NewNode {
+        /// The node.
+        id: Id,
+        /// The row of the slot it filled.
+        row: u8,
+    },
     /// Asks for the receiver's leaf set (answered with [`Message::LeafSet`]).
     LeafSetRequest,
     /// Asks for the receiver's routing table entry at a slot, to repair the sender's.
@@ -221,7 +227,7 @@ mod tests {
             Message::Probe(Probe { ask: Some(9), answer: None }),
             Message::LeafSet { leaves: vec![id, Id::MAX], answer: true },
             Message::LeafSetRequest,
-            Message::NewNode(id),
+            Message::NewNode { id, row: 2 },
             Message::RowRequest { row: 3 },
             Message::RowReply { row: 3, ids: vec![id] },
             Message::EntryRequest { row: 1, column: 2 },

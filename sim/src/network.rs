@@ -115,7 +115,7 @@ impl Counters {
             | Message::EntryReply { .. } => &mut self.repair,
             Message::Probe(_) => &mut self.probe,
             Message::LeafSet { .. } | Message::LeafSetRequest => &mut self.leaf_set,
-            Message::NewNode(_) => &mut self.new_node,
+            Message::NewNode { .. } => &mut self.new_node,
             Message::RowRequest { .. } | Message::RowReply { .. } => &mut self.join,
             Message::Leave => &mut self.leave,
         };
