@@ -86,7 +86,7 @@ struct StartOptions {
     /// Routing table probe period.
     #[serde(default)]
     table_probe_ms: Option<u64>,
-    /// How long a join may wait for its reply.
+    /// How long a join may wait for its reply (4 s by default).
     #[serde(default)]
     join_timeout_ms: Option<u64>,
     /// How long a failed node is kept out of the tables when others still mention it.
@@ -124,9 +124,9 @@ impl StartOptions {
         if let Some(ms) = self.table_probe_ms {
             core.table_probe_interval = Some(Duration::from_millis(ms.max(50)));
         }
-        if let Some(ms) = self.join_timeout_ms {
-            core.join_timeout = Duration::from_millis(ms.max(50));
-        }
+        // A join reply can be lost while the connections of a newcomer are still being set
+        // up; retrying is one routed message, so do not wait the core's default 10 s.
+        core.join_timeout = Duration::from_millis(self.join_timeout_ms.unwrap_or(4000).max(50));
         if let Some(ms) = self.failed_memory_ms {
             core.failed_memory = Duration::from_millis(ms);
         }
