@@ -4,7 +4,7 @@
 //! Every list has a bound ([`PastMessage::within_bounds`]) so that a message fits in a
 //! frame ([`MAX_FRAME_BYTES`](crate::wire::MAX_FRAME_BYTES)); a node drops a message beyond
 //! its bounds without looking further. Chunk data is at most
-//! [`CHUNK_SIZE`](super::CHUNK_SIZE) bytes.
+//! [`CHUNK_SIZE`] bytes.
 
 use serde::{Deserialize, Serialize};
 

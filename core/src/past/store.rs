@@ -5,11 +5,14 @@
 //! file with its record, write or read one chunk, update a record, delete), the driver performs
 //! it in whatever way suits it, and hands back the [`StorageReply`] with `handle_storage`.
 //! Requests name chunks, never whole files: content streams through in pieces of at most
-//! [`CHUNK_SIZE`](super::CHUNK_SIZE) bytes, so no layer buffers a large file.
+//! [`CHUNK_SIZE`] bytes, so no layer buffers a large file.
 //!
-//! Requests may be completed in any order. A driver must make a record update durable before
-//! it answers it (that is what commits a replica), and may drop objects whose record was never
-//! committed when it restarts.
+//! A driver must apply the operations on one file in the order they were issued (a create
+//! before the writes that follow it); reads and operations on different files may complete in
+//! any order, and answers may come back in any order. A driver must make a record update
+//! durable before it answers it (that is what commits a replica), and may drop objects whose
+//! record was never committed when it restarts; at start it hands the committed records back
+//! with [`Past::restore`](super::Past::restore).
 //!
 //! The [`Storage`] trait is the synchronous form, for drivers whose storage answers at once:
 //! [`MemoryStore`] (tests, the simulator) and, later, a disk store.
