@@ -69,6 +69,12 @@ pub enum Refusal {
     /// The insert was aborted.
     #[error("aborted")]
     Aborted,
+    /// This node holds only a pointer: the content is at `holder` (replica diversion).
+    #[error("the content is at node {holder}")]
+    Redirect {
+        /// The node holding the diverted replica.
+        holder: Id,
+    },
 }
 
 /// Why an insert failed. When it fails, no replica stays stored: nodes holding a replica of

@@ -58,6 +58,8 @@ pub(crate) struct Transfer {
     pub(crate) last_progress: Time,
     pub(crate) sink: Sink,
     pub(crate) bytes: u64,
+    /// Whether the source already sent us on to the holder of a diverted replica.
+    redirected: bool,
 }
 
 use crate::time::Time;
@@ -98,6 +100,7 @@ impl Past {
             last_progress: o.now(),
             sink,
             bytes: 0,
+            redirected: false,
         };
         let requests: Vec<u32> = (0..transfer.pieces.len() as u32).collect();
         self.transfers.insert(id, transfer);
@@ -235,9 +238,33 @@ impl Past {
     }
 
     pub(crate) fn on_transfer_refused(&mut self, o: &mut Overlay<PastMessage>, from: Id, id: u64, reason: Refusal) {
-        if self.transfers.get(&id).is_some_and(|t| t.peer == from) {
-            self.fail_transfer(o, id, reason);
+        let Some(t) = self.transfers.get_mut(&id).filter(|t| t.peer == from) else {
+            return;
+        };
+        // A node holding only a pointer sends us on, once, to the diverted replica.
+        if let Refusal::Redirect { holder } = reason
+            && !t.redirected
+            && holder != from
+            && holder != o.id()
+        {
+            t.redirected = true;
+            t.peer = holder;
+            t.next_request = t.next_emit;
+            t.buffered.clear();
+            let pieces: Vec<u32> = if t.hashes.is_empty() {
+                t.pieces.iter_mut().for_each(|p| *p = None);
+                (0..t.pieces.len() as u32).collect()
+            } else {
+                Vec::new()
+            };
+            let source = t.source;
+            for piece in pieces {
+                self.send(o, holder, PastMessage::HashRequest { transfer: id, source, piece });
+            }
+            self.pump_transfer(o, id);
+            return;
         }
+        self.fail_transfer(o, id, reason);
     }
 
     pub(crate) fn transfer_timer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
@@ -302,6 +329,20 @@ impl Past {
         }
     }
 
+    /// The diverted holder of a file this node holds only a pointer to.
+    fn pointer_to(&self, source: Source) -> Option<Id> {
+        let Source::File(file) = source else {
+            return None;
+        };
+        match self.holdings.get(&file) {
+            Some(h) if h.is_committed() => match h.role {
+                crate::past::store::Role::Pointer { holder } => Some(holder),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     pub(crate) fn serve_hashes(
         &mut self,
         o: &mut Overlay<PastMessage>,
@@ -310,6 +351,10 @@ impl Past {
         source: Source,
         piece: u32,
     ) {
+        if let Some(holder) = self.pointer_to(source) {
+            self.send(o, from, PastMessage::TransferFailed { transfer, reason: Refusal::Redirect { holder } });
+            return;
+        }
         let reply = match self.resolve(source) {
             Some((_, hashes, _)) => {
                 let start = piece as usize * HASHES_PER_PIECE;
@@ -333,6 +378,10 @@ impl Past {
         source: Source,
         index: u32,
     ) {
+        if let Some(holder) = self.pointer_to(source) {
+            self.send(o, from, PastMessage::TransferFailed { transfer, reason: Refusal::Redirect { holder } });
+            return;
+        }
         match self.resolve(source) {
             Some((object, _, size)) if index < chunk_count(size) => {
                 if let Source::File(file) = source {
