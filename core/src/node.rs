@@ -312,9 +312,7 @@ impl<A: Application> Node<A> {
         match body {
             RoutedBody::Join(request) => self.overlay.on_join_request(from, key, hops, request),
             body => {
-                if self.overlay.heard_from(from) {
-                    self.overlay.introduce(from);
-                }
+                self.overlay.passed_by(from);
                 match body {
                     RoutedBody::App(message) => self.route_app(key, message, hops),
                     body => self.overlay.reroute(key, hops, body),

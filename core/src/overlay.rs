@@ -281,6 +281,18 @@ impl<M> Overlay<M> {
         learned.leaf || learned.slot
     }
 
+    /// A routed message came from `from`: it is alive and part of the overlay. Only the leaf
+    /// set takes it in here (a node missing from it would be a gap that the sender just
+    /// revealed); the routing table is kept complete by joins and repairs, and looking up
+    /// the sender's slot on every hop would cost a cache miss per message.
+    pub(crate) fn passed_by(&mut self, from: Id) {
+        if from != self.id() && !self.recently_failed(from) && self.state.leaf_set.insert(from) {
+            self.leaf_set_changed = true;
+            self.send_leaf_set(from, false);
+            self.introduce(from);
+        }
+    }
+
     /// Tells the nearest leaf on each side (or only on the side away from `came_from`) of a
     /// node that filled an empty slot of ours in row `row`.
     pub(crate) fn pass_along(&mut self, id: Id, row: u8, came_from: Option<Id>) {
