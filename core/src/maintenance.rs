@@ -93,9 +93,9 @@ impl<M> Overlay<M> {
     }
 
     /// A neighbor tells us of a node that filled an empty slot of row `row` of its routing
-    /// table. Within the region of nodes sharing `row` digits with it, the news goes on
-    /// along the ring until it reaches a node that already holds it, so that every node of
-    /// the region that lacks it learns of it.
+    /// table. The news goes on along the ring, within the region of nodes sharing `row`
+    /// digits with it, as long as it fills an empty slot: past a node that had one, the
+    /// nodes further on have most likely heard of a node of that slot too.
     pub(crate) fn on_new_node(&mut self, from: Id, id: Id, row: u8) {
         if self.phase != Phase::Joined {
             return;
@@ -104,9 +104,7 @@ impl<M> Overlay<M> {
         if self.config.base.shared_prefix(self.id(), id) < row as usize || id == self.id() {
             return; // Out of the region.
         }
-        let held = self.state.table.contains(id);
-        self.learn_and_probe(id, false);
-        if !held {
+        if self.learn_and_probe(id, false).slot {
             self.pass_along(id, row, Some(from));
         }
     }
