@@ -12,6 +12,11 @@ use past_sim::experiment::{FailureReport, Params, build, fail_and_repair, random
 use past_sim::measure::{LookupStats, TableStats};
 use past_sim::plot::{Series, line_chart_log_x};
 
+/// Average hops of the reference implementations with b = 4, l = 16, for comparison on the
+/// plot: FreePastry's own simulator measured on this machine (1,000 and 10,000 nodes) and
+/// the Pastry paper's figure at 100,000 nodes.
+const REFERENCE_HOPS: [(f64, f64); 3] = [(1_000.0, 2.47), (10_000.0, 3.22), (100_000.0, 3.98)];
+
 /// Simulates Pastry networks with the real core and reports the paper's figures.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -110,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         let series = [
             Series { label: "average hops (simulated)", points: points.iter().map(|p| (p.0, p.1)).collect() },
             Series { label: "ceil(log_2^b N)", points: points.iter().map(|p| (p.0, p.2)).collect() },
+            Series { label: "reference: FreePastry (1k, 10k), Pastry paper (100k)", points: REFERENCE_HOPS.to_vec() },
         ];
         line_chart_log_x(&path, "Pastry: average hops against network size", "N (nodes)", "hops", &series)
             .with_context(|| format!("writing {}", path.display()))?;
