@@ -16,3 +16,11 @@ pub mod network;
 pub mod past;
 pub mod plane;
 pub mod plot;
+
+/// Peak resident memory of this process as the kernel reports it (`VmHWM`, Linux only).
+pub fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}

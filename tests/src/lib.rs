@@ -107,8 +107,21 @@ pub fn init_tracing() {
 /// Starts the signaling server on 127.0.0.1 with a free port, serving the page and the
 /// wasm package.
 pub async fn start_server() -> anyhow::Result<ServerHandle> {
-    let config = Config { web_dir: Some(web_dir()?), pkg_dir: Some(pkg_dir()?), ..Config::loopback_ephemeral() };
-    ServerHandle::spawn(config).await.context("starting the signaling server")
+    start_server_with(|_| {}).await
+}
+
+/// Runs a browser scenario: starts the signaling server and Chromium, runs `scenario` with
+/// them, then closes both whatever the outcome.
+pub async fn with_browser(
+    scenario: impl AsyncFnOnce(&Chromium, &ServerHandle) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    init_tracing();
+    let server = start_server().await?;
+    let browser = Chromium::launch().await?;
+    let result = scenario(&browser, &server).await;
+    browser.close().await;
+    server.shutdown().await?;
+    result
 }
 
 /// [`start_server`] with changes to the configuration (e.g. fewer peers in the welcome).

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use past_e2e::{Chromium, connected_pair, eval, init_tracing, node_state, start_server, wait_for};
+use past_e2e::{Chromium, connected_pair, eval, node_state, wait_for, with_browser};
 
 const COUNT: usize = 128;
 const SIZE: usize = 60 * 1024;
@@ -46,11 +46,5 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_larger_than_the_buffer_arrives_complete_and_in_order() -> anyhow::Result<()> {
-    init_tracing();
-    let server = start_server().await?;
-    let browser = Chromium::launch().await?;
-    let result = scenario(&browser, &server.http_origin()).await;
-    browser.close().await;
-    server.shutdown().await?;
-    result
+    with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, ensure};
 use past_core::wire::{Message, Routed, RoutedBody};
-use past_e2e::{Chromium, deliveries, eval, init_tracing, node_state, parse_id, start_server, wait_for, wait_joined};
+use past_e2e::{Chromium, deliveries, eval, node_state, parse_id, wait_for, wait_joined, with_browser};
 use past_link::frame::{self, Incoming, Reassembler};
 use past_link::{AppMessage, Payload};
 use past_node::{Data, NodeConfig, NodeEvent, start};
@@ -91,11 +91,5 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_node_and_browser_page_authenticate_and_exchange_pastry_messages() -> anyhow::Result<()> {
-    init_tracing();
-    let server = start_server().await?;
-    let browser = Chromium::launch().await?;
-    let result = scenario(&browser, &server.http_origin(), &server.ws_url()).await;
-    browser.close().await;
-    server.shutdown().await?;
-    result
+    with_browser(async |browser, server| scenario(browser, &server.http_origin(), &server.ws_url()).await).await
 }

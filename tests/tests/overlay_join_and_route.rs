@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use chromiumoxide::Page;
 use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, check_routing, init_tracing, start_server, view, wait_joined,
-    wait_leaf_sets_exact,
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, check_routing, view, wait_joined, wait_leaf_sets_exact, with_browser,
 };
 
 async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
@@ -68,11 +67,5 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_browser_nodes_join_have_exact_leaf_sets_and_route_to_the_closest_node() -> anyhow::Result<()> {
-    init_tracing();
-    let server = start_server().await?;
-    let browser = Chromium::launch().await?;
-    let result = scenario(&browser, &server.http_origin()).await;
-    browser.close().await;
-    server.shutdown().await?;
-    result
+    with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::page::CrashParams;
-use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, init_tracing, start_server, wait_joined, wait_leaf_sets_exact};
+use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, wait_joined, wait_leaf_sets_exact, with_browser};
 
 /// Bound for the overlay to notice a closed tab (keep-alive 0.5 s, probe timeout 2.5 s).
 const DETECTION_BOUND: Duration = Duration::from_secs(15);
@@ -52,11 +52,5 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reloaded_tab_keeps_its_id_and_a_closed_tab_leaves_every_leaf_set() -> anyhow::Result<()> {
-    init_tracing();
-    let server = start_server().await?;
-    let browser = Chromium::launch().await?;
-    let result = scenario(&browser, &server.http_origin()).await;
-    browser.close().await;
-    server.shutdown().await?;
-    result
+    with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use chromiumoxide::Page;
 use ed25519_dalek::SigningKey;
-use past_e2e::{Chromium, check_routing, connected_pair, eval, init_tracing, node_state, start_server, view, wait_for};
+use past_e2e::{Chromium, check_routing, connected_pair, eval, node_state, view, wait_for, with_browser};
 use past_link::frame;
 use past_node::{Data, NodeConfig, NodeEvent, start};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -107,11 +107,5 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impostors_are_refused_and_misbehaving_peers_dropped() -> anyhow::Result<()> {
-    init_tracing();
-    let server = start_server().await?;
-    let browser = Chromium::launch().await?;
-    let result = scenario(&browser, &server.http_origin(), &server.ws_url()).await;
-    browser.close().await;
-    server.shutdown().await?;
-    result
+    with_browser(async |browser, server| scenario(browser, &server.http_origin(), &server.ws_url()).await).await
 }

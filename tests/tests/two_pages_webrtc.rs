@@ -7,9 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use past_e2e::{
-    Chromium, connected_pair, deliveries, eval, init_tracing, node_state, route, start_server, view, wait_for,
-};
+use past_e2e::{Chromium, connected_pair, deliveries, eval, node_state, route, view, wait_for, with_browser};
 
 const TEXT: &str = "héllo, peer ✓ — 你好 🌍";
 const BINARY_LEN: usize = 60 * 1024;
@@ -82,11 +80,5 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pages_join_and_route_to_each_other() -> anyhow::Result<()> {
-    init_tracing();
-    let server = start_server().await?;
-    let browser = Chromium::launch().await?;
-    let result = scenario(&browser, &server.http_origin()).await;
-    browser.close().await;
-    server.shutdown().await?;
-    result
+    with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
 }

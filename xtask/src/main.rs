@@ -92,8 +92,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The workspace root: the parent of this crate's directory.
 fn workspace_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+    // `cargo run` tells the binary where its manifest is now; the path compiled in is only a
+    // fallback (a binary built in another checkout sharing the target directory would
+    // otherwise work on that checkout).
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map_or_else(|| manifest_dir.clone(), Path::to_path_buf)
 }
 
 /// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the root) or `target/`.

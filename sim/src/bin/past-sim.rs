@@ -270,7 +270,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    println!("\ntotal wall time {:.1} s, peak memory {}", started.elapsed().as_secs_f64(), peak_memory());
+    println!("\ntotal wall time {:.1} s, peak memory {}", started.elapsed().as_secs_f64(), past_sim::peak_memory());
     Ok(())
 }
 
@@ -335,14 +335,4 @@ fn decimate(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
     }
     kept.extend(last);
     kept
-}
-
-/// Peak resident memory of this process, from /proc (Linux).
-fn peak_memory() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -109,7 +109,7 @@ fn main() -> anyhow::Result<()> {
                 points.push((nodes as f64, report.before.mean_hops, report.before.hop_bound as f64));
             }
         }
-        println!("total wall time {:.2} s, peak memory {}", started.elapsed().as_secs_f64(), peak_memory());
+        println!("total wall time {:.2} s, peak memory {}", started.elapsed().as_secs_f64(), past_sim::peak_memory());
     }
     if let Some(path) = args.plot {
         let series = [
@@ -167,14 +167,4 @@ fn print_failure(report: &FailureReport) {
         report.repair_rpcs_per_failed_node(),
         report.leaf_set_errors_after,
     );
-}
-
-/// Peak resident memory of this process, from /proc (Linux).
-fn peak_memory() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
