@@ -164,7 +164,7 @@ pub struct IceServer {
 }
 
 impl IceServer {
-    /// A server without credentials at `url` (e.g. `stun:stun.invalid:3478`).
+    /// A server without credentials at `url` (e.g. `stun:127.0.0.1:3478` for a server of your own).
     pub fn new(url: impl Into<String>) -> Self {
         Self { urls: vec![url.into()], username: None, credential: None }
     }
@@ -537,7 +537,7 @@ mod tests {
                 peer: id("me"),
                 protocol: PROTOCOL_VERSION,
                 ice_servers: vec![IceServer {
-                    urls: vec!["turn:turn.invalid:3478".into()],
+                    urls: vec!["turn:127.0.0.1:3478".into()],
                     username: Some("u".into()),
                     credential: Some("p".into()),
                 }],
