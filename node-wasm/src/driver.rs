@@ -141,6 +141,8 @@ struct Conn {
     pending: Vec<Message<AppMessage>>,
     created: Time,
     last_used: Time,
+    /// When the peer last sent us a Pastry frame (or proved its id).
+    last_heard: Time,
     /// The peer said it was joined when it said hello.
     joined: bool,
     /// An overlay attempt already fell back to the server.
@@ -568,6 +570,7 @@ impl Driver {
                 pending,
                 created: t,
                 last_used: t,
+                last_heard: t,
                 joined: false,
                 retried: false,
             },
@@ -728,6 +731,14 @@ impl Driver {
         }
         let mut pending = Vec::new();
         if let Some(existing) = self.conns.get(&from) {
+            // Whoever sends an overlay offer may write any `from` into it: it may not tear
+            // down a connection over which that peer is heard from (a peer that restarted
+            // falls silent there first).
+            let alive = existing.is_open() && now().since(existing.last_heard) < self.settings.core.probe_timeout;
+            if via == Via::Overlay && alive {
+                tracing::warn!(peer = %from, "an overlay offer names a peer we hear from on an open connection: ignored");
+                return;
+            }
             let glare = existing.role == Role::Offerer && !existing.is_open();
             if glare && self.id() < from {
                 return; // Both offered: the smaller id's offer wins; the peer answers ours.
@@ -890,6 +901,7 @@ impl Driver {
             }
             (Incoming::Pastry(frame), Stage::Open) => {
                 conn.last_used = now();
+                conn.last_heard = conn.last_used;
                 match past_core::wire::decode::<Message<AppMessage>>(&frame) {
                     Ok(message) if app_of(&message).is_none_or(AppMessage::within_bounds) => {
                         self.node.handle_message(peer, message, now());
@@ -928,6 +940,7 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(&peer) else { return };
         conn.stage = Stage::Open;
         conn.last_used = now();
+        conn.last_heard = conn.last_used;
         let pending = std::mem::take(&mut conn.pending);
         self.emit("connection", &[("peer", hex(peer).into()), ("state", "open".into())]);
         for message in pending {
