@@ -189,6 +189,30 @@ impl Reassembler {
     }
 }
 
+/// One data channel message, as both drivers hand it to their channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Data {
+    /// A text message (sent as a WebRTC string message).
+    Text(String),
+    /// A binary message.
+    Bytes(Vec<u8>),
+}
+
+impl Data {
+    /// Size on the wire, in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(s) => s.len(),
+            Self::Bytes(b) => b.len(),
+        }
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

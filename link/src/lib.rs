@@ -21,4 +21,4 @@ pub mod frame;
 
 pub use app::{AppMessage, OverlaySignal, Payload, SignalKind};
 pub use auth::{AuthError, AuthMessage, Handshake};
-pub use frame::{FrameError, Incoming, Reassembler};
+pub use frame::{Data, FrameError, Incoming, Reassembler};

@@ -49,29 +49,7 @@ pub use past_signaling_proto as proto;
 /// maximum message size.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// One data channel message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Data {
-    /// A text message (a WebRTC string message).
-    Text(String),
-    /// A binary message.
-    Bytes(Vec<u8>),
-}
-
-impl Data {
-    /// Size on the wire, in bytes.
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Text(s) => s.len(),
-            Self::Bytes(b) => b.len(),
-        }
-    }
-
-    /// Whether the message is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use past_link::Data;
 
 /// What the node reports to its owner.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -21,29 +21,7 @@ pub const LOW_WATER: u32 = 64 * 1024;
 /// Most bytes waiting in our queue per peer (on top of the browser's buffer).
 pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
-/// One data channel message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Data {
-    /// A text message (sent as a WebRTC string message).
-    Text(String),
-    /// A binary message.
-    Bytes(Vec<u8>),
-}
-
-impl Data {
-    /// Size on the wire, in bytes.
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Text(s) => s.len(),
-            Self::Bytes(b) => b.len(),
-        }
-    }
-
-    /// Whether the message is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use past_link::Data;
 
 /// Why a message was not accepted for sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
