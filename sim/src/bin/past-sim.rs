@@ -36,18 +36,29 @@ enum Mode {
     Both,
 }
 
+/// The network every experiment builds.
+#[derive(clap::Args, Debug)]
+struct NetworkArgs {
+    /// Nodes.
+    #[arg(long, default_value_t = 2250)]
+    nodes: usize,
+    /// Leaf set size l.
+    #[arg(long, default_value_t = 32)]
+    leaf_set: usize,
+    /// Replicas per file.
+    #[arg(long, default_value_t = 5)]
+    k: u8,
+    /// Seed of the run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Insert files until the network is full: failed insertions against utilization.
     Storage {
-        #[arg(long, default_value_t = 2250)]
-        nodes: usize,
-        #[arg(long, default_value_t = 32)]
-        leaf_set: usize,
-        #[arg(long, default_value_t = 5)]
-        k: u8,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        network: NetworkArgs,
         /// Node capacities are PAST's d1 divided by this.
         #[arg(long, default_value_t = 1.0)]
         capacity_scale: f64,
@@ -68,14 +79,8 @@ enum Command {
     },
     /// Kill 4 of the 5 holders of files, then 10% of the nodes: retrieval and maintenance.
     Durability {
-        #[arg(long, default_value_t = 2250)]
-        nodes: usize,
-        #[arg(long, default_value_t = 32)]
-        leaf_set: usize,
-        #[arg(long, default_value_t = 5)]
-        k: u8,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        network: NetworkArgs,
         #[arg(long, default_value_t = 2000)]
         files: usize,
         /// Largest file inserted.
@@ -84,14 +89,8 @@ enum Command {
     },
     /// Zipf lookups with caching off and on: hit rate and hops.
     Caching {
-        #[arg(long, default_value_t = 2250)]
-        nodes: usize,
-        #[arg(long, default_value_t = 32)]
-        leaf_set: usize,
-        #[arg(long, default_value_t = 5)]
-        k: u8,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        network: NetworkArgs,
         #[arg(long, default_value_t = 2000)]
         files: usize,
         #[arg(long, default_value_t = 50_000)]
@@ -113,10 +112,7 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     match args.command {
         Command::Storage {
-            nodes,
-            leaf_set,
-            k,
-            seed,
+            network: NetworkArgs { nodes, leaf_set, k, seed },
             capacity_scale,
             size_scale,
             sizes,
@@ -186,7 +182,7 @@ fn main() -> anyhow::Result<()> {
                 println!("\nplot written to {}", path.display());
             }
         }
-        Command::Durability { nodes, leaf_set, k, seed, files, max_size } => {
+        Command::Durability { network: NetworkArgs { nodes, leaf_set, k, seed }, files, max_size } => {
             let params = FilesParams {
                 nodes,
                 leaf_set,
@@ -227,7 +223,14 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Caching { nodes, leaf_set, k, seed, files, lookups, alpha, max_size, capacity_scale } => {
+        Command::Caching {
+            network: NetworkArgs { nodes, leaf_set, k, seed },
+            files,
+            lookups,
+            alpha,
+            max_size,
+            capacity_scale,
+        } => {
             println!(
                 "# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}"
             );
