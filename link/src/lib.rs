@@ -8,17 +8,27 @@
 //! - [`app`]: the application messages the drivers route through the Pastry overlay
 //!   (connection signaling through the overlay, payloads for demos and tests), the place
 //!   where PAST's messages join later.
+//! - [`manager`]: the peer manager, a sans-IO state machine that decides which connections
+//!   exist (signaling, glare, handshake, queues, eviction, the connection budget and the
+//!   limits that keep hearsay and unreachable peers from spending it).
+//! - [`stack`]: the Pastry core and the manager wired together, with the bootstrap through
+//!   the signaling server's contacts: what a driver drives.
 //!
-//! It is pure: no I/O, no clock, no randomness (nonces and signatures come from the driver,
-//! which owns the key: WebCrypto in the browser). It is **not** a transport: it never sees
-//! a data channel, only the bytes that cross it.
+//! It is pure: no I/O, no clock, no OS randomness (the driver passes the time with every
+//! input and a random seed at the start; signatures come from the driver, which owns the
+//! key: WebCrypto in the browser). It is **not** a transport: it never sees a data channel,
+//! only the SDP and the bytes that cross it.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod app;
 pub mod auth;
 pub mod frame;
+pub mod manager;
+pub mod stack;
 
 pub use app::{AppMessage, OverlaySignal, Payload, SignalKind};
 pub use auth::{AuthError, AuthMessage, Handshake};
 pub use frame::{Data, FrameError, Incoming, Reassembler};
+pub use manager::{Command, ConnId, ManagerConfig, PeerEvent, PeerManager, Tables};
+pub use stack::{Delivery, LinkApp, RouteError, Stack, StackEvent};

@@ -22,7 +22,7 @@ pub(crate) enum Input {
     /// From the signaling socket.
     Signaling(SignalingEvent),
     /// From the connection to a peer.
-    Transport(PeerId, TransportEvent),
+    Transport(PeerId, u64, TransportEvent),
     /// From the handle.
     Command(Command),
 }
@@ -50,6 +50,8 @@ pub(crate) struct Node {
     signaling: Option<SignalingClient>,
     ice_servers: Vec<IceServer>,
     peers: BTreeMap<PeerId, Peer>,
+    /// Serial of the next connection.
+    next_serial: u64,
     events: UnboundedSender<NodeEvent>,
 }
 
@@ -70,6 +72,7 @@ impl Node {
             signaling: Some(signaling),
             ice_servers,
             peers: BTreeMap::new(),
+            next_serial: 0,
             events,
         }
     }
@@ -82,7 +85,13 @@ impl Node {
         while let Some(input) = inputs.recv().await {
             match input {
                 Input::Signaling(event) => self.on_signaling(event).await,
-                Input::Transport(peer, event) => self.on_transport(peer, event).await,
+                Input::Transport(peer, serial, event) => {
+                    if self.peers.get(&peer).is_some_and(|c| c.serial == serial) {
+                        self.on_transport(peer, event).await;
+                    } else {
+                        tracing::debug!(%peer, "an event of a replaced or closed connection: ignored");
+                    }
+                }
                 Input::Command(Command::Send { peer, data, reply }) => {
                     let result = match self.peers.get(&peer) {
                         Some(conn) => conn.send(data),
@@ -193,6 +202,11 @@ impl Node {
                 }
             }
             TransportEvent::Message(data) => {
+                // The peer may write as soon as its side is open, before our side reports
+                // open: its first message then starts our handshake.
+                if !self.auth.contains_key(&peer) && self.peers.get_mut(&peer).is_some_and(Peer::mark_open) {
+                    self.start_handshake(peer.clone()).await;
+                }
                 if self.auth.contains_key(&peer) {
                     self.on_handshake_message(peer, data).await;
                 } else if self.peers.get(&peer).is_some_and(Peer::is_open) {
@@ -272,7 +286,8 @@ impl Node {
     }
 
     async fn new_peer(&mut self, peer: &PeerId, role: Role) -> Option<Peer> {
-        match Peer::new(peer, role, &self.ice_servers, &self.inputs).await {
+        self.next_serial += 1;
+        match Peer::new(peer, self.next_serial, role, &self.ice_servers, &self.inputs).await {
             Ok(conn) => Some(conn),
             Err(err) => {
                 self.error(format!("peer connection for {peer}: {err}"));

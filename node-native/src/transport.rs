@@ -64,12 +64,13 @@ impl std::fmt::Debug for TransportEvent {
 /// Pushes connection events into the node's inputs.
 struct Handler {
     peer: PeerId,
+    serial: u64,
     inputs: UnboundedSender<Input>,
 }
 
 impl Handler {
     fn push(&self, event: TransportEvent) {
-        let _ = self.inputs.send(Input::Transport(self.peer.clone(), event));
+        let _ = self.inputs.send(Input::Transport(self.peer.clone(), self.serial, event));
     }
 }
 
@@ -97,13 +98,13 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
-        spawn_reader(&self.peer, channel.clone(), self.inputs.clone());
+        spawn_reader(&self.peer, self.serial, channel.clone(), self.inputs.clone());
         self.push(TransportEvent::Channel(channel));
     }
 }
 
 /// Reads a data channel's events into the node's inputs until it closes.
-fn spawn_reader(peer: &PeerId, channel: Arc<dyn DataChannel>, inputs: UnboundedSender<Input>) {
+fn spawn_reader(peer: &PeerId, serial: u64, channel: Arc<dyn DataChannel>, inputs: UnboundedSender<Input>) {
     let peer = peer.clone();
     tokio::spawn(async move {
         while let Some(event) = channel.poll().await {
@@ -124,13 +125,16 @@ fn spawn_reader(peer: &PeerId, channel: Arc<dyn DataChannel>, inputs: UnboundedS
                     }
                 }
                 DataChannelEvent::OnClose => {
-                    let _ = inputs
-                        .send(Input::Transport(peer.clone(), TransportEvent::Closed("data channel closed".into())));
+                    let _ = inputs.send(Input::Transport(
+                        peer.clone(),
+                        serial,
+                        TransportEvent::Closed("data channel closed".into()),
+                    ));
                     break;
                 }
                 _ => continue,
             };
-            if inputs.send(Input::Transport(peer.clone(), event)).is_err() {
+            if inputs.send(Input::Transport(peer.clone(), serial, event)).is_err() {
                 break;
             }
         }
@@ -149,6 +153,8 @@ pub(crate) enum Role {
 /// A connection to one peer. Dropping it stops the writer; [`Peer::close`] also closes
 /// the connection.
 pub(crate) struct Peer {
+    /// Tells this connection's events from those of an earlier one to the same peer.
+    pub(crate) serial: u64,
     pc: Arc<dyn PeerConnection>,
     writer: Option<mpsc::Sender<Data>>,
     writer_task: Option<tokio::task::JoinHandle<()>>,
@@ -163,6 +169,7 @@ impl Peer {
     /// already running.
     pub(crate) async fn new(
         peer: &PeerId,
+        serial: u64,
         role: Role,
         ice_servers: &[IceServer],
         inputs: &UnboundedSender<Input>,
@@ -183,19 +190,19 @@ impl Peer {
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(settings)
-            .with_handler(Arc::new(Handler { peer: peer.clone(), inputs: inputs.clone() }))
+            .with_handler(Arc::new(Handler { peer: peer.clone(), serial, inputs: inputs.clone() }))
             .with_udp_addrs(vec![BIND_ADDR.to_string()])
             .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
             .build()
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let mut this = Self { pc, writer: None, writer_task: None, open: false };
+        let mut this = Self { serial, pc, writer: None, writer_task: None, open: false };
         if role == Role::Offerer {
             let channel = this
                 .pc
                 .create_data_channel(CHANNEL_LABEL, Some(RTCDataChannelInit { ordered: true, ..Default::default() }))
                 .await?;
-            spawn_reader(peer, channel.clone(), inputs.clone());
+            spawn_reader(peer, serial, channel.clone(), inputs.clone());
             this.set_channel(peer, channel);
         }
         Ok(this)

@@ -1,0 +1,252 @@
+//! Signaling: offers and answers through the server or the overlay, glare, and the first
+//! hop of the signals we originate or relay.
+
+use past_core::wire::{Message, Routed, RoutedBody};
+use past_core::{Id, Time};
+use past_signaling_proto::SignalPayload;
+use rand_core::Rng;
+
+use super::{Admission, Command, ConnId, PeerEvent, PeerManager, Role, State, Tables, Via};
+use crate::app::{AppMessage, OverlaySignal, SignalKind};
+
+/// Longest reason put in a reject.
+const MAX_REASON: usize = 200;
+
+impl PeerManager {
+    /// The local description (offer or answer, candidates gathered) of `conn` is ready, or
+    /// could not be made.
+    pub fn handle_described(&mut self, conn: ConnId, result: Result<String, String>, now: Time) {
+        let Some((peer, c)) = self.conn_mut(conn) else { return };
+        let sdp = match result {
+            Ok(sdp) => sdp,
+            Err(err) => return self.attempt_failed(peer, &format!("creating the session description: {err}"), now),
+        };
+        if c.state != State::Signaling {
+            return;
+        }
+        let (role, session, via) = (c.role, c.session, c.via);
+        if role == Role::Offerer {
+            c.local_sdp = Some(sdp.clone());
+        }
+        match via {
+            Via::Overlay => {
+                let kind = match role {
+                    Role::Offerer => SignalKind::Offer { sdp },
+                    Role::Answerer => SignalKind::Answer { sdp },
+                };
+                self.send_signal(OverlaySignal { from: self.own, to: peer, session, kind }, now);
+            }
+            Via::Server if self.server => {
+                let payload = match role {
+                    Role::Offerer => SignalPayload::Offer { sdp },
+                    Role::Answerer => SignalPayload::Answer { sdp },
+                };
+                self.commands.push_back(Command::ToServer { to: peer, payload });
+            }
+            Via::Server => self.attempt_failed(peer, "the signaling server is not connected", now),
+        }
+    }
+
+    /// A candidate of `conn` to trickle to the peer (only through the server; overlay
+    /// signals carry every candidate in the SDP).
+    pub fn handle_local_candidate(&mut self, conn: ConnId, candidate: SignalPayload) {
+        let Some((peer, c)) = self.conn_mut(conn) else { return };
+        if c.via == Via::Server && self.server && matches!(candidate, SignalPayload::Candidate { .. }) {
+            self.commands.push_back(Command::ToServer { to: peer, payload: candidate });
+        }
+    }
+
+    /// A signal from `from` through the signaling server (which checked `from`'s key when it
+    /// registered).
+    pub fn handle_server_signal(&mut self, from: Id, payload: SignalPayload, tables: &impl Tables, now: Time) {
+        match payload {
+            SignalPayload::Offer { sdp } => {
+                self.peers.entry(from).or_default().known = true;
+                let session = self.rng.next_u64();
+                self.on_offer(from, Via::Server, session, sdp, tables, now);
+            }
+            SignalPayload::Answer { sdp } => self.on_answer(from, None, sdp),
+            candidate @ SignalPayload::Candidate { .. } => {
+                if let Some(c) = self.conn(from).filter(|c| c.via == Via::Server && !c.is_open()) {
+                    self.commands.push_back(Command::AddCandidate { conn: c.id, candidate });
+                }
+            }
+        }
+    }
+
+    /// A signal the overlay delivered to this node; `last_hop` is the authenticated peer
+    /// that handed it over (`None` when it came from this node).
+    pub fn handle_overlay_signal(
+        &mut self,
+        signal: OverlaySignal,
+        last_hop: Option<Id>,
+        tables: &impl Tables,
+        now: Time,
+    ) {
+        if let SignalKind::Reject { reason } = &signal.kind {
+            return self.on_reject(signal.session, reason, now);
+        }
+        if signal.to != self.own {
+            // It ended here because its target is not in the overlay: tell the sender.
+            if signal.from == self.own {
+                self.on_reject(signal.session, "the node is not in the overlay", now);
+            } else {
+                let reason = "the node is not in the overlay".to_string();
+                let reject = OverlaySignal {
+                    from: self.own,
+                    to: signal.from,
+                    session: signal.session,
+                    kind: SignalKind::Reject { reason },
+                };
+                self.send_signal(reject, now);
+            }
+            return;
+        }
+        match signal.kind {
+            SignalKind::Offer { sdp } => {
+                let introducer = last_hop.unwrap_or(signal.from);
+                if !self.peers.get(&signal.from).is_some_and(|p| p.known) {
+                    self.introductions.record(signal.from, introducer);
+                }
+                self.on_offer(signal.from, Via::Overlay, signal.session, sdp, tables, now);
+            }
+            SignalKind::Answer { sdp } => self.on_answer(signal.from, Some(signal.session), sdp),
+            SignalKind::Reject { .. } => {}
+        }
+    }
+
+    /// An attempt of ours was refused (or its target is not in the overlay).
+    fn on_reject(&mut self, session: u64, reason: &str, now: Time) {
+        let peer = self
+            .peers
+            .iter()
+            .find(|(_, p)| {
+                p.conn.as_ref().is_some_and(|c| {
+                    c.session == session && c.role == Role::Offerer && c.via == Via::Overlay && !c.is_open()
+                })
+            })
+            .map(|(id, _)| *id);
+        if let Some(peer) = peer {
+            let reason: String = reason.chars().take(MAX_REASON).collect();
+            self.attempt_failed(peer, &format!("refused: {reason}"), now);
+        }
+    }
+
+    /// An offer from `from`.
+    fn on_offer(&mut self, from: Id, via: Via, session: u64, sdp: String, tables: &impl Tables, now: Time) {
+        if from == self.own {
+            return;
+        }
+        if let Some(existing) = self.conn(from) {
+            // Whoever sends an overlay offer may write any `from` into it: it may not tear
+            // down a connection over which that peer is heard from (a peer that restarted
+            // falls silent there first).
+            let alive = existing.is_open() && now.since(existing.last_heard) < self.config.liveness;
+            if via == Via::Overlay && alive {
+                tracing::warn!(peer = %from, "an overlay offer names a peer we hear from on an open connection: ignored");
+                return;
+            }
+            let glare = existing.role == Role::Offerer && existing.state == State::Signaling;
+            if glare && self.own < from {
+                return; // Both offered: the smaller id's offer wins; the peer answers ours.
+            }
+            // The peer's offer replaces what we had (its messages stay queued).
+            self.replace_conn(from, now);
+        }
+        let admission = self.admission(from, true, now);
+        match admission {
+            Admission::Start(charge) => self.create(from, Role::Answerer, via, session, charge, Some(sdp), tables, now),
+            Admission::Wait | Admission::Refuse(_) => {
+                let reason = match admission {
+                    Admission::Refuse(reason) => reason,
+                    _ => "too many new connections right now",
+                };
+                tracing::debug!(peer = %from, reason, "an offer is refused");
+                self.stats.refused += 1;
+                if via == Via::Overlay {
+                    let reject =
+                        OverlaySignal { from: self.own, to: from, session, kind: SignalKind::Reject { reason: reason.into() } };
+                    self.send_signal(reject, now);
+                }
+                self.fail_pending(from);
+            }
+        }
+    }
+
+    /// Removes the current connection to `peer` without failing its messages.
+    fn replace_conn(&mut self, peer: Id, _now: Time) {
+        let Some(record) = self.peers.get_mut(&peer) else { return };
+        let Some(c) = record.conn.take() else { return };
+        self.by_conn.remove(&c.id);
+        self.settle(c.charge, false);
+        self.commands.push_back(Command::Close { conn: c.id });
+        if c.is_open() {
+            self.events.push_back(PeerEvent::Closed { peer, reason: "replaced by a new offer".into() });
+        }
+    }
+
+    /// An answer from `from`: applied only to an offer of ours still waiting for one (and,
+    /// through the overlay, of the same session).
+    fn on_answer(&mut self, from: Id, session: Option<u64>, sdp: String) {
+        let Some(c) = self.conn(from) else {
+            return tracing::debug!(peer = %from, "an answer to no offer of ours: dropped");
+        };
+        let expected = c.role == Role::Offerer
+            && c.state == State::Signaling
+            && c.local_sdp.is_some()
+            && session.is_none_or(|s| s == c.session);
+        if !expected {
+            return tracing::debug!(peer = %from, "an answer that matches no offer of ours: dropped");
+        }
+        let conn = c.id;
+        if let Some(record) = self.peers.get_mut(&from)
+            && let Some(c) = record.conn.as_mut()
+        {
+            c.local_sdp = None; // One answer per offer.
+        }
+        self.commands.push_back(Command::ApplyAnswer { conn, sdp });
+    }
+
+    /// Routes a signal we originate with key = its target. The first hop is the open
+    /// connection numerically closest to the target (our tables may not know the target at
+    /// all, e.g. when answering a node that has just learnt of us: routing would end here);
+    /// Pastry routing takes it on from there.
+    fn send_signal(&mut self, signal: OverlaySignal, now: Time) {
+        let key = signal.to;
+        let message = Message::Route(Routed { key, hops: 1, body: RoutedBody::App(AppMessage::Signal(signal)) });
+        match self.closest_open(key, None) {
+            Some(first) => self.send_on(first, &message, now),
+            None => tracing::debug!(to = %key, "no open connection to send a signal through; dropped"),
+        }
+    }
+
+    /// The open peer numerically closest to `key`, other than `except`.
+    fn closest_open(&self, key: Id, except: Option<Id>) -> Option<Id> {
+        self.open_peers().filter(|id| Some(*id) != except).min_by_key(|id| (key.ring_distance(*id), *id))
+    }
+
+    /// A signal the core forwards to `next`, which has no open connection: it goes to the
+    /// open connection closest to its target if that is closer than this node (or at the
+    /// signal's first hop). Otherwise, when `next` is not the target, it is given back to
+    /// wait for a connection to `next` like any message; a signal for an unconnected target
+    /// with no way on is dropped, and its sender's attempt times out. Other messages are
+    /// given back unchanged.
+    pub(super) fn relay_signal(&mut self, next: Id, message: Message<AppMessage>, now: Time) -> Option<Message<AppMessage>> {
+        let Message::Route(Routed { key, hops, body: RoutedBody::App(AppMessage::Signal(_)) }) = &message else {
+            return Some(message);
+        };
+        let (key, first_hop) = (*key, *hops <= 1);
+        let own = key.ring_distance(self.own);
+        match self.closest_open(key, Some(next)) {
+            Some(via) if first_hop || key.ring_distance(via) < own => {
+                self.send_on(via, &message, now);
+                None
+            }
+            _ if next != key => Some(message),
+            _ => {
+                tracing::debug!(to = %key, "no open connection to relay a signal through; dropped");
+                None
+            }
+        }
+    }
+}
