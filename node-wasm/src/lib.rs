@@ -56,15 +56,17 @@ use serde::Deserialize;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 
-mod app;
 mod driver;
 mod identity;
+mod inputs;
 mod logging;
+mod page;
 pub mod queue;
 mod signaling;
 mod transport;
 
 use driver::{Command, Driver, Input, Settings};
+use inputs::{Inputs, PushError};
 
 /// Options of [`start`], read from a JS object (camelCase keys). Timers are in
 /// milliseconds; every option but `signalingUrl` has a default.
@@ -137,14 +139,18 @@ impl StartOptions {
             core.base = past_core::DigitBase::new(b).map_err(|e| e.to_string())?;
         }
         let budget = self.connection_budget.unwrap_or(480).min(driver::PEER_CONNECTION_LIMIT);
-        Ok(Settings {
-            signaling_url: self.signaling_url,
-            ice_servers: self.ice_servers,
+        let mut manager = past_link::ManagerConfig {
             max_connections: self.max_connections.unwrap_or(64).max(4),
             connection_budget: budget,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms.unwrap_or(10_000).max(500)),
-            core,
-        })
+            liveness: core.probe_timeout,
+            tombstone: core.probe_timeout * 2,
+            ..Default::default()
+        };
+        if let Some(keepalive) = core.keepalive_interval {
+            manager.idle = (keepalive * 3).max(manager.eviction_grace);
+        }
+        Ok(Settings { signaling_url: self.signaling_url, ice_servers: self.ice_servers, manager, core })
     }
 }
 
@@ -168,7 +174,7 @@ pub async fn start(config: JsValue) -> Result<Node, JsError> {
     let identity = identity::Identity::claim(&namespace).await.map_err(|e| JsError::new(&e))?;
     tracing::info!(id = ?identity.id, slot = identity.slot, "identity claimed");
 
-    let (tx, rx) = mpsc::unbounded::<Input>();
+    let (tx, rx) = inputs::channel();
     let driver = Rc::new(RefCell::new(Driver::new(identity, settings, tx.clone())));
     let id = driver.borrow().id();
     wasm_bindgen_futures::spawn_local(run(driver.clone(), rx, on_event));
@@ -207,7 +213,7 @@ fn emit(driver: &Rc<RefCell<Driver>>, on_event: Option<&Function>) {
 #[wasm_bindgen]
 pub struct Node {
     id: Id,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: Inputs,
     driver: Rc<RefCell<Driver>>,
 }
 
@@ -228,7 +234,7 @@ impl Node {
     /// connections: [{id, state, direction, via, rttMs, leaf, table, backlog}],
     /// peerConnectionsCreated, peerConnectionLimit, connectionBudget, maxConnections}`.
     pub fn view(&self) -> Object {
-        self.driver.try_borrow().map(|d| d.view()).unwrap_or_default()
+        self.driver.try_borrow().map(|d| page::view(&d)).unwrap_or_default()
     }
 
     /// Routes `payload` (a string, a `Uint8Array` or an `ArrayBuffer` of at most 60 KiB) to
@@ -254,9 +260,7 @@ impl Node {
             )));
         }
         let payload = Payload { origin: self.id, text, data };
-        self.inputs
-            .unbounded_send(Input::Command(Command::Route { key, payload }))
-            .map_err(|_| JsError::new("the node is closed"))
+        self.command(Command::Route { key, payload })
     }
 
     /// Opens a connection to the node `id` (32 hex digits) if there is none, signalled
@@ -264,7 +268,7 @@ impl Node {
     /// connections it needs by itself.
     pub fn connect(&self, id: String) -> Result<(), JsError> {
         let id = from_hex::<16>(&id).map(Id::from_bytes).ok_or_else(|| JsError::new("the id must be 32 hex digits"))?;
-        self.inputs.unbounded_send(Input::Command(Command::Connect(id))).map_err(|_| JsError::new("the node is closed"))
+        self.command(Command::Connect(id))
     }
 
     /// Leaves the overlay: every node in this node's state is told at once (call it from
@@ -273,13 +277,20 @@ impl Node {
         match self.driver.try_borrow_mut() {
             Ok(mut driver) => driver.leave(),
             Err(_) => {
-                let _ = self.inputs.unbounded_send(Input::Command(Command::Leave));
+                let _ = self.command(Command::Leave);
             }
         }
     }
 
     /// Closes every connection and the signaling socket, and stops the node.
     pub fn close(&self) {
-        let _ = self.inputs.unbounded_send(Input::Command(Command::Close));
+        let _ = self.command(Command::Close);
+    }
+
+    fn command(&self, command: Command) -> Result<(), JsError> {
+        self.inputs.push(Input::Command(command)).map_err(|e| match e {
+            PushError::Full => JsError::new("the node is busy: too many requests are waiting; try again"),
+            PushError::Closed => JsError::new("the node is closed"),
+        })
     }
 }

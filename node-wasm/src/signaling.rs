@@ -3,13 +3,13 @@
 //! The socket's callbacks only decode and push [`Input::Signaling`] into the node's input
 //! channel; the event loop in `driver.rs` does the rest.
 
-use futures::channel::mpsc::UnboundedSender;
 use past_signaling_proto::{ClientMessage, ServerMessage};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
 use crate::driver::Input;
+use crate::inputs::Inputs;
 
 /// What the socket reports.
 #[derive(Debug)]
@@ -41,12 +41,12 @@ pub(crate) struct SignalingClient {
 impl SignalingClient {
     /// Opens `url` (`ws://host/ws`) and reports into `inputs`, tagged with `generation` (each
     /// reconnection is a new generation; events of an older socket are ignored).
-    pub(crate) fn connect(url: &str, generation: u32, inputs: UnboundedSender<Input>) -> Result<Self, JsValue> {
+    pub(crate) fn connect(url: &str, generation: u32, inputs: Inputs) -> Result<Self, JsValue> {
         let socket = WebSocket::new(url)?;
 
         let tx = inputs.clone();
         let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-            let _ = tx.unbounded_send(Input::Signaling(generation, SignalingEvent::Open));
+            let _ = tx.push(Input::Signaling(generation, SignalingEvent::Open));
         });
         let tx = inputs.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -57,11 +57,11 @@ impl SignalingClient {
                 },
                 None => SignalingEvent::Undecodable("binary frame from the server".into()),
             };
-            let _ = tx.unbounded_send(Input::Signaling(generation, event));
+            let _ = tx.push(Input::Signaling(generation, event));
         });
         let tx = inputs;
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            let _ = tx.unbounded_send(Input::Signaling(
+            let _ = tx.push(Input::Signaling(
                 generation,
                 SignalingEvent::Closed { code: event.code(), reason: event.reason() },
             ));

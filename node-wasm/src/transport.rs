@@ -1,17 +1,17 @@
 //! One `RTCPeerConnection` per peer, carrying one ordered, reliable `RTCDataChannel`.
 //!
 //! Every browser callback is a closure that only pushes an [`Input::Transport`] into the
-//! node's input channel, tagged with the peer's id and the connection's serial number (so
-//! an event of a replaced connection is recognised and ignored). The data channel's
+//! node's input queue, tagged with the connection's id from the peer manager (never
+//! reused, so an event of a replaced connection is recognised and ignored). The data channel's
 //! handlers are created together with the connection and attached the moment the channel
 //! exists (synchronously in `ondatachannel` on the answering side), so `onmessage` is
 //! installed before anything can arrive. The offer/answer steps are futures the driver
 //! spawns; they wait for ICE gathering to complete, so one SDP carries every candidate and
 //! no trickling is needed (through the overlay, one message each way).
 
-use futures::channel::mpsc::UnboundedSender;
 use js_sys::{ArrayBuffer, Function, Promise, Reflect, Uint8Array};
-use past_core::Id;
+use past_link::ConnId;
+use past_link::manager::Role;
 use past_signaling_proto::IceServer;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
@@ -23,6 +23,7 @@ use web_sys::{
 };
 
 use crate::driver::Input;
+use crate::inputs::Inputs;
 use crate::queue::{Data, LOW_WATER, QueueError, SendQueue};
 
 /// Label of the one data channel between two nodes.
@@ -56,17 +57,17 @@ struct ChannelHandlers {
 }
 
 impl ChannelHandlers {
-    fn new(peer: Id, serial: u64, inputs: &UnboundedSender<Input>) -> Self {
-        let push = |inputs: &UnboundedSender<Input>, peer: Id| {
+    fn new(conn: ConnId, inputs: &Inputs) -> Self {
+        let push = |inputs: &Inputs| {
             let tx = inputs.clone();
             move |event: TransportEvent| {
-                let _ = tx.unbounded_send(Input::Transport(peer, serial, event));
+                let _ = tx.push(Input::Transport(conn, event));
             }
         };
-        let open = push(inputs, peer);
-        let message = push(inputs, peer);
-        let close = push(inputs, peer);
-        let low = push(inputs, peer);
+        let open = push(inputs);
+        let message = push(inputs);
+        let close = push(inputs);
+        let low = push(inputs);
         Self {
             on_open: Closure::new(move |_: Event| open(TransportEvent::Open)),
             on_message: Closure::new(move |event: MessageEvent| {
@@ -126,38 +127,19 @@ pub(crate) struct Peer {
     _on_channel: Option<Closure<dyn FnMut(RtcDataChannelEvent)>>,
 }
 
-/// Which side of the offer/answer exchange this node is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// Creates the data channel and the offer (the newcomer).
-    Offerer,
-    /// Receives the offer and the data channel.
-    Answerer,
-}
-
 impl Peer {
-    /// A new connection to `peer`, reporting into `inputs` with `serial`.
-    pub(crate) fn new(
-        peer: Id,
-        serial: u64,
-        role: Role,
-        ice_servers: &[IceServer],
-        inputs: &UnboundedSender<Input>,
-    ) -> Result<Self, JsValue> {
+    /// A new connection `conn`, reporting into `inputs`.
+    pub(crate) fn new(conn: ConnId, role: Role, ice_servers: &[IceServer], inputs: &Inputs) -> Result<Self, JsValue> {
         let config = RtcConfiguration::new();
         config.set_ice_servers(&serde_wasm_bindgen::to_value(ice_servers)?);
         let pc = RtcPeerConnection::new_with_configuration(&config)?;
-        let handlers = ChannelHandlers::new(peer, serial, inputs);
+        let handlers = ChannelHandlers::new(conn, inputs);
 
         let (tx, pc2) = (inputs.clone(), pc.clone());
         let on_state = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
             let state = pc2.connection_state();
             if matches!(state, RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed) {
-                let _ = tx.unbounded_send(Input::Transport(
-                    peer,
-                    serial,
-                    TransportEvent::Closed(format!("connection {state:?}")),
-                ));
+                let _ = tx.push(Input::Transport(conn, TransportEvent::Closed(format!("connection {state:?}"))));
             }
         });
         pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
@@ -192,7 +174,7 @@ impl Peer {
                     channel.set_onmessage(Some(&message));
                     channel.set_onclose(Some(&close));
                     channel.set_onbufferedamountlow(Some(&low));
-                    let _ = tx.unbounded_send(Input::Transport(peer, serial, TransportEvent::Channel(channel)));
+                    let _ = tx.push(Input::Transport(conn, TransportEvent::Channel(channel)));
                 });
                 peer_conn.pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
                 peer_conn._on_channel = Some(on_channel);

@@ -218,7 +218,7 @@ pub(crate) struct Introducers {
 impl Introducers {
     /// Why an attempt on `introducer`'s hearsay may not start now, if it may not.
     pub(crate) fn refusal(&mut self, introducer: Id, limits: &Limits, now: Time) -> Option<&'static str> {
-        let Some(state) = self.by_id.get_mut(&introducer) else { return None };
+        let state = self.by_id.get_mut(&introducer)?;
         if state.failed >= limits.introducer_failures && state.failed > state.succeeded * 2 {
             return Some("the peer that named it named too many nodes that never answered");
         }

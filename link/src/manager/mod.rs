@@ -883,15 +883,19 @@ impl PeerManager {
         let server = self.server;
         let Some(record) = self.peers.get_mut(&peer) else { return };
         let Some(c) = record.conn.as_mut() else { return };
-        if c.role == Role::Offerer && c.via == Via::Overlay && !c.retried && server && c.state == State::Signaling {
-            if let Some(sdp) = c.local_sdp.clone() {
-                tracing::debug!(%peer, reason, "overlay signaling failed; the offer goes through the server");
-                c.via = Via::Server;
-                c.retried = true;
-                c.created = now;
-                self.commands.push_back(Command::ToServer { to: peer, payload: SignalPayload::Offer { sdp } });
-                return;
-            }
+        if c.role == Role::Offerer
+            && c.via == Via::Overlay
+            && !c.retried
+            && server
+            && c.state == State::Signaling
+            && let Some(sdp) = c.local_sdp.clone()
+        {
+            tracing::debug!(%peer, reason, "overlay signaling failed; the offer goes through the server");
+            c.via = Via::Server;
+            c.retried = true;
+            c.created = now;
+            self.commands.push_back(Command::ToServer { to: peer, payload: SignalPayload::Offer { sdp } });
+            return;
         }
         tracing::debug!(%peer, reason, "connection attempt failed");
         record.backoff.failed(&self.config.limits, now);
