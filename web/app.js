@@ -59,7 +59,11 @@ function onEvent(event) {
       break;
     case "delivered":
       past.delivered.push({ ...event, at: performance.timeOrigin + performance.now() });
-      log(`delivered for ${short(event.key)} from ${short(event.origin)} in ${event.hops} hops: ` +
+      // The origin is the sender's claim unless it handed the message over itself.
+      const sender = event.originVerified
+        ? `from ${short(event.origin)}`
+        : `claiming to come from ${short(event.origin)} (unverified, via ${event.via ? short(event.via) : "this node"})`;
+      log(`delivered for ${short(event.key)} ${sender} in ${event.hops} hops: ` +
         (typeof event.data === "string" ? JSON.stringify(event.data) : `<${event.data.byteLength} bytes>`));
       break;
     case "refused":
@@ -105,6 +109,9 @@ function options() {
     digitBits: num("bits"),
     maxConnections: num("maxconn"),
     connectTimeoutMs: num("connect"),
+    // "relay" gathers only TURN candidates: with no TURN server configured no connection
+    // can open (how a network that needs one behaves; used by a test).
+    iceTransportPolicy: q.get("icepolicy") ?? undefined,
     onEvent,
   };
 }

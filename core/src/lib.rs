@@ -85,7 +85,7 @@ pub use id::{DigitBase, Id, InvalidDigitBase};
 pub use leaf_set::{LeafSet, Side};
 pub use neighborhood::NeighborhoodSet;
 pub use node::{Application, Forward, Node};
-pub use overlay::{Event, Overlay, Phase, Transmit};
+pub use overlay::{Event, MAX_OUTBOX, Overlay, Phase, Transmit};
 pub use route::{Hop, RoutingState};
 pub use routing_table::{Considered, Entry, RoutingTable};
 pub use time::{Rtt, Time};

@@ -12,9 +12,9 @@
 //! pushes it to the nearest leaf on each side: nodes that joined at the same moment learn of
 //! each other this way, so leaf sets converge to the exact ones.
 
+use crate::config::Proximity;
 use crate::id::Id;
 use crate::leaf_set::{LeafSet, Side};
-use crate::config::Proximity;
 use crate::overlay::{Event, Overlay, Phase, Waiting};
 use crate::time::{Rtt, Time};
 use crate::wire::{MAX_IDS, Message, Probe};

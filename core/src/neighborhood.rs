@@ -28,7 +28,13 @@ pub struct NeighborhoodSet {
 impl NeighborhoodSet {
     /// An empty set of at most `capacity` (= M) nodes for the node `own`.
     pub fn new(own: Id, capacity: usize) -> Self {
-        NeighborhoodSet { own, capacity, entries: Vec::with_capacity(capacity), filter: IdFilter::default(), farthest: None }
+        NeighborhoodSet {
+            own,
+            capacity,
+            entries: Vec::with_capacity(capacity),
+            filter: IdFilter::default(),
+            farthest: None,
+        }
     }
 
     /// The nodes, closest first.

@@ -250,6 +250,11 @@ impl<A: Application> Node<A> {
         self.dispatch();
     }
 
+    /// Messages dropped because the outbox was full (see [`crate::MAX_OUTBOX`]).
+    pub fn dropped_transmits(&self) -> u64 {
+        self.overlay.dropped
+    }
+
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<A::Message>> {
         let transmit = self.overlay.outbox.pop_front();

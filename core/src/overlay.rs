@@ -98,6 +98,12 @@ pub(crate) struct Pending {
     pub(crate) sent: Time,
 }
 
+/// Most messages waiting in the outbox for the driver. The driver drains it after every
+/// input, so only an input that makes a node send this much at once fills it; then the
+/// oldest waiting probe is dropped (its answer times out like a lost one), or, with no probe
+/// waiting, the new message is dropped and counted ([`crate::Node::dropped_transmits`]).
+pub const MAX_OUTBOX: usize = 16_384;
+
 /// The overlay state of one node, as seen by the application during upcalls.
 pub struct Overlay<M> {
     pub(crate) config: Config,
@@ -106,6 +112,8 @@ pub struct Overlay<M> {
     pub(crate) now: Time,
     pub(crate) phase: Phase,
     pub(crate) outbox: VecDeque<Transmit<M>>,
+    /// Messages dropped because the outbox was full.
+    pub(crate) dropped: u64,
     /// Peers whose round-trip time we ask the driver for ([`Proximity::Driver`]).
     pub(crate) measure: VecDeque<Id>,
     pub(crate) events: VecDeque<Event>,
@@ -134,6 +142,7 @@ impl<M> Overlay<M> {
             now: Time::ZERO,
             phase: Phase::Idle,
             outbox: VecDeque::new(),
+            dropped: 0,
             measure: VecDeque::new(),
             events: VecDeque::new(),
             routes: VecDeque::new(),
@@ -195,6 +204,17 @@ impl<M> Overlay<M> {
     }
 
     pub(crate) fn transmit(&mut self, to: Id, message: Message<M>) {
+        if self.outbox.len() >= MAX_OUTBOX {
+            match self.outbox.iter().position(|t| matches!(t.message, Message::Probe(_))) {
+                Some(oldest_probe) => {
+                    self.outbox.remove(oldest_probe);
+                }
+                None => {
+                    self.dropped += 1;
+                    return;
+                }
+            }
+        }
         self.outbox.push_back(Transmit { to, message });
     }
 
@@ -369,5 +389,29 @@ impl<M> Overlay<M> {
     /// The earliest time a pending request expires.
     pub(crate) fn next_expiry(&self) -> Option<Time> {
         self.pending.iter().map(|p| p.sent + self.config.probe_timeout).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_outbox_drops_the_oldest_probe_then_new_messages() {
+        let mut overlay: Overlay<u8> = Overlay::new(Id::from_u128(1), Config::with_seed(1));
+        let to = Id::from_u128(2);
+        overlay.transmit(to, Message::Probe(Probe { ask: Some(7), answer: None }));
+        for _ in 1..MAX_OUTBOX {
+            overlay.transmit(to, Message::Direct(1));
+        }
+        assert_eq!(overlay.outbox.len(), MAX_OUTBOX);
+        overlay.transmit(to, Message::Direct(2));
+        assert_eq!(overlay.outbox.len(), MAX_OUTBOX);
+        assert!(!overlay.outbox.iter().any(|t| matches!(t.message, Message::Probe(_))), "the probe made room");
+        assert_eq!(overlay.outbox.back().map(|t| &t.message), Some(&Message::Direct(2)));
+        assert_eq!(overlay.dropped, 0);
+        overlay.transmit(to, Message::Direct(3));
+        assert_eq!(overlay.outbox.len(), MAX_OUTBOX);
+        assert_eq!(overlay.dropped, 1, "no probe left: the new message is dropped and counted");
     }
 }

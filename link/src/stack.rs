@@ -265,12 +265,6 @@ impl Stack {
         self.pump(now);
     }
 
-    /// See [`PeerManager::handle_local_candidate`].
-    pub fn handle_local_candidate(&mut self, conn: ConnId, candidate: SignalPayload, now: Time) {
-        self.manager.handle_local_candidate(conn, candidate);
-        self.pump(now);
-    }
-
     /// See [`PeerManager::handle_channel_open`].
     pub fn handle_channel_open(&mut self, conn: ConnId, local_sdp: &str, remote_sdp: &str, now: Time) {
         self.manager.handle_channel_open(conn, local_sdp, remote_sdp, &self.node, now);

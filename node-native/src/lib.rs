@@ -1,28 +1,50 @@
-//! The native PAST node: the same role as a browser tab, outside the browser.
+//! The native node: a Pastry node of the same overlay as the browser tabs, outside the
+//! browser.
 //!
-//! Today it is the transport half of a node: it registers with the signaling server over a
-//! WebSocket as the nodeId of its Ed25519 key (signing the server's challenge), opens a WebRTC
-//! peer connection with one ordered, reliable data channel to each peer the server introduces
-//! (the numerically closest registered nodes; later arrivals offer to it), authenticates every
-//! peer with the handshake of `past-link` (both sides prove their nodeId, bound to the
-//! connection's DTLS fingerprints), and then sends and receives raw data channel messages. It
-//! is **not** yet a Pastry node: a later issue puts `past-core` in the middle of the event
-//! loop, as the browser driver does, with files on disk.
+//! It is a thin driver of [`past_link::Stack`], the Pastry core (`past-core`) and the peer
+//! manager wired together once for both drivers: the browser tab (`past-node-wasm`) runs
+//! the same stack, so both make the same decisions (glare, connection limits and budget,
+//! the data channel handshake, eviction, signaling through the overlay once joined). The
+//! node registers with the signaling server over a WebSocket as the nodeId of its Ed25519
+//! key (signing the server's challenge), connects to the contacts the server names and joins
+//! the overlay through one of them; then it routes payloads ([`NodeHandle::route`]) and
+//! reports what is delivered to it ([`NodeEvent::Delivered`]).
+//!
+//! It is **not** yet a PAST storage node: it keeps no replica store on disk and its CLI has
+//! no insert or lookup; that comes with a later issue. It does not reconnect to the
+//! signaling server either: once joined it does not need it.
+//!
+//! The loop (in `node.rs`) is the one the style guide asks of a driver: one task owns the
+//! stack and handles one input at a time from one bounded channel (signaling socket, peer
+//! connections, the handle, a timer), then carries out the stack's commands and reports its
+//! events:
+//!
+//! ```text
+//! loop {
+//!     select! { input => stack.handle_*(input, now), sleep_until(stack.poll_timeout()) => stack.handle_timeout(now) }
+//!     while let Some(command) = stack.poll_command() { execute(command) }  // create, send, sign, close...
+//!     while let Some(event) = stack.poll_event() { events.send(NodeEvent::from(event)) }
+//! }
+//! ```
 //!
 //! WebRTC comes from the `webrtc` crate (0.21). Sockets bind to 127.0.0.1 only and mDNS is
 //! disabled, so the node reaches peers on the same machine (and a browser started with the
 //! flags of `shared/chromium-flags.md`); binding other interfaces is future work. Messages
-//! are at most [`MAX_MESSAGE_BYTES`] (the default SCTP limit of the crate); larger payloads
-//! are chunked by the layer above.
+//! on a data channel are at most [`MAX_MESSAGE_BYTES`] (the default SCTP limit of the crate);
+//! the link framing chunks larger frames.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use past_node::{Data, NodeConfig, NodeEvent, start};
+//! use past_node::{NodeConfig, NodeEvent, start};
 //! let (node, mut events) = start(NodeConfig::new("ws://127.0.0.1:8080/ws")).await?;
 //! while let Some(event) = events.recv().await {
-//!     if let NodeEvent::Connected(peer) = event {
-//!         // An authenticated peer: a link frame (`past_link::frame`) goes here.
-//!         node.send(&peer, Data::Bytes(vec![1, 1])).await?;
+//!     match event {
+//!         NodeEvent::Joined => {
+//!             let payload = past_link::Payload { origin: node.node_id(), text: true, data: b"hi".to_vec() };
+//!             node.route(node.node_id(), payload).await?; // Delivered here: the closest node to our id.
+//!         }
+//!         NodeEvent::Delivered { payload, .. } => println!("{:?}", payload.data),
+//!         _ => {}
 //!     }
 //! }
 //! # Ok(()) }
@@ -32,15 +54,17 @@ mod node;
 mod signaling;
 mod transport;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use past_core::Id;
+use past_link::{ManagerConfig, Payload, Stack};
 use past_signaling_proto::{ClientMessage, ErrorCode, PeerId, ServerMessage, register_transcript, to_hex};
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
+use tokio::sync::{Notify, oneshot};
 
-use node::{Command, Input, Node};
+use node::{Command, Driver, INPUT_CAPACITY, Input, id_of};
 use signaling::{SignalingClient, SignalingEvent};
 
 pub use past_signaling_proto as proto;
@@ -55,23 +79,30 @@ pub use past_link::Data;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodeEvent {
-    /// A data channel to `peer` opened and the peer proved its nodeId.
+    /// A connection to `peer` opened: the peer proved its nodeId on the data channel.
     Connected(PeerId),
-    /// A peer failed the handshake; its connection was closed.
-    AuthFailed {
+    /// The node joined the overlay: [`NodeHandle::route`] works from now on.
+    Joined,
+    /// A payload was routed to this node (it is the closest to `key`).
+    Delivered {
+        /// The key it was routed to.
+        key: Id,
+        /// Hops it took.
+        hops: u8,
+        /// What it carries; `payload.origin` is the sender's claim.
+        payload: Payload,
+        /// Whether `payload.origin` is proven: the origin handed it to us itself, over a
+        /// connection on which it proved its id (or it is this node).
+        origin_verified: bool,
+    },
+    /// A peer broke the protocol (failed the handshake, sent a bad frame); it was dropped.
+    Refused {
         /// The peer.
         peer: PeerId,
         /// Why.
         reason: String,
     },
-    /// A message arrived from an authenticated peer (handshake messages are not reported).
-    Message {
-        /// Sender.
-        from: PeerId,
-        /// Content, as sent.
-        data: Data,
-    },
-    /// The connection to `peer` closed.
+    /// An open connection to `peer` closed.
     Disconnected {
         /// The peer.
         peer: PeerId,
@@ -116,11 +147,26 @@ pub enum StartError {
     Timeout(Duration),
 }
 
-/// Why a message was not accepted for sending.
+/// Why [`NodeHandle::route`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// The stack refused it (not joined yet, too large).
+    #[error(transparent)]
+    Refused(#[from] past_link::RouteError),
+    /// Too many inputs wait for the node; try again later.
+    #[error("the node is overloaded: too many requests are waiting")]
+    Overloaded,
+    /// The node stopped.
+    #[error("the node is closed")]
+    Closed,
+}
+
+/// Why [`NodeHandle::send_raw`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    /// No open data channel to that peer.
+    /// No open, authenticated connection to that peer.
     #[error("not connected to that peer")]
     NotConnected,
     /// Larger than [`MAX_MESSAGE_BYTES`].
@@ -129,6 +175,9 @@ pub enum SendError {
     /// The peer's send queue is full; try again later.
     #[error("the send queue to that peer is full")]
     QueueFull,
+    /// Too many inputs wait for the node; try again later.
+    #[error("the node is overloaded: too many requests are waiting")]
+    Overloaded,
     /// The node stopped.
     #[error("the node is closed")]
     Closed,
@@ -146,6 +195,10 @@ pub struct NodeConfig {
     pub handshake_key: Option<SigningKey>,
     /// How long to wait for the server's welcome.
     pub register_timeout: Duration,
+    /// The Pastry core's settings (`rng_seed` is drawn at start).
+    pub core: past_core::Config,
+    /// The peer manager's settings.
+    pub manager: ManagerConfig,
 }
 
 impl NodeConfig {
@@ -156,6 +209,8 @@ impl NodeConfig {
             key: None,
             handshake_key: None,
             register_timeout: Duration::from_secs(10),
+            core: past_core::Config::default(),
+            manager: ManagerConfig::default(),
         }
     }
 }
@@ -176,45 +231,71 @@ pub fn peer_id(id: Id) -> PeerId {
 #[derive(Clone, Debug)]
 pub struct NodeHandle {
     me: PeerId,
-    inputs: UnboundedSender<Input>,
+    id: Id,
+    inputs: Sender<Input>,
+    close: Arc<Notify>,
 }
 
 impl NodeHandle {
-    /// This node's peer id.
+    /// This node's peer id (its nodeId in hex).
     pub fn id(&self) -> &PeerId {
         &self.me
     }
 
-    /// Queues `data` for `peer`.
-    pub async fn send(&self, peer: &PeerId, data: Data) -> Result<(), SendError> {
+    /// This node's nodeId.
+    pub fn node_id(&self) -> Id {
+        self.id
+    }
+
+    /// Routes `payload` to the node numerically closest to `key` (once joined). Fails at
+    /// once, without waiting, when the node is overloaded.
+    pub async fn route(&self, key: Id, payload: Payload) -> Result<(), RouteError> {
         let (reply, replied) = oneshot::channel();
-        self.inputs
-            .send(Input::Command(Command::Send { peer: peer.clone(), data, reply }))
-            .map_err(|_| SendError::Closed)?;
+        self.inputs.try_send(Input::Command(Command::Route { key, payload, reply })).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => RouteError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => RouteError::Closed,
+        })?;
+        replied.await.map_err(|_| RouteError::Closed)?
+    }
+
+    /// Test hook: writes `data` straight on the open data channel to `peer`, bypassing the
+    /// stack (to send a misbehaving peer's frames).
+    pub async fn send_raw(&self, peer: &PeerId, data: Data) -> Result<(), SendError> {
+        let peer = id_of(peer).ok_or(SendError::NotConnected)?;
+        let (reply, replied) = oneshot::channel();
+        self.inputs.try_send(Input::Command(Command::SendRaw { peer, data, reply })).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })?;
         replied.await.map_err(|_| SendError::Closed)?
     }
 
-    /// Peers with an open data channel.
+    /// Peers with an open, authenticated connection (waits while the node is overloaded;
+    /// empty once it is closed).
     pub async fn peers(&self) -> Vec<PeerId> {
         let (reply, replied) = oneshot::channel();
-        if self.inputs.send(Input::Command(Command::Peers(reply))).is_err() {
+        if self.inputs.send(Input::Command(Command::Peers(reply))).await.is_err() {
             return Vec::new();
         }
         replied.await.unwrap_or_default()
     }
 
-    /// Closes every connection and the signaling socket; [`NodeEvent::Closed`] follows.
+    /// Leaves the overlay, closes every connection and the signaling socket;
+    /// [`NodeEvent::Closed`] follows.
     pub fn close(&self) {
-        let _ = self.inputs.send(Input::Command(Command::Close));
+        self.close.notify_one();
     }
 }
 
 /// Connects to the signaling server, registers, and starts the node's event loop on the
-/// current tokio runtime. Returns once registered.
+/// current tokio runtime. Returns once registered; the node then joins the overlay by itself
+/// ([`NodeEvent::Joined`]).
 pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<NodeEvent>), StartError> {
+    let started = tokio::time::Instant::now();
     let key = config.key.clone().unwrap_or_else(|| SigningKey::from_bytes(&rand::random::<[u8; 32]>()));
-    let me = peer_id(node_id(&key));
-    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let id = node_id(&key);
+    let me = peer_id(id);
+    let (tx, mut rx) = mpsc::channel::<Input>(INPUT_CAPACITY);
     let mut signaling = SignalingClient::connect(&config.signaling_url, tx.clone())
         .await
         .map_err(|e| StartError::Connect { url: config.signaling_url.clone(), source: Box::new(e) })?;
@@ -249,8 +330,8 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
         }
     })
     .await
-    .map_err(|_| StartError::Timeout(config.register_timeout))?;
-    let (ice_servers, present) = match welcome {
+    .map_err(|_| StartError::Timeout(config.register_timeout));
+    let (ice_servers, present) = match welcome.and_then(|w| w) {
         Ok(welcome) => welcome,
         Err(err) => {
             signaling.close().await;
@@ -259,9 +340,15 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
     };
     tracing::info!(peer = %me, present = present.len(), "registered");
 
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
     let handshake_key = config.handshake_key.unwrap_or_else(|| key.clone());
-    let node = Node::new(me.clone(), handshake_key, tx.clone(), signaling, ice_servers, events_tx);
-    tokio::spawn(node.run(present, rx));
-    Ok((NodeHandle { me, inputs: tx }, events_rx))
+    let now = past_core::Time::from_micros(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+    let public_key = handshake_key.verifying_key().to_bytes();
+    let stack = Stack::new(id, public_key, config.core, config.manager, rand::random::<[u8; 32]>(), now);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let driver =
+        Driver::new(handshake_key, stack, started, tx.clone(), signaling.into_writer(), ice_servers, events_tx);
+    let close = Arc::new(Notify::new());
+    let contacts = present.iter().filter_map(id_of).collect();
+    tokio::spawn(driver.run(contacts, rx, close.clone()));
+    Ok((NodeHandle { me, id, inputs: tx, close }, events_rx))
 }

@@ -1,16 +1,14 @@
-//! `past-node`: the native PAST node's command line. A thin CLI over the `past_node`
-//! library; see its docs for what the node does and does not do yet.
+//! `past-node`: the native node's command line. A thin CLI over the `past_node` library (a
+//! Pastry node of the browsers' overlay; not yet a PAST storage node): see its docs.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use ed25519_dalek::SigningKey;
-use past_core::Id;
-use past_core::wire::{self, Message, Routed, RoutedBody};
-use past_link::{AppMessage, Payload, frame};
-use past_node::proto::{PeerId, from_hex, to_hex};
-use past_node::{Data, NodeConfig, NodeEvent, start};
+use past_link::Payload;
+use past_node::proto::{from_hex, to_hex};
+use past_node::{NodeConfig, NodeEvent, start};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -22,8 +20,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Join through a signaling server, connect to the peers it introduces over WebRTC data
-    /// channels, print every message received, and optionally send one to each new peer.
+    /// Register with a signaling server, join the Pastry overlay through the nodes it names
+    /// (WebRTC data channels), print every payload routed to this node, and optionally route
+    /// one to each peer that connects.
     Connect {
         /// WebSocket URL of the signaling server.
         #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
@@ -33,11 +32,11 @@ enum Cmd {
         /// by default.
         #[arg(long, value_name = "PATH")]
         key_file: Option<std::path::PathBuf>,
-        /// Text to route to every peer's nodeId once the peer is authenticated (a browser
-        /// node shows it as delivered).
+        /// Text to route to every connected peer's nodeId once joined (a browser node shows
+        /// it as delivered).
         #[arg(long)]
         send: Option<String>,
-        /// Exit successfully after receiving this many messages.
+        /// Exit successfully after this many payloads were delivered to this node.
         #[arg(long)]
         expect: Option<usize>,
         /// Give up (exit status 1) after this many seconds; 0 runs until Ctrl-C.
@@ -87,31 +86,6 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-/// The link messages carrying a Pastry message that routes `text` to `peer`'s nodeId.
-fn routed_payload(me: &PeerId, peer: &PeerId, text: &str) -> anyhow::Result<Vec<Vec<u8>>> {
-    let id = |p: &PeerId| from_hex::<16>(p.as_str()).map(Id::from_bytes).context("a peer id is not a nodeId");
-    let payload = Payload { origin: id(me)?, text: true, data: text.as_bytes().to_vec() };
-    let message: Message<AppMessage> =
-        Message::Route(Routed { key: id(peer)?, hops: 0, body: RoutedBody::App(AppMessage::Payload(payload)) });
-    Ok(frame::encode_pastry(&wire::encode(&message)?, wire::MAX_FRAME_BYTES)?)
-}
-
-/// A one-line description of a link message.
-fn describe(bytes: &[u8]) -> String {
-    let mut frames = frame::Reassembler::new(wire::MAX_FRAME_BYTES);
-    match frames.push(bytes) {
-        Ok(Some(frame::Incoming::Pastry(pastry))) => match wire::decode::<Message<AppMessage>>(&pastry) {
-            Ok(Message::Route(Routed { body: RoutedBody::App(AppMessage::Payload(p)), .. })) => {
-                format!("routed payload {:?}", String::from_utf8_lossy(&p.data))
-            }
-            Ok(message) => format!("{message:?}").chars().take(120).collect(),
-            Err(err) => format!("undecodable Pastry frame: {err}"),
-        },
-        Ok(other) => format!("{other:?}"),
-        Err(err) => format!("bad link message: {err}"),
-    }
-}
-
 /// Reads the key file, or writes a fresh key to it (mode 0600 on Unix).
 fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
     match std::fs::read(path) {
@@ -148,41 +122,50 @@ async fn deadline(secs: u64) {
 async fn connect(config: NodeConfig, send: Option<String>, expect: Option<usize>) -> anyhow::Result<()> {
     let (node, mut events) = start(config).await?;
     println!("registered as {}", node.id());
-    let mut received = 0;
+    let (mut joined, mut waiting, mut received) = (false, Vec::new(), 0);
     while let Some(event) = events.recv().await {
         match event {
             NodeEvent::Connected(peer) => {
                 println!("connected to {peer} (authenticated)");
-                if let Some(text) = &send {
-                    for bytes in routed_payload(node.id(), &peer, text)? {
-                        node.send(&peer, Data::Bytes(bytes)).await?;
-                    }
-                    println!("routed to {peer}: {text}");
-                }
+                waiting.push(peer);
             }
-            NodeEvent::AuthFailed { peer, reason } => println!("{peer} failed to authenticate: {reason}"),
-            NodeEvent::Message { from, data } => {
-                match data {
-                    Data::Text(text) => println!("text from {from}: {text}"),
-                    Data::Bytes(bytes) => println!("from {from}: {}", describe(&bytes)),
-                }
+            NodeEvent::Joined => {
+                println!("joined the overlay");
+                joined = true;
+            }
+            NodeEvent::Delivered { key, hops, payload, origin_verified } => {
+                let data = match payload.text {
+                    true => format!("{:?}", String::from_utf8_lossy(&payload.data)),
+                    false => format!("{} bytes", payload.data.len()),
+                };
+                let proof = if origin_verified { "verified" } else { "claimed" };
+                println!("delivered (key {key}, {hops} hops) from {} ({proof}): {data}", payload.origin);
                 received += 1;
                 if expect.is_some_and(|n| received >= n) {
                     node.close();
                 }
             }
-            NodeEvent::Disconnected { peer, reason } => {
-                println!("disconnected from {peer}: {reason}");
-            }
+            NodeEvent::Refused { peer, reason } => println!("refused {peer}: {reason}"),
+            NodeEvent::Disconnected { peer, reason } => println!("disconnected from {peer}: {reason}"),
             NodeEvent::Error(message) => eprintln!("error: {message}"),
             NodeEvent::Closed => break,
             other => println!("{other:?}"),
+        }
+        if let Some(text) = send.as_deref().filter(|_| joined) {
+            for peer in waiting.drain(..) {
+                let key = from_hex::<16>(peer.as_str()).map(past_core::Id::from_bytes).context("a peer id")?;
+                let payload = Payload { origin: node.node_id(), text: true, data: text.as_bytes().to_vec() };
+                match node.route(key, payload).await {
+                    Ok(()) => println!("routed to {peer}: {text}"),
+                    Err(err) => eprintln!("cannot route to {peer}: {err}"),
+                }
+            }
         }
     }
     if let Some(n) = expect
         && received < n
     {
-        bail!("the node stopped after {received} of {n} expected messages");
+        bail!("the node stopped after {received} of {n} expected deliveries");
     }
     Ok(())
 }

@@ -1,28 +1,48 @@
-//! The native node's event loop: the same shape as the browser node's. One task owns all
-//! state and handles one input at a time from one channel, fed by the signaling reader, the
-//! peer connections and the [`NodeHandle`](crate::NodeHandle).
+//! The native node's event loop: the same loop as the browser driver's, around the same
+//! [`Stack`]. One task owns the stack and every connection and handles one [`Input`] at a
+//! time from one bounded channel, fed by the signaling socket, the peer connections, the
+//! tasks that describe sessions, and the [`NodeHandle`](crate::NodeHandle); a timer wakes it
+//! at [`Stack::poll_timeout`]. After each input it carries out every command of the stack and
+//! reports its events. It holds no protocol decision: which connections exist, glare, the
+//! handshake, queues, eviction and the connection budget are the peer manager's; joining is
+//! the stack's.
+//!
+//! The loop never waits on its own input channel (work that needs to await runs in spawned
+//! tasks, which push their result back), on a peer or on the signaling server (both are
+//! written by tasks with bounded queues).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
-use past_core::Id;
-use past_link::frame::{self, Incoming, Reassembler};
-use past_link::{AuthMessage, Handshake};
-use past_signaling_proto::{ClientMessage, IceServer, PeerId, ServerMessage, SignalPayload, from_hex};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::oneshot;
+use past_core::{Id, Time};
+use past_link::manager::{Command as Work, State};
+use past_link::{ConnId, Payload, Stack, StackEvent};
+use past_signaling_proto::{ClientMessage, IceServer, PeerId, ServerMessage, from_hex};
+use tokio::sync::mpsc::{Receiver, Sender, UnboundedSender};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 
-use crate::signaling::{SignalingClient, SignalingEvent};
-use crate::transport::{Peer, Role, TransportEvent};
-use crate::{Data, NodeEvent, SendError};
+use crate::signaling::{SignalingEvent, SignalingWriter};
+use crate::transport::{Peer, TransportEvent};
+use crate::{Data, NodeEvent, RouteError, SendError, peer_id};
+
+/// Inputs that may wait for the loop; beyond, data channel messages end their connection
+/// and the handle's commands fail with an overload error.
+pub(crate) const INPUT_CAPACITY: usize = 4096;
 
 /// Everything the loop reacts to.
 #[derive(Debug)]
 pub(crate) enum Input {
     /// From the signaling socket.
     Signaling(SignalingEvent),
-    /// From the connection to a peer.
-    Transport(PeerId, u64, TransportEvent),
+    /// From a connection.
+    Transport(ConnId, TransportEvent),
+    /// The SDP (offer or answer, ICE gathered) of a connection is ready, or failed.
+    Described { conn: ConnId, result: Result<String, String> },
+    /// Setting up a connection failed (applying an answer).
+    Failed { conn: ConnId, reason: String },
     /// From the handle.
     Command(Command),
 }
@@ -30,309 +50,305 @@ pub(crate) enum Input {
 /// Requests from the [`NodeHandle`](crate::NodeHandle).
 #[derive(Debug)]
 pub(crate) enum Command {
-    Send { peer: PeerId, data: Data, reply: oneshot::Sender<Result<(), SendError>> },
+    Route { key: Id, payload: Payload, reply: oneshot::Sender<Result<(), RouteError>> },
+    SendRaw { peer: Id, data: Data, reply: oneshot::Sender<Result<(), SendError>> },
     Peers(oneshot::Sender<Vec<PeerId>>),
-    Close,
 }
 
-/// The handshake with one peer (see `past_link::auth`).
-struct Auth {
-    handshake: Handshake,
-    frames: Reassembler,
+/// The id of a signaling peer id.
+pub(crate) fn id_of(peer: &PeerId) -> Option<Id> {
+    from_hex::<16>(peer.as_str()).map(Id::from_bytes)
 }
 
-pub(crate) struct Node {
-    me: PeerId,
+/// The loop's state.
+pub(crate) struct Driver {
+    /// Signs the data channel handshake (the node's key, or the impostor test hook's).
     key: SigningKey,
-    inputs: UnboundedSender<Input>,
-    /// Handshakes in progress; a peer with an open channel and no entry here is authenticated.
-    auth: BTreeMap<PeerId, Auth>,
-    signaling: Option<SignalingClient>,
+    stack: Stack,
+    start: Instant,
+    inputs: Sender<Input>,
+    signaling: Option<SignalingWriter>,
     ice_servers: Vec<IceServer>,
-    peers: BTreeMap<PeerId, Peer>,
-    /// Serial of the next connection.
-    next_serial: u64,
+    conns: BTreeMap<ConnId, Peer>,
+    /// While shutting down: the connections to close before reporting [`NodeEvent::Closed`].
+    closing: Option<Vec<Peer>>,
     events: UnboundedSender<NodeEvent>,
 }
 
-impl Node {
+impl Driver {
     pub(crate) fn new(
-        me: PeerId,
         key: SigningKey,
-        inputs: UnboundedSender<Input>,
-        signaling: SignalingClient,
+        stack: Stack,
+        start: Instant,
+        inputs: Sender<Input>,
+        signaling: SignalingWriter,
         ice_servers: Vec<IceServer>,
         events: UnboundedSender<NodeEvent>,
     ) -> Self {
         Self {
-            me,
             key,
+            stack,
+            start,
             inputs,
-            auth: BTreeMap::new(),
             signaling: Some(signaling),
             ice_servers,
-            peers: BTreeMap::new(),
-            next_serial: 0,
+            conns: BTreeMap::new(),
+            closing: None,
             events,
         }
     }
 
-    /// Offers to `present` (the newcomer offers), then runs until closed.
-    pub(crate) async fn run(mut self, present: Vec<PeerId>, mut inputs: UnboundedReceiver<Input>) {
-        for peer in present {
-            self.offer_to(peer).await;
-        }
-        while let Some(input) = inputs.recv().await {
-            match input {
-                Input::Signaling(event) => self.on_signaling(event).await,
-                Input::Transport(peer, serial, event) => {
-                    if self.peers.get(&peer).is_some_and(|c| c.serial == serial) {
-                        self.on_transport(peer, event).await;
-                    } else {
-                        tracing::debug!(%peer, "an event of a replaced or closed connection: ignored");
-                    }
+    /// Microseconds since the node started.
+    fn now(&self) -> Time {
+        Time::from_micros(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// Joins through `contacts` (the welcome's peers), then runs until closed.
+    pub(crate) async fn run(mut self, contacts: Vec<Id>, mut inputs: Receiver<Input>, close: Arc<Notify>) {
+        let t = self.now();
+        self.stack.handle_welcome(contacts, t);
+        self.execute_all().await;
+        loop {
+            let wake = self.stack.poll_timeout().map(|at| self.start + Duration::from_micros(at.as_micros()));
+            let timer = async move {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
-                Input::Command(Command::Send { peer, data, reply }) => {
-                    let result = match self.peers.get(&peer) {
-                        Some(conn) => conn.send(data),
-                        None => Err(SendError::NotConnected),
-                    };
-                    let _ = reply.send(result);
+            };
+            tokio::select! {
+                biased;
+                () = close.notified() => break,
+                input = inputs.recv() => match input {
+                    Some(input) => self.handle(input).await,
+                    None => break,
+                },
+                () = timer => {
+                    let t = self.now();
+                    self.stack.handle_timeout(t);
                 }
-                Input::Command(Command::Peers(reply)) => {
-                    let _ = reply.send(self.connected());
-                }
-                Input::Command(Command::Close) => break,
             }
+            self.execute_all().await;
         }
-        // Closing on request: let queued messages go out first.
-        for (_, conn) in std::mem::take(&mut self.peers) {
-            conn.close(true).await;
-        }
+        self.shut_down().await;
+    }
+
+    /// Leaves the overlay, closes every connection (letting queued messages go out) and the
+    /// signaling socket.
+    async fn shut_down(&mut self) {
+        let t = self.now();
+        self.closing = Some(Vec::new());
+        self.stack.leave(t);
+        self.stack.close(t);
+        self.execute_all().await;
+        let mut closing = self.closing.take().unwrap_or_default();
+        closing.extend(std::mem::take(&mut self.conns).into_values());
+        futures::future::join_all(closing.into_iter().map(|peer| peer.close(true))).await;
         if let Some(signaling) = self.signaling.take() {
             signaling.close().await;
         }
         let _ = self.events.send(NodeEvent::Closed);
     }
 
-    async fn on_signaling(&mut self, event: SignalingEvent) {
-        match event {
-            SignalingEvent::Message(ServerMessage::Signal { from, payload }) => {
-                self.on_signal(from, payload).await;
+    /// Handles one input.
+    async fn handle(&mut self, input: Input) {
+        let t = self.now();
+        match input {
+            Input::Signaling(event) => self.on_signaling(event, t),
+            Input::Transport(conn, event) => self.on_transport(conn, event, t).await,
+            Input::Described { conn, result } if self.conns.contains_key(&conn) => {
+                self.stack.handle_described(conn, result, t);
             }
+            Input::Failed { conn, reason } if self.conns.contains_key(&conn) => {
+                self.stack.handle_failed(conn, &reason, t);
+            }
+            Input::Described { .. } | Input::Failed { .. } => {}
+            Input::Command(command) => self.on_command(command, t),
+        }
+    }
+
+    /// Carries out the stack's commands and reports its events until it has none.
+    async fn execute_all(&mut self) {
+        loop {
+            let mut any = false;
+            while let Some(work) = self.stack.poll_command() {
+                any = true;
+                self.execute(work).await;
+            }
+            while let Some(event) = self.stack.poll_event() {
+                any = true;
+                self.report(event);
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    async fn execute(&mut self, work: Work) {
+        match work {
+            Work::Create { conn, offer, .. } => self.create(conn, offer).await,
+            Work::ApplyAnswer { conn, sdp } => {
+                let Some(peer) = self.conns.get(&conn) else { return };
+                let (applying, tx) = (peer.accept_answer(sdp), self.inputs.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = applying.await {
+                        let reason = format!("applying the answer: {err}");
+                        let _ = tx.send(Input::Failed { conn, reason }).await;
+                    }
+                });
+            }
+            Work::AddCandidate { conn, candidate } => {
+                if let Some(peer) = self.conns.get(&conn) {
+                    tokio::spawn(peer.add_candidate(candidate));
+                }
+            }
+            Work::ToServer { to, payload } => {
+                let Some(signaling) = &self.signaling else {
+                    return tracing::debug!(%to, "no signaling server: a signal is dropped");
+                };
+                if let Err(err) = signaling.try_send(ClientMessage::Signal { to: peer_id(to), payload }) {
+                    tracing::warn!(%to, "a signal is dropped: {err}");
+                }
+            }
+            Work::Send { conn, bytes } => {
+                let Some(peer) = self.conns.get(&conn) else { return };
+                if let Err(err) = peer.send(Data::Bytes(bytes)) {
+                    let t = self.now();
+                    self.stack.handle_closed(conn, &format!("sending: {err}"), t);
+                }
+            }
+            Work::Sign { conn, transcript } => {
+                let signature = self.key.sign(&transcript).to_bytes();
+                let t = self.now();
+                self.stack.handle_signed(conn, Ok(signature), t);
+            }
+            Work::Close { conn } => match (self.conns.remove(&conn), &mut self.closing) {
+                (Some(peer), Some(closing)) => closing.push(peer),
+                (Some(peer), None) => drop(tokio::spawn(peer.close(true))),
+                (None, _) => {}
+            },
+            other => tracing::debug!("unknown work {other:?}"),
+        }
+    }
+
+    /// Creates the peer connection of `conn` and starts describing its offer (or its answer
+    /// to `offer`) in a task of its own.
+    async fn create(&mut self, conn: ConnId, offer: Option<String>) {
+        let peer = match Peer::new(conn, offer.is_none(), &self.ice_servers, &self.inputs).await {
+            Ok(peer) => peer,
+            Err(err) => {
+                let t = self.now();
+                return self.stack.handle_failed(conn, &format!("creating the peer connection: {err}"), t);
+            }
+        };
+        let (describing, tx) = (peer.describe(offer), self.inputs.clone());
+        self.conns.insert(conn, peer);
+        tokio::spawn(async move {
+            let result = describing.await;
+            let _ = tx.send(Input::Described { conn, result }).await;
+        });
+    }
+
+    fn report(&mut self, event: StackEvent) {
+        let own = self.stack.id();
+        let event = match event {
+            StackEvent::Joined => NodeEvent::Joined,
+            StackEvent::Delivered(delivery) => NodeEvent::Delivered {
+                key: delivery.key,
+                hops: delivery.hops,
+                origin_verified: delivery.origin_verified(own),
+                payload: delivery.payload,
+            },
+            StackEvent::Opened(peer) => NodeEvent::Connected(peer_id(peer)),
+            StackEvent::Closed { peer, reason } => NodeEvent::Disconnected { peer: peer_id(peer), reason },
+            StackEvent::Refused { peer, reason } => NodeEvent::Refused { peer: peer_id(peer), reason },
+            StackEvent::BudgetExhausted => NodeEvent::Error(format!(
+                "connection budget used up ({} peer connections made): routing through the open ones",
+                self.stack.manager().stats().created
+            )),
+            other => return tracing::debug!("unhandled stack event {other:?}"),
+        };
+        let _ = self.events.send(event);
+    }
+
+    // ---- transport --------------------------------------------------------------------
+
+    async fn on_transport(&mut self, conn: ConnId, event: TransportEvent, t: Time) {
+        let Some(peer) = self.conns.get_mut(&conn) else {
+            return tracing::trace!(conn, "an event of a closed connection: ignored");
+        };
+        match event {
+            TransportEvent::Channel(channel) => peer.set_channel(conn, channel), // Its reader reports `open`.
+            TransportEvent::Open => self.channel_open(conn, t).await,
+            TransportEvent::Message(data) => {
+                // The peer may write as soon as its side is open, before our side reports
+                // open: the channel is open then.
+                if !peer.is_open() {
+                    self.channel_open(conn, t).await;
+                }
+                self.stack.handle_data(conn, &data, t);
+            }
+            TransportEvent::Closed(reason) => self.stack.handle_closed(conn, &reason, t),
+        }
+    }
+
+    /// The data channel of `conn` opened: the manager starts the handshake.
+    async fn channel_open(&mut self, conn: ConnId, t: Time) {
+        let Some(peer) = self.conns.get_mut(&conn) else { return };
+        if !peer.mark_open() {
+            return;
+        }
+        match peer.descriptions().await {
+            Some((local, remote)) => self.stack.handle_channel_open(conn, &local, &remote, t),
+            None => self.stack.handle_failed(conn, "no session descriptions", t),
+        }
+    }
+
+    // ---- signaling server, commands ---------------------------------------------------
+
+    fn on_signaling(&mut self, event: SignalingEvent, t: Time) {
+        match event {
+            SignalingEvent::Message(ServerMessage::Signal { from, payload }) => match id_of(&from) {
+                Some(from) => self.stack.handle_server_signal(from, payload, t),
+                None => tracing::debug!(%from, "a signal from a peer id that is not a nodeId"),
+            },
             SignalingEvent::Message(ServerMessage::Error { code, message }) => {
                 self.error(format!("signaling error {code}: {message}"));
             }
-            SignalingEvent::Message(other) => {
-                self.error(format!("unexpected signaling message {other:?}"));
-            }
-            SignalingEvent::Undecodable(err) => {
-                self.error(format!("unreadable signaling message: {err}"));
-            }
+            SignalingEvent::Message(other) => tracing::debug!("unexpected signaling message {other:?}"),
+            SignalingEvent::Undecodable(err) => self.error(format!("unreadable signaling message: {err}")),
             SignalingEvent::Closed(reason) => {
+                // Open connections keep working without the server; signals go through the
+                // overlay.
                 self.signaling = None;
-                // Open data channels keep working without the server.
+                self.stack.set_server(false);
                 self.error(format!("signaling closed: {reason}"));
             }
         }
     }
 
-    async fn offer_to(&mut self, peer: PeerId) {
-        let Some(conn) = self.new_peer(&peer, Role::Offerer).await else {
-            return;
-        };
-        let offer = conn.create_offer().await;
-        self.peers.insert(peer.clone(), conn);
-        match offer {
-            Ok(payload) => self.signal_to(&peer, payload).await,
-            Err(err) => self.peer_failed(&peer, &format!("create offer: {err}")).await,
-        }
-    }
-
-    async fn on_signal(&mut self, from: PeerId, payload: SignalPayload) {
-        match payload {
-            SignalPayload::Offer { sdp } => {
-                // A new offer from a peer replaces whatever we had with it.
-                self.drop_peer(&from, "replaced by a new offer").await;
-                let Some(conn) = self.new_peer(&from, Role::Answerer).await else {
-                    return;
+    fn on_command(&mut self, command: Command, t: Time) {
+        match command {
+            Command::Route { key, payload, reply } => {
+                let _ = reply.send(self.stack.route(key, payload, t).map_err(RouteError::from));
+            }
+            Command::SendRaw { peer, data, reply } => {
+                let conn = self.stack.manager().connections().find(|c| c.peer == peer && c.state == State::Open);
+                let result = match conn.and_then(|c| self.conns.get(&c.conn)) {
+                    Some(conn) => conn.send(data),
+                    None => Err(SendError::NotConnected),
                 };
-                let answer = conn.accept_offer(&sdp).await;
-                self.peers.insert(from.clone(), conn);
-                match answer {
-                    Ok(payload) => self.signal_to(&from, payload).await,
-                    Err(err) => self.peer_failed(&from, &format!("answering: {err}")).await,
-                }
+                let _ = reply.send(result);
             }
-            SignalPayload::Answer { sdp } => {
-                let Some(conn) = self.peers.get(&from) else {
-                    return;
-                };
-                if let Err(err) = conn.accept_answer(&sdp).await {
-                    self.peer_failed(&from, &format!("applying the answer: {err}")).await;
-                }
-            }
-            SignalPayload::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
-                let Some(conn) = self.peers.get(&from) else {
-                    return;
-                };
-                if let Err(err) = conn.add_candidate(candidate, sdp_mid, sdp_m_line_index).await {
-                    self.error(format!("candidate from {from}: {err}"));
-                }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.stack.manager().open_peers().map(peer_id).collect());
             }
         }
-    }
-
-    async fn on_transport(&mut self, peer: PeerId, event: TransportEvent) {
-        match event {
-            TransportEvent::LocalCandidate(payload) => {
-                if self.peers.contains_key(&peer) {
-                    self.signal_to(&peer, payload).await;
-                }
-            }
-            TransportEvent::Channel(channel) => {
-                if let Some(conn) = self.peers.get_mut(&peer) {
-                    conn.set_channel(&peer, channel);
-                    // The channel's `open` event comes from its reader.
-                }
-            }
-            TransportEvent::Open => {
-                if self.peers.get_mut(&peer).is_some_and(Peer::mark_open) {
-                    self.start_handshake(peer).await;
-                }
-            }
-            TransportEvent::Message(data) => {
-                // The peer may write as soon as its side is open, before our side reports
-                // open: its first message then starts our handshake.
-                if !self.auth.contains_key(&peer) && self.peers.get_mut(&peer).is_some_and(Peer::mark_open) {
-                    self.start_handshake(peer.clone()).await;
-                }
-                if self.auth.contains_key(&peer) {
-                    self.on_handshake_message(peer, data).await;
-                } else if self.peers.get(&peer).is_some_and(Peer::is_open) {
-                    let _ = self.events.send(NodeEvent::Message { from: peer, data });
-                }
-            }
-            TransportEvent::Closed(reason) => self.drop_peer(&peer, &reason).await,
-        }
-    }
-
-    /// The channel to `peer` opened: send our hello.
-    async fn start_handshake(&mut self, peer: PeerId) {
-        let Some(conn) = self.peers.get(&peer) else { return };
-        let Some(expected) = from_hex::<16>(peer.as_str()).map(Id::from_bytes) else {
-            return self.auth_failed(&peer, "its peer id is not a nodeId".into()).await;
-        };
-        let Some((local, remote)) = conn.descriptions().await else {
-            return self.auth_failed(&peer, "no session descriptions".into()).await;
-        };
-        let nonce = rand::random::<[u8; 32]>();
-        match Handshake::new(self.key.verifying_key().to_bytes(), nonce, &local, &remote, expected) {
-            Ok(handshake) => {
-                let hello = frame::encode_auth(&handshake.hello(false));
-                self.auth.insert(peer.clone(), Auth { handshake, frames: Reassembler::new(frame::MAX_MESSAGE_BYTES) });
-                if let Some(conn) = self.peers.get(&peer)
-                    && let Err(err) = conn.send(Data::Bytes(hello))
-                {
-                    self.auth_failed(&peer, err.to_string()).await;
-                }
-            }
-            Err(err) => self.auth_failed(&peer, err.to_string()).await,
-        }
-    }
-
-    /// A message from a peer that has not proven its id yet.
-    async fn on_handshake_message(&mut self, peer: PeerId, data: Data) {
-        let Some(auth) = self.auth.get_mut(&peer) else { return };
-        let bytes = match data {
-            Data::Bytes(bytes) => bytes,
-            Data::Text(_) => return self.auth_failed(&peer, "text before authentication".into()).await,
-        };
-        let result = match auth.frames.push(&bytes) {
-            Ok(Some(Incoming::Auth(AuthMessage::Hello { public_key, nonce, joined }))) => {
-                match auth.handshake.on_hello(public_key, nonce, joined) {
-                    Ok(transcript) => {
-                        let proof = frame::encode_auth(&Handshake::proof(self.key.sign(&transcript).to_bytes()));
-                        match self.peers.get(&peer) {
-                            Some(conn) => conn.send(Data::Bytes(proof)).map_err(|e| e.to_string()),
-                            None => Ok(()),
-                        }
-                    }
-                    Err(err) => Err(err.to_string()),
-                }
-            }
-            Ok(Some(Incoming::Auth(AuthMessage::Proof { signature }))) => match auth.handshake.on_proof(&signature) {
-                Ok(_) => {
-                    self.auth.remove(&peer);
-                    let _ = self.events.send(NodeEvent::Connected(peer.clone()));
-                    Ok(())
-                }
-                Err(err) => Err(err.to_string()),
-            },
-            Ok(Some(Incoming::Pastry(_) | Incoming::Close)) => Err("a Pastry frame before authentication".into()),
-            Ok(None) => Err("a chunk before authentication".into()),
-            Err(err) => Err(err.to_string()),
-        };
-        if let Err(reason) = result {
-            self.auth_failed(&peer, reason).await;
-        }
-    }
-
-    async fn auth_failed(&mut self, peer: &PeerId, reason: String) {
-        tracing::warn!(%peer, "authentication failed: {reason}");
-        self.auth.remove(peer);
-        let _ = self.events.send(NodeEvent::AuthFailed { peer: peer.clone(), reason: reason.clone() });
-        self.drop_peer(peer, &reason).await;
-    }
-
-    async fn new_peer(&mut self, peer: &PeerId, role: Role) -> Option<Peer> {
-        self.next_serial += 1;
-        match Peer::new(peer, self.next_serial, role, &self.ice_servers, &self.inputs).await {
-            Ok(conn) => Some(conn),
-            Err(err) => {
-                self.error(format!("peer connection for {peer}: {err}"));
-                None
-            }
-        }
-    }
-
-    async fn peer_failed(&mut self, peer: &PeerId, reason: &str) {
-        self.error(format!("connection to {peer}: {reason}"));
-        self.drop_peer(peer, reason).await;
-    }
-
-    async fn drop_peer(&mut self, peer: &PeerId, reason: &str) {
-        let authenticating = self.auth.remove(peer).is_some();
-        if let Some(conn) = self.peers.remove(peer) {
-            let was_open = conn.is_open() && !authenticating;
-            conn.close(false).await;
-            if was_open {
-                let _ = self.events.send(NodeEvent::Disconnected { peer: peer.clone(), reason: reason.to_string() });
-            }
-        }
-    }
-
-    async fn signal_to(&mut self, to: &PeerId, payload: SignalPayload) {
-        let msg = ClientMessage::Signal { to: to.clone(), payload };
-        let result = match &mut self.signaling {
-            Some(client) => client.send(&msg).await.map_err(|e| e.to_string()),
-            None => Err("the signaling server is not connected".to_string()),
-        };
-        if let Err(err) = result {
-            self.peer_failed(to, &format!("signaling: {err}")).await;
-        }
-    }
-
-    fn connected(&self) -> Vec<PeerId> {
-        self.peers
-            .iter()
-            .filter(|(id, c)| c.is_open() && !self.auth.contains_key(*id))
-            .map(|(id, _)| id.clone())
-            .collect()
     }
 
     fn error(&self, message: String) {
-        tracing::warn!(me = %self.me, "{message}");
+        tracing::warn!(me = %self.stack.id(), "{message}");
         let _ = self.events.send(NodeEvent::Error(message));
     }
 }

@@ -1,19 +1,26 @@
 //! WebSocket client to the signaling server (tokio-tungstenite).
 //!
-//! A reader task decodes server messages and pushes them into the node's input channel; the
-//! write half is kept by the node, which sends from its loop.
+//! A reader task decodes server messages and pushes them into the node's bounded input
+//! channel, waiting for room (backpressure on the socket). Until registration the node
+//! writes on the socket itself; then a writer task takes messages from a bounded queue, so
+//! the node's loop never waits on the server.
+
+use std::time::Duration;
 
 use futures::stream::SplitSink;
 use futures::{SinkExt as _, StreamExt as _};
 use past_signaling_proto::{ClientMessage, ServerMessage};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, Sender};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::node::Input;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Messages waiting for the writer task.
+const WRITE_QUEUE: usize = 256;
 
 /// What the socket reports.
 #[derive(Debug)]
@@ -26,17 +33,17 @@ pub(crate) enum SignalingEvent {
     Closed(String),
 }
 
-/// The write half of the signaling socket.
+/// The signaling socket before registration: the node writes on it directly.
 pub(crate) struct SignalingClient {
     sink: SplitSink<Socket, Message>,
-    reader: tokio::task::JoinHandle<()>,
+    reader: Reader,
 }
 
 impl SignalingClient {
     /// Connects to `url` (`ws://host/ws`); messages go to `inputs`.
     pub(crate) async fn connect(
         url: &str,
-        inputs: UnboundedSender<Input>,
+        inputs: Sender<Input>,
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let (socket, _response) = connect_async(url).await?;
         let (sink, mut stream) = socket.split();
@@ -57,13 +64,13 @@ impl SignalingClient {
                     }
                     Some(Ok(_)) => continue,
                 };
-                if inputs.send(Input::Signaling(event)).is_err() {
+                if inputs.send(Input::Signaling(event)).await.is_err() {
                     return;
                 }
             };
-            let _ = inputs.send(Input::Signaling(SignalingEvent::Closed(reason)));
+            let _ = inputs.send(Input::Signaling(SignalingEvent::Closed(reason))).await;
         });
-        Ok(Self { sink, reader })
+        Ok(Self { sink, reader: Reader(reader) })
     }
 
     /// Sends one message.
@@ -71,15 +78,63 @@ impl SignalingClient {
         self.sink.send(Message::text(msg.to_json())).await
     }
 
+    /// Hands the socket to a writer task.
+    pub(crate) fn into_writer(self) -> SignalingWriter {
+        let (tx, mut rx) = mpsc::channel::<ClientMessage>(WRITE_QUEUE);
+        let Self { mut sink, reader } = self;
+        let writer = tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                if let Err(err) = sink.send(Message::text(msg.to_json())).await {
+                    tracing::warn!("signaling write failed: {err}");
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        SignalingWriter { tx, writer, _reader: reader }
+    }
+
     /// Closes the socket.
     pub(crate) async fn close(mut self) {
         let _ = self.sink.close().await;
-        self.reader.abort();
     }
 }
 
-impl Drop for SignalingClient {
+/// Aborts the reader task when dropped.
+struct Reader(tokio::task::JoinHandle<()>);
+
+impl Drop for Reader {
     fn drop(&mut self) {
-        self.reader.abort();
+        self.0.abort();
     }
 }
+
+/// The signaling socket after registration, written by a task of its own.
+pub(crate) struct SignalingWriter {
+    tx: Sender<ClientMessage>,
+    writer: tokio::task::JoinHandle<()>,
+    _reader: Reader,
+}
+
+impl SignalingWriter {
+    /// Queues `msg`; fails when the queue is full or the socket is gone (signals are
+    /// retried by the peer manager's timeouts).
+    pub(crate) fn try_send(&self, msg: ClientMessage) -> Result<(), String> {
+        self.tx.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "the signaling queue is full".to_string(),
+            mpsc::error::TrySendError::Closed(_) => "the signaling socket is closed".to_string(),
+        })
+    }
+
+    /// Sends what is queued, then closes the socket (at most [`CLOSE_TIMEOUT`]).
+    pub(crate) async fn close(self) {
+        let Self { tx, mut writer, _reader } = self;
+        drop(tx);
+        if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.is_err() {
+            writer.abort();
+        }
+    }
+}
+
+/// How long closing waits for the queued messages.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);

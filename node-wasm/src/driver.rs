@@ -17,7 +17,9 @@ use js_sys::Object;
 use past_core::{Config, Id, Phase, Time};
 use past_link::manager::{Command as Work, ConnId, ManagerConfig, Role};
 use past_link::{Data, Payload, Stack, StackEvent};
-use past_signaling_proto::{ClientMessage, IceServer, PeerId, ServerMessage, SignalPayload, from_hex, register_transcript, to_hex};
+use past_signaling_proto::{
+    ClientMessage, IceServer, PeerId, ServerMessage, SignalPayload, from_hex, register_transcript, to_hex,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
@@ -76,6 +78,8 @@ pub(crate) struct Settings {
     pub(crate) signaling_url: String,
     /// ICE servers from the page; the server's (from its welcome) when `None`.
     pub(crate) ice_servers: Option<Vec<IceServer>>,
+    /// Gather relay (TURN) candidates only.
+    pub(crate) relay_only: bool,
     pub(crate) manager: ManagerConfig,
     pub(crate) core: Config,
 }
@@ -285,7 +289,7 @@ impl Driver {
     /// `offer`).
     fn create(&mut self, conn: ConnId, offer: Option<String>) {
         let role = if offer.is_some() { Role::Answerer } else { Role::Offerer };
-        let peer = match Peer::new(conn, role, &self.ice_servers, &self.inputs) {
+        let peer = match Peer::new(conn, role, &self.ice_servers, self.settings.relay_only, &self.inputs) {
             Ok(peer) => peer,
             Err(err) => {
                 let reason = format!("RTCPeerConnection: {}", js_text(&err));
@@ -422,8 +426,11 @@ impl Driver {
             Ok(signature) => signature,
             Err(err) => return self.page.error(&format!("cannot sign the registration: {err}")),
         };
-        let register =
-            ClientMessage::Register { peer, public_key: to_hex(&self.identity.public_key), signature: to_hex(&signature) };
+        let register = ClientMessage::Register {
+            peer,
+            public_key: to_hex(&self.identity.public_key),
+            signature: to_hex(&signature),
+        };
         if let Err(err) = socket.send(&register) {
             self.signaling_lost(&js_text(&err), now());
         }
@@ -457,9 +464,10 @@ impl Driver {
             window.clear_timeout_with_handle(handle);
         }
         let delay_ms = at.since(t).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        match window
-            .set_timeout_with_callback_and_timeout_and_arguments_0(self.timer.callback.as_ref().unchecked_ref(), delay_ms)
-        {
+        match window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            self.timer.callback.as_ref().unchecked_ref(),
+            delay_ms,
+        ) {
             Ok(handle) => {
                 self.timer.handle = Some(handle);
                 self.timer.at = Some(at);

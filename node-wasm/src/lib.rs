@@ -109,6 +109,9 @@ struct StartOptions {
     /// How long a connection may take to open and authenticate.
     #[serde(default)]
     connect_timeout_ms: Option<u64>,
+    /// `RTCIceTransportPolicy`: `"all"` (default) or `"relay"` (TURN candidates only).
+    #[serde(default)]
+    ice_transport_policy: Option<String>,
     /// Separates identities of different uses of one origin (tests); empty by default.
     #[serde(default)]
     identity_namespace: Option<String>,
@@ -150,7 +153,12 @@ impl StartOptions {
         if let Some(keepalive) = core.keepalive_interval {
             manager.idle = (keepalive * 3).max(manager.eviction_grace);
         }
-        Ok(Settings { signaling_url: self.signaling_url, ice_servers: self.ice_servers, manager, core })
+        let relay_only = match self.ice_transport_policy.as_deref() {
+            None | Some("all") => false,
+            Some("relay") => true,
+            Some(other) => return Err(format!("iceTransportPolicy must be \"all\" or \"relay\", not {other:?}")),
+        };
+        Ok(Settings { signaling_url: self.signaling_url, ice_servers: self.ice_servers, relay_only, manager, core })
     }
 }
 
@@ -161,7 +169,7 @@ impl StartOptions {
 ///
 /// `config`: `{ signalingUrl, iceServers?, keepaliveMs?, probeTimeoutMs?, tableProbeMs?,
 /// joinTimeoutMs?, failedMemoryMs?, leafSetSize?, digitBits?, maxConnections?, connectionBudget?,
-/// connectTimeoutMs?, identityNamespace?, onEvent? }`.
+/// connectTimeoutMs?, iceTransportPolicy?, identityNamespace?, onEvent? }`.
 #[wasm_bindgen]
 pub async fn start(config: JsValue) -> Result<Node, JsError> {
     logging::init();

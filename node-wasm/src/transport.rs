@@ -18,8 +18,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Event, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
-    RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcIceGatheringState, RtcPeerConnection,
-    RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
+    RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcIceGatheringState, RtcIceTransportPolicy,
+    RtcPeerConnection, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
 };
 
 use crate::driver::Input;
@@ -129,9 +129,18 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// A new connection `conn`, reporting into `inputs`.
-    pub(crate) fn new(conn: ConnId, role: Role, ice_servers: &[IceServer], inputs: &Inputs) -> Result<Self, JsValue> {
+    pub(crate) fn new(
+        conn: ConnId,
+        role: Role,
+        ice_servers: &[IceServer],
+        relay_only: bool,
+        inputs: &Inputs,
+    ) -> Result<Self, JsValue> {
         let config = RtcConfiguration::new();
         config.set_ice_servers(&serde_wasm_bindgen::to_value(ice_servers)?);
+        if relay_only {
+            config.set_ice_transport_policy(RtcIceTransportPolicy::Relay);
+        }
         let pc = RtcPeerConnection::new_with_configuration(&config)?;
         let handlers = ChannelHandlers::new(conn, inputs);
 

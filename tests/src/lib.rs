@@ -444,14 +444,21 @@ pub async fn view(page: &Page) -> anyhow::Result<Option<NodeView>> {
 /// The node's status and view summary, for failure messages.
 pub async fn node_state(page: &Page) -> String {
     match view(page).await {
-        Ok(Some(v)) => format!(
-            "{} ({}); leaf set {:?}; open {:?}; all {:?}",
-            v.status,
-            v.detail,
-            v.leaf_set,
-            v.open(),
-            v.connections.iter().map(|c| format!("{}:{}:{}", &c.id[..8], c.state, c.via)).collect::<Vec<_>>()
-        ),
+        Ok(Some(v)) => {
+            let trouble = "(window.past?.events ?? []).filter(e => e.type === 'error' || e.type === 'refused' \
+                 || (e.type === 'connection' && e.state === 'closed')).slice(-5) \
+                 .map(e => `${e.type} ${e.peer?.slice(0, 8) ?? ''} ${e.reason ?? e.message ?? ''}`)";
+            let recent: Vec<String> = eval(page, trouble).await.unwrap_or_default();
+            format!(
+                "{} ({}); leaf set {:?}; open {:?}; all {:?}; recent trouble {:?}",
+                v.status,
+                v.detail,
+                v.leaf_set,
+                v.open(),
+                v.connections.iter().map(|c| format!("{}:{}:{}", &c.id[..8], c.state, c.via)).collect::<Vec<_>>(),
+                recent
+            )
+        }
         Ok(None) => page_state(page).await,
         Err(e) => format!("(page unreadable: {e:#})"),
     }

@@ -1,17 +1,15 @@
 //! A native node (the `webrtc` crate) and a page in headless Chromium (the wasm node) meet
 //! through the signaling server, authenticate each other over the data channel (each proves
-//! its nodeId, bound to the connection's DTLS fingerprints), and exchange Pastry messages in
-//! the shared framing: the native node routes a payload to the page's id and the page
+//! its nodeId, bound to the connection's DTLS fingerprints), and form one Pastry overlay (both
+//! run `past_link::Stack`): the native node routes a payload to the page's id and the page
 //! delivers it; the page routes one to the native node's id and it arrives there.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, ensure};
-use past_core::wire::{Message, Routed, RoutedBody};
 use past_e2e::{Chromium, deliveries, eval, node_state, parse_id, wait_for, wait_joined, with_browser};
-use past_link::frame::{self, Incoming, Reassembler};
-use past_link::{AppMessage, Payload};
-use past_node::{Data, NodeConfig, NodeEvent, start};
+use past_link::Payload;
+use past_node::{NodeConfig, NodeEvent, start};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -44,24 +42,20 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
     let (native, mut events) = start(NodeConfig::new(ws_url)).await?;
     let native_id = native.id().to_string();
     let opened = Instant::now();
-    let peer = next_event(&mut events, "the native node to authenticate the page", |e| match e {
-        NodeEvent::Connected(p) if p.as_str() == page_id => Some(p),
+    next_event(&mut events, "the native node to authenticate the page", |e| match e {
+        NodeEvent::Connected(p) if p.as_str() == page_id => Some(()),
         _ => None,
     })
     .await
     .map_err(|e| anyhow!("{e:#}"))?;
     eprintln!("native <-> browser authenticated data channel in {:?}", opened.elapsed());
+    next_event(&mut events, "the native node to join through the page", |e| (e == NodeEvent::Joined).then_some(()))
+        .await?;
+    eprintln!("native node joined in {:?}", opened.elapsed());
 
-    // Native -> page: a routed payload, as a Pastry frame in the link framing.
-    let payload = Payload { origin: parse_id(&native_id)?, text: true, data: TEXT.as_bytes().to_vec() };
-    let message: Message<AppMessage> = Message::Route(Routed {
-        key: parse_id(&page_id)?,
-        hops: 0,
-        body: RoutedBody::App(AppMessage::Payload(payload)),
-    });
-    for bytes in frame::encode_pastry(&past_core::wire::encode(&message)?, past_core::wire::MAX_FRAME_BYTES)? {
-        native.send(&peer, Data::Bytes(bytes)).await?;
-    }
+    // Native -> page: a payload routed to the page's id.
+    let payload = Payload { origin: native.node_id(), text: true, data: TEXT.as_bytes().to_vec() };
+    native.route(parse_id(&page_id)?, payload).await?;
     let got = wait_for(
         "the page to deliver the native node's payload",
         TIMEOUT,
@@ -74,16 +68,14 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
     // Page -> native: the page knows the native node now and routes to its id.
     let routed: bool = eval(&page, &format!("(window.past.node.route({native_id:?}, {REPLY:?}), true)")).await?;
     ensure!(routed);
-    let mut frames = Reassembler::new(past_core::wire::MAX_FRAME_BYTES);
-    let reply = next_event(&mut events, "the page's routed payload", |e| {
-        let NodeEvent::Message { data: Data::Bytes(bytes), .. } = e else { return None };
-        let Ok(Some(Incoming::Pastry(frame))) = frames.push(&bytes) else { return None };
-        match past_core::wire::decode::<Message<AppMessage>>(&frame) {
-            Ok(Message::Route(Routed { body: RoutedBody::App(AppMessage::Payload(p)), .. })) => Some(p),
-            _ => None,
+    let (reply, verified) = next_event(&mut events, "the page's routed payload", |e| match e {
+        NodeEvent::Delivered { key, payload, origin_verified, .. } if key == native.node_id() => {
+            Some((payload, origin_verified))
         }
+        _ => None,
     })
     .await?;
+    ensure!(verified, "the page's payload arrived without a proven origin");
     ensure!(reply.data == REPLY.as_bytes() && reply.text && reply.origin == parse_id(&page_id)?, "got {reply:?}");
     native.close();
     Ok(())

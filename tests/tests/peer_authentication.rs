@@ -87,14 +87,14 @@ async fn scenario(browser: &Chromium, origin: &str, ws_url: &str) -> anyhow::Res
     let a_peer = rogue.peers().await.into_iter().find(|p| p.as_str() == id_a).context("rogue connected to A")?;
     let b_peer = rogue.peers().await.into_iter().find(|p| p.as_str() == id_b).context("rogue connected to B")?;
     // Garbage in a Pastry frame to A.
-    rogue.send(&a_peer, Data::Bytes(vec![frame::PASTRY, 0xde, 0xad, 0xbe, 0xef])).await?;
+    rogue.send_raw(&a_peer, Data::Bytes(vec![frame::PASTRY, 0xde, 0xad, 0xbe, 0xef])).await?;
     let reason = refused(&a, "A", &rogue_id, "undecodable Pastry frame").await?;
     eprintln!("A dropped the rogue: {reason}");
     // A chunked frame announcing 100 MB to B: refused before anything is allocated.
     let mut huge = vec![frame::CHUNK_START];
     huge.extend_from_slice(&(100u32 << 20).to_be_bytes());
     huge.extend_from_slice(&[0; 1000]);
-    rogue.send(&b_peer, Data::Bytes(huge)).await?;
+    rogue.send_raw(&b_peer, Data::Bytes(huge)).await?;
     let reason = refused(&b, "B", &rogue_id, "over the limit").await?;
     eprintln!("B dropped the rogue: {reason}");
     rogue.close();

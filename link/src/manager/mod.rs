@@ -50,8 +50,8 @@ use rand_core::{Rng, SeedableRng};
 use crate::app::{AppMessage, SignalKind};
 use crate::auth::{AuthMessage, Handshake};
 use crate::frame::{self, Data, Incoming, Reassembler};
-pub use conn::{ConnId, Role, State, Via};
 use conn::{Auth, Charge, Conn, Pending};
+pub use conn::{ConnId, Role, State, Via};
 use limits::{Backoff, Bucket, Introducers, Introductions};
 pub use limits::{Limits, Source};
 
@@ -298,6 +298,8 @@ pub struct PeerManager {
     peers: BTreeMap<Id, Peer>,
     by_conn: BTreeMap<ConnId, Id>,
     closing: Vec<(ConnId, Time)>,
+    /// Over `max_connections` with connections that become evictable later: look again then.
+    evict_at: Option<Time>,
     next_conn: ConnId,
     attempts: Bucket,
     failures: Bucket,
@@ -325,6 +327,7 @@ impl PeerManager {
             peers: BTreeMap::new(),
             by_conn: BTreeMap::new(),
             closing: Vec::new(),
+            evict_at: None,
             next_conn: 0,
             introducers: Introducers::default(),
             introductions: Introductions::default(),
@@ -438,7 +441,7 @@ impl PeerManager {
             .any(|p| p.waiting.is_some())
             .then(|| self.attempts.next_token().max(self.failures.next_token()))
             .flatten();
-        deadlines.chain(closing).chain(waiting).chain(tokens).min()
+        deadlines.chain(closing).chain(waiting).chain(tokens).chain(self.evict_at).min()
     }
 
     // ---- inputs from the node -------------------------------------------------------
@@ -516,8 +519,11 @@ impl PeerManager {
 
     /// The core says `peer` left or failed: close its open connection (an attempt still
     /// under way goes on: its slowness may be what made a probe time out).
+    /// A connection the peer was heard on within `liveness` stays: the core's probe may have
+    /// waited behind a burst of data on that very connection.
     pub fn handle_node_gone(&mut self, peer: Id, left: bool, now: Time) {
-        if self.is_open(peer) {
+        let heard = self.conn(peer).is_some_and(|c| now.since(c.last_heard) < self.config.liveness);
+        if self.is_open(peer) && (left || !heard) {
             let reason = if left { "the node left" } else { "the node failed" };
             self.drop_conn(peer, reason, false, now);
         }
@@ -738,13 +744,15 @@ impl PeerManager {
             return self.refuse(peer, "an unexpected handshake message", now);
         };
         match message {
-            AuthMessage::Hello { public_key, nonce, joined } => match auth.handshake.on_hello(public_key, nonce, joined) {
-                Ok(transcript) => {
-                    c.joined = joined;
-                    self.commands.push_back(Command::Sign { conn, transcript });
+            AuthMessage::Hello { public_key, nonce, joined } => {
+                match auth.handshake.on_hello(public_key, nonce, joined) {
+                    Ok(transcript) => {
+                        c.joined = joined;
+                        self.commands.push_back(Command::Sign { conn, transcript });
+                    }
+                    Err(err) => self.refuse(peer, &format!("authentication failed: {err}"), now),
                 }
-                Err(err) => self.refuse(peer, &format!("authentication failed: {err}"), now),
-            },
+            }
             AuthMessage::Proof { signature } => match auth.handshake.on_proof(&signature) {
                 Ok(_) => {
                     auth.peer_proved = true;
@@ -782,6 +790,8 @@ impl PeerManager {
         c.last_used = now;
         c.last_heard = now;
         let (joined, charge) = (c.joined, std::mem::replace(&mut c.charge, Charge::Settled));
+        // Over the limit, this connection may be evicted once idle: look again then.
+        let evictable = (c.created + self.config.eviction_grace).max(now + self.config.idle);
         record.known = true;
         record.hearsay_attempts = 0;
         record.backoff = Backoff::default();
@@ -789,6 +799,9 @@ impl PeerManager {
         record.waiting = None;
         let pending: Vec<_> = record.pending.take().collect();
         self.settle(charge, true);
+        if self.peers.values().filter(|p| p.conn.is_some()).count() > self.config.max_connections {
+            self.evict_at = Some(self.evict_at.map_or(evictable, |at| at.min(evictable)));
+        }
         self.introductions.forget(peer);
         self.stats.opened += 1;
         self.stats.failure_streak = 0;
@@ -944,23 +957,25 @@ impl PeerManager {
         let count = self.peers.values().filter(|p| p.conn.is_some()).count();
         let excess = (count + room).saturating_sub(self.config.max_connections);
         if excess == 0 {
+            self.evict_at = None;
             return;
         }
-        let mut victims: Vec<(Time, Id)> = self
+        // Open, idle-able connections the node does not keep, with when they may go.
+        let candidates: Vec<(Time, Id, Time)> = self
             .peers
             .iter()
             .filter_map(|(id, p)| p.conn.as_ref().filter(|_| p.pending.is_empty()).map(|c| (*id, c)))
-            .filter(|(id, c)| {
-                c.is_open()
-                    && now.since(c.created) >= self.config.eviction_grace
-                    && now.since(c.last_used) >= self.config.idle
-                    && !tables.keeps(*id)
-                    && !self.protected.contains(id)
+            .filter(|(id, c)| c.is_open() && !tables.keeps(*id) && !self.protected.contains(id))
+            .map(|(id, c)| {
+                (c.last_used, id, (c.created + self.config.eviction_grace).max(c.last_used + self.config.idle))
             })
-            .map(|(id, c)| (c.last_used, id))
             .collect();
+        let (mut victims, later): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|(_, _, at)| *at <= now);
         victims.sort_unstable();
-        for (_, peer) in victims.into_iter().take(excess) {
+        // Not enough can go now: look again when the next one may (`handle_timeout` is only
+        // called at `poll_timeout`, and a driver of the manager alone has no other timer).
+        self.evict_at = (victims.len() < excess).then(|| later.iter().map(|(_, _, at)| *at).min()).flatten();
+        for (_, peer, _) in victims.into_iter().take(excess) {
             self.close_gracefully(peer, now);
         }
     }

@@ -47,15 +47,6 @@ impl PeerManager {
         }
     }
 
-    /// A candidate of `conn` to trickle to the peer (only through the server; overlay
-    /// signals carry every candidate in the SDP).
-    pub fn handle_local_candidate(&mut self, conn: ConnId, candidate: SignalPayload) {
-        let Some((peer, c)) = self.conn_mut(conn) else { return };
-        if c.via == Via::Server && self.server && matches!(candidate, SignalPayload::Candidate { .. }) {
-            self.commands.push_back(Command::ToServer { to: peer, payload: candidate });
-        }
-    }
-
     /// A signal from `from` through the signaling server (which checked `from`'s key when it
     /// registered).
     pub fn handle_server_signal(&mut self, from: Id, payload: SignalPayload, tables: &impl Tables, now: Time) {
@@ -164,8 +155,12 @@ impl PeerManager {
                 tracing::debug!(peer = %from, reason, "an offer is refused");
                 self.stats.refused += 1;
                 if via == Via::Overlay {
-                    let reject =
-                        OverlaySignal { from: self.own, to: from, session, kind: SignalKind::Reject { reason: reason.into() } };
+                    let reject = OverlaySignal {
+                        from: self.own,
+                        to: from,
+                        session,
+                        kind: SignalKind::Reject { reason: reason.into() },
+                    };
                     self.send_signal(reject, now);
                 }
                 self.fail_pending(from);
@@ -231,7 +226,12 @@ impl PeerManager {
     /// wait for a connection to `next` like any message; a signal for an unconnected target
     /// with no way on is dropped, and its sender's attempt times out. Other messages are
     /// given back unchanged.
-    pub(super) fn relay_signal(&mut self, next: Id, message: Message<AppMessage>, now: Time) -> Option<Message<AppMessage>> {
+    pub(super) fn relay_signal(
+        &mut self,
+        next: Id,
+        message: Message<AppMessage>,
+        now: Time,
+    ) -> Option<Message<AppMessage>> {
         let Message::Route(Routed { key, hops, body: RoutedBody::App(AppMessage::Signal(_)) }) = &message else {
             return Some(message);
         };

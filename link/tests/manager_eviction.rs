@@ -1,0 +1,67 @@
+//! Issue 9, eviction: above `max_connections`, idle connections close, but never one to a
+//! leaf or a routing table entry (the manager driven alone, with fake tables).
+
+mod harness;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use harness::{Net, secs};
+use past_link::manager::Source;
+use past_link::{ManagerConfig, PeerEvent};
+
+#[test]
+fn eviction_never_drops_a_kept_peer() {
+    let config = ManagerConfig {
+        max_connections: 3,
+        idle: Duration::from_secs(2),
+        eviction_grace: Duration::from_secs(1),
+        ..ManagerConfig::default()
+    };
+    let mut net = Net::bare(9, 31, &config);
+    let hub = net.id(0);
+    // The hub keeps five peers (more than max_connections) in its tables.
+    let kept: BTreeSet<_> = (1..=5).map(|i| net.id(i)).collect();
+    net.nodes[0].ep.tables.keeps = kept.clone();
+    net.nodes[0].ep.tables.joined = true;
+    net.register(0);
+    net.with(0, |b, _| b.manager.set_server(true));
+    for i in 1..9 {
+        net.register(i);
+        net.with(i, |b, now| {
+            b.manager.set_server(true);
+            b.manager.connect(hub, Source::Server, &b.tables, now);
+        });
+    }
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.manager(0).stats().open, 8, "every peer connected");
+    net.run_until_with(secs(60.0), |net| {
+        for peer in &kept {
+            assert!(net.manager(0).is_open(*peer), "a kept peer lost its connection at {:?}", net.now);
+        }
+    });
+    for i in 1..9 {
+        let open = net.manager(0).is_open(net.id(i));
+        assert_eq!(open, i <= 5, "peer {i}");
+    }
+    let evicted: BTreeSet<_> = net.nodes[0]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PeerEvent::Closed { peer, reason } if reason == "evicted" => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evicted, (6..9).map(|i| net.id(i)).collect());
+    assert_eq!(net.manager(0).stats().open, 5);
+    // The evicted peers were told: they did not take the hub for failed.
+    for i in 6..9 {
+        assert!(!net.manager(i).is_open(hub));
+        assert!(
+            net.nodes[i]
+                .events
+                .iter()
+                .any(|(_, e)| matches!(e, PeerEvent::Closed { reason, .. } if reason == "closed by the peer"))
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! Issue 9, overlay signals that must be dropped: a signal whose first hop is not its
+//! claimed sender, and an answer that matches no offer of ours.
+
+mod harness;
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use harness::{Net, identity};
+use past_core::wire::{Message, Routed, RoutedBody};
+use past_core::{Config, Id};
+use past_link::{AppMessage, Command, ManagerConfig, OverlaySignal, SignalKind, Stack};
+
+fn fresh_id(n: u8) -> Id {
+    identity(&SigningKey::from_bytes(&[n; 32])).0
+}
+
+fn signal(key: Id, hops: u8, from: Id, session: u64, kind: SignalKind) -> Message<AppMessage> {
+    let body = RoutedBody::App(AppMessage::Signal(OverlaySignal { from, to: key, session, kind }));
+    Message::Route(Routed { key, hops, body })
+}
+
+fn sdp(print: &str) -> String {
+    format!("v=0\r\na=fingerprint:sha-256 {print}\r\nm=application 9\r\n")
+}
+
+/// A joined network of four; node 1 (the sender) has an open connection to node 0.
+fn network() -> Net<Stack> {
+    let mut core = Config::default();
+    core.leaf_set_size = 4;
+    let mut net = Net::stacks(4, 51, &core, &ManagerConfig::default());
+    net.record_sent = true;
+    for i in 0..4 {
+        net.join(i);
+        net.run_for(Duration::from_secs(1));
+    }
+    net.run_for(Duration::from_secs(5));
+    assert!(net.all_joined(0..4));
+    assert!(!net.links(1, 0).is_empty(), "nodes 0 and 1 are connected");
+    net
+}
+
+fn creates_for(net: &Net<Stack>, i: usize, peer: Id) -> usize {
+    net.nodes[i].creates.iter().filter(|(_, p, _)| *p == peer).count()
+}
+
+#[test]
+fn a_signal_whose_first_hop_is_not_its_sender_is_dropped() {
+    let mut net = network();
+    let (victim, x) = (net.id(0), fresh_id(200));
+    // Node 1 hands node 0, in the signal's first hop, an offer claiming to come from x.
+    net.inject(1, 0, &signal(victim, 1, x, 7, SignalKind::Offer { sdp: sdp("AA:01") }));
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(creates_for(&net, 0, x), 0, "a forged first hop was answered");
+    // The same offer having come further (hops = 2) is answered: the check is what dropped
+    // it.
+    net.inject(1, 0, &signal(victim, 2, x, 8, SignalKind::Offer { sdp: sdp("AA:02") }));
+    assert_eq!(creates_for(&net, 0, x), 1);
+    let answered = net.nodes[0].creates.iter().any(|(_, p, c)| {
+        *p == x
+            && net.nodes[0]
+                .commands
+                .iter()
+                .any(|(_, cmd)| matches!(cmd, Command::Create { conn, offer: Some(_), .. } if conn == c))
+    });
+    assert!(answered, "node 0 answers the offer");
+}
+
+#[test]
+fn an_answer_to_no_offer_of_ours_is_dropped() {
+    let mut net = network();
+    let (victim, y, z) = (net.id(0), fresh_id(201), fresh_id(202));
+    let apply_answers = |net: &Net<Stack>| {
+        net.nodes[0].commands.iter().filter(|(_, c)| matches!(c, Command::ApplyAnswer { .. })).count()
+    };
+    let base = apply_answers(&net);
+    // No offer to z at all.
+    net.inject(1, 0, &signal(victim, 2, z, 9, SignalKind::Answer { sdp: sdp("BB:01") }));
+    assert_eq!(apply_answers(&net), base);
+    // Node 0 offers to y through the overlay.
+    net.with(0, |s, now| s.connect(y, now));
+    net.run_for(Duration::from_millis(2));
+    let session = net.nodes[0]
+        .sent
+        .iter()
+        .find_map(|(_, _, m)| match m {
+            Message::Route(Routed { body: RoutedBody::App(AppMessage::Signal(s)), .. })
+                if s.to == y && matches!(s.kind, SignalKind::Offer { .. }) =>
+            {
+                Some(s.session)
+            }
+            _ => None,
+        })
+        .expect("node 0 sent an offer to y through the overlay");
+    // An answer of another session, and one from another node, are dropped.
+    net.inject(1, 0, &signal(victim, 2, y, session ^ 1, SignalKind::Answer { sdp: sdp("BB:02") }));
+    net.inject(1, 0, &signal(victim, 2, z, session, SignalKind::Answer { sdp: sdp("BB:03") }));
+    assert_eq!(apply_answers(&net), base);
+    // The right one is applied, once.
+    net.inject(1, 0, &signal(victim, 2, y, session, SignalKind::Answer { sdp: sdp("BB:04") }));
+    assert_eq!(apply_answers(&net), base + 1);
+    net.inject(1, 0, &signal(victim, 2, y, session, SignalKind::Answer { sdp: sdp("BB:05") }));
+    assert_eq!(apply_answers(&net), base + 1, "one answer per offer");
+}
