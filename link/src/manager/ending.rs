@@ -1,0 +1,150 @@
+//! How connections end: failed attempts, closes, refused peers, eviction, timeouts.
+
+use super::*;
+
+impl PeerManager {
+    /// The connection closed under us (the channel or the peer connection).
+    pub fn handle_closed(&mut self, conn: ConnId, reason: &str, now: Time) {
+        let Some((peer, c)) = self.conn_mut(conn) else { return };
+        if c.is_open() {
+            self.drop_conn(peer, reason, true, now);
+        } else {
+            self.attempt_failed(peer, reason, now);
+        }
+    }
+
+    /// Setting up `conn` failed in the driver (creating the peer connection, a
+    /// description, applying an answer).
+    pub fn handle_failed(&mut self, conn: ConnId, reason: &str, now: Time) {
+        if let Some(peer) = self.peer_of(conn) {
+            self.attempt_failed(peer, reason, now);
+        }
+    }
+
+    /// Time passed: attempts time out, closing connections close, waiting attempts start,
+    /// idle connections are evicted.
+    pub fn handle_timeout(&mut self, tables: &impl Tables, now: Time) {
+        let stale: Vec<Id> = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| p.conn.as_ref().map(|c| (id, c)))
+            .filter(|(_, c)| !c.is_open() && now.since(c.created) >= self.config.connect_timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in stale {
+            self.attempt_failed(peer, "timed out", now);
+        }
+        let (done, closing): (Vec<_>, Vec<_>) = self.closing.drain(..).partition(|(_, at)| *at <= now);
+        self.closing = closing;
+        self.commands.extend(done.into_iter().map(|(conn, _)| Command::Close { conn }));
+        self.admit_waiting(tables, now);
+        self.evict(0, tables, now);
+        if self.peers.len() > MAX_IDLE_PEERS {
+            self.peers.retain(|_, p| !p.is_idle(now) || p.known);
+        }
+        if self.peers.len() > MAX_IDLE_PEERS {
+            self.peers.retain(|_, p| !p.is_idle(now));
+        }
+    }
+
+    /// An attempt failed: an overlay offer goes once more through the server; otherwise the
+    /// attempt ends, its peer backs off and its messages fail.
+    pub(super) fn attempt_failed(&mut self, peer: Id, reason: &str, now: Time) {
+        let server = self.server;
+        let Some(record) = self.peers.get_mut(&peer) else { return };
+        let Some(c) = record.conn.as_mut() else { return };
+        if c.role == Role::Offerer
+            && c.via == Via::Overlay
+            && !c.retried
+            && server
+            && c.state == State::Signaling
+            && let Some(sdp) = c.local_sdp.clone()
+        {
+            tracing::debug!(%peer, reason, "overlay signaling failed; the offer goes through the server");
+            c.via = Via::Server;
+            c.retried = true;
+            c.created = now;
+            self.commands.push_back(Command::ToServer { to: peer, payload: SignalPayload::Offer { sdp } });
+            return;
+        }
+        tracing::debug!(%peer, reason, "connection attempt failed");
+        record.backoff.failed(&self.config.limits, now);
+        self.stats.failed += 1;
+        self.stats.failure_streak += 1;
+        self.drop_conn(peer, reason, false, now);
+    }
+
+    /// Ends the connection to `peer`; its queued messages fail. `tombstone`: the peer
+    /// vanished, so messages for it fail at once for a while.
+    pub(super) fn drop_conn(&mut self, peer: Id, reason: &str, tombstone: bool, now: Time) {
+        let Some(record) = self.peers.get_mut(&peer) else { return };
+        let Some(c) = record.conn.take() else { return };
+        self.by_conn.remove(&c.id);
+        if tombstone && c.is_open() {
+            record.tombstone = Some(now + self.config.tombstone);
+        }
+        self.settle(c.charge, false);
+        self.commands.push_back(Command::Close { conn: c.id });
+        if c.is_open() {
+            self.events.push_back(PeerEvent::Closed { peer, reason: reason.to_string() });
+        }
+        self.fail_pending(peer);
+    }
+
+    pub(super) fn fail_pending(&mut self, peer: Id) {
+        let Some(record) = self.peers.get_mut(&peer) else { return };
+        for message in record.pending.take() {
+            self.events.push_back(PeerEvent::SendFailed { to: peer, message });
+        }
+    }
+
+    /// Drops a peer that broke the protocol.
+    pub(super) fn refuse(&mut self, peer: Id, reason: &str, now: Time) {
+        tracing::warn!(%peer, "dropping the peer: {reason}");
+        self.events.push_back(PeerEvent::Refused { peer, reason: reason.to_string() });
+        if let Some(record) = self.peers.get_mut(&peer) {
+            record.backoff.failed(&self.config.limits, now);
+        }
+        self.drop_conn(peer, reason, false, now);
+    }
+
+    /// Closes idle connections that the node does not keep, least recently used first,
+    /// until `room` more fit under the limit.
+    pub(super) fn evict(&mut self, room: usize, tables: &impl Tables, now: Time) {
+        let count = self.peers.values().filter(|p| p.conn.is_some()).count();
+        let excess = (count + room).saturating_sub(self.config.max_connections);
+        if excess == 0 {
+            self.evict_at = None;
+            return;
+        }
+        // Open, idle-able connections the node does not keep, with when they may go.
+        let candidates: Vec<(Time, Id, Time)> = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| p.conn.as_ref().filter(|_| p.pending.is_empty()).map(|c| (*id, c)))
+            .filter(|(id, c)| c.is_open() && !tables.keeps(*id) && !self.protected.contains(id))
+            .map(|(id, c)| {
+                (c.last_used, id, (c.created + self.config.eviction_grace).max(c.last_used + self.config.idle))
+            })
+            .collect();
+        let (mut victims, later): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|(_, _, at)| *at <= now);
+        victims.sort_unstable();
+        // Not enough can go now: look again when the next one may (`handle_timeout` is only
+        // called at `poll_timeout`, and a driver of the manager alone has no other timer).
+        self.evict_at = (victims.len() < excess).then(|| later.iter().map(|(_, _, at)| *at).min()).flatten();
+        for (_, peer, _) in victims.into_iter().take(excess) {
+            self.close_gracefully(peer, now);
+        }
+    }
+
+    /// Closes an open connection on purpose: the peer is told first, and the connection
+    /// lingers a moment so the notice goes out.
+    pub(super) fn close_gracefully(&mut self, peer: Id, now: Time) {
+        let Some(c) = self.peers.get_mut(&peer).and_then(|p| p.conn.take()) else { return };
+        tracing::debug!(%peer, "evicting: neither a leaf nor a routing table entry");
+        self.by_conn.remove(&c.id);
+        self.commands.push_back(Command::Send { conn: c.id, bytes: frame::encode_close() });
+        self.closing.push((c.id, now + self.config.linger));
+        self.events.push_back(PeerEvent::Closed { peer, reason: "evicted".into() });
+    }
+}
