@@ -36,7 +36,7 @@ impl PeerManager {
 
     /// Starts an admitted attempt to `peer` as the offerer.
     pub(super) fn start(&mut self, peer: Id, charge: Charge, tables: &impl Tables, now: Time) {
-        let via = self.choose_via(peer, tables);
+        let via = self.choose_via(peer, tables, now);
         let Some(via) = via else {
             self.fail_pending(peer);
             return;
@@ -46,14 +46,12 @@ impl PeerManager {
     }
 
     /// How to signal a new connection to `peer`.
-    pub(super) fn choose_via(&self, peer: Id, tables: &impl Tables) -> Option<Via> {
+    pub(super) fn choose_via(&self, peer: Id, tables: &impl Tables, now: Time) -> Option<Via> {
         let any_open = self.open_peers().next().is_some();
-        // A node that is joining is not in the overlay yet: signals routed to it end
-        // elsewhere, so its join reply goes through the server when we can.
-        let to_joiner = self
-            .peers
-            .get(&peer)
-            .is_some_and(|p| p.pending.messages.iter().any(|(m, _)| matches!(m, Message::JoinReply(_))));
+        // A node whose join passed by is not in the overlay yet: signals routed to it end
+        // elsewhere, so its connection (for our probe, our join reply) goes through the
+        // server when we can.
+        let to_joiner = self.joiners.iter().any(|&(id, at)| id == peer && now.since(at) < JOINER_MEMORY);
         if tables.is_joined() && any_open && !(to_joiner && self.server) {
             Some(Via::Overlay)
         } else if self.server {

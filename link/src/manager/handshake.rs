@@ -155,6 +155,12 @@ impl PeerManager {
             tracing::warn!(%peer, claimed = %signal.from, "a signal whose first hop is not its sender: dropped");
             return;
         }
+        if let Message::Route(Routed { key, body: RoutedBody::Join(_), .. }) = &message {
+            if self.joiners.len() >= MAX_JOINERS {
+                self.joiners.pop_front();
+            }
+            self.joiners.push_back((*key, now));
+        }
         for id in mentioned(&message) {
             if id != self.own && !self.peers.get(&id).is_some_and(|p| p.known) {
                 self.introductions.record(id, peer);

@@ -280,6 +280,12 @@ pub struct Stats {
     pub refused: u32,
 }
 
+/// How long a node whose join message passed by is taken for a newcomer.
+const JOINER_MEMORY: Duration = Duration::from_secs(10);
+
+/// Most newcomers remembered.
+const MAX_JOINERS: usize = 64;
+
 /// Most peers remembered while idle.
 const MAX_IDLE_PEERS: usize = 2048;
 
@@ -307,6 +313,8 @@ pub struct PeerManager {
     introducers: Introducers,
     introductions: Introductions,
     protected: BTreeSet<Id>,
+    /// Nodes whose join message passed by, and when (they are not in the overlay yet).
+    joiners: VecDeque<(Id, Time)>,
     server: bool,
     stats: Stats,
     commands: VecDeque<Command>,
@@ -333,6 +341,7 @@ impl PeerManager {
             introducers: Introducers::default(),
             introductions: Introductions::default(),
             protected: BTreeSet::new(),
+            joiners: VecDeque::new(),
             server: false,
             stats: Stats::default(),
             commands: VecDeque::new(),
