@@ -20,13 +20,19 @@ function log(text, cls) {
 const short = (id) => (id && id.length > 12 ? `${id.slice(0, 8)}…` : String(id));
 const ms = (v) => (v == null ? "–" : `${v.toFixed(1)} ms`);
 
+// Sets a text only when it changed (no layout work for an idle tab).
+function setText(id, text) {
+  if ($(id).textContent !== text) $(id).textContent = text;
+}
+
 function renderView() {
-  if (!past.node) return;
+  // A hidden tab draws nothing; it renders again when shown.
+  if (!past.node || document.hidden) return;
   const v = past.node.view();
-  $("status").textContent = past.node.status();
-  $("budget").textContent =
+  setText("status", past.node.status());
+  setText("budget",
     `${v.connections.filter((c) => c.state === "open").length} open; ` +
-    `${v.peerConnectionsCreated} of ${v.peerConnectionLimit} RTCPeerConnections used (budget ${v.connectionBudget})`;
+    `${v.peerConnectionsCreated} of ${v.peerConnectionLimit} RTCPeerConnections used (budget ${v.connectionBudget})`);
   const lines = [];
   lines.push(`leaf set (${v.leafSet.counterClockwise.length} + ${v.leafSet.clockwise.length})`);
   lines.push(`  ← ${v.leafSet.counterClockwise.map(short).join(" ") || "–"}`);
@@ -40,7 +46,7 @@ function renderView() {
     const roles = [c.leaf ? "leaf" : "", c.table ? "table" : ""].filter(Boolean).join(",") || "other";
     lines.push(`  ${short(c.id)} ${c.state} ${c.direction} via ${c.via} ${ms(c.rttMs)} ${roles}`);
   }
-  $("view").textContent = lines.join("\n");
+  setText("view", lines.join("\n"));
 }
 
 function onEvent(event) {
@@ -125,6 +131,7 @@ async function main() {
   addEventListener("pagehide", () => node.leave());
   renderView();
   setInterval(renderView, 1000);
+  document.addEventListener("visibilitychange", renderView);
   return node;
 }
 

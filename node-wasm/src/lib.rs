@@ -146,7 +146,8 @@ impl StartOptions {
             max_connections: self.max_connections.unwrap_or(64).max(4),
             connection_budget: budget,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms.unwrap_or(10_000).max(500)),
-            liveness: core.probe_timeout,
+            // A live leaf is heard from at least once per keep-alive period.
+            liveness: core.keepalive_interval.unwrap_or(Duration::from_secs(5)) + core.probe_timeout,
             tombstone: core.probe_timeout * 2,
             ..Default::default()
         };

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use past_e2e::{Chromium, start_server, view, wait_joined};
+use past_e2e::{Chromium, eval, start_server, view, wait_joined};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -46,6 +46,14 @@ async fn main() -> anyhow::Result<()> {
             let next = Duration::from_secs(60 * (minute + 1));
             tokio::time::sleep(next.saturating_sub(start.elapsed())).await;
         }
+    }
+    // Why connections closed during the run (from each tab's events).
+    let reasons = "(() => { const n = {}; for (const e of window.past.events) \
+        if (e.type === 'connection' && e.state === 'closed') n[e.reason] = (n[e.reason] ?? 0) + 1; \
+        return JSON.stringify(n); })()";
+    for (i, page) in pages.iter().enumerate() {
+        let closed: String = eval(page, reasons).await?;
+        println!("tab {i}: connections closed by reason {closed}");
     }
     browser.close().await;
     drop(server);

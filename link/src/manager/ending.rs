@@ -83,7 +83,7 @@ impl PeerManager {
         if tombstone && c.is_open() {
             record.tombstone = Some(now + self.config.tombstone);
         }
-        self.settle(c.charge, false);
+        self.settle(c.charge, Outcome::Failed);
         self.commands.push_back(Command::Close { conn: c.id });
         if c.is_open() {
             self.events.push_back(PeerEvent::Closed { peer, reason: reason.to_string() });

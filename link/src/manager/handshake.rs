@@ -117,7 +117,7 @@ impl PeerManager {
         record.tombstone = None;
         record.waiting = None;
         let pending: Vec<_> = record.pending.take().collect();
-        self.settle(charge, true);
+        self.settle(charge, Outcome::Opened);
         if self.peers.values().filter(|p| p.conn.is_some()).count() > self.config.max_connections {
             self.evict_at = Some(self.evict_at.map_or(evictable, |at| at.min(evictable)));
         }
@@ -130,10 +130,11 @@ impl PeerManager {
         }
     }
 
-    pub(super) fn settle(&mut self, charge: Charge, succeeded: bool) {
+    /// Ends what an attempt was charged to: a failure token comes back unless it failed.
+    pub(super) fn settle(&mut self, charge: Charge, outcome: Outcome) {
         match charge {
-            Charge::Failures if succeeded => self.failures.give_back(),
-            Charge::Introducer(introducer) => self.introducers.settle(introducer, succeeded),
+            Charge::Failures if outcome != Outcome::Failed => self.failures.give_back(),
+            Charge::Introducer(introducer) => self.introducers.settle(introducer, outcome),
             Charge::Failures | Charge::Settled => {}
         }
     }

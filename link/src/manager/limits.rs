@@ -251,16 +251,27 @@ impl Introducers {
     }
 
     /// An attempt charged to `introducer` ended.
-    pub(crate) fn settle(&mut self, introducer: Id, succeeded: bool) {
+    pub(crate) fn settle(&mut self, introducer: Id, outcome: Outcome) {
         if let Some(state) = self.by_id.get_mut(&introducer) {
             state.in_flight = state.in_flight.saturating_sub(1);
-            if succeeded {
-                state.succeeded += 1;
-            } else {
-                state.failed += 1;
+            match outcome {
+                Outcome::Opened => state.succeeded += 1,
+                Outcome::Failed => state.failed += 1,
+                Outcome::Withdrawn => {}
             }
         }
     }
+}
+
+/// How an attempt ended, for what it was charged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The connection opened.
+    Opened,
+    /// It failed (timed out, refused, closed before it opened).
+    Failed,
+    /// It gave way to the peer's own offer (glare, or the peer restarted): no failure.
+    Withdrawn,
 }
 
 /// The attempts and failures of one peer.
@@ -355,15 +366,15 @@ mod introducer_tests {
             intro.charge(peer, &limits, now);
         }
         assert!(intro.refusal(peer, &limits, now).is_some(), "in flight");
-        intro.settle(peer, true);
-        intro.settle(peer, true);
+        intro.settle(peer, Outcome::Opened);
+        intro.settle(peer, Outcome::Opened);
         assert_eq!(intro.refusal(peer, &limits, now), None);
         for _ in 0..4 {
-            intro.settle(peer, false);
+            intro.settle(peer, Outcome::Failed);
         }
         assert_eq!(intro.refusal(peer, &limits, now), None, "4 failures against 2 successes");
         intro.charge(peer, &limits, now);
-        intro.settle(peer, false);
+        intro.settle(peer, Outcome::Failed);
         assert!(intro.refusal(peer, &limits, now).unwrap().contains("never answered"));
     }
 }

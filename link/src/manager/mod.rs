@@ -53,7 +53,7 @@ use crate::auth::{AuthMessage, Handshake};
 use crate::frame::{self, Data, Incoming, Reassembler};
 use conn::{Auth, Charge, Conn, Pending};
 pub use conn::{ConnId, Role, State, Via};
-use limits::{Backoff, Bucket, Introducers, Introductions};
+use limits::{Backoff, Bucket, Introducers, Introductions, Outcome};
 pub use limits::{Limits, Source};
 
 /// What the manager needs to know of the Pastry node.
@@ -85,7 +85,9 @@ pub struct ManagerConfig {
     /// An attempt that has not authenticated after this has failed.
     pub connect_timeout: Duration,
     /// An open connection the peer was heard on within this is alive: an overlay offer
-    /// claiming to come from that peer cannot replace it.
+    /// claiming to come from that peer cannot replace it, and the core's word that the peer
+    /// failed does not close it. A live leaf is heard from at least once per keep-alive
+    /// period: the default is the core's keep-alive period plus its probe timeout.
     pub liveness: Duration,
     /// A connection unused for this long may be evicted.
     pub idle: Duration,
@@ -109,7 +111,7 @@ impl Default for ManagerConfig {
             max_connections: 64,
             connection_budget: 480,
             connect_timeout: Duration::from_secs(10),
-            liveness: Duration::from_secs(3),
+            liveness: Duration::from_secs(8),
             idle: Duration::from_secs(15),
             eviction_grace: Duration::from_secs(5),
             tombstone: Duration::from_secs(6),

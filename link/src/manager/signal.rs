@@ -6,6 +6,7 @@ use past_core::{Id, Time};
 use past_signaling_proto::SignalPayload;
 use rand_core::Rng;
 
+use super::limits::Outcome;
 use super::{Admission, Command, ConnId, PeerEvent, PeerManager, Role, State, Tables, Via};
 use crate::app::{AppMessage, OverlaySignal, SignalKind};
 
@@ -173,7 +174,7 @@ impl PeerManager {
         let Some(record) = self.peers.get_mut(&peer) else { return };
         let Some(c) = record.conn.take() else { return };
         self.by_conn.remove(&c.id);
-        self.settle(c.charge, false);
+        self.settle(c.charge, Outcome::Withdrawn);
         self.commands.push_back(Command::Close { conn: c.id });
         if c.is_open() {
             self.events.push_back(PeerEvent::Closed { peer, reason: "replaced by a new offer".into() });
