@@ -32,9 +32,13 @@ impl<M> Overlay<M> {
 
     /// A probe arrived from `from`.
     pub(crate) fn on_probe(&mut self, from: Id, probe: Probe) {
+        let driver_measures = self.config.proximity == Proximity::Driver;
         let mut just_measured = false;
         if let Some(nonce) = probe.answer
             && let Some(sent) = self.answered(from, |w| w == Waiting::Probe(nonce))
+            // The driver's figure is the more exact: with it, a probe measures only what the
+            // driver could not (`Node::handle_no_rtt`).
+            && (!driver_measures || self.take_probe_measured(from))
         {
             self.measured(from, Rtt::from_duration(self.now.since(sent)));
             just_measured = true;
@@ -45,7 +49,6 @@ impl<M> Overlay<M> {
         if self.phase == Phase::Joined {
             self.heard_from(from);
         }
-        let driver_measures = self.config.proximity == Proximity::Driver;
         if unmeasured && driver_measures {
             self.measure.push_back(from);
         }

@@ -239,6 +239,16 @@ impl<A: Application> Node<A> {
         }
     }
 
+    /// The driver was asked for the round-trip time to `peer` ([`Node::poll_measure`]) but
+    /// has none (its transport gives no statistics): the node measures with a probe.
+    pub fn handle_no_rtt(&mut self, peer: Id, now: Time) {
+        self.overlay.now = now;
+        if self.overlay.phase == Phase::Joined && peer != self.id() {
+            self.overlay.measure_by_probe(peer);
+            self.dispatch();
+        }
+    }
+
     /// Time has reached [`Node::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Time) {
         self.overlay.now = now;

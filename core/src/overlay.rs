@@ -104,6 +104,9 @@ pub(crate) struct Pending {
 /// waiting, the new message is dropped and counted ([`crate::Node::dropped_transmits`]).
 pub const MAX_OUTBOX: usize = 16_384;
 
+/// Most peers waiting for a probe to measure them because the driver could not.
+const MAX_PROBE_MEASURED: usize = 256;
+
 /// The overlay state of one node, as seen by the application during upcalls.
 pub struct Overlay<M> {
     pub(crate) config: Config,
@@ -116,6 +119,9 @@ pub struct Overlay<M> {
     pub(crate) dropped: u64,
     /// Peers whose round-trip time we ask the driver for ([`Proximity::Driver`]).
     pub(crate) measure: VecDeque<Id>,
+    /// Peers the driver could not measure: their next probe answer measures them (at most
+    /// [`MAX_PROBE_MEASURED`], oldest forgotten first).
+    pub(crate) probe_measured: VecDeque<Id>,
     pub(crate) events: VecDeque<Event>,
     /// Application messages the application routed during an upcall, handled after it.
     pub(crate) routes: VecDeque<(Id, M)>,
@@ -144,6 +150,7 @@ impl<M> Overlay<M> {
             outbox: VecDeque::new(),
             dropped: 0,
             measure: VecDeque::new(),
+            probe_measured: VecDeque::new(),
             events: VecDeque::new(),
             routes: VecDeque::new(),
             pending: Vec::new(),
@@ -349,6 +356,24 @@ impl<M> Overlay<M> {
                 self.measure.push_back(peer);
             }
         }
+    }
+
+    /// The driver has no round-trip time for `peer`: a probe measures it.
+    pub(crate) fn measure_by_probe(&mut self, peer: Id) {
+        if !self.probe_measured.contains(&peer) {
+            if self.probe_measured.len() >= MAX_PROBE_MEASURED {
+                self.probe_measured.pop_front();
+            }
+            self.probe_measured.push_back(peer);
+        }
+        self.probe(peer);
+    }
+
+    /// Whether a probe answer from `peer` is to measure it (and forgets that it was).
+    pub(crate) fn take_probe_measured(&mut self, peer: Id) -> bool {
+        let Some(at) = self.probe_measured.iter().position(|&p| p == peer) else { return false };
+        self.probe_measured.remove(at);
+        true
     }
 
     /// Sends a probe asking for an answer, unless one to `peer` is already pending.

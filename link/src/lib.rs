@@ -31,4 +31,4 @@ pub use app::{AppMessage, OverlaySignal, Payload, SignalKind};
 pub use auth::{AuthError, AuthMessage, Handshake};
 pub use frame::{Data, FrameError, Incoming, Reassembler};
 pub use manager::{Command, ConnId, ManagerConfig, PeerEvent, PeerManager, Tables};
-pub use stack::{Delivery, LinkApp, RouteError, Stack, StackEvent};
+pub use stack::{Delivery, LinkApp, RouteError, RttSources, Stack, StackEvent};

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use past_core::{Application, Config, Event, Id, Node, Overlay, Phase, Time};
+use past_core::{Application, Config, Event, Id, Node, Overlay, Phase, Rtt, Time};
 use past_signaling_proto::SignalPayload;
 
 use crate::app::{AppMessage, OverlaySignal, Payload};
@@ -122,6 +122,16 @@ pub struct Stack {
     late: bool,
     contact_retry: Option<Time>,
     events: VecDeque<StackEvent>,
+    rtts: RttSources,
+}
+
+/// Who measured the round trips the node asked the driver for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RttSources {
+    /// Measured by the transport (the connection's statistics).
+    pub transport: u64,
+    /// Left to a probe, because the transport had no figure.
+    pub probes: u64,
 }
 
 impl Stack {
@@ -145,6 +155,7 @@ impl Stack {
             late: false,
             contact_retry: None,
             events: VecDeque::new(),
+            rtts: RttSources::default(),
         }
     }
 
@@ -161,6 +172,11 @@ impl Stack {
     /// This node's id.
     pub fn id(&self) -> Id {
         self.node.id()
+    }
+
+    /// Who measured the round trips so far.
+    pub fn rtt_sources(&self) -> RttSources {
+        self.rtts
     }
 
     /// The contacts the signaling server named.
@@ -295,6 +311,23 @@ impl Stack {
         self.pump(now);
     }
 
+    /// The transport's round-trip time of `conn` ([`Command::MeasureRtt`]), or `None` when
+    /// it has none: the node then measures the peer with a probe.
+    pub fn handle_rtt(&mut self, conn: ConnId, rtt: Option<Duration>, now: Time) {
+        let Some(peer) = self.manager.peer_of(conn) else { return };
+        match rtt {
+            Some(rtt) => {
+                self.rtts.transport += 1;
+                self.node.handle_rtt(peer, Rtt::from_duration(rtt), now);
+            }
+            None => {
+                self.rtts.probes += 1;
+                self.node.handle_no_rtt(peer, now);
+            }
+        }
+        self.pump(now);
+    }
+
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Time) {
         if self.node.poll_timeout().is_some_and(|at| at <= now) {
@@ -318,6 +351,10 @@ impl Stack {
             while let Some(event) = self.node.poll_event() {
                 moved = true;
                 self.on_core_event(event, now);
+            }
+            while let Some(peer) = self.node.poll_measure() {
+                moved = true;
+                self.manager.measure(peer);
             }
             moved |= self.take_deliveries(None, now);
             while let Some(event) = self.manager.poll_event() {

@@ -204,12 +204,15 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// Defaults for the server at `signaling_url`.
     pub fn new(signaling_url: impl Into<String>) -> Self {
+        // Round trips come from the connections' statistics, probes where they have none.
+        let mut core = past_core::Config::default();
+        core.proximity = past_core::Proximity::Driver;
         Self {
             signaling_url: signaling_url.into(),
             key: None,
             handshake_key: None,
             register_timeout: Duration::from_secs(10),
-            core: past_core::Config::default(),
+            core,
             manager: ManagerConfig::default(),
         }
     }

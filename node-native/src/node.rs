@@ -43,6 +43,8 @@ pub(crate) enum Input {
     Described { conn: ConnId, result: Result<String, String> },
     /// Setting up a connection failed (applying an answer).
     Failed { conn: ConnId, reason: String },
+    /// The round-trip time of a connection from its statistics.
+    Rtt { conn: ConnId, rtt: Option<Duration> },
     /// From the handle.
     Command(Command),
 }
@@ -162,6 +164,7 @@ impl Driver {
             Input::Failed { conn, reason } if self.conns.contains_key(&conn) => {
                 self.stack.handle_failed(conn, &reason, t);
             }
+            Input::Rtt { conn, rtt } => self.stack.handle_rtt(conn, rtt, t),
             Input::Described { .. } | Input::Failed { .. } => {}
             Input::Command(command) => self.on_command(command, t),
         }
@@ -222,6 +225,14 @@ impl Driver {
                 let signature = self.key.sign(&transcript).to_bytes();
                 let t = self.now();
                 self.stack.handle_signed(conn, Ok(signature), t);
+            }
+            Work::MeasureRtt { conn } => {
+                let Some(peer) = self.conns.get(&conn) else { return };
+                let (measuring, tx) = (peer.round_trip(), self.inputs.clone());
+                tokio::spawn(async move {
+                    let rtt = measuring.await;
+                    let _ = tx.send(Input::Rtt { conn, rtt }).await;
+                });
             }
             Work::Close { conn } => match (self.conns.remove(&conn), &mut self.closing) {
                 (Some(peer), Some(closing)) => closing.push(peer),

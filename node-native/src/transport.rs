@@ -23,6 +23,7 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
     RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    StatsSelector,
 };
 
 use crate::node::Input;
@@ -243,6 +244,22 @@ impl Peer {
         async move {
             let answer = RTCSessionDescription::answer(sdp).map_err(|e| e.to_string())?;
             pc.set_remote_description(answer).await.map_err(|e| e.to_string())
+        }
+    }
+
+    /// The round-trip time of the selected candidate pair from the connection's statistics
+    /// (in a task of its own), or `None` when they have none (no pair, or none measured).
+    pub(crate) fn round_trip(&self) -> impl Future<Output = Option<Duration>> + use<> {
+        let pc = self.pc.clone();
+        async move {
+            let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
+            let selected = report.transport().map(|t| t.selected_candidate_pair_id.clone());
+            let pair = report.candidate_pairs().find(|p| match &selected {
+                Some(id) if !id.is_empty() => p.stats.id == *id,
+                _ => p.nominated,
+            })?;
+            let seconds = pair.current_round_trip_time;
+            (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
         }
     }
 

@@ -51,6 +51,8 @@ pub(crate) enum Input {
     Failed { conn: ConnId, reason: String },
     /// Our handshake proof for a connection is signed.
     Signed { conn: ConnId, result: Result<[u8; 64], String> },
+    /// The round-trip time of a connection from its statistics.
+    Rtt { conn: ConnId, rtt: Option<Duration> },
     /// Our registration is signed.
     RegisterSigned { generation: u32, result: Result<[u8; 64], String> },
     /// The timer fired.
@@ -207,6 +209,7 @@ impl Driver {
             Input::Described { conn, result } => self.stack.handle_described(conn, result, t),
             Input::Failed { conn, reason } => self.stack.handle_failed(conn, &reason, t),
             Input::Signed { conn, result } => self.stack.handle_signed(conn, result, t),
+            Input::Rtt { conn, rtt } => self.stack.handle_rtt(conn, rtt, t),
             Input::RegisterSigned { generation, result } if generation == self.generation => {
                 self.on_register_signed(result);
             }
@@ -276,6 +279,14 @@ impl Driver {
                 spawn_local(async move {
                     let result = signing.await;
                     let _ = tx.push(Input::Signed { conn, result });
+                });
+            }
+            Work::MeasureRtt { conn } => {
+                let Some(pc) = self.conns.get(&conn).map(Peer::handle) else { return };
+                let tx = self.inputs.clone();
+                spawn_local(async move {
+                    let rtt = crate::transport::selected_rtt(pc).await;
+                    let _ = tx.push(Input::Rtt { conn, rtt });
                 });
             }
             Work::Close { conn } => {

@@ -135,6 +135,8 @@ impl StartOptions {
         if let Some(ms) = self.failed_memory_ms {
             core.failed_memory = Duration::from_millis(ms);
         }
+        // Round trips come from the connections' statistics (getStats), probes where none.
+        core.proximity = past_core::Proximity::Driver;
         if let Some(l) = self.leaf_set_size {
             core.leaf_set_size = l.clamp(2, 64);
         }

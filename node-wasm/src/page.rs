@@ -235,6 +235,9 @@ pub(crate) fn view(driver: &Driver) -> Object {
     set(&view, "connectionAttemptsFailed", stats.failed.into());
     set(&view, "connectionAttemptsRefused", stats.refused.into());
     set(&view, "peerConnectionLimit", PEER_CONNECTION_LIMIT.into());
+    let rtts = driver.stack.rtt_sources();
+    set(&view, "rttsFromTransport", (rtts.transport as f64).into());
+    set(&view, "rttsByProbe", (rtts.probes as f64).into());
     set(&view, "connectionBudget", driver.settings.manager.connection_budget.into());
     set(&view, "maxConnections", (driver.settings.manager.max_connections as u32).into());
     view

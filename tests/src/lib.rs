@@ -427,6 +427,10 @@ pub struct NodeView {
     pub connections: Vec<ConnectionView>,
     /// `RTCPeerConnection`s created.
     pub peer_connections_created: u32,
+    /// Round trips measured from the connections' statistics (`getStats`).
+    pub rtts_from_transport: u64,
+    /// Round trips left to probes because the statistics had none.
+    pub rtts_by_probe: u64,
 }
 
 impl NodeView {

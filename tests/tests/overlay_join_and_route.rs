@@ -2,7 +2,7 @@
 //! tabs sharing a context (and so IndexedDB: each claims its own identity slot). Every node
 //! joins; each node's leaf set becomes exactly what the core computes from the set of live
 //! ids; a message routed from every node to a random key is delivered at the node
-//! numerically closest to it.
+//! numerically closest to it. Round-trip times come from the connections' statistics.
 
 use std::time::{Duration, Instant};
 
@@ -53,14 +53,20 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
         check_routing(&pages, seed, Duration::from_secs(15)).await?;
     }
     for (name, page) in &pages {
-        if let Some(v) = view(page).await? {
-            eprintln!(
-                "{name} {}: {} open connections, {} created",
-                &v.node_id[..8],
-                v.open().len(),
-                v.peer_connections_created
-            );
-        }
+        let v = view(page).await?.ok_or_else(|| anyhow::anyhow!("{name} has no node"))?;
+        eprintln!(
+            "{name} {}: {} open connections, {} created; round trips from getStats {}, by probe {}",
+            &v.node_id[..8],
+            v.open().len(),
+            v.peer_connections_created,
+            v.rtts_from_transport,
+            v.rtts_by_probe
+        );
+        // Proximity comes from the connections' statistics; probes only where they had none.
+        ensure!(v.rtts_from_transport > 0, "{name}: no round trip came from getStats");
+        ensure!(v.rtts_by_probe <= v.rtts_from_transport, "{name}: most round trips were left to probes");
+        let measured = v.connections.iter().filter(|c| c.state == "open" && c.rtt_ms.is_some()).count();
+        ensure!(measured > 0, "{name}: no open connection has a round-trip time");
     }
     Ok(())
 }

@@ -117,6 +117,9 @@ impl PeerManager {
         record.tombstone = None;
         record.waiting = None;
         let pending: Vec<_> = record.pending.take().collect();
+        if std::mem::take(&mut record.wants_rtt) {
+            self.commands.push_back(Command::MeasureRtt { conn: c.id });
+        }
         self.settle(charge, Outcome::Opened);
         if self.peers.values().filter(|p| p.conn.is_some()).count() > self.config.max_connections {
             self.evict_at = Some(self.evict_at.map_or(evictable, |at| at.min(evictable)));

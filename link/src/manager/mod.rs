@@ -175,6 +175,13 @@ pub enum Command {
         /// What to sign.
         transcript: Vec<u8>,
     },
+    /// Read the round-trip time of the connection's selected candidate pair from the
+    /// transport's statistics; answer with [`crate::Stack::handle_rtt`] (`None` when the
+    /// transport has none, and the node then measures with a probe).
+    MeasureRtt {
+        /// The connection.
+        conn: ConnId,
+    },
     /// Close the peer connection and forget it.
     Close {
         /// The connection.
@@ -237,6 +244,8 @@ struct Peer {
     known: bool,
     hearsay_attempts: u8,
     tombstone: Option<Time>,
+    /// The node wants the round-trip time once the connection is open.
+    wants_rtt: bool,
 }
 
 impl Peer {
@@ -457,6 +466,21 @@ impl PeerManager {
     }
 
     // ---- inputs from the node -------------------------------------------------------
+
+    /// The node wants the round-trip time to `peer` from the transport: asked for at once
+    /// when a connection is open, else when one opens (the node's message that asked for
+    /// the measurement is opening it).
+    pub fn measure(&mut self, peer: Id) {
+        let record = self.peers.entry(peer).or_default();
+        match record.conn.as_ref() {
+            Some(c) if c.is_open() => {
+                let conn = c.id;
+                record.wants_rtt = false;
+                self.commands.push_back(Command::MeasureRtt { conn });
+            }
+            _ => record.wants_rtt = true,
+        }
+    }
 
     /// Whether the signaling server is connected and we are registered on it.
     pub fn set_server(&mut self, registered: bool) {

@@ -32,6 +32,9 @@ use past_signaling_proto::SignalPayload;
 
 /// One-way delay of a data channel message or a server signal.
 pub const LATENCY: Duration = Duration::from_millis(5);
+/// The round trip a transport's statistics report (`MeasureRtt`): deliberately unlike a
+/// probe's (2 × [`LATENCY`]) so that a test can tell who measured.
+pub const STATS_RTT: Duration = Duration::from_millis(7);
 /// Time to create a peer connection and gather its candidates.
 pub const DESCRIBE: Duration = Duration::from_millis(1);
 /// Contacts the server names in its welcome.
@@ -58,10 +61,15 @@ pub trait Endpoint {
     fn poll_timeout(&self) -> Option<Time>;
     fn poll_command(&mut self) -> Option<Command>;
     fn poll_event(&mut self) -> Option<Self::Event>;
+    /// The answer to a `MeasureRtt` (only a stack asks).
+    fn rtt(&mut self, _conn: ConnId, _rtt: Option<Duration>, _now: Time) {}
 }
 
 impl Endpoint for Stack {
     type Event = StackEvent;
+    fn rtt(&mut self, conn: ConnId, rtt: Option<Duration>, now: Time) {
+        self.handle_rtt(conn, rtt, now);
+    }
     fn manager(&self) -> &PeerManager {
         Stack::manager(self)
     }
@@ -216,6 +224,7 @@ enum Delivery {
     Data(usize, ConnId, Vec<u8>),
     Signed(usize, ConnId, [u8; 64]),
     Closed(usize, ConnId),
+    Rtt(usize, ConnId, Option<Duration>),
 }
 
 /// The network.
@@ -228,6 +237,9 @@ pub struct Net<E: Endpoint> {
     pub muted: BTreeSet<usize>,
     /// No connection of these nodes ever opens (ICE fails).
     pub ice_fails: BTreeSet<usize>,
+    /// The transport of these nodes has no statistics: `MeasureRtt` is answered `None`
+    /// (the others answer [`STATS_RTT`]).
+    pub no_stats: BTreeSet<usize>,
     /// No connection between these two nodes opens (smaller index first).
     pub blocked: BTreeSet<(usize, usize)>,
     /// Decode and keep every Pastry message sent.
@@ -314,6 +326,7 @@ impl<E: Endpoint> Net<E> {
             registered: BTreeSet::new(),
             muted: BTreeSet::new(),
             ice_fails: BTreeSet::new(),
+            no_stats: BTreeSet::new(),
             blocked: BTreeSet::new(),
             record_sent: false,
             ends: BTreeMap::new(),
@@ -521,6 +534,10 @@ impl<E: Endpoint> Net<E> {
                 let signature = self.nodes[i].key.sign(&transcript).to_bytes();
                 self.schedule(now, Delivery::Signed(i, conn, signature));
             }
+            Command::MeasureRtt { conn } => {
+                let rtt = (!self.no_stats.contains(&i)).then_some(STATS_RTT);
+                self.schedule(now, Delivery::Rtt(i, conn, rtt));
+            }
             Command::Close { conn } => {
                 let Some(end) = self.ends.get_mut(&(i, conn)) else { return };
                 let was_open = end.open && !end.closed;
@@ -563,6 +580,10 @@ impl<E: Endpoint> Net<E> {
             }
             Delivery::Signed(i, conn, signature) => {
                 self.nodes[i].ep.signed(conn, signature, now);
+                i
+            }
+            Delivery::Rtt(i, conn, rtt) => {
+                self.nodes[i].ep.rtt(conn, rtt, now);
                 i
             }
             Delivery::Closed(i, conn) => {
