@@ -224,8 +224,8 @@ impl<M> Overlay<M> {
     fn forget(&mut self, id: Id, repairing: Option<(u8, u8)>) -> bool {
         let already = self.recently_failed(id);
         if !already {
-            self.failed.push_back((id, self.now));
-            while self.failed.front().is_some_and(|&(_, at)| at + self.config.failed_memory < self.now) {
+            self.failed.push_back((id, self.now, self.now));
+            while self.failed.front().is_some_and(|&(_, at, _)| at + self.config.failed_memory < self.now) {
                 self.failed.pop_front();
             }
         }

@@ -127,7 +127,9 @@ pub struct Overlay<M> {
     pub(crate) routes: VecDeque<(Id, M)>,
     pub(crate) pending: Vec<Pending>,
     pub(crate) repairs: Vec<SlotRepair>,
-    pub(crate) failed: VecDeque<(Id, Time)>,
+    /// Nodes found failed, when, and when last probed again because gossip named one for
+    /// our leaf set ([`Overlay::recheck_failed`]; the failure time until then).
+    pub(crate) failed: VecDeque<(Id, Time, Time)>,
     pub(crate) next_keepalive: Option<Time>,
     pub(crate) next_table_probe: Option<Time>,
     pub(crate) leaf_set_changed: bool,
@@ -240,7 +242,7 @@ impl<M> Overlay<M> {
     /// good in a network where nothing else fails.
     pub(crate) fn recently_failed(&self, id: Id) -> bool {
         !self.failed.is_empty()
-            && self.failed.iter().any(|&(f, at)| f == id && at + self.config.failed_memory > self.now)
+            && self.failed.iter().any(|&(f, at, _)| f == id && at + self.config.failed_memory > self.now)
     }
 
     /// Whether we hold a round-trip measurement of `id`, or it is a leaf, whose proximity
@@ -278,11 +280,35 @@ impl<M> Overlay<M> {
     /// Takes in a node from gossip, and probes it when it is new to us: the probe checks it
     /// is alive, measures it and tells it about us.
     pub(crate) fn learn_and_probe(&mut self, id: Id, contiguous: bool) -> Learned {
+        if self.recently_failed(id) {
+            self.recheck_failed(id);
+            return Learned::default();
+        }
         let learned = self.learn_from(id, contiguous);
         if learned.leaf || learned.slot {
             self.introduce(id);
         }
         learned
+    }
+
+    /// Gossip names `id`, which we found failed, for a place in our leaf set. It may only
+    /// have been slow: two nodes whose probes of each other timed out at once (a loaded
+    /// machine) each drop the other and ignore gossip about it for `failed_memory`, with
+    /// nothing left to bring them together. So while gossip names it, it is probed again
+    /// at most once per keep-alive period and probe timeout (time for a broken connection
+    /// to be replaced; the peer manager's backoff bounds the connections this tries); an
+    /// answer ([`Overlay::heard_from`]) ends the failure.
+    pub(crate) fn recheck_failed(&mut self, id: Id) {
+        let now = self.now;
+        let wait = self.config.probe_timeout + self.config.keepalive_interval.unwrap_or_default();
+        let mut leaf_set = self.state.leaf_set.clone();
+        let Some(entry) = self.failed.iter_mut().find(|(f, _, last)| *f == id && *last + wait <= now) else {
+            return;
+        };
+        if leaf_set.insert(id) {
+            entry.2 = now;
+            self.probe(id);
+        }
     }
 
     /// Takes in a node that contacted us directly: it is alive. A node new to our leaf set
@@ -291,7 +317,7 @@ impl<M> Overlay<M> {
     /// ([`Message::NewNode`]), since our neighbors likely lack it too.
     pub(crate) fn heard_from(&mut self, id: Id) -> bool {
         if !self.failed.is_empty() {
-            self.failed.retain(|&(f, _)| f != id);
+            self.failed.retain(|&(f, _, _)| f != id);
         }
         let learned = self.learn(id);
         if learned.leaf {

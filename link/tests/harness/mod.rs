@@ -242,6 +242,7 @@ pub struct Net<E: Endpoint> {
     pub no_stats: BTreeSet<usize>,
     /// No connection between these two nodes opens (smaller index first).
     pub blocked: BTreeSet<(usize, usize)>,
+
     /// Decode and keep every Pastry message sent.
     pub record_sent: bool,
     ends: BTreeMap<(usize, ConnId), End>,
@@ -328,6 +329,7 @@ impl<E: Endpoint> Net<E> {
             ice_fails: BTreeSet::new(),
             no_stats: BTreeSet::new(),
             blocked: BTreeSet::new(),
+
             record_sent: false,
             ends: BTreeMap::new(),
             queue: BTreeMap::new(),
@@ -594,6 +596,22 @@ impl<E: Endpoint> Net<E> {
             }
         };
         self.drain(node);
+    }
+
+    /// The open connections between nodes `i` and `j` break (ICE consent lost): both ends
+    /// are told the connection closed.
+    pub fn break_connections(&mut self, i: usize, j: usize) {
+        let ends: Vec<(usize, ConnId)> = self
+            .ends
+            .iter()
+            .filter(|((n, _), e)| {
+                e.open && !e.closed && e.paired.is_some_and(|(m, _)| (*n, m) == (i, j) || (*n, m) == (j, i))
+            })
+            .map(|(&key, _)| key)
+            .collect();
+        for (n, conn) in ends {
+            self.schedule(self.now, Delivery::Closed(n, conn));
+        }
     }
 
     /// When the next thing happens.
