@@ -33,4 +33,11 @@ fn a_node_whose_connections_never_open_spends_few_and_says_unreachable() {
     assert!(net.manager(0).unreachable());
     assert!(!net.nodes[0].ep.node().is_joined());
     assert_eq!(stats.opened, 0);
+    // Why, for people asking: the latest failures name a contact and the reason.
+    let contacts = net.nodes[0].ep.contacts().to_vec();
+    let trouble: Vec<_> = net.manager(0).recent_trouble().collect();
+    assert!(
+        trouble.iter().any(|t| contacts.contains(&t.peer) && t.what.starts_with("connection attempt failed")),
+        "{trouble:?}"
+    );
 }

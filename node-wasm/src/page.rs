@@ -235,6 +235,18 @@ pub(crate) fn view(driver: &Driver) -> Object {
     set(&view, "connectionAttemptsFailed", stats.failed.into());
     set(&view, "connectionAttemptsRefused", stats.refused.into());
     set(&view, "peerConnectionLimit", PEER_CONNECTION_LIMIT.into());
+    let t = now();
+    let trouble: Array = manager
+        .recent_trouble()
+        .map(|trouble| {
+            let e = Object::new();
+            set(&e, "peer", hex(trouble.peer).into());
+            set(&e, "what", trouble.what.as_str().into());
+            set(&e, "agoMs", (t.since(trouble.at).as_millis() as f64).into());
+            JsValue::from(e)
+        })
+        .collect();
+    set(&view, "recentTrouble", trouble.into());
     let rtts = driver.stack.rtt_sources();
     set(&view, "rttsFromTransport", (rtts.transport as f64).into());
     set(&view, "rttsByProbe", (rtts.probes as f64).into());

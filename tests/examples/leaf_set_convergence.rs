@@ -13,7 +13,8 @@
 //! the last `joined` event (each page's `performance.timeOrigin + joinedAt`) to the first
 //! poll (every 200 ms, all tabs read in turn) that found every leaf set exact, so it
 //! overstates by up to one poll round. Tabs whose leaf set is still wrong 15 s after the
-//! joins are printed with their state.
+//! joins are printed with their state and the recent trouble of their connection
+//! attempts to the nodes they lack.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,15 @@ use past_e2e::{Chromium, eval, expected_leaf_set, node_state, start_server, view
 /// Milliseconds since the Unix epoch, as the pages' clocks count.
 fn epoch_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// An attempt that failed or was not made (`view().recentTrouble`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Trouble {
+    peer: String,
+    what: String,
+    ago_ms: f64,
 }
 
 /// Prints each tab whose leaf set is not exact: what it lacks and holds instead, and its
@@ -44,6 +54,10 @@ async fn report_wrong(pages: &[(String, Page)], leaf: usize) -> anyhow::Result<(
             let extra = short(got.iter().filter(|id| !want.contains(id)).copied().collect());
             println!("15 s after the joins, {name} ({}) lacks {missing:?}, holds {extra:?} instead", &v.node_id[..8]);
             println!("  {}", node_state(page).await);
+            let trouble: Vec<Trouble> = eval(page, "window.past.node.view().recentTrouble").await?;
+            for t in trouble.iter().filter(|t| missing.iter().any(|m| t.peer.starts_with(m.as_str()))) {
+                println!("  {:.1} s ago, {}: {}", t.ago_ms / 1000.0, &t.peer[..8], t.what);
+            }
         }
     }
     Ok(())

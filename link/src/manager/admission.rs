@@ -132,7 +132,7 @@ impl PeerManager {
                 Admission::Start(charge) => self.start(peer, charge, tables, now),
                 Admission::Wait => break,
                 Admission::Refuse(reason) => {
-                    tracing::debug!(%peer, reason, "a waiting attempt is refused");
+                    self.note_trouble(peer, format!("a waiting attempt is refused: {reason}"), now);
                     self.stats.refused += 1;
                     self.peers.entry(peer).or_default().waiting = None;
                     self.fail_pending(peer);

@@ -60,17 +60,17 @@ impl PeerManager {
             && c.state == State::Signaling
             && let Some(sdp) = c.local_sdp.clone()
         {
-            tracing::debug!(%peer, reason, "overlay signaling failed; the offer goes through the server");
+            let what = format!("overlay signaling failed ({reason}); the offer goes through the server");
             c.via = Via::Server;
             c.retried = true;
             c.created = now;
             self.commands.push_back(Command::ToServer { to: peer, payload: SignalPayload::Offer { sdp } });
-            return;
+            return self.note_trouble(peer, what, now);
         }
-        tracing::debug!(%peer, reason, "connection attempt failed");
         record.backoff.failed(&self.config.limits, now);
         self.stats.failed += 1;
         self.stats.failure_streak += 1;
+        self.note_trouble(peer, format!("connection attempt failed: {reason}"), now);
         self.drop_conn(peer, reason, false, now);
     }
 

@@ -291,6 +291,21 @@ pub struct Stats {
     pub refused: u32,
 }
 
+/// Why an attempt failed or was not made, for people and benchmarks that ask why two nodes
+/// are not connected ([`PeerManager::recent_trouble`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trouble {
+    /// The peer.
+    pub peer: Id,
+    /// When.
+    pub at: Time,
+    /// What happened.
+    pub what: String,
+}
+
+/// Most [`Trouble`]s kept.
+const MAX_TROUBLE: usize = 32;
+
 /// How long a node whose join message passed by is taken for a newcomer.
 const JOINER_MEMORY: Duration = Duration::from_secs(10);
 
@@ -328,6 +343,7 @@ pub struct PeerManager {
     joiners: VecDeque<(Id, Time)>,
     server: bool,
     stats: Stats,
+    trouble: VecDeque<Trouble>,
     commands: VecDeque<Command>,
     events: VecDeque<PeerEvent>,
 }
@@ -355,6 +371,7 @@ impl PeerManager {
             joiners: VecDeque::new(),
             server: false,
             stats: Stats::default(),
+            trouble: VecDeque::new(),
             commands: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -370,6 +387,20 @@ impl PeerManager {
     /// The settings.
     pub fn config(&self) -> &ManagerConfig {
         &self.config
+    }
+
+    /// The latest attempts that failed or were not made, oldest first.
+    pub fn recent_trouble(&self) -> impl Iterator<Item = &Trouble> + '_ {
+        self.trouble.iter()
+    }
+
+    /// Keeps a [`Trouble`] and logs it.
+    pub(super) fn note_trouble(&mut self, peer: Id, what: String, now: Time) {
+        tracing::debug!(%peer, "{what}");
+        if self.trouble.len() >= MAX_TROUBLE {
+            self.trouble.pop_front();
+        }
+        self.trouble.push_back(Trouble { peer, at: now, what });
     }
 
     /// Counters.
@@ -505,7 +536,7 @@ impl PeerManager {
             Admission::Wait => {
                 self.peers.entry(peer).or_default().waiting.get_or_insert(now);
             }
-            Admission::Refuse(reason) => tracing::debug!(%peer, reason, "no connection attempt"),
+            Admission::Refuse(reason) => self.note_trouble(peer, format!("no connection attempt: {reason}"), now),
         }
     }
 
@@ -537,7 +568,7 @@ impl PeerManager {
                     self.peers.entry(to).or_default().waiting.get_or_insert(now);
                 }
                 Admission::Refuse(reason) => {
-                    tracing::debug!(peer = %to, reason, "message not sent");
+                    self.note_trouble(to, format!("message not sent: {reason}"), now);
                     self.stats.refused += 1;
                     return self.events.push_back(PeerEvent::SendFailed { to, message });
                 }

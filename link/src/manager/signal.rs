@@ -153,7 +153,7 @@ impl PeerManager {
                     Admission::Refuse(reason) => reason,
                     _ => "too many new connections right now",
                 };
-                tracing::debug!(peer = %from, reason, "an offer is refused");
+                self.note_trouble(from, format!("its offer is refused: {reason}"), now);
                 self.stats.refused += 1;
                 if via == Via::Overlay {
                     let reject = OverlaySignal {
