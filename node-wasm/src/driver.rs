@@ -47,6 +47,8 @@ pub(crate) enum Input {
     Transport(ConnId, TransportEvent),
     /// The SDP (offer or answer, ICE gathered) of a connection is ready, or failed.
     Described { conn: ConnId, result: Result<String, String> },
+    /// Our offer's answer is applied.
+    AnswerApplied { conn: ConnId },
     /// Setting up a connection failed (applying an answer or a candidate).
     Failed { conn: ConnId, reason: String },
     /// Our handshake proof for a connection is signed.
@@ -208,6 +210,11 @@ impl Driver {
             Input::Transport(conn, event) => self.on_transport(conn, event, t),
             Input::Described { conn, result } => self.stack.handle_described(conn, result, t),
             Input::Failed { conn, reason } => self.stack.handle_failed(conn, &reason, t),
+            Input::AnswerApplied { conn } => {
+                if self.conns.get(&conn).is_some_and(Peer::channel_ready) {
+                    self.channel_open(conn, t);
+                }
+            }
             Input::Signed { conn, result } => self.stack.handle_signed(conn, result, t),
             Input::Rtt { conn, rtt } => self.stack.handle_rtt(conn, rtt, t),
             Input::RegisterSigned { generation, result } if generation == self.generation => {
@@ -245,10 +252,11 @@ impl Driver {
                 let Some(pc) = self.conns.get(&conn).map(Peer::handle) else { return };
                 let tx = self.inputs.clone();
                 spawn_local(async move {
-                    if let Err(err) = Peer::accept_answer(pc, sdp).await {
-                        let reason = format!("applying the answer: {}", js_text(&err));
-                        let _ = tx.push(Input::Failed { conn, reason });
-                    }
+                    let input = match Peer::accept_answer(pc, sdp).await {
+                        Ok(()) => Input::AnswerApplied { conn },
+                        Err(err) => Input::Failed { conn, reason: format!("applying the answer: {}", js_text(&err)) },
+                    };
+                    let _ = tx.push(input);
                 });
             }
             Work::AddCandidate {
@@ -361,12 +369,15 @@ impl Driver {
     /// The data channel of `conn` opened: the manager starts the handshake.
     fn channel_open(&mut self, conn: ConnId, t: Time) {
         let Some(peer) = self.conns.get_mut(&conn) else { return };
+        if peer.answer_pending() {
+            return; // Again once the answer is applied (`Input::AnswerApplied`).
+        }
         if !peer.mark_open() {
             return;
         }
         match peer.descriptions() {
-            Some((local, remote)) => self.stack.handle_channel_open(conn, &local, &remote, t),
-            None => self.stack.handle_failed(conn, "no session descriptions", t),
+            Ok((local, remote)) => self.stack.handle_channel_open(conn, &local, &remote, t),
+            Err(missing) => self.stack.handle_failed(conn, &missing, t),
         }
     }
 

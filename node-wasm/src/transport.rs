@@ -19,7 +19,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Event, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
     RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcIceGatheringState, RtcIceTransportPolicy,
-    RtcPeerConnection, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
+    RtcPeerConnection, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit, RtcSignalingState,
 };
 
 use crate::driver::Input;
@@ -242,8 +242,17 @@ impl Peer {
     }
 
     /// The local and remote SDP, once both are set (for the handshake's fingerprints).
-    pub(crate) fn descriptions(&self) -> Option<(String, String)> {
-        Some((self.pc.local_description()?.sdp(), self.pc.remote_description()?.sdp()))
+    /// Otherwise which one is missing, and the connection's states.
+    pub(crate) fn descriptions(&self) -> Result<(String, String), String> {
+        match (self.pc.local_description(), self.pc.remote_description()) {
+            (Some(local), Some(remote)) => Ok((local.sdp(), remote.sdp())),
+            (local, _) => Err(format!(
+                "the channel opened without {} (signaling {:?}, connection {:?})",
+                if local.is_none() { "a local description" } else { "a remote description" },
+                self.pc.signaling_state(),
+                self.pc.connection_state()
+            )),
+        }
     }
 
     /// Bytes waiting in our queue and in the channel's buffer.
@@ -261,6 +270,18 @@ impl Peer {
     }
 
     /// Marks the channel open. Returns `false` if it already was.
+    /// Whether our offer still waits for its answer to be applied. Chromium may report the
+    /// data channel open before `setRemoteDescription(answer)` has completed (the remote
+    /// description still null): the driver waits for the answer then.
+    pub(crate) fn answer_pending(&self) -> bool {
+        self.pc.signaling_state() == RtcSignalingState::HaveLocalOffer
+    }
+
+    /// Whether the data channel is open.
+    pub(crate) fn channel_ready(&self) -> bool {
+        self.channel.as_ref().is_some_and(|c| c.ready_state() == RtcDataChannelState::Open)
+    }
+
     pub(crate) fn mark_open(&mut self) -> bool {
         !std::mem::replace(&mut self.open, true)
     }

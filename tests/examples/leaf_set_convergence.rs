@@ -13,7 +13,7 @@
 //! the last `joined` event (each page's `performance.timeOrigin + joinedAt`) to the first
 //! poll (every 200 ms, all tabs read in turn) that found every leaf set exact, so it
 //! overstates by up to one poll round. Tabs whose leaf set is still wrong 15 s after the
-//! joins are printed with their state and the recent trouble of their connection
+//! checks began are printed with their state and the recent trouble of their connection
 //! attempts to the nodes they lack.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,7 +52,10 @@ async fn report_wrong(pages: &[(String, Page)], leaf: usize) -> anyhow::Result<(
         let missing = short(want.iter().filter(|id| !got.contains(id)).copied().collect());
         if !missing.is_empty() {
             let extra = short(got.iter().filter(|id| !want.contains(id)).copied().collect());
-            println!("15 s after the joins, {name} ({}) lacks {missing:?}, holds {extra:?} instead", &v.node_id[..8]);
+            println!(
+                "15 s after the checks began, {name} ({}) lacks {missing:?}, holds {extra:?} instead",
+                &v.node_id[..8]
+            );
             println!("  {}", node_state(page).await);
             let trouble: Vec<Trouble> = eval(page, "window.past.node.view().recentTrouble").await?;
             for t in trouble.iter().filter(|t| missing.iter().any(|m| t.peer.starts_with(m.as_str()))) {
@@ -80,9 +83,10 @@ async fn run(tabs: usize, leaf: usize, query: &str) -> anyhow::Result<f64> {
         let joined_at: f64 = eval(page, "performance.timeOrigin + window.past.joinedAt").await?;
         last_join = last_join.max(joined_at);
     }
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    report_wrong(&pages, leaf).await?;
-    wait_leaf_sets_exact(&pages, leaf, Duration::from_secs(180)).await?;
+    if wait_leaf_sets_exact(&pages, leaf, Duration::from_secs(15)).await.is_err() {
+        report_wrong(&pages, leaf).await?;
+        wait_leaf_sets_exact(&pages, leaf, Duration::from_secs(180)).await?;
+    }
     let seconds = (epoch_ms() - last_join) / 1000.0;
     let mut failed = Vec::new();
     for (_, page) in &pages {
