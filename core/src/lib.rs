@@ -22,13 +22,13 @@
 //!
 //! # The run loop
 //! ```
-//! use past_core::{Application, Config, Id, Node, Overlay, Time};
+//! use past_core::{Application, Config, Id, Net, Node, Time};
 //!
 //! /// An application that counts what is delivered to it.
 //! struct Count(u32);
 //! impl Application for Count {
 //!     type Message = Vec<u8>;
-//!     fn deliver(&mut self, _: &mut Overlay<Vec<u8>>, _key: Id, _message: Vec<u8>, _hops: u8) {
+//!     fn deliver(&mut self, _: &mut dyn Net<Vec<u8>>, _key: Id, _message: Vec<u8>, _hops: u8) {
 //!         self.0 += 1;
 //!     }
 //! }
@@ -71,6 +71,7 @@ mod join;
 mod leaf_set;
 mod maintenance;
 mod neighborhood;
+mod net;
 mod node;
 mod overlay;
 pub mod past;
@@ -84,6 +85,7 @@ pub use config::{Config, Proximity};
 pub use id::{DigitBase, Id, InvalidDigitBase};
 pub use leaf_set::{LeafSet, Side};
 pub use neighborhood::NeighborhoodSet;
+pub use net::{Narrow, Net};
 pub use node::{Application, Forward, Node};
 pub use overlay::{Event, MAX_OUTBOX, Overlay, Phase, Transmit};
 pub use route::{Hop, RoutingState};

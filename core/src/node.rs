@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use crate::config::Config;
 use crate::id::Id;
+use crate::net::Net;
 use crate::overlay::{Event, Overlay, Phase, Transmit};
 use crate::route::{Hop, RoutingState};
 use crate::time::{Rtt, Time};
@@ -30,33 +31,27 @@ pub trait Application {
     type Message: Clone + Debug;
 
     /// `message`, routed to `key`, arrived at the node numerically closest to `key`.
-    fn deliver(&mut self, overlay: &mut Overlay<Self::Message>, key: Id, message: Self::Message, hops: u8);
+    fn deliver(&mut self, net: &mut dyn Net<Self::Message>, key: Id, message: Self::Message, hops: u8);
 
     /// `message` for `key` is about to be forwarded to `next`.
-    fn forward(
-        &mut self,
-        overlay: &mut Overlay<Self::Message>,
-        key: Id,
-        message: &mut Self::Message,
-        next: Id,
-    ) -> Forward {
-        let _ = (overlay, key, message, next);
+    fn forward(&mut self, net: &mut dyn Net<Self::Message>, key: Id, message: &mut Self::Message, next: Id) -> Forward {
+        let _ = (net, key, message, next);
         Forward::Continue
     }
 
     /// A message sent straight to this node by `from`.
-    fn receive(&mut self, overlay: &mut Overlay<Self::Message>, from: Id, message: Self::Message) {
-        let _ = (overlay, from, message);
+    fn receive(&mut self, net: &mut dyn Net<Self::Message>, from: Id, message: Self::Message) {
+        let _ = (net, from, message);
     }
 
     /// A message this node sent straight to `to` could not be delivered.
-    fn send_failed(&mut self, overlay: &mut Overlay<Self::Message>, to: Id, message: Self::Message) {
-        let _ = (overlay, to, message);
+    fn send_failed(&mut self, net: &mut dyn Net<Self::Message>, to: Id, message: Self::Message) {
+        let _ = (net, to, message);
     }
 
     /// The leaf set changed.
-    fn leaf_set_changed(&mut self, overlay: &mut Overlay<Self::Message>) {
-        let _ = overlay;
+    fn leaf_set_changed(&mut self, net: &mut dyn Net<Self::Message>) {
+        let _ = net;
     }
 
     /// The earliest time the application wants [`Application::timeout`] called.
@@ -65,8 +60,8 @@ pub trait Application {
     }
 
     /// Time has reached the application's timeout.
-    fn timeout(&mut self, overlay: &mut Overlay<Self::Message>) {
-        let _ = overlay;
+    fn timeout(&mut self, net: &mut dyn Net<Self::Message>) {
+        let _ = net;
     }
 }
 

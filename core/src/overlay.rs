@@ -107,7 +107,8 @@ pub const MAX_OUTBOX: usize = 16_384;
 /// Most peers waiting for a probe to measure them because the driver could not.
 const MAX_PROBE_MEASURED: usize = 256;
 
-/// The overlay state of one node, as seen by the application during upcalls.
+/// The overlay state of one node. Applications see it through [`Net`](crate::Net) in their
+/// upcalls.
 pub struct Overlay<M> {
     pub(crate) config: Config,
     pub(crate) state: RoutingState,

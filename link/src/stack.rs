@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use past_core::{Application, Config, Event, Id, Node, Overlay, Phase, Rtt, Time};
+use past_core::{Application, Config, Event, Id, Net, Node, Phase, Rtt, Time};
 use past_signaling_proto::SignalPayload;
 
 use crate::app::{AppMessage, OverlaySignal, Payload};
@@ -64,7 +64,7 @@ pub struct LinkApp {
 impl Application for LinkApp {
     type Message = AppMessage;
 
-    fn deliver(&mut self, _: &mut Overlay<AppMessage>, key: Id, message: AppMessage, hops: u8) {
+    fn deliver(&mut self, _: &mut dyn Net<AppMessage>, key: Id, message: AppMessage, hops: u8) {
         if message.within_bounds() && self.delivered.len() < MAX_DELIVERED {
             self.delivered.push_back((key, hops, message));
         }

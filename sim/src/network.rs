@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use past_core::wire::{Message, Routed, RoutedBody};
-use past_core::{Application, Config, Event, Id, Node, Overlay, Rtt, Time};
+use past_core::{Application, Config, Event, Id, Net, Node, Rtt, Time};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use rustc_hash::FxHashMap;
@@ -60,7 +60,7 @@ pub struct LookupApp {
 impl Application for LookupApp {
     type Message = u32;
 
-    fn deliver(&mut self, _: &mut Overlay<u32>, _key: Id, lookup: u32, hops: u8) {
+    fn deliver(&mut self, _: &mut dyn Net<u32>, _key: Id, lookup: u32, hops: u8) {
         self.delivered.push((lookup, hops));
     }
 }

@@ -33,7 +33,7 @@
 use std::collections::BTreeMap;
 
 use crate::id::Id;
-use crate::overlay::Overlay;
+use crate::net::Net;
 use crate::past::certificate::{
     CHUNK_SIZE, ContentHasher, FileCertificate, FileCertificateBody, Signed, SignedBody, StoreReceipt,
     StoreReceiptBody, check_node_signed, chunk_count, chunk_list_digest,
@@ -95,7 +95,7 @@ impl Past {
 
     pub(crate) fn insert(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         spec: InsertRequestSpec,
     ) -> Result<OpId, InsertError> {
         let max_k = Past::max_k(o);
@@ -117,7 +117,7 @@ impl Past {
 
     pub(crate) fn insert_certificate(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         cert: FileCertificate,
         upload: UploadId,
     ) -> OpId {
@@ -127,7 +127,7 @@ impl Past {
 
     fn start_insert(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         spec: Option<InsertRequestSpec>,
         fixed: Option<FileCertificate>,
         upload: UploadId,
@@ -180,7 +180,7 @@ impl Past {
 
     pub(crate) fn on_upload_read(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         id: u64,
         index: u32,
         result: Result<StorageReply, StorageError>,
@@ -224,7 +224,7 @@ impl Past {
     }
 
     /// Signs a certificate with a fresh salt (or takes the fixed one) and routes it.
-    fn next_attempt(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    fn next_attempt(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let salt = Past::nonce(o);
         let Some(op) = self.inserts.get_mut(&id) else {
             return;
@@ -255,7 +255,7 @@ impl Past {
 
     pub(crate) fn on_certificate_signed(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         id: u64,
         body: FileCertificateBody,
         result: Result<Signature, SignError>,
@@ -269,7 +269,7 @@ impl Past {
         self.route_attempt(o, id, cert);
     }
 
-    fn route_attempt(&mut self, o: &mut Overlay<PastMessage>, id: u64, cert: FileCertificate) {
+    fn route_attempt(&mut self, o: &mut dyn Net<PastMessage>, id: u64, cert: FileCertificate) {
         let nonce = Past::nonce(o);
         let own = o.id();
         let deadline = o.now() + self.config.request_timeout * 2 + self.config.stall_timeout;
@@ -317,7 +317,7 @@ impl Past {
 
     pub(crate) fn on_insert_failed(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         file: FileId,
         nonce: u64,
         node: Id,
@@ -350,7 +350,7 @@ impl Past {
         self.fail_insert(o, id, error);
     }
 
-    pub(crate) fn on_receipt(&mut self, _o: &mut Overlay<PastMessage>, nonce: u64, receipt: StoreReceipt) {
+    pub(crate) fn on_receipt(&mut self, _o: &mut dyn Net<PastMessage>, nonce: u64, receipt: StoreReceipt) {
         let file = receipt.body.file;
         let Some(id) = self.insert_by_nonce(file, nonce) else {
             return;
@@ -384,7 +384,7 @@ impl Past {
         self.emit(PastEvent::InsertDone { op: OpId(id), result: Ok(result) });
     }
 
-    pub(crate) fn insert_timer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    pub(crate) fn insert_timer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(op) = self.inserts.get(&id) else {
             return;
         };
@@ -405,7 +405,7 @@ impl Past {
     }
 
     /// Ends an insert with an error: credits the quota back, and reclaims a partial insert.
-    fn fail_insert(&mut self, o: &mut Overlay<PastMessage>, id: u64, error: InsertError) {
+    fn fail_insert(&mut self, o: &mut dyn Net<PastMessage>, id: u64, error: InsertError) {
         let Some(op) = self.inserts.remove(&id) else {
             return;
         };
@@ -426,14 +426,14 @@ impl Past {
     // ----- root -----
 
     /// The insert reached the root.
-    pub(crate) fn on_insert(&mut self, o: &mut Overlay<PastMessage>, request: InsertRequest) {
+    pub(crate) fn on_insert(&mut self, o: &mut dyn Net<PastMessage>, request: InsertRequest) {
         let InsertRequest { certificate: cert, client, nonce } = request;
         let own = o.id();
         let file = cert.body.file;
         if self.coordinations.contains_key(&(file, nonce)) {
             return;
         }
-        let refuse = |past: &mut Past, o: &mut Overlay<PastMessage>, reason: Refusal| {
+        let refuse = |past: &mut Past, o: &mut dyn Net<PastMessage>, reason: Refusal| {
             past.send(o, client, PastMessage::InsertFailed { file, nonce, node: own, reason });
         };
         if let Err(error) = self.check_cert(&cert, Past::max_k(o), self.config.max_file_size) {
@@ -483,7 +483,7 @@ impl Past {
     /// Aborts an insert at the root: every primary drops its replica, the client hears why.
     pub(crate) fn abort_insert(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         file: FileId,
         nonce: u64,
         node: Id,
@@ -500,7 +500,7 @@ impl Past {
 
     pub(crate) fn on_prepared(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         file: FileId,
         nonce: u64,
@@ -520,7 +520,7 @@ impl Past {
         self.on_diversion_prepared(o, from, file, nonce, result);
     }
 
-    pub(crate) fn on_ready(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId, nonce: u64) {
+    pub(crate) fn on_ready(&mut self, o: &mut dyn Net<PastMessage>, from: Id, file: FileId, nonce: u64) {
         if let Some(state) = self.coordination_state(file, nonce, from) {
             *state = PrimaryState::Ready;
             let all = self
@@ -542,7 +542,7 @@ impl Past {
         self.on_diverted_ready(o, from, file, nonce);
     }
 
-    pub(crate) fn on_progress(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId, nonce: u64) {
+    pub(crate) fn on_progress(&mut self, o: &mut dyn Net<PastMessage>, from: Id, file: FileId, nonce: u64) {
         let now = o.now();
         let (stall, commit) = (self.config.stall_timeout, self.config.commit_timeout);
         if let Some(c) =
@@ -565,7 +565,7 @@ impl Past {
 
     pub(crate) fn on_failed(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         file: FileId,
         nonce: u64,
@@ -579,7 +579,7 @@ impl Past {
         self.on_diverted_failed(o, from, file, nonce, node, reason);
     }
 
-    pub(crate) fn coordination_timer(&mut self, o: &mut Overlay<PastMessage>, file: FileId, nonce: u64) {
+    pub(crate) fn coordination_timer(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, nonce: u64) {
         let Some(c) = self.coordinations.get(&(file, nonce)) else {
             return;
         };
@@ -593,7 +593,7 @@ impl Past {
     }
 
     /// Aborts the inserts coordinated here whose primaries left the leaf set.
-    pub(crate) fn check_coordinations(&mut self, o: &mut Overlay<PastMessage>) {
+    pub(crate) fn check_coordinations(&mut self, o: &mut dyn Net<PastMessage>) {
         let failed: Vec<(FileId, u64, Id)> = self
             .coordinations
             .iter()
@@ -609,7 +609,7 @@ impl Past {
     /// A commit from the coordinator of a replica.
     pub(crate) fn on_commit(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         file: FileId,
         nonce: u64,
@@ -654,7 +654,7 @@ impl Past {
     }
 
     /// An abort from the coordinator of a replica.
-    pub(crate) fn on_abort(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId, nonce: u64) {
+    pub(crate) fn on_abort(&mut self, o: &mut dyn Net<PastMessage>, from: Id, file: FileId, nonce: u64) {
         let matches = self
             .holdings
             .get(&file)

@@ -24,8 +24,8 @@
 //! the file by each caching node, once.
 
 use crate::id::Id;
+use crate::net::Net;
 use crate::node::Forward;
-use crate::overlay::Overlay;
 use crate::past::certificate::{FileCertificate, MAX_FILE_SIZE};
 use crate::past::error::{LookupError, Refusal};
 use crate::past::file_id::{FileId, Hash};
@@ -67,13 +67,13 @@ pub(crate) struct LookupOp {
 }
 
 impl Past {
-    pub(crate) fn lookup(&mut self, o: &mut Overlay<PastMessage>, file: FileId, content: bool) -> OpId {
+    pub(crate) fn lookup(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, content: bool) -> OpId {
         self.start_lookup(o, file, content, Purpose::User)
     }
 
     pub(crate) fn start_lookup(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         file: FileId,
         content: bool,
         purpose: Purpose,
@@ -99,7 +99,7 @@ impl Past {
         OpId(id)
     }
 
-    fn route_lookup(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    fn route_lookup(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let request = self.fresh();
         let own = o.id();
         let deadline = o.now() + self.config.request_timeout;
@@ -122,7 +122,7 @@ impl Past {
     }
 
     /// Answers a lookup if this node holds the file (a replica, a cached copy or a pointer).
-    fn answer(&mut self, o: &mut Overlay<PastMessage>, request: &LookupRequest) -> bool {
+    fn answer(&mut self, o: &mut dyn Net<PastMessage>, request: &LookupRequest) -> bool {
         let own = o.id();
         if request.exclude.contains(&own) {
             return false;
@@ -152,7 +152,7 @@ impl Past {
     }
 
     /// A lookup passes through this node.
-    pub(crate) fn on_lookup_passing(&mut self, o: &mut Overlay<PastMessage>, request: &mut LookupRequest) -> Forward {
+    pub(crate) fn on_lookup_passing(&mut self, o: &mut dyn Net<PastMessage>, request: &mut LookupRequest) -> Forward {
         if self.answer(o, request) {
             return Forward::Stop;
         }
@@ -169,7 +169,7 @@ impl Past {
     }
 
     /// A lookup reached the node closest to the fileId.
-    pub(crate) fn on_lookup_delivered(&mut self, o: &mut Overlay<PastMessage>, request: LookupRequest) {
+    pub(crate) fn on_lookup_delivered(&mut self, o: &mut dyn Net<PastMessage>, request: LookupRequest) {
         if self.answer(o, &request) {
             return;
         }
@@ -182,7 +182,7 @@ impl Past {
     }
 
     /// Asks the next node in `remaining`, or tells the reader the file is not found.
-    pub(crate) fn pass_locate(&mut self, o: &mut Overlay<PastMessage>, lookup: LookupRequest, mut remaining: Vec<Id>) {
+    pub(crate) fn pass_locate(&mut self, o: &mut dyn Net<PastMessage>, lookup: LookupRequest, mut remaining: Vec<Id>) {
         if remaining.is_empty() {
             let message = PastMessage::NotFound { request: lookup.request, file: lookup.file };
             self.send(o, lookup.reader, message);
@@ -192,7 +192,7 @@ impl Past {
         self.send(o, next, PastMessage::Locate { lookup, remaining });
     }
 
-    pub(crate) fn on_locate(&mut self, o: &mut Overlay<PastMessage>, lookup: LookupRequest, remaining: Vec<Id>) {
+    pub(crate) fn on_locate(&mut self, o: &mut dyn Net<PastMessage>, lookup: LookupRequest, remaining: Vec<Id>) {
         if !self.answer(o, &lookup) {
             self.pass_locate(o, lookup, remaining);
         }
@@ -205,7 +205,7 @@ impl Past {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_found(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         _from: Id,
         request: u64,
         cert: FileCertificate,
@@ -249,7 +249,7 @@ impl Past {
         }
     }
 
-    pub(crate) fn on_not_found(&mut self, o: &mut Overlay<PastMessage>, request: u64, file: FileId) {
+    pub(crate) fn on_not_found(&mut self, o: &mut dyn Net<PastMessage>, request: u64, file: FileId) {
         let Some(id) = self.lookup_by_request(request) else {
             return;
         };
@@ -276,7 +276,7 @@ impl Past {
     }
 
     /// The reader has the whole content.
-    pub(crate) fn lookup_received(&mut self, o: &mut Overlay<PastMessage>, id: u64, holder: Id) {
+    pub(crate) fn lookup_received(&mut self, o: &mut dyn Net<PastMessage>, id: u64, holder: Id) {
         let Some(op) = self.lookups.get(&id) else {
             return;
         };
@@ -290,7 +290,7 @@ impl Past {
     /// The holder being read failed or served bad data: exclude it and try again.
     pub(crate) fn lookup_source_failed(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         id: u64,
         holder: Id,
         hashes: Vec<Hash>,
@@ -309,7 +309,7 @@ impl Past {
         self.retry_lookup(o, id, holder);
     }
 
-    fn retry_lookup(&mut self, o: &mut Overlay<PastMessage>, id: u64, holder: Id) {
+    fn retry_lookup(&mut self, o: &mut dyn Net<PastMessage>, id: u64, holder: Id) {
         let attempts = self.config.lookup_attempts;
         let Some(op) = self.lookups.get_mut(&id) else {
             return;
@@ -326,7 +326,7 @@ impl Past {
         self.route_lookup(o, id);
     }
 
-    pub(crate) fn lookup_timer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    pub(crate) fn lookup_timer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(op) = self.lookups.get(&id) else {
             return;
         };
@@ -343,7 +343,7 @@ impl Past {
         self.end_lookup(o, id, Err(error));
     }
 
-    fn end_lookup(&mut self, o: &mut Overlay<PastMessage>, id: u64, result: Result<Found, LookupError>) {
+    fn end_lookup(&mut self, o: &mut dyn Net<PastMessage>, id: u64, result: Result<Found, LookupError>) {
         let Some(op) = self.lookups.remove(&id) else {
             return;
         };
@@ -356,7 +356,7 @@ impl Past {
     // ----- caching -----
 
     /// A holder offers this node, which a lookup passed through, the file to cache.
-    pub(crate) fn on_cache_offer(&mut self, o: &mut Overlay<PastMessage>, cert: FileCertificate, holder: Id) {
+    pub(crate) fn on_cache_offer(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, holder: Id) {
         let file = cert.body.file;
         if !self.config.caching || self.holdings.contains_key(&file) {
             return;
@@ -401,7 +401,7 @@ impl Past {
     }
 
     /// A cached copy arrived whole and verified.
-    pub(crate) fn cache_received(&mut self, _o: &mut Overlay<PastMessage>, file: FileId, hashes: Vec<Hash>) {
+    pub(crate) fn cache_received(&mut self, _o: &mut dyn Net<PastMessage>, file: FileId, hashes: Vec<Hash>) {
         let Some(h) = self.holdings.get_mut(&file) else {
             return;
         };
@@ -420,7 +420,7 @@ impl Past {
         self.make_room();
     }
 
-    pub(crate) fn cache_failed(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+    pub(crate) fn cache_failed(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         if self.holdings.get(&file).is_some_and(|h| h.role == Role::Cached && h.pending.is_some()) {
             self.drop_holding(o, file, false);
         }

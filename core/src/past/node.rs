@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::id::Id;
+use crate::net::{Narrow, Net};
 use crate::node::{Application, Forward, Node};
-use crate::overlay::Overlay;
 use crate::past::cache::GreedyDualSize;
 use crate::past::certificate::{FileCertificate, ReclaimCertificate, ReclaimReceipt, StoreReceipt};
 use crate::past::config::PastConfig;
@@ -390,7 +390,7 @@ impl Past {
     }
 
     /// A fresh random 64-bit number (nonces, salts).
-    pub(crate) fn nonce(overlay: &mut Overlay<PastMessage>) -> u64 {
+    pub(crate) fn nonce(overlay: &mut dyn Net<PastMessage>) -> u64 {
         overlay.random()
     }
 
@@ -415,7 +415,7 @@ impl Past {
     }
 
     /// Sends a message, to this node itself through the local queue.
-    pub(crate) fn send(&mut self, overlay: &mut Overlay<PastMessage>, to: Id, message: PastMessage) {
+    pub(crate) fn send(&mut self, overlay: &mut dyn Net<PastMessage>, to: Id, message: PastMessage) {
         if to == overlay.id() {
             self.local.push_back(message);
         } else {
@@ -424,13 +424,13 @@ impl Past {
     }
 
     /// The largest replication factor the leaf set supports: l/2 + 1.
-    pub(crate) fn max_k(overlay: &Overlay<PastMessage>) -> u8 {
+    pub(crate) fn max_k(overlay: &dyn Net<PastMessage>) -> u8 {
         u8::try_from(overlay.config().leaf_set_size / 2 + 1).unwrap_or(u8::MAX)
     }
 
     /// The `k` nodes numerically closest to `key` that this node knows (its leaf set and
     /// itself), closest first.
-    pub(crate) fn closest(overlay: &Overlay<PastMessage>, key: Id, k: usize) -> Vec<Id> {
+    pub(crate) fn closest(overlay: &dyn Net<PastMessage>, key: Id, k: usize) -> Vec<Id> {
         let mut ids: Vec<Id> = overlay.state().leaf_set.ids().chain([overlay.id()]).collect();
         ids.sort_by_key(|&id| (key.ring_distance(id), id));
         ids.dedup();
@@ -439,7 +439,7 @@ impl Past {
     }
 
     /// Whether `id` is in this node's leaf set or is this node.
-    pub(crate) fn is_near(overlay: &Overlay<PastMessage>, id: Id) -> bool {
+    pub(crate) fn is_near(overlay: &dyn Net<PastMessage>, id: Id) -> bool {
         id == overlay.id() || overlay.state().leaf_set.contains(id)
     }
 
@@ -457,7 +457,7 @@ impl Past {
     }
 
     /// Handles every message this node sent itself.
-    pub(crate) fn flush_local(&mut self, overlay: &mut Overlay<PastMessage>) {
+    pub(crate) fn flush_local(&mut self, overlay: &mut dyn Net<PastMessage>) {
         let own = overlay.id();
         let mut budget = 100_000;
         while let Some(message) = self.local.pop_front() {
@@ -470,7 +470,7 @@ impl Past {
     }
 
     /// A direct message (or one this node sent itself).
-    pub(crate) fn on_message(&mut self, o: &mut Overlay<PastMessage>, from: Id, message: PastMessage) {
+    pub(crate) fn on_message(&mut self, o: &mut dyn Net<PastMessage>, from: Id, message: PastMessage) {
         if !message.within_bounds() {
             return;
         }
@@ -520,7 +520,7 @@ impl Past {
     /// The driver completed a storage request.
     pub fn handle_storage(
         &mut self,
-        overlay: &mut Overlay<PastMessage>,
+        overlay: &mut dyn Net<PastMessage>,
         id: StorageId,
         result: Result<StorageReply, StorageError>,
     ) {
@@ -539,7 +539,7 @@ impl Past {
     /// The driver completed a signing request.
     pub fn handle_signature(
         &mut self,
-        overlay: &mut Overlay<PastMessage>,
+        overlay: &mut dyn Net<PastMessage>,
         id: SignId,
         result: Result<Signature, SignError>,
     ) {
@@ -565,7 +565,7 @@ impl Past {
         self.flush_local(overlay);
     }
 
-    fn fire(&mut self, o: &mut Overlay<PastMessage>, timer: Timer) {
+    fn fire(&mut self, o: &mut dyn Net<PastMessage>, timer: Timer) {
         match timer {
             Timer::Maintenance => self.maintenance_timer(o),
             Timer::Audit => self.audit_timer(o),
@@ -583,7 +583,7 @@ impl Past {
 impl Application for Past {
     type Message = PastMessage;
 
-    fn deliver(&mut self, overlay: &mut Overlay<PastMessage>, _key: Id, message: PastMessage, _hops: u8) {
+    fn deliver(&mut self, overlay: &mut dyn Net<PastMessage>, _key: Id, message: PastMessage, _hops: u8) {
         if message.within_bounds() {
             match message {
                 PastMessage::Insert(request) => self.on_insert(overlay, request),
@@ -597,7 +597,7 @@ impl Application for Past {
 
     fn forward(
         &mut self,
-        overlay: &mut Overlay<PastMessage>,
+        overlay: &mut dyn Net<PastMessage>,
         _key: Id,
         message: &mut PastMessage,
         _next: Id,
@@ -610,17 +610,17 @@ impl Application for Past {
         forward
     }
 
-    fn receive(&mut self, overlay: &mut Overlay<PastMessage>, from: Id, message: PastMessage) {
+    fn receive(&mut self, overlay: &mut dyn Net<PastMessage>, from: Id, message: PastMessage) {
         self.on_message(overlay, from, message);
         self.flush_local(overlay);
     }
 
-    fn send_failed(&mut self, overlay: &mut Overlay<PastMessage>, to: Id, message: PastMessage) {
+    fn send_failed(&mut self, overlay: &mut dyn Net<PastMessage>, to: Id, message: PastMessage) {
         self.on_send_failed(overlay, to, message);
         self.flush_local(overlay);
     }
 
-    fn leaf_set_changed(&mut self, overlay: &mut Overlay<PastMessage>) {
+    fn leaf_set_changed(&mut self, overlay: &mut dyn Net<PastMessage>) {
         self.on_leaf_set_changed(overlay);
         self.flush_local(overlay);
     }
@@ -629,7 +629,7 @@ impl Application for Past {
         self.timers.first().map(|&(at, _)| at)
     }
 
-    fn timeout(&mut self, overlay: &mut Overlay<PastMessage>) {
+    fn timeout(&mut self, overlay: &mut dyn Net<PastMessage>) {
         let now = overlay.now();
         while let Some(&(at, timer)) = self.timers.first() {
             if at > now {
@@ -647,15 +647,17 @@ fn message_ok(request: &crate::past::messages::LookupRequest) -> bool {
         && request.cache_at.len() <= crate::past::messages::MAX_NODES
 }
 
-/// An application hosting [`Past`]: `Past` itself, or a wrapper that completes storage and
-/// signing requests at once ([`SyncPast`](super::SyncPast)).
-pub trait PastHost: Application<Message = PastMessage> {
+/// An application hosting [`Past`]: `Past` itself, a wrapper that completes storage and
+/// signing requests at once ([`SyncPast`](super::SyncPast)), or a larger application
+/// whose messages wrap PAST's (the commands on [`Node`] then see it through
+/// [`Narrow`]).
+pub trait PastHost: Application<Message: From<PastMessage>> {
     /// The PAST state.
     fn past(&self) -> &Past;
     /// The PAST state, mutably.
     fn past_mut(&mut self) -> &mut Past;
     /// Completes what the host can complete at once; called after every command.
-    fn pump(&mut self, overlay: &mut Overlay<PastMessage>) {
+    fn pump(&mut self, overlay: &mut dyn Net<PastMessage>) {
         let _ = overlay;
     }
 }
@@ -687,12 +689,13 @@ pub struct InsertRequestSpec {
 }
 
 impl<A: PastHost> Node<A> {
-    fn with_past<R>(&mut self, now: Time, f: impl FnOnce(&mut Past, &mut Overlay<PastMessage>) -> R) -> R {
+    fn with_past<R>(&mut self, now: Time, f: impl FnOnce(&mut Past, &mut dyn Net<PastMessage>) -> R) -> R {
         let (overlay, app) = self.parts_mut();
         overlay.now = now;
-        let result = f(app.past_mut(), overlay);
-        app.past_mut().flush_local(overlay);
-        app.pump(overlay);
+        let mut net = Narrow(overlay);
+        let result = f(app.past_mut(), &mut net);
+        app.past_mut().flush_local(&mut net);
+        app.pump(&mut net);
         self.dispatch();
         result
     }

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::id::Id;
-use crate::overlay::Overlay;
+use crate::net::Net;
 use crate::past::certificate::{
     FileCertificate, ReclaimCertificate, ReclaimCertificateBody, ReclaimReceipt, ReclaimReceiptBody, Signed,
     SignedBody, check_node_signed,
@@ -50,7 +50,7 @@ pub(crate) struct ReclaimOp {
 impl Past {
     pub(crate) fn reclaim(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         file: FileId,
         signer: PublicKey,
         issued: u64,
@@ -66,14 +66,14 @@ impl Past {
     }
 
     /// Reclaims a partially inserted file (some receipts came, not all).
-    pub(crate) fn compensate(&mut self, o: &mut Overlay<PastMessage>, cert: FileCertificate, issued: u64) {
+    pub(crate) fn compensate(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, issued: u64) {
         let id = self.new_reclaim(o, cert.body.file, cert.body.owner, issued, true);
         self.sign_reclaim(o, id, &cert);
     }
 
     fn new_reclaim(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         file: FileId,
         signer: PublicKey,
         issued: u64,
@@ -104,7 +104,7 @@ impl Past {
     /// The certificate lookup of a reclaim ended.
     pub(crate) fn reclaim_cert_found(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         id: u64,
         result: Result<FileCertificate, LookupError>,
     ) {
@@ -115,7 +115,7 @@ impl Past {
         }
     }
 
-    fn sign_reclaim(&mut self, o: &mut Overlay<PastMessage>, id: u64, cert: &FileCertificate) {
+    fn sign_reclaim(&mut self, o: &mut dyn Net<PastMessage>, id: u64, cert: &FileCertificate) {
         let nonce = Past::nonce(o);
         let Some(op) = self.reclaims.get_mut(&id) else {
             return;
@@ -130,7 +130,7 @@ impl Past {
 
     pub(crate) fn on_reclaim_signed(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         id: u64,
         body: ReclaimCertificateBody,
         result: Result<Signature, SignError>,
@@ -149,7 +149,7 @@ impl Past {
     /// Sends a reclaim certificate signed elsewhere.
     pub(crate) fn reclaim_with(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         certificate: ReclaimCertificate,
         silent: bool,
     ) -> OpId {
@@ -165,7 +165,7 @@ impl Past {
         OpId(id)
     }
 
-    fn send_reclaim(&mut self, o: &mut Overlay<PastMessage>, id: u64, certificate: ReclaimCertificate) {
+    fn send_reclaim(&mut self, o: &mut dyn Net<PastMessage>, id: u64, certificate: ReclaimCertificate) {
         let request = self.fresh();
         let own = o.id();
         let Some(op) = self.reclaims.get_mut(&id) else {
@@ -179,7 +179,7 @@ impl Past {
     }
 
     /// The reclaim reached the root: ask every node that may hold the file.
-    pub(crate) fn on_reclaim(&mut self, o: &mut Overlay<PastMessage>, request: ReclaimRequest) {
+    pub(crate) fn on_reclaim(&mut self, o: &mut dyn Net<PastMessage>, request: ReclaimRequest) {
         let file = request.certificate.body.file;
         let k = self.holdings.get(&file).map_or(Past::max_k(o), |h| h.cert.body.k);
         let targets = Past::closest(o, file.key(), usize::from(k));
@@ -191,12 +191,12 @@ impl Past {
     }
 
     /// A node asked to free a file.
-    pub(crate) fn on_reclaim_holder(&mut self, o: &mut Overlay<PastMessage>, from: Id, request: ReclaimRequest) {
+    pub(crate) fn on_reclaim_holder(&mut self, o: &mut dyn Net<PastMessage>, from: Id, request: ReclaimRequest) {
         let own = o.id();
         let ReclaimRequest { certificate, client, request } = request;
         let file = certificate.body.file;
         let digest = certificate.digest();
-        let reject = |past: &mut Past, o: &mut Overlay<PastMessage>, reason: Refusal| {
+        let reject = |past: &mut Past, o: &mut dyn Net<PastMessage>, reason: Refusal| {
             past.send(o, client, PastMessage::ReclaimRejected { request, node: own, reason });
         };
         if self.tombstones.contains(&digest) {
@@ -240,7 +240,7 @@ impl Past {
         self.reclaims.iter().find_map(|(&id, op)| (op.request == request && op.certificate.is_some()).then_some(id))
     }
 
-    pub(crate) fn on_reclaim_ack(&mut self, o: &mut Overlay<PastMessage>, request: u64, holders: u8) {
+    pub(crate) fn on_reclaim_ack(&mut self, o: &mut dyn Net<PastMessage>, request: u64, holders: u8) {
         if let Some(id) = self.reclaim_by_request(request) {
             if let Some(op) = self.reclaims.get_mut(&id) {
                 op.expected = Some(holders);
@@ -249,7 +249,7 @@ impl Past {
         }
     }
 
-    pub(crate) fn on_reclaim_receipt(&mut self, o: &mut Overlay<PastMessage>, request: u64, receipt: ReclaimReceipt) {
+    pub(crate) fn on_reclaim_receipt(&mut self, o: &mut dyn Net<PastMessage>, request: u64, receipt: ReclaimReceipt) {
         let Some(id) = self.reclaim_by_request(request) else {
             return;
         };
@@ -275,7 +275,7 @@ impl Past {
 
     pub(crate) fn on_reclaim_rejected(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         request: u64,
         node: Id,
         reason: Refusal,
@@ -291,7 +291,7 @@ impl Past {
         self.check_reclaim(o, id);
     }
 
-    fn check_reclaim(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    fn check_reclaim(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(op) = self.reclaims.get(&id) else {
             return;
         };
@@ -322,7 +322,7 @@ impl Past {
         Err(ReclaimError::NotFound { file: op.file })
     }
 
-    pub(crate) fn reclaim_timer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    pub(crate) fn reclaim_timer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(op) = self.reclaims.get(&id) else {
             return;
         };
@@ -339,7 +339,7 @@ impl Past {
         self.end_reclaim(o, id, result);
     }
 
-    fn end_reclaim(&mut self, _o: &mut Overlay<PastMessage>, id: u64, result: Result<Reclaimed, ReclaimError>) {
+    fn end_reclaim(&mut self, _o: &mut dyn Net<PastMessage>, id: u64, result: Result<Reclaimed, ReclaimError>) {
         let Some(op) = self.reclaims.remove(&id) else {
             return;
         };

@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::id::Id;
-use crate::overlay::Overlay;
+use crate::net::Net;
 use crate::past::certificate::FileCertificate;
 use crate::past::error::Refusal;
 use crate::past::file_id::{FileId, Hash};
@@ -120,7 +120,7 @@ pub(crate) fn accepts(size: u64, free: u64, t: f64) -> bool {
 impl Past {
     /// Asked to hold a replica (by the root of an insert, by a diverting primary, or by
     /// this node's own maintenance).
-    pub(crate) fn on_prepare(&mut self, o: &mut Overlay<PastMessage>, from: Id, prepare: Prepare) {
+    pub(crate) fn on_prepare(&mut self, o: &mut dyn Net<PastMessage>, from: Id, prepare: Prepare) {
         if prepare.coordinator != from {
             return;
         }
@@ -150,7 +150,7 @@ impl Past {
     }
 
     /// Accepts a replica under t_pri (t_div when diverted), or diverts it, or refuses.
-    pub(crate) fn place(&mut self, o: &mut Overlay<PastMessage>, prepare: Prepare, coordinator: Option<Id>) {
+    pub(crate) fn place(&mut self, o: &mut dyn Net<PastMessage>, prepare: Prepare, coordinator: Option<Id>) {
         let own = o.id();
         let file = prepare.certificate.body.file;
         let size = prepare.certificate.body.size;
@@ -243,7 +243,7 @@ impl Past {
 
     pub(crate) fn on_space_reply(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         query: u64,
         reply: Option<(u64, bool)>,
@@ -262,14 +262,14 @@ impl Past {
         }
     }
 
-    pub(crate) fn query_timer(&mut self, o: &mut Overlay<PastMessage>, query: u64) {
+    pub(crate) fn query_timer(&mut self, o: &mut dyn Net<PastMessage>, query: u64) {
         if self.queries.get(&query).is_some_and(|q| q.deadline <= o.now()) {
             self.conclude_query(o, query);
         }
     }
 
     /// The space query is over: divert to the leaf with the most free space, or refuse.
-    fn conclude_query(&mut self, o: &mut Overlay<PastMessage>, query: u64) {
+    fn conclude_query(&mut self, o: &mut dyn Net<PastMessage>, query: u64) {
         let Some(q) = self.queries.remove(&query) else {
             return;
         };
@@ -293,7 +293,7 @@ impl Past {
     }
 
     /// Asks `target` to hold the diverted replica of a pending file.
-    fn divert_to(&mut self, o: &mut Overlay<PastMessage>, file: FileId, target: Id) {
+    fn divert_to(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, target: Id) {
         let own = o.id();
         let Some(h) = self.holdings.get_mut(&file) else {
             return;
@@ -317,7 +317,7 @@ impl Past {
     }
 
     /// A pending replica cannot be held: tell the coordinator and forget it.
-    fn refuse_pending(&mut self, o: &mut Overlay<PastMessage>, file: FileId, reason: Refusal) {
+    fn refuse_pending(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, reason: Refusal) {
         let Some(p) = self.holdings.get(&file).and_then(|h| h.pending.clone()) else {
             return;
         };
@@ -338,7 +338,7 @@ impl Past {
     /// The node a primary diverted to answered its prepare.
     pub(crate) fn on_diversion_prepared(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         file: FileId,
         nonce: u64,
@@ -373,7 +373,7 @@ impl Past {
     }
 
     /// The diverted replica has its content.
-    pub(crate) fn on_diverted_ready(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId, nonce: u64) {
+    pub(crate) fn on_diverted_ready(&mut self, o: &mut dyn Net<PastMessage>, from: Id, file: FileId, nonce: u64) {
         if !self.diverted_pending(from, file, nonce) {
             return;
         }
@@ -382,7 +382,7 @@ impl Past {
 
     pub(crate) fn on_diverted_failed(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         file: FileId,
         nonce: u64,
@@ -400,7 +400,7 @@ impl Past {
     }
 
     /// Progress of a pending replica, from its diverted replica or from the coordinator.
-    pub(crate) fn pending_progress(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId, nonce: u64) {
+    pub(crate) fn pending_progress(&mut self, o: &mut dyn Net<PastMessage>, from: Id, file: FileId, nonce: u64) {
         let now = o.now();
         let (stall, commit) = (self.config.stall_timeout, self.config.commit_timeout);
         let Some(h) = self.holdings.get_mut(&file) else {
@@ -423,7 +423,7 @@ impl Past {
     }
 
     /// Chunks of a pending replica arrived.
-    pub(crate) fn replica_progress(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+    pub(crate) fn replica_progress(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         let now = o.now();
         let stall = self.config.stall_timeout;
         let Some(p) = self.holdings.get_mut(&file).and_then(|h| h.pending.as_mut()) else {
@@ -442,7 +442,7 @@ impl Past {
     /// The whole content of a replica arrived and matched its certificate.
     pub(crate) fn replica_received(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         file: FileId,
         hashes: Vec<Hash>,
         bytes: u64,
@@ -458,7 +458,7 @@ impl Past {
 
     /// A pending replica (or pointer) is ready: report to the coordinator, or commit when
     /// this node decides alone.
-    fn pending_ready(&mut self, o: &mut Overlay<PastMessage>, file: FileId, bytes: u64) {
+    fn pending_ready(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, bytes: u64) {
         let now = o.now();
         let commit = self.config.commit_timeout;
         let Some(h) = self.holdings.get_mut(&file) else {
@@ -480,7 +480,7 @@ impl Past {
     }
 
     /// Commits a replica fetched by maintenance, and tells the k closest.
-    fn commit_alone(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+    fn commit_alone(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         let own = o.id();
         let Some(h) = self.holdings.get_mut(&file) else {
             return;
@@ -509,7 +509,7 @@ impl Past {
     }
 
     /// A pending replica's transfer failed.
-    pub(crate) fn replica_failed(&mut self, o: &mut Overlay<PastMessage>, file: FileId, reason: Refusal) {
+    pub(crate) fn replica_failed(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, reason: Refusal) {
         let own = o.id();
         let Some(p) = self.holdings.get(&file).and_then(|h| h.pending.clone()) else {
             return;
@@ -520,7 +520,7 @@ impl Past {
         self.drop_holding(o, file, true);
     }
 
-    pub(crate) fn pending_timer(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+    pub(crate) fn pending_timer(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         let Some(p) = self.holdings.get(&file).and_then(|h| h.pending.clone()) else {
             return;
         };
@@ -539,7 +539,7 @@ impl Past {
 
     /// Forgets a file held here, freeing its space; with `tell`, a pending pointer's diverted
     /// replica is aborted too.
-    pub(crate) fn drop_holding(&mut self, o: &mut Overlay<PastMessage>, file: FileId, tell: bool) {
+    pub(crate) fn drop_holding(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, tell: bool) {
         let Some(h) = self.holdings.remove(&file) else {
             return;
         };
@@ -575,7 +575,7 @@ impl Past {
 
     // ----- maintenance -----
 
-    pub(crate) fn on_leaf_set_changed(&mut self, o: &mut Overlay<PastMessage>) {
+    pub(crate) fn on_leaf_set_changed(&mut self, o: &mut dyn Net<PastMessage>) {
         self.check_coordinations(o);
         if self.maintenance_at.is_none() {
             let at = o.now() + self.config.maintenance_delay;
@@ -591,12 +591,12 @@ impl Past {
         }
     }
 
-    pub(crate) fn maintenance_timer(&mut self, o: &mut Overlay<PastMessage>) {
+    pub(crate) fn maintenance_timer(&mut self, o: &mut dyn Net<PastMessage>) {
         self.maintenance_at = None;
         self.maintain(o);
     }
 
-    pub(crate) fn audit_timer(&mut self, o: &mut Overlay<PastMessage>) {
+    pub(crate) fn audit_timer(&mut self, o: &mut dyn Net<PastMessage>) {
         let own = o.id();
         for h in self.holdings.values_mut() {
             h.holders = vec![own];
@@ -609,7 +609,7 @@ impl Past {
     }
 
     /// Makes sure the k closest live nodes hold each file this node is responsible for.
-    pub(crate) fn maintain(&mut self, o: &mut Overlay<PastMessage>) {
+    pub(crate) fn maintain(&mut self, o: &mut dyn Net<PastMessage>) {
         let own = o.id();
         let leaves: BTreeSet<Id> = o.state().leaf_set.ids().collect();
         let mut leaf_ids: Vec<Id> = leaves.iter().copied().chain([own]).collect();
@@ -671,7 +671,7 @@ impl Past {
 
     /// This node is no longer among the k closest and all of them hold the file: keep it
     /// as a cached copy, or drop it.
-    fn release_replica(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+    fn release_replica(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         let Some(h) = self.holdings.get(&file) else {
             return;
         };
@@ -686,7 +686,7 @@ impl Past {
     }
 
     /// Turns a replica into a cached copy (or drops it when caching is off).
-    fn demote_to_cache(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+    fn demote_to_cache(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         if !self.config.caching {
             self.drop_holding(o, file, false);
             return;
@@ -708,7 +708,7 @@ impl Past {
 
     /// The diverted replica of a pointer vanished: fetch the file again from another
     /// holder (storing or diverting it anew).
-    fn rehome(&mut self, o: &mut Overlay<PastMessage>, file: FileId) {
+    fn rehome(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         let own = o.id();
         let Some(h) = self.holdings.get(&file) else {
             return;
@@ -726,7 +726,7 @@ impl Past {
     }
 
     /// Starts holding a replica fetched from `source` (maintenance).
-    fn fetch_replica(&mut self, o: &mut Overlay<PastMessage>, cert: FileCertificate, source: Id) {
+    fn fetch_replica(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, source: Id) {
         let own = o.id();
         let file = cert.body.file;
         let k = usize::from(cert.body.k);
@@ -745,7 +745,7 @@ impl Past {
     }
 
     /// Replica maintenance: `from` says this node should hold these files.
-    pub(crate) fn on_replicate(&mut self, o: &mut Overlay<PastMessage>, from: Id, files: Vec<(FileCertificate, Id)>) {
+    pub(crate) fn on_replicate(&mut self, o: &mut dyn Net<PastMessage>, from: Id, files: Vec<(FileCertificate, Id)>) {
         let mut held = Vec::new();
         for (cert, source) in files {
             let file = cert.body.file;
@@ -784,7 +784,7 @@ impl Past {
     }
 
     /// `from` holds these files.
-    pub(crate) fn on_holding(&mut self, o: &mut Overlay<PastMessage>, from: Id, files: Vec<FileId>) {
+    pub(crate) fn on_holding(&mut self, o: &mut dyn Net<PastMessage>, from: Id, files: Vec<FileId>) {
         let own = o.id();
         let mut recheck = false;
         for file in files {
@@ -806,7 +806,7 @@ impl Past {
     }
 
     /// The primary of a diverted replica no longer needs it.
-    pub(crate) fn on_release(&mut self, o: &mut Overlay<PastMessage>, from: Id, file: FileId) {
+    pub(crate) fn on_release(&mut self, o: &mut dyn Net<PastMessage>, from: Id, file: FileId) {
         let ok =
             self.holdings.get(&file).is_some_and(|h| h.pending.is_none() && h.role == Role::Diverted { primary: from });
         if ok {
@@ -815,7 +815,7 @@ impl Past {
     }
 
     /// A message could not be sent.
-    pub(crate) fn on_send_failed(&mut self, o: &mut Overlay<PastMessage>, to: Id, message: PastMessage) {
+    pub(crate) fn on_send_failed(&mut self, o: &mut dyn Net<PastMessage>, to: Id, message: PastMessage) {
         let own = o.id();
         match message {
             PastMessage::Prepare(p) => {

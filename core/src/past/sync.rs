@@ -1,8 +1,8 @@
 //! A host that completes storage and signing requests at once.
 
 use crate::id::Id;
+use crate::net::Net;
 use crate::node::{Application, Forward};
-use crate::overlay::Overlay;
 use crate::past::crypto::Signer;
 use crate::past::messages::PastMessage;
 use crate::past::node::{Past, PastHost};
@@ -29,7 +29,7 @@ impl<S: Storage, K: Signer> SyncPast<S, K> {
     }
 
     /// Completes every storage and signing request.
-    pub fn complete(&mut self, overlay: &mut Overlay<PastMessage>) {
+    pub fn complete(&mut self, overlay: &mut dyn Net<PastMessage>) {
         loop {
             if let Some(request) = self.past.poll_storage() {
                 let result = self.store.perform(request.op);
@@ -47,28 +47,28 @@ impl<S: Storage, K: Signer> SyncPast<S, K> {
 impl<S: Storage, K: Signer> Application for SyncPast<S, K> {
     type Message = PastMessage;
 
-    fn deliver(&mut self, overlay: &mut Overlay<PastMessage>, key: Id, message: PastMessage, hops: u8) {
+    fn deliver(&mut self, overlay: &mut dyn Net<PastMessage>, key: Id, message: PastMessage, hops: u8) {
         self.past.deliver(overlay, key, message, hops);
         self.complete(overlay);
     }
 
-    fn forward(&mut self, overlay: &mut Overlay<PastMessage>, key: Id, message: &mut PastMessage, next: Id) -> Forward {
+    fn forward(&mut self, overlay: &mut dyn Net<PastMessage>, key: Id, message: &mut PastMessage, next: Id) -> Forward {
         let forward = self.past.forward(overlay, key, message, next);
         self.complete(overlay);
         forward
     }
 
-    fn receive(&mut self, overlay: &mut Overlay<PastMessage>, from: Id, message: PastMessage) {
+    fn receive(&mut self, overlay: &mut dyn Net<PastMessage>, from: Id, message: PastMessage) {
         self.past.receive(overlay, from, message);
         self.complete(overlay);
     }
 
-    fn send_failed(&mut self, overlay: &mut Overlay<PastMessage>, to: Id, message: PastMessage) {
+    fn send_failed(&mut self, overlay: &mut dyn Net<PastMessage>, to: Id, message: PastMessage) {
         self.past.send_failed(overlay, to, message);
         self.complete(overlay);
     }
 
-    fn leaf_set_changed(&mut self, overlay: &mut Overlay<PastMessage>) {
+    fn leaf_set_changed(&mut self, overlay: &mut dyn Net<PastMessage>) {
         self.past.leaf_set_changed(overlay);
         self.complete(overlay);
     }
@@ -77,7 +77,7 @@ impl<S: Storage, K: Signer> Application for SyncPast<S, K> {
         self.past.poll_timeout()
     }
 
-    fn timeout(&mut self, overlay: &mut Overlay<PastMessage>) {
+    fn timeout(&mut self, overlay: &mut dyn Net<PastMessage>) {
         self.past.timeout(overlay);
         self.complete(overlay);
     }
@@ -90,7 +90,7 @@ impl<S: Storage, K: Signer> PastHost for SyncPast<S, K> {
     fn past_mut(&mut self) -> &mut Past {
         &mut self.past
     }
-    fn pump(&mut self, overlay: &mut Overlay<PastMessage>) {
+    fn pump(&mut self, overlay: &mut dyn Net<PastMessage>) {
         self.complete(overlay);
     }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use sha1::{Digest, Sha1};
 
 use crate::id::Id;
-use crate::overlay::Overlay;
+use crate::net::Net;
 use crate::past::certificate::{
     FileCertificate, HASHES_PER_PIECE, chunk_count, chunk_len, chunk_list_digest, piece_count, sha1,
 };
@@ -69,7 +69,7 @@ impl Past {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_transfer(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         peer: Id,
         source: Source,
         cert: &FileCertificate,
@@ -113,7 +113,7 @@ impl Past {
     }
 
     /// Requests chunks while the window allows; finishes a complete transfer.
-    fn pump_transfer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    fn pump_transfer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let window = self.config.window.max(1);
         let Some(t) = self.transfers.get_mut(&id) else {
             return;
@@ -138,7 +138,7 @@ impl Past {
 
     pub(crate) fn on_hash_reply(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         id: u64,
         piece: u32,
@@ -169,7 +169,7 @@ impl Past {
         self.pump_transfer(o, id);
     }
 
-    pub(crate) fn on_chunk(&mut self, o: &mut Overlay<PastMessage>, from: Id, id: u64, index: u32, data: Vec<u8>) {
+    pub(crate) fn on_chunk(&mut self, o: &mut dyn Net<PastMessage>, from: Id, id: u64, index: u32, data: Vec<u8>) {
         let now = o.now();
         let Some(t) = self.transfers.get_mut(&id) else {
             return;
@@ -225,7 +225,7 @@ impl Past {
         self.pump_transfer(o, id);
     }
 
-    pub(crate) fn on_transfer_written(&mut self, o: &mut Overlay<PastMessage>, id: u64, ok: bool) {
+    pub(crate) fn on_transfer_written(&mut self, o: &mut dyn Net<PastMessage>, id: u64, ok: bool) {
         let Some(t) = self.transfers.get_mut(&id) else {
             return;
         };
@@ -237,7 +237,7 @@ impl Past {
         self.pump_transfer(o, id);
     }
 
-    pub(crate) fn on_transfer_refused(&mut self, o: &mut Overlay<PastMessage>, from: Id, id: u64, reason: Refusal) {
+    pub(crate) fn on_transfer_refused(&mut self, o: &mut dyn Net<PastMessage>, from: Id, id: u64, reason: Refusal) {
         let Some(t) = self.transfers.get_mut(&id).filter(|t| t.peer == from) else {
             return;
         };
@@ -267,7 +267,7 @@ impl Past {
         self.fail_transfer(o, id, reason);
     }
 
-    pub(crate) fn transfer_timer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    pub(crate) fn transfer_timer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(t) = self.transfers.get(&id) else {
             return;
         };
@@ -280,13 +280,13 @@ impl Past {
     }
 
     /// A request of a transfer could not be sent: its peer is gone.
-    pub(crate) fn transfer_unreachable(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    pub(crate) fn transfer_unreachable(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         if let Some(peer) = self.transfers.get(&id).map(|t| t.peer) {
             self.fail_transfer(o, id, Refusal::Unreachable { node: peer });
         }
     }
 
-    fn finish_transfer(&mut self, o: &mut Overlay<PastMessage>, id: u64) {
+    fn finish_transfer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(t) = self.transfers.remove(&id) else {
             return;
         };
@@ -297,7 +297,7 @@ impl Past {
         }
     }
 
-    pub(crate) fn fail_transfer(&mut self, o: &mut Overlay<PastMessage>, id: u64, reason: Refusal) {
+    pub(crate) fn fail_transfer(&mut self, o: &mut dyn Net<PastMessage>, id: u64, reason: Refusal) {
         let Some(t) = self.transfers.remove(&id) else {
             return;
         };
@@ -345,7 +345,7 @@ impl Past {
 
     pub(crate) fn serve_hashes(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         transfer: u64,
         source: Source,
@@ -372,7 +372,7 @@ impl Past {
 
     pub(crate) fn serve_chunk(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         from: Id,
         transfer: u64,
         source: Source,
@@ -396,7 +396,7 @@ impl Past {
 
     pub(crate) fn on_served(
         &mut self,
-        o: &mut Overlay<PastMessage>,
+        o: &mut dyn Net<PastMessage>,
         to: Id,
         transfer: u64,
         index: u32,
