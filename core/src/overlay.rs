@@ -302,12 +302,11 @@ impl<M> Overlay<M> {
     pub(crate) fn recheck_failed(&mut self, id: Id) {
         let now = self.now;
         let wait = self.config.probe_timeout + self.config.keepalive_interval.unwrap_or_default();
-        let mut leaf_set = self.state.leaf_set.clone();
-        let Some(entry) = self.failed.iter_mut().find(|(f, _, last)| *f == id && *last + wait <= now) else {
+        let Some(at) = self.failed.iter().position(|&(f, _, last)| f == id && last + wait <= now) else {
             return;
         };
-        if leaf_set.insert(id) {
-            entry.2 = now;
+        if self.state.leaf_set.clone().insert(id) {
+            self.failed[at].2 = now;
             self.probe(id);
         }
     }
