@@ -293,7 +293,7 @@ impl Driver {
                 let Some(pc) = self.conns.get(&conn).map(Peer::handle) else { return };
                 let tx = self.inputs.clone();
                 spawn_local(async move {
-                    let rtt = crate::transport::selected_rtt(pc).await;
+                    let rtt = Peer::selected_rtt(pc).await;
                     let _ = tx.push(Input::Rtt { conn, rtt });
                 });
             }

@@ -227,6 +227,29 @@ impl Peer {
         Ok(())
     }
 
+    /// The round-trip time of the connection's selected candidate pair (`getStats`:
+    /// `currentRoundTripTime` of the pair the transport names), or `None` when the statistics
+    /// have none yet.
+    pub(crate) async fn selected_rtt(pc: RtcPeerConnection) -> Option<std::time::Duration> {
+        let report = JsFuture::from(pc.get_stats()).await.ok()?;
+        let field = |stats: &JsValue, name: &str| Reflect::get(stats, &JsValue::from_str(name)).ok();
+        let text = |stats: &JsValue, name: &str| field(stats, name).and_then(|v| v.as_string());
+        let mut all = Vec::new();
+        for entry in js_sys::try_iter(&report).ok()??.flatten() {
+            all.push(Reflect::get(&entry, &JsValue::from(1)).ok()?);
+        }
+        let selected = all.iter().find_map(|s| text(s, "selectedCandidatePairId"));
+        let pair = all.iter().find(|s| {
+            text(s, "type").as_deref() == Some("candidate-pair")
+                && match &selected {
+                    Some(id) => text(s, "id").as_ref() == Some(id),
+                    None => field(s, "nominated").is_some_and(|n| n.is_truthy()),
+                }
+        })?;
+        let seconds = field(pair, "currentRoundTripTime")?.as_f64()?;
+        (seconds.is_finite() && seconds >= 0.0).then(|| std::time::Duration::from_secs_f64(seconds))
+    }
+
     /// Adds a candidate the peer trickled (a native node trickles through the server).
     pub(crate) async fn add_candidate(
         pc: RtcPeerConnection,
@@ -319,29 +342,6 @@ impl Drop for Peer {
         self.pc.set_ondatachannel(None);
         self.pc.close();
     }
-}
-
-/// The round-trip time of the connection's selected candidate pair (`getStats`:
-/// `currentRoundTripTime` of the pair the transport names), or `None` when the statistics
-/// have none yet.
-pub(crate) async fn selected_rtt(pc: RtcPeerConnection) -> Option<std::time::Duration> {
-    let report = JsFuture::from(pc.get_stats()).await.ok()?;
-    let field = |stats: &JsValue, name: &str| Reflect::get(stats, &JsValue::from_str(name)).ok();
-    let text = |stats: &JsValue, name: &str| field(stats, name).and_then(|v| v.as_string());
-    let mut all = Vec::new();
-    for entry in js_sys::try_iter(&report).ok()??.flatten() {
-        all.push(Reflect::get(&entry, &JsValue::from(1)).ok()?);
-    }
-    let selected = all.iter().find_map(|s| text(s, "selectedCandidatePairId"));
-    let pair = all.iter().find(|s| {
-        text(s, "type").as_deref() == Some("candidate-pair")
-            && match &selected {
-                Some(id) => text(s, "id").as_ref() == Some(id),
-                None => field(s, "nominated").is_some_and(|n| n.is_truthy()),
-            }
-    })?;
-    let seconds = field(pair, "currentRoundTripTime")?.as_f64()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| std::time::Duration::from_secs_f64(seconds))
 }
 
 /// Waits until ICE gathering completes (at most [`GATHERING_TIMEOUT_MS`]), then returns the
