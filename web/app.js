@@ -115,6 +115,9 @@ function options() {
     digitBits: num("bits"),
     maxConnections: num("maxconn"),
     connectTimeoutMs: num("connect"),
+    capacityBytes: num("capacity"),
+    maxFileBytes: num("maxfile"),
+    quotaBytes: num("quota"),
     // "relay" gathers only TURN candidates: with no TURN server configured no connection
     // can open (how a network that needs one behaves; used by a test).
     iceTransportPolicy: q.get("icepolicy") ?? undefined,

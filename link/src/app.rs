@@ -8,11 +8,11 @@
 //!   for a node's first contact.
 //! - [`AppMessage::Payload`]: bytes routed to a key and handed to the page at the node
 //!   numerically closest to it (demos and tests).
-//!
-//! PAST's messages (`past_core::past::PastMessage`) become one more variant when the
-//! storage layer moves into the browser.
+//! - [`AppMessage::Past`]: the PAST storage layer's messages (inserts, lookups, reclaims,
+//!   replica maintenance, and the chunk pulls that travel straight between two nodes).
 
 use past_core::Id;
+use past_core::past::PastMessage;
 use serde::{Deserialize, Serialize};
 
 /// Longest SDP carried through the overlay.
@@ -29,6 +29,14 @@ pub enum AppMessage {
     Signal(OverlaySignal),
     /// A payload for whoever is responsible for the key.
     Payload(Payload),
+    /// A PAST message (boxed: some carry a certificate or a chunk).
+    Past(Box<PastMessage>),
+}
+
+impl From<PastMessage> for AppMessage {
+    fn from(message: PastMessage) -> Self {
+        AppMessage::Past(Box::new(message))
+    }
 }
 
 /// One step of setting up a connection between `from` and `to` through the overlay.
@@ -85,6 +93,7 @@ impl AppMessage {
                 SignalKind::Reject { reason } => reason.len() <= 1024,
             },
             AppMessage::Payload(payload) => payload.data.len() <= MAX_PAYLOAD_BYTES,
+            AppMessage::Past(message) => message.within_bounds(),
         }
     }
 }

@@ -6,8 +6,7 @@
 //! - [`frame`]: one header byte (auth, Pastry, chunk) before every data channel message,
 //!   chunking of frames over [`frame::MAX_MESSAGE_BYTES`] and their bounded reassembly.
 //! - [`app`]: the application messages the drivers route through the Pastry overlay
-//!   (connection signaling through the overlay, payloads for demos and tests), the place
-//!   where PAST's messages join later.
+//!   (connection signaling through the overlay, payloads for demos and tests, PAST).
 //! - [`manager`]: the peer manager, a sans-IO state machine that decides which connections
 //!   exist (signaling, glare, handshake, queues, eviction, the connection budget and the
 //!   limits that keep hearsay and unreachable peers from spending it).
@@ -24,11 +23,15 @@
 pub mod app;
 pub mod auth;
 pub mod frame;
+pub mod host;
 pub mod manager;
+pub mod seal;
+pub mod share;
 pub mod stack;
 
 pub use app::{AppMessage, OverlaySignal, Payload, SignalKind};
 pub use auth::{AuthError, AuthMessage, Handshake};
 pub use frame::{Data, FrameError, Incoming, Reassembler};
+pub use host::LinkApp;
 pub use manager::{Command, ConnId, ManagerConfig, PeerEvent, PeerManager, Tables};
-pub use stack::{Delivery, LinkApp, RouteError, RttSources, Stack, StackEvent};
+pub use stack::{Delivery, RouteError, RttSources, Stack, StackEvent};

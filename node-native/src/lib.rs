@@ -59,6 +59,7 @@ use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use past_core::Id;
+use past_core::past::{Ed25519Signer, PastConfig, PublicKey};
 use past_link::{ManagerConfig, Payload, Stack};
 use past_signaling_proto::{ClientMessage, ErrorCode, PeerId, ServerMessage, register_transcript, to_hex};
 use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
@@ -199,6 +200,8 @@ pub struct NodeConfig {
     pub core: past_core::Config,
     /// The peer manager's settings.
     pub manager: ManagerConfig,
+    /// Bytes offered to other nodes' replicas and cached copies.
+    pub capacity: u64,
 }
 
 impl NodeConfig {
@@ -214,6 +217,7 @@ impl NodeConfig {
             register_timeout: Duration::from_secs(10),
             core,
             manager: ManagerConfig::default(),
+            capacity: 1 << 30,
         }
     }
 }
@@ -346,10 +350,12 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
     let handshake_key = config.handshake_key.unwrap_or_else(|| key.clone());
     let now = past_core::Time::from_micros(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
     let public_key = handshake_key.verifying_key().to_bytes();
-    let stack = Stack::new(id, public_key, config.core, config.manager, rand::random::<[u8; 32]>(), now);
+    let past = PastConfig::new(PublicKey(key.verifying_key().to_bytes()), config.capacity);
+    let stack = Stack::new(id, public_key, config.core, config.manager, past, rand::random::<[u8; 32]>(), now);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let keys = Ed25519Signer::from_seed(key.to_bytes());
     let driver =
-        Driver::new(handshake_key, stack, started, tx.clone(), signaling.into_writer(), ice_servers, events_tx);
+        Driver::new(handshake_key, keys, stack, started, tx.clone(), signaling.into_writer(), ice_servers, events_tx);
     let close = Arc::new(Notify::new());
     let contacts = present.iter().filter_map(id_of).collect();
     tokio::spawn(driver.run(contacts, rx, close.clone()));

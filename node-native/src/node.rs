@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
+use past_core::past::{Ed25519Signer, MemoryStore, Signer as _, Storage as _};
 use past_core::{Id, Time};
 use past_link::manager::{Command as Work, State};
 use past_link::{ConnId, Payload, Stack, StackEvent};
@@ -66,6 +67,11 @@ pub(crate) fn id_of(peer: &PeerId) -> Option<Id> {
 pub(crate) struct Driver {
     /// Signs the data channel handshake (the node's key, or the impostor test hook's).
     key: SigningKey,
+    /// Signs PAST's certificates and receipts (the node's key).
+    keys: Ed25519Signer,
+    /// Replicas, in memory until the disk store exists: the native node does not offer
+    /// durable storage yet.
+    store: MemoryStore,
     stack: Stack,
     start: Instant,
     inputs: Sender<Input>,
@@ -78,8 +84,10 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         key: SigningKey,
+        keys: Ed25519Signer,
         stack: Stack,
         start: Instant,
         inputs: Sender<Input>,
@@ -89,6 +97,8 @@ impl Driver {
     ) -> Self {
         Self {
             key,
+            keys,
+            store: MemoryStore::new(),
             stack,
             start,
             inputs,
@@ -182,10 +192,28 @@ impl Driver {
                 any = true;
                 self.report(event);
             }
+            any |= self.complete_past();
             if !any {
                 return;
             }
         }
+    }
+
+    /// Answers PAST's storage and signing requests (both complete at once here).
+    fn complete_past(&mut self) -> bool {
+        let mut any = false;
+        let t = self.now();
+        while let Some(request) = self.stack.poll_storage() {
+            any = true;
+            let result = self.store.perform(request.op);
+            self.stack.handle_storage(request.id, result, t);
+        }
+        while let Some(request) = self.stack.poll_sign() {
+            any = true;
+            let result = self.keys.complete(&request);
+            self.stack.handle_signature(request.id, result, t);
+        }
+        any
     }
 
     async fn execute(&mut self, work: Work) {

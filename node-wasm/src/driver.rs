@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use js_sys::Object;
+use past_core::past::{FileId, PastConfig, PublicKey, SignError, SignId, Signature};
 use past_core::{Config, Id, Phase, Time};
 use past_link::manager::{Command as Work, ConnId, ManagerConfig, Role};
+use past_link::share::ShareLink;
 use past_link::{Data, Payload, Stack, StackEvent};
 use past_signaling_proto::{ClientMessage, IceServer, PeerId, SignalPayload, from_hex, to_hex};
 use wasm_bindgen::prelude::*;
@@ -25,9 +27,13 @@ use crate::identity::{Identity, js_text};
 use crate::inputs::Inputs;
 use crate::page::{Page, Status};
 use crate::signaling::{SignalingClient, SignalingEvent};
+use crate::store::{Answer, Store};
 use crate::transport::{Peer, TransportEvent};
 
+mod files;
 mod server;
+
+pub(crate) use files::{ApiError, InsertRequest, Reply};
 
 /// Chromium's lifetime limit of `RTCPeerConnection`s per tab, closed ones included.
 pub(crate) const PEER_CONNECTION_LIMIT: u32 = 500;
@@ -57,6 +63,10 @@ pub(crate) enum Input {
     Rtt { conn: ConnId, rtt: Option<Duration> },
     /// Our registration is signed.
     RegisterSigned { generation: u32, result: Result<[u8; 64], String> },
+    /// Storage requests were carried out.
+    Stored(Vec<Answer>),
+    /// A PAST signing request was answered by WebCrypto.
+    PastSigned { id: SignId, result: Result<Signature, SignError> },
     /// The timer fired.
     Timer,
     /// From the JS API.
@@ -70,6 +80,12 @@ pub(crate) enum Command {
     Route { key: Id, payload: Payload },
     /// Open a connection to a node (test and debugging hook).
     Connect(Id),
+    /// Insert a file.
+    Insert(InsertRequest),
+    /// Look a file up.
+    Lookup { link: ShareLink, on_progress: Option<js_sys::Function>, reply: Reply },
+    /// Reclaim a file this identity inserted.
+    Reclaim { file: FileId, reply: Reply },
     /// Leave the overlay (tell the nodes we know), keep the page's connections.
     Leave,
     /// Close everything and stop.
@@ -86,6 +102,26 @@ pub(crate) struct Settings {
     pub(crate) relay_only: bool,
     pub(crate) manager: ManagerConfig,
     pub(crate) core: Config,
+    /// Bytes offered to other nodes' replicas and cached copies (0: not decided yet).
+    pub(crate) capacity: u64,
+    /// Largest file stored or inserted (the core's default when `None`).
+    pub(crate) max_file_size: Option<u64>,
+    /// Bytes of replicas this identity may insert (unlimited when `None`).
+    pub(crate) quota: Option<u64>,
+}
+
+impl Settings {
+    /// PAST's settings for a node with key `key`.
+    fn past_config(&self, key: PublicKey) -> PastConfig {
+        let mut past = PastConfig::new(key, self.capacity);
+        if let Some(max) = self.max_file_size {
+            past.max_file_size = max.min(past.max_file_size);
+        }
+        if let Some(quota) = self.quota {
+            past.owner_quota = quota;
+        }
+        past
+    }
 }
 
 /// The signaling connection's state.
@@ -119,6 +155,9 @@ pub(crate) struct Driver {
     pub(crate) page: Page,
     timer: Timer,
     pub(crate) closed: bool,
+    /// The replica store.
+    pub(crate) store: Store,
+    files: files::Files,
 }
 
 /// Microseconds since the page's time origin.
@@ -128,7 +167,7 @@ pub(crate) fn now() -> Time {
 }
 
 /// 32 random bytes from `crypto.getRandomValues`.
-fn random_seed() -> [u8; 32] {
+pub(crate) fn random_seed() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     if let Some(crypto) = web_sys::window().and_then(|w| w.crypto().ok()) {
         let _ = crypto.get_random_values_with_u8_array(&mut bytes);
@@ -151,12 +190,13 @@ fn peer_id(id: Id) -> Option<PeerId> {
 }
 
 impl Driver {
-    pub(crate) fn new(identity: Identity, settings: Settings, inputs: Inputs) -> Self {
+    pub(crate) fn new(identity: Identity, settings: Settings, store: Store, inputs: Inputs) -> Self {
         let stack = Stack::new(
             identity.id,
             identity.public_key,
             settings.core.clone(),
             settings.manager.clone(),
+            settings.past_config(PublicKey(identity.public_key)),
             random_seed(),
             now(),
         );
@@ -178,6 +218,8 @@ impl Driver {
             page: Page::default(),
             timer: Timer { callback, handle: None, at: None },
             closed: false,
+            store,
+            files: files::Files::default(),
         }
     }
 
@@ -221,6 +263,8 @@ impl Driver {
                 self.on_register_signed(result);
             }
             Input::RegisterSigned { .. } => {}
+            Input::Stored(answers) => self.on_stored(answers, t),
+            Input::PastSigned { id, result } => self.stack.handle_signature(id, result, t),
             Input::Timer => self.on_timer(t),
             Input::Command(command) => self.on_command(command, t),
         }
@@ -235,11 +279,20 @@ impl Driver {
         if self.closed {
             return;
         }
-        while let Some(work) = self.stack.poll_command() {
-            self.execute(work);
-        }
-        while let Some(event) = self.stack.poll_event() {
-            self.on_stack_event(event);
+        loop {
+            let mut any = false;
+            while let Some(work) = self.stack.poll_command() {
+                any = true;
+                self.execute(work);
+            }
+            self.dispatch_past();
+            while let Some(event) = self.stack.poll_event() {
+                any = true;
+                self.on_stack_event(event);
+            }
+            if !any {
+                break;
+            }
         }
         self.page.refresh(&self.stack, &self.signaling, self.settings.manager.connection_budget);
         self.arm_timer();
@@ -336,6 +389,7 @@ impl Driver {
             StackEvent::Refused { peer, reason } => {
                 self.page.emit("refused", &[("peer", hex(peer).into()), ("reason", reason.into())]);
             }
+            StackEvent::Past(event) => self.on_past_event(event),
             StackEvent::BudgetExhausted => self.page.error(&format!(
                 "connection budget used up ({} RTCPeerConnections made): routing through the open \
                  connections; reload the page to renew it",
@@ -429,6 +483,9 @@ impl Driver {
                 }
             }
             Command::Connect(id) => self.stack.connect(id, t),
+            Command::Insert(request) => self.insert(request, t),
+            Command::Lookup { link, on_progress, reply } => self.lookup(link, on_progress, reply, t),
+            Command::Reclaim { file, reply } => self.reclaim(file, reply, t),
             Command::Leave => self.leave(),
             Command::Close => self.close(),
         }

@@ -56,6 +56,7 @@ use serde::Deserialize;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 
+mod api;
 mod driver;
 mod identity;
 mod inputs;
@@ -63,6 +64,7 @@ mod logging;
 mod page;
 pub mod queue;
 mod signaling;
+mod store;
 mod transport;
 
 use driver::{Command, Driver, Input, Settings};
@@ -115,6 +117,16 @@ struct StartOptions {
     /// Separates identities of different uses of one origin (tests); empty by default.
     #[serde(default)]
     identity_namespace: Option<String>,
+    /// Bytes offered to other nodes' replicas and cached copies; by default a quarter of
+    /// what `navigator.storage.estimate()` says is free.
+    #[serde(default)]
+    capacity_bytes: Option<u64>,
+    /// Largest file this node stores or inserts, in bytes.
+    #[serde(default)]
+    max_file_bytes: Option<u64>,
+    /// Bytes of replicas (k x size) this identity may insert through this tab.
+    #[serde(default)]
+    quota_bytes: Option<u64>,
 }
 
 impl StartOptions {
@@ -161,7 +173,16 @@ impl StartOptions {
             Some("relay") => true,
             Some(other) => return Err(format!("iceTransportPolicy must be \"all\" or \"relay\", not {other:?}")),
         };
-        Ok(Settings { signaling_url: self.signaling_url, ice_servers: self.ice_servers, relay_only, manager, core })
+        Ok(Settings {
+            signaling_url: self.signaling_url,
+            ice_servers: self.ice_servers,
+            relay_only,
+            manager,
+            core,
+            capacity: self.capacity_bytes.unwrap_or(0),
+            max_file_size: self.max_file_bytes,
+            quota: self.quota_bytes,
+        })
     }
 }
 
@@ -182,14 +203,38 @@ pub async fn start(config: JsValue) -> Result<Node, JsError> {
         Reflect::get(&config, &JsValue::from_str("onEvent")).ok().and_then(|f| f.dyn_into::<Function>().ok());
     let namespace = options.identity_namespace.clone().unwrap_or_default();
     let settings = options.settings().map_err(|e| JsError::new(&e))?;
+    let mut settings = settings;
     let identity = identity::Identity::claim(&namespace).await.map_err(|e| JsError::new(&e))?;
     tracing::info!(id = ?identity.id, slot = identity.slot, "identity claimed");
+    let store = store::Store::open(&namespace, identity.slot).await.map_err(|e| JsError::new(&e))?;
+    let records = store.restore().await.map_err(|e| JsError::new(&e))?;
+    let estimate = store::estimate().await;
+    if let Some(e) = estimate {
+        tracing::info!(quota = e.quota, usage = e.usage, persisted = e.persisted, "browser storage");
+    }
+    if settings.capacity == 0 {
+        settings.capacity = default_capacity(estimate);
+    }
 
     let (tx, rx) = inputs::channel();
-    let driver = Rc::new(RefCell::new(Driver::new(identity, settings, tx.clone())));
+    let mut node = Driver::new(identity, settings, store.clone(), tx.clone());
+    tracing::info!(files = records.len(), "restoring the replica store");
+    for record in records {
+        node.stack.restore(record);
+    }
+    let driver = Rc::new(RefCell::new(node));
     let id = driver.borrow().id();
     wasm_bindgen_futures::spawn_local(run(driver.clone(), rx, on_event));
-    Ok(Node { id, inputs: tx, driver })
+    Ok(Node { id, inputs: tx, driver, store })
+}
+
+/// A quarter of the free space the browser grants this origin (256 MiB when it does not
+/// say).
+fn default_capacity(estimate: Option<store::Estimate>) -> u64 {
+    match estimate {
+        Some(e) if e.quota > 0 => e.quota.saturating_sub(e.usage) / 4,
+        _ => 256 << 20,
+    }
 }
 
 /// The loop: one input at a time; events go to the page once the driver is released, so
@@ -226,6 +271,7 @@ pub struct Node {
     id: Id,
     inputs: Inputs,
     driver: Rc<RefCell<Driver>>,
+    store: store::Store,
 }
 
 #[wasm_bindgen]
@@ -291,6 +337,78 @@ impl Node {
                 let _ = self.command(Command::Leave);
             }
         }
+    }
+
+    /// Inserts a file: `options` `{k = 3, encrypt = true, name = file.name, onProgress}`.
+    /// Resolves to `{fileId, key, link, receipts, receiptNodes, name, size, type, k,
+    /// encrypted, created, attempts}` once k storing nodes sent signed receipts; rejects
+    /// with an `Error` whose `code` is `over-quota`, `too-large`, `storage-full`, `refused`
+    /// or `failed`. `onProgress({stage: "hashing" | "storing", bytes, total})`.
+    pub fn insert(&self, file: web_sys::Blob, options: JsValue) -> Result<js_sys::Promise, JsError> {
+        let options = api::InsertOptions::read(&file, &options).map_err(|e| JsError::new(&e))?;
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let request = driver::InsertRequest {
+            blob: file,
+            name: options.name,
+            mime: options.mime,
+            k: options.k,
+            encrypt: options.encrypt,
+            on_progress: options.on_progress,
+            reply,
+        };
+        self.command(Command::Insert(request))?;
+        Ok(api::promise(answer))
+    }
+
+    /// Looks a file up by its share link (an address with `#<fileId>[.<key>]`, a fragment,
+    /// or a bare fileId; `key` overrides the link's). Resolves, once a holder's certificate
+    /// is verified, to `{fileId, name, size, type, owner, created, k, encrypted, verified,
+    /// stream, blob(), save()}`: `stream` is a `ReadableStream` of the content, each chunk
+    /// checked against the signed certificate (and opened with the key) before it is
+    /// enqueued. Rejects with `code` `bad-link`, `not-found`, `unavailable`, `wrong-key` or
+    /// `key-needed`. `options`: `{onProgress({stage: "receiving", bytes, total})}`.
+    pub fn lookup(&self, link: String, key: Option<String>, options: JsValue) -> Result<js_sys::Promise, JsError> {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let mut link = match past_link::share::ShareLink::parse(&link) {
+            Ok(link) => link,
+            Err(err) => return Ok(api::rejected("bad-link", &err.to_string())),
+        };
+        if let Some(key) = key.filter(|k| !k.is_empty()) {
+            match past_link::seal::FileKey::from_text(&key) {
+                Some(key) => link.key = Some(key),
+                None => return Ok(api::rejected("bad-link", "the key is malformed")),
+            }
+        }
+        let on_progress = api::callback(&options, "onProgress");
+        self.command(Command::Lookup { link, on_progress, reply })?;
+        Ok(api::promise(answer))
+    }
+
+    /// Reclaims a file this identity inserted: resolves to `{fileId, receipts,
+    /// receiptNodes}` (signed reclaim receipts); rejects with `code` `not-owner`,
+    /// `not-found` or `failed`.
+    pub fn reclaim(&self, file_id: String) -> Result<js_sys::Promise, JsError> {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let Some(file) = past_link::share::parse_file_id(&file_id) else {
+            return Ok(api::rejected("bad-link", "a fileId is 40 hex digits"));
+        };
+        self.command(Command::Reclaim { file, reply })?;
+        Ok(api::promise(answer))
+    }
+
+    /// The files this identity inserted (kept in this browser): `[{fileId, name, size,
+    /// type, k, encrypted, created, link, receipts}]`.
+    pub fn files(&self) -> js_sys::Promise {
+        let store = self.store.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            store.owned().await.map(JsValue::from).map_err(|e| JsValue::from(js_sys::Error::new(&e)))
+        })
+    }
+
+    /// What this tab holds for other nodes: `{replicas, cached, pointers, bytesUsed,
+    /// bytesCached, capacity, free}`.
+    pub fn stored(&self) -> Object {
+        self.driver.try_borrow().map(|d| d.stored()).unwrap_or_default()
     }
 
     /// Closes every connection and the signaling socket, and stops the node.

@@ -325,6 +325,27 @@ pub enum PastMessage {
 }
 
 impl PastMessage {
+    /// The nodes the message names as ones to talk to (a client to pull from, holders,
+    /// a reader to answer): a driver that limits connections to nodes it only heard of
+    /// records who named them.
+    pub fn nodes(&self) -> Vec<Id> {
+        match self {
+            PastMessage::Insert(r) => vec![r.client],
+            PastMessage::Prepare(p) => {
+                [p.source_node, p.coordinator].into_iter().chain(p.primaries.iter().copied()).collect()
+            }
+            PastMessage::Commit { holders, .. } => holders.clone(),
+            PastMessage::Lookup(l) => vec![l.reader],
+            PastMessage::Locate { lookup, remaining } => {
+                [lookup.reader].into_iter().chain(remaining.iter().copied()).collect()
+            }
+            PastMessage::Found { holder, .. } | PastMessage::CacheOffer { holder, .. } => vec![*holder],
+            PastMessage::Reclaim(r) | PastMessage::ReclaimHolder(r) => vec![r.client],
+            PastMessage::Replicate { files } => files.iter().map(|(_, holder)| *holder).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether every list and string is within its bound.
     pub fn within_bounds(&self) -> bool {
         let name_ok = |c: &FileCertificate| c.body.name.len() <= MAX_NAME_BYTES;

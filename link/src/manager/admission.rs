@@ -93,6 +93,7 @@ impl PeerManager {
         let id = self.next_conn;
         let record = self.peers.entry(peer).or_default();
         record.waiting = None;
+        let transfer = role == Role::Offerer && record.pending.carries_past();
         if !record.known {
             record.hearsay_attempts = record.hearsay_attempts.saturating_add(1);
         }
@@ -111,6 +112,7 @@ impl PeerManager {
             last_used: now,
             last_heard: now,
             joined: false,
+            transfer,
         });
         self.by_conn.insert(id, peer);
         self.commands.push_back(Command::Create { conn: id, peer, offer });

@@ -87,6 +87,9 @@ pub(crate) struct Conn {
     pub(crate) last_heard: Time,
     /// The peer said it was joined in its hello.
     pub(crate) joined: bool,
+    /// We opened it to carry PAST content (a chunk pull, a lookup's answer): it closes once
+    /// idle for `ManagerConfig::transfer_idle`, unless the node's tables keep the peer.
+    pub(crate) transfer: bool,
 }
 
 impl Conn {
@@ -122,6 +125,11 @@ impl Pending {
     pub(crate) fn take(&mut self) -> impl Iterator<Item = Message<AppMessage>> + use<> {
         self.bytes = 0;
         std::mem::take(&mut self.messages).into_iter().map(|(m, _)| m)
+    }
+
+    /// Whether the first message waiting is PAST's (the connection is for a transfer).
+    pub(crate) fn carries_past(&self) -> bool {
+        matches!(self.messages.front(), Some((Message::Direct(AppMessage::Past(_)), _)))
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -38,6 +38,7 @@ impl PeerManager {
         self.closing = closing;
         self.commands.extend(done.into_iter().map(|(conn, _)| Command::Close { conn }));
         self.admit_waiting(tables, now);
+        self.close_idle_transfers(tables, now);
         self.evict(0, tables, now);
         if self.peers.len() > MAX_IDLE_PEERS {
             self.peers.retain(|_, p| !p.is_idle(now) || p.known);
@@ -133,18 +134,37 @@ impl PeerManager {
         // called at `poll_timeout`, and a driver of the manager alone has no other timer).
         self.evict_at = (victims.len() < excess).then(|| later.iter().map(|(_, _, at)| *at).min()).flatten();
         for (_, peer, _) in victims.into_iter().take(excess) {
-            self.close_gracefully(peer, now);
+            self.close_gracefully(peer, "evicted", now);
+        }
+    }
+
+    /// Closes the connections opened for a transfer that have been idle for
+    /// `transfer_idle`; one whose peer the tables now keep (or that is protected) becomes
+    /// an ordinary connection.
+    pub(super) fn close_idle_transfers(&mut self, tables: &impl Tables, now: Time) {
+        let idle = self.config.transfer_idle;
+        let mut done = Vec::new();
+        for (id, record) in &mut self.peers {
+            let Some(c) = record.conn.as_mut().filter(|c| c.transfer && c.is_open()) else { continue };
+            if tables.keeps(*id) || self.protected.contains(id) {
+                c.transfer = false;
+            } else if record.pending.is_empty() && now.since(c.last_used.max(c.last_heard)) >= idle {
+                done.push(*id);
+            }
+        }
+        for peer in done {
+            self.close_gracefully(peer, "the transfer it was opened for is over", now);
         }
     }
 
     /// Closes an open connection on purpose: the peer is told first, and the connection
     /// lingers a moment so the notice goes out.
-    pub(super) fn close_gracefully(&mut self, peer: Id, now: Time) {
+    pub(super) fn close_gracefully(&mut self, peer: Id, why: &str, now: Time) {
         let Some(c) = self.peers.get_mut(&peer).and_then(|p| p.conn.take()) else { return };
-        tracing::debug!(%peer, "evicting: neither a leaf nor a routing table entry");
+        tracing::debug!(%peer, "closing: {why}");
         self.by_conn.remove(&c.id);
         self.commands.push_back(Command::Send { conn: c.id, bytes: frame::encode_close() });
         self.closing.push((c.id, now + self.config.linger));
-        self.events.push_back(PeerEvent::Closed { peer, reason: "evicted".into() });
+        self.events.push_back(PeerEvent::Closed { peer, reason: why.into() });
     }
 }

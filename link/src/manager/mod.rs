@@ -42,6 +42,7 @@ mod signal;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use past_core::past::PastMessage;
 use past_core::wire::{self, Message, Routed, RoutedBody};
 use past_core::{Application, Id, Node, Time};
 use past_signaling_proto::SignalPayload;
@@ -93,6 +94,9 @@ pub struct ManagerConfig {
     pub idle: Duration,
     /// A connection younger than this is never evicted.
     pub eviction_grace: Duration,
+    /// A connection this node opened for a PAST transfer closes once idle for this long
+    /// (unless the peer has become a leaf or routing table entry meanwhile).
+    pub transfer_idle: Duration,
     /// After an open connection fails, messages for its peer fail at once for this long.
     pub tombstone: Duration,
     /// Messages queued per peer while its connection is set up.
@@ -114,6 +118,7 @@ impl Default for ManagerConfig {
             liveness: Duration::from_secs(8),
             idle: Duration::from_secs(15),
             eviction_grace: Duration::from_secs(5),
+            transfer_idle: Duration::from_secs(3),
             tombstone: Duration::from_secs(6),
             max_pending: 64,
             max_pending_bytes: 1 << 20,
@@ -493,7 +498,13 @@ impl PeerManager {
             .any(|p| p.waiting.is_some())
             .then(|| self.attempts.next_token().max(self.failures.next_token()))
             .flatten();
-        deadlines.chain(closing).chain(waiting).chain(tokens).chain(self.evict_at).min()
+        let transfers = self
+            .peers
+            .values()
+            .filter_map(|p| p.conn.as_ref())
+            .filter(|c| c.transfer && c.is_open())
+            .map(|c| c.last_used.max(c.last_heard) + self.config.transfer_idle);
+        deadlines.chain(closing).chain(waiting).chain(tokens).chain(self.evict_at).chain(transfers).min()
     }
 
     // ---- inputs from the node -------------------------------------------------------
@@ -650,6 +661,10 @@ fn message_size(message: &Message<AppMessage>) -> usize {
             SignalKind::Offer { sdp } | SignalKind::Answer { sdp } => sdp.len() + 64,
             SignalKind::Reject { reason } => reason.len() + 64,
         },
+        Some(AppMessage::Past(p)) => match p.as_ref() {
+            PastMessage::ChunkReply { data, .. } => data.len() + 64,
+            _ => 1024,
+        },
         _ => 256,
     }
 }
@@ -668,6 +683,8 @@ fn mentioned(message: &Message<AppMessage>) -> Vec<Id> {
             request.rows.iter().flatten().chain(&request.neighborhood).chain([key]).copied().collect()
         }
         Message::Route(Routed { body: RoutedBody::FindSlot { origin, .. }, .. }) => vec![*origin],
+        Message::Route(Routed { body: RoutedBody::App(AppMessage::Past(past)), .. })
+        | Message::Direct(AppMessage::Past(past)) => past.nodes(),
         _ => Vec::new(),
     }
 }

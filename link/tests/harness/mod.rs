@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
+use past_core::past::{Ed25519Signer, MemoryStore, PastConfig, PublicKey, Signer as _, Storage as _};
 use past_core::wire::{self, Message};
 use past_core::{Config, Id, Time};
 use past_link::frame::{self, Data, Incoming, Reassembler};
@@ -63,10 +64,27 @@ pub trait Endpoint {
     fn poll_event(&mut self) -> Option<Self::Event>;
     /// The answer to a `MeasureRtt` (only a stack asks).
     fn rtt(&mut self, _conn: ConnId, _rtt: Option<Duration>, _now: Time) {}
+    /// Answers PAST's storage and signing requests from `store` and `key` (only a stack
+    /// asks).
+    fn complete_past(&mut self, _store: &mut MemoryStore, _key: &SigningKey, _now: Time) {}
 }
 
 impl Endpoint for Stack {
     type Event = StackEvent;
+    fn complete_past(&mut self, store: &mut MemoryStore, key: &SigningKey, now: Time) {
+        let signer = Ed25519Signer::from_seed(key.to_bytes());
+        loop {
+            if let Some(request) = self.poll_storage() {
+                let result = store.perform(request.op);
+                self.handle_storage(request.id, result, now);
+            } else if let Some(request) = self.poll_sign() {
+                let result = signer.complete(&request);
+                self.handle_signature(request.id, result, now);
+            } else {
+                break;
+            }
+        }
+    }
     fn rtt(&mut self, conn: ConnId, rtt: Option<Duration>, now: Time) {
         self.handle_rtt(conn, rtt, now);
     }
@@ -192,6 +210,8 @@ pub struct Node<E: Endpoint> {
     pub events: Vec<(Time, E::Event)>,
     /// Pastry messages this node sent, decoded (when [`Net::record_sent`] is on).
     pub sent: Vec<(Time, Id, Message<AppMessage>)>,
+    /// The node's PAST store (a stack's storage requests are answered from it).
+    pub store: MemoryStore,
 }
 
 impl<E: Endpoint> Node<E> {
@@ -269,7 +289,8 @@ impl Net<Stack> {
     /// `n` stacks (not registered yet).
     pub fn stacks(n: usize, seed: u64, core: &Config, manager: &ManagerConfig) -> Self {
         Net::new(n, seed, |id, public, node_seed, now| {
-            Stack::new(id, public, core.clone(), manager.clone(), node_seed, now)
+            let past = PastConfig::new(PublicKey(public), 1 << 30);
+            Stack::new(id, public, core.clone(), manager.clone(), past, node_seed, now)
         })
     }
 
@@ -316,7 +337,16 @@ impl<E: Endpoint> Net<E> {
                 node_seed[..8].copy_from_slice(&seed.to_le_bytes());
                 node_seed[8..16].copy_from_slice(&(i as u64).to_le_bytes());
                 let ep = make(id, public, node_seed, now);
-                Node { key, id, ep, creates: Vec::new(), commands: Vec::new(), events: Vec::new(), sent: Vec::new() }
+                Node {
+                    key,
+                    id,
+                    ep,
+                    creates: Vec::new(),
+                    commands: Vec::new(),
+                    events: Vec::new(),
+                    sent: Vec::new(),
+                    store: MemoryStore::new(),
+                }
             })
             .collect();
         let index = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
@@ -439,6 +469,8 @@ impl<E: Endpoint> Net<E> {
 
     /// Carries out every command of node `i` and keeps its events.
     pub fn drain(&mut self, i: usize) {
+        let (now, node) = (self.now, &mut self.nodes[i]);
+        node.ep.complete_past(&mut node.store, &node.key, now);
         while let Some(command) = self.nodes[i].ep.poll_command() {
             self.execute(i, command);
         }

@@ -7,6 +7,8 @@
 //! signals delivered to this node go to the manager. It also runs the bootstrap: the
 //! contacts the signaling server named are connected to, and the node joins through one of
 //! them (preferably one that says it is joined), trying them again when all fail.
+//! The PAST storage layer runs inside the node; its commands, its storage and signing
+//! requests and their answers are in [`files`].
 //!
 //! A driver feeds the stack's `handle_*` methods (which mirror the manager's), carries out
 //! [`Stack::poll_command`], reports [`Stack::poll_event`] to its user, and calls
@@ -15,11 +17,15 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use past_core::{Application, Config, Event, Id, Net, Node, Phase, Rtt, Time};
+pub mod files;
+
+use past_core::past::{Past, PastConfig, PastEvent};
+use past_core::{Config, Event, Id, Node, Phase, Rtt, Time};
 use past_signaling_proto::SignalPayload;
 
 use crate::app::{AppMessage, OverlaySignal, Payload};
 use crate::frame::Data;
+use crate::host::LinkApp;
 use crate::manager::{Command, ConnId, ManagerConfig, PeerEvent, PeerManager, Source};
 
 /// How long a joining node waits for a joined contact before joining through any.
@@ -27,9 +33,6 @@ const CONTACT_GRACE: Duration = Duration::from_millis(1500);
 
 /// How long a joining node waits before trying its contacts again when all failed.
 const CONTACT_RETRY: Duration = Duration::from_secs(5);
-
-/// Most deliveries kept between two drains.
-const MAX_DELIVERED: usize = 4096;
 
 /// Something routed to this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,22 +54,6 @@ impl Delivery {
         match self.last_hop {
             Some(peer) => self.hops <= 1 && peer == self.payload.origin,
             None => self.payload.origin == own,
-        }
-    }
-}
-
-/// The Pastry application of both drivers: it keeps what is delivered for the stack.
-#[derive(Debug, Default)]
-pub struct LinkApp {
-    delivered: VecDeque<(Id, u8, AppMessage)>,
-}
-
-impl Application for LinkApp {
-    type Message = AppMessage;
-
-    fn deliver(&mut self, _: &mut dyn Net<AppMessage>, key: Id, message: AppMessage, hops: u8) {
-        if message.within_bounds() && self.delivered.len() < MAX_DELIVERED {
-            self.delivered.push_back((key, hops, message));
         }
     }
 }
@@ -97,6 +84,8 @@ pub enum StackEvent {
     },
     /// The connection budget is used up.
     BudgetExhausted,
+    /// An outcome of the PAST storage layer (an insert, lookup or reclaim, a chunk).
+    Past(PastEvent),
 }
 
 /// Why [`Stack::route`] refused.
@@ -135,12 +124,14 @@ pub struct RttSources {
 }
 
 impl Stack {
-    /// A node `own` (Ed25519 key `public_key`); `seed` is 32 random bytes from the OS.
+    /// A node `own` (Ed25519 key `public_key`) storing files as `past` says; `seed` is 32
+    /// random bytes from the OS.
     pub fn new(
         own: Id,
         public_key: [u8; 32],
         mut core: Config,
         manager: ManagerConfig,
+        past: PastConfig,
         seed: [u8; 32],
         now: Time,
     ) -> Self {
@@ -148,7 +139,7 @@ impl Stack {
         let mut manager_seed = seed;
         manager_seed[0] ^= 0x5a;
         Stack {
-            node: Node::new(own, core, LinkApp::default()),
+            node: Node::new(own, core, LinkApp::new(Past::new(past))),
             manager: PeerManager::new(own, public_key, manager, manager_seed, now),
             contacts: Vec::new(),
             contact_deadline: None,
@@ -357,6 +348,7 @@ impl Stack {
                 self.manager.measure(peer);
             }
             moved |= self.take_deliveries(None, now);
+            moved |= self.take_past_events();
             while let Some(event) = self.manager.poll_event() {
                 moved = true;
                 self.on_manager_event(event, now);
@@ -377,6 +369,7 @@ impl Stack {
                 AppMessage::Payload(payload) => {
                     self.events.push_back(StackEvent::Delivered(Delivery { key, hops, payload, last_hop }));
                 }
+                AppMessage::Past(_) => {} // PAST takes its own.
             }
         }
         any

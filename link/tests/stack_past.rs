@@ -1,0 +1,129 @@
+//! Issue 10, in memory: PAST runs inside the stack of both drivers. A file inserted from
+//! one node is stored on the k nodes closest to its fileId, each pulling the content from
+//! the inserting node over a connection of its own, and a reader far from the file pulls it
+//! from the holder that answered, over a direct connection opened through the overlay
+//! (not hop by hop along the route), which closes once the transfer is over.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::Net;
+use past_core::past::{
+    CHUNK_SIZE, FileId, InsertRequestSpec, LookupError, PastEvent, PastMessage, PublicKey, UploadId,
+};
+use past_core::wire::Message;
+use past_core::{Config, Id};
+use past_link::{AppMessage, ManagerConfig, Stack, StackEvent};
+
+const N: usize = 40;
+
+fn network(seed: u64) -> Net<Stack> {
+    let mut core = Config::default();
+    core.leaf_set_size = 4;
+    let mut net = Net::stacks(N, seed, &core, &ManagerConfig::default());
+    for i in 0..N {
+        net.join(i);
+        net.run_for(Duration::from_millis(300));
+    }
+    net.run_for(Duration::from_secs(3));
+    assert!(net.all_joined(0..N));
+    net
+}
+
+fn content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// The PAST events of node `i` since `from` (an index in its event list).
+fn past_events(net: &Net<Stack>, i: usize, from: usize) -> Vec<PastEvent> {
+    net.nodes[i].events[from..]
+        .iter()
+        .filter_map(|(_, e)| match e {
+            StackEvent::Past(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn insert(net: &mut Net<Stack>, from: usize, data: Vec<u8>, k: u8) -> FileId {
+    let owner = PublicKey(net.nodes[from].key.verifying_key().to_bytes());
+    let size = data.len() as u64;
+    net.nodes[from].store.add_upload(UploadId(1), data);
+    let mark = net.nodes[from].events.len();
+    let spec = InsertRequestSpec { name: "notes.bin".into(), owner, k, upload: UploadId(1), size, created: 1 };
+    net.with(from, |stack, now| stack.insert(spec, now)).expect("insert accepted");
+    net.run_for(Duration::from_secs(5));
+    let done = past_events(net, from, mark).into_iter().find_map(|e| match e {
+        PastEvent::InsertDone { result, .. } => Some(result),
+        _ => None,
+    });
+    let inserted = done.expect("the insert ended").expect("the insert succeeded");
+    assert_eq!(inserted.receipts.len(), usize::from(k));
+    inserted.certificate.body.file
+}
+
+/// Looks `file` up from `reader`; the bytes, or the error.
+fn lookup(net: &mut Net<Stack>, reader: usize, file: FileId) -> Result<(Vec<u8>, Id), LookupError> {
+    let mark = net.nodes[reader].events.len();
+    net.with(reader, |stack, now| stack.lookup(file, now));
+    net.run_for(Duration::from_secs(5));
+    let mut bytes = Vec::new();
+    for event in past_events(net, reader, mark) {
+        match event {
+            PastEvent::LookupChunk { data, .. } => bytes.extend(data),
+            PastEvent::LookupDone { result, .. } => return result.map(|found| (bytes, found.holder)),
+            _ => {}
+        }
+    }
+    panic!("the lookup did not end");
+}
+
+/// A node that keeps none of `holders` in its tables and that none of them keeps.
+fn stranger_to(net: &Net<Stack>, holders: &[usize], not: usize) -> usize {
+    let keeps = |a: usize, b: usize| {
+        let state = net.nodes[a].ep.node().state();
+        state.leaf_set.contains(net.id(b)) || state.table.contains(net.id(b))
+    };
+    (0..N)
+        .find(|&r| r != not && !holders.contains(&r) && holders.iter().all(|&h| !keeps(r, h) && !keeps(h, r)))
+        .expect("with 40 nodes and l = 4 some node is a stranger to the holders (fixed seed)")
+}
+
+#[test]
+fn a_file_inserted_in_one_node_is_read_from_another_over_a_direct_connection() {
+    let mut net = network(3);
+    net.record_sent = true;
+    let data = content(300 * 1024 + 7);
+    let file = insert(&mut net, 0, data.clone(), 3);
+
+    let mut ids = net.ids();
+    ids.sort_by_key(|&id| (file.key().ring_distance(id), id));
+    let holders: Vec<usize> = ids[..3].iter().map(|&id| net.index_of(id).expect("a node")).collect();
+    for &h in &holders {
+        assert_eq!(net.nodes[h].store.content(&file).as_deref(), Some(&data[..]), "replica at node {h}");
+    }
+
+    let reader = stranger_to(&net, &holders, 0);
+    let (bytes, holder) = lookup(&mut net, reader, file).expect("found");
+    assert_eq!(bytes, data);
+    let h = net.index_of(holder).expect("a node");
+    assert!(holders.contains(&h));
+
+    // Every chunk went from the holder straight to the reader, on a connection opened for it.
+    let chunks_to_reader = net.nodes[h]
+        .sent
+        .iter()
+        .filter(|(_, to, m)| {
+            *to == net.id(reader)
+                && matches!(m, Message::Direct(AppMessage::Past(p)) if matches!(**p, PastMessage::ChunkReply { .. }))
+        })
+        .count();
+    assert_eq!(chunks_to_reader, data.len().div_ceil(CHUNK_SIZE));
+    let opened = |a: usize, b: usize| net.nodes[a].creates.iter().any(|(_, peer, _)| *peer == net.id(b));
+    assert!(opened(h, reader) || opened(reader, h), "a direct connection was opened for the lookup");
+
+    // Once the transfer is over, that connection closes.
+    net.run_for(Duration::from_secs(5));
+    assert!(!net.manager(reader).is_open(holder) && !net.manager(h).is_open(net.id(reader)));
+}

@@ -1,0 +1,522 @@
+//! The driver's side of PAST: files staged for inserts (read from the `File`, sealed chunk
+//! by chunk), the core's storage requests carried out in IndexedDB ([`crate::store`]), its
+//! signing requests answered by the tab's WebCrypto key, and the JS API's inserts, lookups
+//! and reclaims waiting for their outcome. Lookups hand the page a `ReadableStream` that
+//! receives each chunk as soon as it is verified (and opened with the link's key).
+
+use std::collections::BTreeMap;
+
+use futures::channel::oneshot;
+use js_sys::{Array, Function, Object, Reflect, Uint8Array};
+use past_core::Time;
+use past_core::past::{
+    FileCertificate, FileId, Inserted, Object as Target, OpId, PastEvent, PublicKey, Reclaimed, Signature,
+    StorageError, StorageOp, StorageReply, StorageRequest, UploadId,
+};
+use past_link::seal::{self, FileKey, Meta, PLAIN_CHUNK};
+use past_link::share::ShareLink;
+use wasm_bindgen::JsCast as _;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, spawn_local};
+
+use super::{Driver, Input, hex};
+use crate::identity::js_text;
+use crate::store::Answer;
+
+#[wasm_bindgen(inline_js = r#"
+// A ReadableStream and the function that feeds it: push(Uint8Array), push(null) to end,
+// push(Error) to fail it.
+export function makeStream() {
+  let controller;
+  const stream = new ReadableStream({ start(c) { controller = c; } });
+  const push = (chunk) => {
+    try {
+      if (chunk === null) controller.close();
+      else if (chunk instanceof Error) controller.error(chunk);
+      else controller.enqueue(chunk);
+    } catch (_) { /* the reader cancelled */ }
+  };
+  return { stream, push };
+}
+
+// A lookup's result: metadata, the stream, and helpers to collect or save it.
+export function lookupResult(meta, stream) {
+  return Object.assign(meta, {
+    stream,
+    blob() { return new Response(stream).blob().then((b) => new Blob([b], { type: meta.type })); },
+    async save() {
+      const blob = await this.blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = meta.name || meta.fileId;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    },
+  });
+}
+
+export function errorWith(code, message) {
+  const e = new Error(message);
+  e.code = code;
+  return e;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = makeStream)]
+    fn make_stream() -> JsValue;
+    #[wasm_bindgen(js_name = lookupResult)]
+    fn lookup_result(meta: &Object, stream: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = errorWith)]
+    pub(crate) fn error_with(code: &str, message: &str) -> JsValue;
+}
+
+/// A failed operation for the JS API: a stable code and a message for people.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiError {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+
+    /// The JS `Error` (with `code`).
+    pub(crate) fn to_js(&self) -> JsValue {
+        error_with(self.code, &self.message)
+    }
+}
+
+/// How the JS API waits for an operation.
+pub(crate) type Reply = oneshot::Sender<Result<JsValue, ApiError>>;
+
+/// What the page asked to insert.
+pub(crate) struct InsertRequest {
+    pub(crate) blob: web_sys::Blob,
+    pub(crate) name: String,
+    pub(crate) mime: String,
+    pub(crate) k: u8,
+    pub(crate) encrypt: bool,
+    pub(crate) on_progress: Option<Function>,
+    pub(crate) reply: Reply,
+}
+
+impl std::fmt::Debug for InsertRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InsertRequest({:?}, k = {})", self.name, self.k)
+    }
+}
+
+/// Content staged for an insert.
+struct Upload {
+    blob: web_sys::Blob,
+    key: Option<FileKey>,
+    plain: u64,
+    op: Option<OpId>,
+    /// Chunks read so far, for progress.
+    reads: u64,
+}
+
+struct InsertWait {
+    upload: UploadId,
+    meta: Meta,
+    key: Option<FileKey>,
+    k: u8,
+    on_progress: Option<Function>,
+    reply: Reply,
+}
+
+struct LookupWait {
+    link: ShareLink,
+    /// Until the certificate is verified; then the stream takes the chunks.
+    reply: Option<Reply>,
+    push: Option<Function>,
+    on_progress: Option<Function>,
+    received: u64,
+    size: u64,
+}
+
+/// The driver's PAST state.
+#[derive(Default)]
+pub(crate) struct Files {
+    uploads: BTreeMap<UploadId, Upload>,
+    inserts: BTreeMap<OpId, InsertWait>,
+    lookups: BTreeMap<OpId, LookupWait>,
+    reclaims: BTreeMap<OpId, Reply>,
+    next_upload: u64,
+}
+
+fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
+    let _ = Reflect::set(object, &key.into(), &value.into());
+}
+
+fn progress(callback: Option<&Function>, stage: &str, done: u64, total: u64) {
+    let Some(callback) = callback else { return };
+    let event = Object::new();
+    set(&event, "stage", stage);
+    set(&event, "bytes", done as f64);
+    set(&event, "total", total as f64);
+    let _ = callback.call1(&JsValue::NULL, &event);
+}
+
+/// The page's address without its fragment.
+fn page_address() -> String {
+    let Some(location) = web_sys::window().map(|w| w.location()) else { return String::new() };
+    format!("{}{}", location.origin().unwrap_or_default(), location.pathname().unwrap_or_default())
+}
+
+/// Milliseconds since the Unix epoch.
+fn date_now() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+impl Driver {
+    // ---- the core's requests ----------------------------------------------------------
+
+    /// Hands the core's storage and signing requests to IndexedDB, the staged files and
+    /// WebCrypto.
+    pub(crate) fn dispatch_past(&mut self) {
+        let mut batch = Vec::new();
+        while let Some(request) = self.stack.poll_storage() {
+            match request.op {
+                StorageOp::Read { object: Target::Upload(upload), index } => self.read_upload(request, upload, index),
+                _ => batch.push(request),
+            }
+        }
+        if !batch.is_empty() {
+            let (store, tx) = (self.store.clone(), self.inputs.clone());
+            spawn_local(async move {
+                let answers = store.run(batch).await;
+                let _ = tx.push(Input::Stored(answers));
+            });
+        }
+        while let Some(request) = self.stack.poll_sign() {
+            let id = request.id;
+            if request.signer != PublicKey(self.identity.public_key) {
+                let error = past_core::past::SignError::UnknownKey(request.signer);
+                self.stack.handle_signature(id, Err(error), super::now());
+                continue;
+            }
+            let (signing, tx) = (self.identity.sign(&request.message), self.inputs.clone());
+            spawn_local(async move {
+                let result = signing.await.map(Signature).map_err(past_core::past::SignError::Failed);
+                let _ = tx.push(Input::PastSigned { id, result });
+            });
+        }
+    }
+
+    /// Reads chunk `index` of a staged file, sealed when the file is encrypted.
+    fn read_upload(&mut self, request: StorageRequest, upload: UploadId, index: u32) {
+        let Some(staged) = self.files.uploads.get_mut(&upload) else {
+            self.answer_later(vec![(request.id, Err(StorageError::NotFound))]);
+            return;
+        };
+        staged.reads += 1;
+        let start = u64::from(index) * PLAIN_CHUNK as u64;
+        let end = (start + PLAIN_CHUNK as u64).min(staged.plain);
+        let (blob, key, tx, id) = (staged.blob.clone(), staged.key.clone(), self.inputs.clone(), request.id);
+        spawn_local(async move {
+            let result = read_slice(&blob, start, end).await.map(|plain| match key {
+                Some(key) => StorageReply::Data(key.seal_chunk(index, &plain)),
+                None => StorageReply::Data(plain),
+            });
+            let _ = tx.push(Input::Stored(vec![(id, result)]));
+        });
+        if let Some(op) = staged.op {
+            self.insert_progress(op);
+        }
+    }
+
+    fn answer_later(&self, answers: Vec<Answer>) {
+        let _ = self.inputs.push(Input::Stored(answers));
+    }
+
+    /// Storage answers arrived.
+    pub(crate) fn on_stored(&mut self, answers: Vec<Answer>, t: Time) {
+        for (id, result) in answers {
+            self.stack.handle_storage(id, result, t);
+        }
+    }
+
+    // ---- commands from the page ---------------------------------------------------------
+
+    /// Starts an insert.
+    pub(crate) fn insert(&mut self, request: InsertRequest, t: Time) {
+        let plain = request.blob.size() as u64;
+        let key = request.encrypt.then(|| FileKey(super::random_seed()));
+        let meta = Meta { name: request.name.clone(), mime: request.mime.clone(), size: plain };
+        let (name, size) = match &key {
+            Some(key) => (key.seal_meta(&meta), seal::sealed_size(plain)),
+            None => (request.name.clone(), plain),
+        };
+        self.files.next_upload += 1;
+        let upload = UploadId(self.files.next_upload);
+        self.files.uploads.insert(upload, Upload { blob: request.blob, key: key.clone(), plain, op: None, reads: 0 });
+        let spec = past_core::past::InsertRequestSpec {
+            name,
+            owner: PublicKey(self.identity.public_key),
+            k: request.k,
+            upload,
+            size,
+            created: date_now(),
+        };
+        match self.stack.insert(spec, t) {
+            Ok(op) => {
+                if let Some(staged) = self.files.uploads.get_mut(&upload) {
+                    staged.op = Some(op);
+                }
+                let wait = InsertWait {
+                    upload,
+                    meta,
+                    key,
+                    k: request.k,
+                    on_progress: request.on_progress,
+                    reply: request.reply,
+                };
+                self.files.inserts.insert(op, wait);
+            }
+            Err(err) => {
+                self.files.uploads.remove(&upload);
+                let code = match err {
+                    past_core::past::InsertError::QuotaExceeded { .. } => "over-quota",
+                    past_core::past::InsertError::FileTooLarge { .. } => "too-large",
+                    _ => "refused",
+                };
+                let _ = request.reply.send(Err(ApiError::new(code, err.to_string())));
+            }
+        }
+    }
+
+    fn insert_progress(&self, op: OpId) {
+        let Some(wait) = self.files.inserts.get(&op) else { return };
+        let Some(staged) = self.files.uploads.get(&wait.upload) else { return };
+        let chunks = seal::chunks(staged.plain);
+        // The first pass over the file hashes (and seals) it; then each of the k storing
+        // nodes pulls every chunk.
+        let (stage, done, total) = if staged.reads <= chunks {
+            ("hashing", staged.reads, chunks)
+        } else {
+            ("storing", staged.reads - chunks, chunks * u64::from(wait.k))
+        };
+        let bytes = |n: u64| (n * PLAIN_CHUNK as u64).min(staged.plain * total / chunks.max(1));
+        progress(wait.on_progress.as_ref(), stage, bytes(done), bytes(total));
+    }
+
+    /// Starts a lookup.
+    pub(crate) fn lookup(&mut self, link: ShareLink, on_progress: Option<Function>, reply: Reply, t: Time) {
+        let op = self.stack.lookup(link.file, t);
+        let wait = LookupWait { link, reply: Some(reply), push: None, on_progress, received: 0, size: 0 };
+        self.files.lookups.insert(op, wait);
+    }
+
+    /// Starts a reclaim (signed with this tab's key: only the owner's is obeyed).
+    pub(crate) fn reclaim(&mut self, file: FileId, reply: Reply, t: Time) {
+        let op = self.stack.reclaim(file, PublicKey(self.identity.public_key), date_now(), t);
+        self.files.reclaims.insert(op, reply);
+    }
+
+    /// What this tab holds for others.
+    pub(crate) fn stored(&self) -> Object {
+        let past = self.stack.past();
+        let (mut replicas, mut cached, mut pointers) = (0u32, 0u32, 0u32);
+        for (_, role, committed) in past.files() {
+            match role {
+                _ if !committed => {}
+                past_core::past::Role::Cached => cached += 1,
+                past_core::past::Role::Pointer { .. } => pointers += 1,
+                _ => replicas += 1,
+            }
+        }
+        let o = Object::new();
+        set(&o, "replicas", replicas);
+        set(&o, "cached", cached);
+        set(&o, "pointers", pointers);
+        set(&o, "bytesUsed", past.used() as f64);
+        set(&o, "bytesCached", past.cached_bytes() as f64);
+        set(&o, "capacity", past.capacity() as f64);
+        set(&o, "free", past.capacity().saturating_sub(past.used() + past.cached_bytes()) as f64);
+        o
+    }
+
+    // ---- outcomes -------------------------------------------------------------------------
+
+    /// A PAST event.
+    pub(crate) fn on_past_event(&mut self, event: PastEvent) {
+        match event {
+            PastEvent::InsertDone { op, result } => self.insert_done(op, result),
+            PastEvent::LookupFound { op, certificate } => self.lookup_found(op, &certificate),
+            PastEvent::LookupChunk { op, index, data } => self.lookup_chunk(op, index, data),
+            PastEvent::LookupDone { op, result } => {
+                let Some(mut wait) = self.files.lookups.remove(&op) else { return };
+                match (result, wait.push.take()) {
+                    (Ok(_), Some(push)) => {
+                        let _ = push.call1(&JsValue::NULL, &JsValue::NULL);
+                    }
+                    (Ok(_), None) => {}
+                    (Err(err), push) => {
+                        let code = match err {
+                            past_core::past::LookupError::NotFound { .. } => "not-found",
+                            _ => "unavailable",
+                        };
+                        let error = ApiError::new(code, err.to_string());
+                        match (wait.reply.take(), push) {
+                            (Some(reply), _) => {
+                                let _ = reply.send(Err(error));
+                            }
+                            (None, Some(push)) => {
+                                let _ = push.call1(&JsValue::NULL, &error.to_js());
+                            }
+                            (None, None) => {}
+                        }
+                    }
+                }
+            }
+            PastEvent::ReclaimDone { op, result } => self.reclaim_done(op, result),
+            PastEvent::BadData { file, holder } => {
+                self.page.emit("badData", &[("fileId", file.to_string().into()), ("holder", hex(holder).into())]);
+            }
+            _ => {}
+        }
+    }
+
+    fn insert_done(&mut self, op: OpId, result: Result<Inserted, past_core::past::InsertError>) {
+        let Some(wait) = self.files.inserts.remove(&op) else { return };
+        self.files.uploads.remove(&wait.upload);
+        let inserted = match result {
+            Ok(inserted) => inserted,
+            Err(err) => {
+                let code = match err {
+                    past_core::past::InsertError::QuotaExceeded { .. }
+                    | past_core::past::InsertError::OwnerLimit { .. } => "over-quota",
+                    past_core::past::InsertError::InsufficientStorage { .. } => "storage-full",
+                    _ => "failed",
+                };
+                let _ = wait.reply.send(Err(ApiError::new(code, err.to_string())));
+                return;
+            }
+        };
+        let file = inserted.certificate.body.file;
+        let link = ShareLink { file, key: wait.key.clone() };
+        let address = format!("{}#{}", page_address(), link.fragment());
+        let receipts = Array::new();
+        for receipt in &inserted.receipts {
+            receipts.push(&hex(receipt.body.node).into());
+        }
+        let entry = Object::new();
+        set(&entry, "fileId", file.to_string());
+        set(&entry, "name", wait.meta.name.as_str());
+        set(&entry, "type", wait.meta.mime.as_str());
+        set(&entry, "size", wait.meta.size as f64);
+        set(&entry, "k", wait.k);
+        set(&entry, "encrypted", wait.key.is_some());
+        set(&entry, "created", inserted.certificate.body.created as f64);
+        set(&entry, "link", address.as_str());
+        set(&entry, "receipts", receipts.length());
+        let store = self.store.clone();
+        let saved = entry.clone();
+        spawn_local(async move {
+            if let Err(err) = store.put_owned(&file, Some(&saved)).await {
+                tracing::warn!("recording an inserted file: {err}");
+            }
+        });
+        set(&entry, "key", wait.key.as_ref().map(FileKey::to_text).map_or(JsValue::NULL, JsValue::from));
+        set(&entry, "receiptNodes", receipts);
+        set(&entry, "attempts", inserted.attempts);
+        let _ = wait.reply.send(Ok(entry.into()));
+    }
+
+    fn lookup_found(&mut self, op: OpId, certificate: &FileCertificate) {
+        let Some(wait) = self.files.lookups.get_mut(&op) else { return };
+        let body = &certificate.body;
+        let sealed = seal::is_sealed_name(&body.name);
+        let meta = match (&wait.link.key, sealed) {
+            (Some(key), true) => key.open_meta(&body.name).map_err(|e| ApiError::new("wrong-key", e.to_string())),
+            (None, true) => Err(ApiError::new("key-needed", "the file is encrypted: its link's key is needed")),
+            (Some(_), false) => Err(ApiError::new("wrong-key", "the link has a key but the file is public")),
+            (None, false) => Ok(Meta { name: body.name.clone(), mime: String::new(), size: body.size }),
+        };
+        let Some(reply) = wait.reply.take() else { return };
+        let meta = match meta {
+            Ok(meta) => meta,
+            Err(error) => {
+                // The content is of no use without the key: its chunks are dropped.
+                self.files.lookups.remove(&op);
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        wait.size = meta.size;
+        let made = make_stream();
+        let stream = Reflect::get(&made, &"stream".into()).unwrap_or(JsValue::UNDEFINED);
+        wait.push = Reflect::get(&made, &"push".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
+        let o = Object::new();
+        set(&o, "fileId", body.file.to_string());
+        set(&o, "name", meta.name.as_str());
+        set(&o, "type", meta.mime.as_str());
+        set(&o, "size", meta.size as f64);
+        set(&o, "owner", past_signaling_proto::to_hex(&body.owner.0));
+        set(&o, "created", body.created as f64);
+        set(&o, "k", body.k);
+        set(&o, "encrypted", sealed);
+        set(&o, "verified", true);
+        let _ = reply.send(Ok(lookup_result(&o, &stream)));
+    }
+
+    fn lookup_chunk(&mut self, op: OpId, index: u32, data: Vec<u8>) {
+        let Some(wait) = self.files.lookups.get_mut(&op) else { return };
+        let Some(push) = wait.push.clone() else { return };
+        let plain = match &wait.link.key {
+            Some(key) => match key.open_chunk(index, &data) {
+                Ok(plain) => plain,
+                Err(err) => {
+                    let error = ApiError::new("wrong-key", format!("chunk {index}: {err}"));
+                    let _ = push.call1(&JsValue::NULL, &error.to_js());
+                    self.files.lookups.remove(&op);
+                    return;
+                }
+            },
+            None => data,
+        };
+        wait.received += plain.len() as u64;
+        let _ = push.call1(&JsValue::NULL, &Uint8Array::from(plain.as_slice()));
+        progress(wait.on_progress.as_ref(), "receiving", wait.received, wait.size);
+    }
+
+    fn reclaim_done(&mut self, op: OpId, result: Result<Reclaimed, past_core::past::ReclaimError>) {
+        let Some(reply) = self.files.reclaims.remove(&op) else { return };
+        let reclaimed = match result {
+            Ok(reclaimed) => reclaimed,
+            Err(err) => {
+                let code = match err {
+                    past_core::past::ReclaimError::NotOwner { .. } => "not-owner",
+                    past_core::past::ReclaimError::NotFound { .. } => "not-found",
+                    _ => "failed",
+                };
+                let _ = reply.send(Err(ApiError::new(code, err.to_string())));
+                return;
+            }
+        };
+        let file = reclaimed.certificate.body.file;
+        let store = self.store.clone();
+        spawn_local(async move {
+            let _ = store.put_owned(&file, None).await;
+        });
+        let o = Object::new();
+        let nodes = Array::new();
+        for receipt in &reclaimed.receipts {
+            nodes.push(&hex(receipt.body.node).into());
+        }
+        set(&o, "fileId", file.to_string());
+        set(&o, "receipts", nodes.length());
+        set(&o, "receiptNodes", nodes);
+        let _ = reply.send(Ok(o.into()));
+    }
+}
+
+/// Bytes `start..end` of a blob.
+async fn read_slice(blob: &web_sys::Blob, start: u64, end: u64) -> Result<Vec<u8>, StorageError> {
+    let slice = blob.slice_with_f64_and_f64(start as f64, end as f64).map_err(|e| StorageError::Failed(js_text(&e)))?;
+    let buffer = JsFuture::from(slice.array_buffer()).await.map_err(|e| StorageError::Failed(js_text(&e)))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
