@@ -38,6 +38,10 @@ pub(crate) use files::{ApiError, InsertRequest, Reply};
 /// Chromium's lifetime limit of `RTCPeerConnection`s per tab, closed ones included.
 pub(crate) const PEER_CONNECTION_LIMIT: u32 = 500;
 
+/// Chunks a transfer requests ahead: 2 MiB in flight, so that the round trip of a request
+/// through two event loops, IndexedDB or a `Blob` read does not bound the throughput.
+const TRANSFER_WINDOW: u32 = 32;
+
 /// Longest wait before reconnecting to the signaling server.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -114,6 +118,7 @@ impl Settings {
     /// PAST's settings for a node with key `key`.
     fn past_config(&self, key: PublicKey) -> PastConfig {
         let mut past = PastConfig::new(key, self.capacity);
+        past.window = TRANSFER_WINDOW;
         if let Some(max) = self.max_file_size {
             past.max_file_size = max.min(past.max_file_size);
         }

@@ -6,9 +6,13 @@
 //! of the `FileRecord`), `chunks` (`[fileId hex, index]` -> the chunk's bytes) and `owned`
 //! (what this identity inserted, for the page's "my files"). The driver hands over every
 //! request the core emitted in one pass as one batch, carried out in order in one
-//! `readwrite` transaction (IndexedDB runs transactions on the same stores in the order they
-//! were created, which keeps the core's per-file order across batches) and answered when
-//! it commits, which is when a record update is durable. A transaction that aborts
+//! transaction (IndexedDB runs transactions on the same stores in the order they were
+//! created, which keeps the core's per-file order across batches) and answered when it
+//! commits. A batch that creates, updates or deletes a record commits with strict
+//! durability (that is what makes a replica's commit durable); one of chunk writes only
+//! with relaxed durability (the strict commit of the record that follows flushes them,
+//! IndexedDB's log being written in order); one of reads only is a `readonly` transaction,
+//! which may run beside others. A transaction that aborts
 //! (`QuotaExceededError` in the middle of an insert) fails every request of its batch and
 //! changes nothing: the core then abandons that replica, and what was stored before stays.
 //!
@@ -54,14 +58,21 @@ function range(file) {
 export function runBatch(db, ops) {
   return new Promise((resolve) => {
     const results = ops.map(() => ({}));
+    // Reads alone run in a readonly transaction (several at once); chunk writes need not
+    // reach the disk before the record that commits them, which goes with strict
+    // durability (IndexedDB writes its log in order, so that flush covers them).
+    const readsOnly = ops.every((op) => op.op === "read");
+    const touchesRecords = ops.some((op) => op.op === "create" || op.op === "put" || op.op === "delete");
     let tx;
     try {
-      tx = db.transaction(["records", "chunks"], "readwrite", { durability: "strict" });
+      tx = readsOnly
+        ? db.transaction(["chunks"], "readonly")
+        : db.transaction(["records", "chunks"], "readwrite", { durability: touchesRecords ? "strict" : "relaxed" });
     } catch (e) {
       resolve(ops.map(() => ({ error: String(e.message || e), name: e.name || "Error" })));
       return;
     }
-    const records = tx.objectStore("records"), chunks = tx.objectStore("chunks");
+    const records = readsOnly ? null : tx.objectStore("records"), chunks = tx.objectStore("chunks");
     ops.forEach((op, i) => {
       switch (op.op) {
         case "create":

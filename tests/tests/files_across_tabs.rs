@@ -1,8 +1,9 @@
 //! Issue 10, in a real browser: eight nodes in separate browser contexts and two tabs
 //! sharing one context. A 5 MiB file inserted from one with k = 3 is read back from every
 //! other node, bytes equal; the storing nodes hold it in IndexedDB as ciphertext only; a
-//! wrong key, an unknown fileId and an insert over quota each give their error; a reclaim by
-//! another identity is refused and the owner's frees every replica.
+//! wrong key, an unknown fileId, an insert over quota and a file above the size limit each
+//! give their error; a public file is read by its link without a key; a reclaim by another
+//! identity is refused and the owner's frees every replica.
 
 use std::time::Duration;
 
@@ -167,6 +168,24 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     assert!(started.elapsed() < Duration::from_secs(10), "not found took {:?}", started.elapsed());
     let over = format!("past.node.insert(new Blob([t.content({SIZE}, 9)]), {{k: 3, name: 'big'}})");
     assert_eq!(error_code(&pages[1].1, &over).await?, "over-quota");
+    // A node whose limit is 1 MB neither inserts nor stores larger files: it joins now, so
+    // that it was not among the 5 MiB file's storing nodes.
+    let small = browser.open_in_new_context(origin, &format!("{url}&maxfile=1000000")).await?;
+    wait_joined(&small, "small", JOIN_TIMEOUT).await?;
+    eval::<bool>(&small, HELPERS).await?;
+    assert_eq!(error_code(&small, &over).await?, "too-large");
+    small.close().await?;
+
+    // A public file: no key in its link, read as it is.
+    let public: Inserted =
+        eval(&pages[4].1, "past.node.insert(new Blob([t.content(200000, 3)]), {k: 2, encrypt: false, name: 'open.txt'})")
+            .await?;
+    assert!(public.key.is_none() && public.link.ends_with(&format!("#{}", public.file_id)));
+    let got = read(&pages[6].1, &public.link).await?;
+    let expected_public: String = eval(&pages[6].1, "t.sha256(t.content(200000, 3))").await?;
+    assert_eq!((got.name.as_str(), got.size, got.sha256), ("open.txt", 200000, expected_public));
+    let reclaim = format!("past.node.reclaim({:?}).then((r) => r.receipts)", public.file_id);
+    assert_eq!(eval::<u32>(&pages[4].1, &reclaim).await?, 2);
 
     // Only the owner may reclaim.
     let stranger = format!("past.node.reclaim({:?})", inserted.file_id);

@@ -10,12 +10,11 @@ use futures::channel::oneshot;
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use past_core::Time;
 use past_core::past::{
-    FileCertificate, FileId, Inserted, Object as Target, OpId, PastEvent, PublicKey, Reclaimed, Signature,
+    CHUNK_SIZE, FileCertificate, FileId, Inserted, Object as Target, OpId, PastEvent, PublicKey, Reclaimed, Signature,
     StorageError, StorageOp, StorageReply, StorageRequest, UploadId,
 };
 use past_link::seal::{self, FileKey, Meta, PLAIN_CHUNK};
 use past_link::share::ShareLink;
-use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 
@@ -24,19 +23,42 @@ use crate::identity::js_text;
 use crate::store::Answer;
 
 #[wasm_bindgen(inline_js = r#"
-// A ReadableStream and the function that feeds it: push(Uint8Array), push(null) to end,
-// push(Error) to fail it.
-export function makeStream() {
-  let controller;
+// AES-256-GCM as `past_link::seal` does it (docs/encryption.md), with WebCrypto: it runs
+// off the main thread, with the CPU's AES instructions.
+function nonce(index) {
+  const n = new Uint8Array(12);
+  new DataView(n.buffer).setUint32(8, index);
+  return n;
+}
+
+export function importKey(raw) {
+  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+}
+
+// Bytes start..end of a blob, sealed as chunk `index` when `key` (a promise of a CryptoKey).
+export async function readChunk(blob, start, end, key, index) {
+  const plain = await blob.slice(start, end).arrayBuffer();
+  if (!key) return new Uint8Array(plain);
+  return new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce(index) }, await key, plain));
+}
+
+// A ReadableStream fed in order with chunks (opened with `key` first when there is one).
+export function makeFeeder(key) {
+  let controller, failed = false, chain = Promise.resolve();
   const stream = new ReadableStream({ start(c) { controller = c; } });
-  const push = (chunk) => {
-    try {
-      if (chunk === null) controller.close();
-      else if (chunk instanceof Error) controller.error(chunk);
-      else controller.enqueue(chunk);
-    } catch (_) { /* the reader cancelled */ }
+  const guard = (f) => { if (failed) return; try { f(); } catch (_) { failed = true; } };
+  const fail = (e) => guard(() => { failed = true; controller.error(e); });
+  return {
+    stream,
+    push(index, bytes) {
+      const opened = key ? key.then((k) => crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce(index) }, k, bytes)) : Promise.resolve(bytes);
+      chain = chain.then(() => opened).then(
+        (plain) => guard(() => controller.enqueue(new Uint8Array(plain))),
+        () => fail(errorWith("wrong-key", `chunk ${index} does not open with the link's key`)));
+    },
+    end() { chain = chain.then(() => guard(() => controller.close())); },
+    fail(e) { chain = chain.then(() => fail(e)); },
   };
-  return { stream, push };
 }
 
 // A lookup's result: metadata, the stream, and helpers to collect or save it.
@@ -60,14 +82,27 @@ export function errorWith(code, message) {
   e.code = code;
   return e;
 }
+
+export function feed(feeder, index, bytes) { feeder.push(index, bytes); }
+export function endFeed(feeder) { feeder.end(); }
+export function failFeed(feeder, error) { feeder.fail(error); }
 "#)]
 extern "C" {
-    #[wasm_bindgen(js_name = makeStream)]
-    fn make_stream() -> JsValue;
+    #[wasm_bindgen(js_name = importKey)]
+    fn import_key(raw: &Uint8Array) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = readChunk)]
+    fn read_chunk(blob: &web_sys::Blob, start: f64, end: f64, key: &JsValue, index: u32) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = makeFeeder)]
+    fn make_feeder(key: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = lookupResult)]
     fn lookup_result(meta: &Object, stream: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = errorWith)]
     pub(crate) fn error_with(code: &str, message: &str) -> JsValue;
+    fn feed(feeder: &JsValue, index: u32, bytes: &Uint8Array);
+    #[wasm_bindgen(js_name = endFeed)]
+    fn end_feed(feeder: &JsValue);
+    #[wasm_bindgen(js_name = failFeed)]
+    fn fail_feed(feeder: &JsValue, error: &JsValue);
 }
 
 /// A failed operation for the JS API: a stable code and a message for people.
@@ -112,10 +147,23 @@ impl std::fmt::Debug for InsertRequest {
 struct Upload {
     blob: web_sys::Blob,
     key: Option<FileKey>,
+    /// The key imported into WebCrypto (a promise of a `CryptoKey`), or `undefined`.
+    crypto_key: JsValue,
     plain: u64,
     op: Option<OpId>,
     /// Chunks read so far, for progress.
     reads: u64,
+}
+
+impl Upload {
+    /// Bytes of the file in one PAST chunk (less the tag when it is sealed).
+    fn piece(&self) -> usize {
+        if self.key.is_some() { PLAIN_CHUNK } else { CHUNK_SIZE }
+    }
+
+    fn chunks(&self) -> u64 {
+        self.plain.div_ceil(self.piece() as u64).max(1)
+    }
 }
 
 struct InsertWait {
@@ -131,7 +179,8 @@ struct LookupWait {
     link: ShareLink,
     /// Until the certificate is verified; then the stream takes the chunks.
     reply: Option<Reply>,
-    push: Option<Function>,
+    /// Feeds the page's stream (`makeFeeder`), once the certificate is verified.
+    feeder: Option<JsValue>,
     on_progress: Option<Function>,
     received: u64,
     size: u64,
@@ -213,14 +262,16 @@ impl Driver {
             return;
         };
         staged.reads += 1;
-        let start = u64::from(index) * PLAIN_CHUNK as u64;
-        let end = (start + PLAIN_CHUNK as u64).min(staged.plain);
-        let (blob, key, tx, id) = (staged.blob.clone(), staged.key.clone(), self.inputs.clone(), request.id);
+        let piece = staged.piece() as u64;
+        let start = u64::from(index) * piece;
+        let end = (start + piece).min(staged.plain);
+        let reading = read_chunk(&staged.blob, start as f64, end as f64, &staged.crypto_key, index);
+        let (tx, id) = (self.inputs.clone(), request.id);
         spawn_local(async move {
-            let result = read_slice(&blob, start, end).await.map(|plain| match key {
-                Some(key) => StorageReply::Data(key.seal_chunk(index, &plain)),
-                None => StorageReply::Data(plain),
-            });
+            let result = match JsFuture::from(reading).await {
+                Ok(bytes) => Ok(StorageReply::Data(Uint8Array::new(&bytes).to_vec())),
+                Err(err) => Err(StorageError::Failed(js_text(&err))),
+            };
             let _ = tx.push(Input::Stored(vec![(id, result)]));
         });
         if let Some(op) = staged.op {
@@ -252,7 +303,9 @@ impl Driver {
         };
         self.files.next_upload += 1;
         let upload = UploadId(self.files.next_upload);
-        self.files.uploads.insert(upload, Upload { blob: request.blob, key: key.clone(), plain, op: None, reads: 0 });
+        let crypto_key = key.as_ref().map_or(JsValue::UNDEFINED, |k| import_key(&Uint8Array::from(&k.0[..])).into());
+        let staged = Upload { blob: request.blob, key: key.clone(), crypto_key, plain, op: None, reads: 0 };
+        self.files.uploads.insert(upload, staged);
         let spec = past_core::past::InsertRequestSpec {
             name,
             owner: PublicKey(self.identity.public_key),
@@ -291,7 +344,7 @@ impl Driver {
     fn insert_progress(&self, op: OpId) {
         let Some(wait) = self.files.inserts.get(&op) else { return };
         let Some(staged) = self.files.uploads.get(&wait.upload) else { return };
-        let chunks = seal::chunks(staged.plain);
+        let chunks = staged.chunks();
         // The first pass over the file hashes (and seals) it; then each of the k storing
         // nodes pulls every chunk.
         let (stage, done, total) = if staged.reads <= chunks {
@@ -299,14 +352,14 @@ impl Driver {
         } else {
             ("storing", staged.reads - chunks, chunks * u64::from(wait.k))
         };
-        let bytes = |n: u64| (n * PLAIN_CHUNK as u64).min(staged.plain * total / chunks.max(1));
+        let bytes = |n: u64| (n * staged.piece() as u64).min(staged.plain * total / chunks);
         progress(wait.on_progress.as_ref(), stage, bytes(done), bytes(total));
     }
 
     /// Starts a lookup.
     pub(crate) fn lookup(&mut self, link: ShareLink, on_progress: Option<Function>, reply: Reply, t: Time) {
         let op = self.stack.lookup(link.file, t);
-        let wait = LookupWait { link, reply: Some(reply), push: None, on_progress, received: 0, size: 0 };
+        let wait = LookupWait { link, reply: Some(reply), feeder: None, on_progress, received: 0, size: 0 };
         self.files.lookups.insert(op, wait);
     }
 
@@ -349,27 +402,24 @@ impl Driver {
             PastEvent::LookupChunk { op, index, data } => self.lookup_chunk(op, index, data),
             PastEvent::LookupDone { op, result } => {
                 let Some(mut wait) = self.files.lookups.remove(&op) else { return };
-                match (result, wait.push.take()) {
-                    (Ok(_), Some(push)) => {
-                        let _ = push.call1(&JsValue::NULL, &JsValue::NULL);
-                    }
-                    (Ok(_), None) => {}
-                    (Err(err), push) => {
-                        let code = match err {
-                            past_core::past::LookupError::NotFound { .. } => "not-found",
-                            _ => "unavailable",
-                        };
-                        let error = ApiError::new(code, err.to_string());
-                        match (wait.reply.take(), push) {
-                            (Some(reply), _) => {
-                                let _ = reply.send(Err(error));
-                            }
-                            (None, Some(push)) => {
-                                let _ = push.call1(&JsValue::NULL, &error.to_js());
-                            }
-                            (None, None) => {}
+                let error = match result {
+                    Ok(_) => {
+                        if let Some(feeder) = &wait.feeder {
+                            end_feed(feeder);
                         }
+                        return;
                     }
+                    Err(past_core::past::LookupError::NotFound { file }) => {
+                        ApiError::new("not-found", format!("no node holds file {file} (never inserted, or reclaimed)"))
+                    }
+                    Err(err) => ApiError::new("unavailable", err.to_string()),
+                };
+                match (wait.reply.take(), &wait.feeder) {
+                    (Some(reply), _) => {
+                        let _ = reply.send(Err(error));
+                    }
+                    (None, Some(feeder)) => fail_feed(feeder, &error.to_js()),
+                    (None, None) => {}
                 }
             }
             PastEvent::ReclaimDone { op, result } => self.reclaim_done(op, result),
@@ -447,9 +497,10 @@ impl Driver {
             }
         };
         wait.size = meta.size;
-        let made = make_stream();
-        let stream = Reflect::get(&made, &"stream".into()).unwrap_or(JsValue::UNDEFINED);
-        wait.push = Reflect::get(&made, &"push".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
+        let key = wait.link.key.as_ref().map_or(JsValue::UNDEFINED, |k| import_key(&Uint8Array::from(&k.0[..])).into());
+        let feeder = make_feeder(&key);
+        let stream = Reflect::get(&feeder, &"stream".into()).unwrap_or(JsValue::UNDEFINED);
+        wait.feeder = Some(feeder);
         let o = Object::new();
         set(&o, "fileId", body.file.to_string());
         set(&o, "name", meta.name.as_str());
@@ -465,21 +516,10 @@ impl Driver {
 
     fn lookup_chunk(&mut self, op: OpId, index: u32, data: Vec<u8>) {
         let Some(wait) = self.files.lookups.get_mut(&op) else { return };
-        let Some(push) = wait.push.clone() else { return };
-        let plain = match &wait.link.key {
-            Some(key) => match key.open_chunk(index, &data) {
-                Ok(plain) => plain,
-                Err(err) => {
-                    let error = ApiError::new("wrong-key", format!("chunk {index}: {err}"));
-                    let _ = push.call1(&JsValue::NULL, &error.to_js());
-                    self.files.lookups.remove(&op);
-                    return;
-                }
-            },
-            None => data,
-        };
-        wait.received += plain.len() as u64;
-        let _ = push.call1(&JsValue::NULL, &Uint8Array::from(plain.as_slice()));
+        let Some(feeder) = &wait.feeder else { return };
+        let tag = if wait.link.key.is_some() { seal::TAG } else { 0 };
+        wait.received += data.len().saturating_sub(tag) as u64;
+        feed(feeder, index, &Uint8Array::from(data.as_slice()));
         progress(wait.on_progress.as_ref(), "receiving", wait.received, wait.size);
     }
 
@@ -514,9 +554,3 @@ impl Driver {
     }
 }
 
-/// Bytes `start..end` of a blob.
-async fn read_slice(blob: &web_sys::Blob, start: u64, end: u64) -> Result<Vec<u8>, StorageError> {
-    let slice = blob.slice_with_f64_and_f64(start as f64, end as f64).map_err(|e| StorageError::Failed(js_text(&e)))?;
-    let buffer = JsFuture::from(slice.array_buffer()).await.map_err(|e| StorageError::Failed(js_text(&e)))?;
-    Ok(Uint8Array::new(&buffer).to_vec())
-}

@@ -1,0 +1,286 @@
+//! Figures of PAST in the browser (a benchmark, not a test): lookup throughput of large
+//! files between tabs against a bare data channel between two pages of the same browser,
+//! the time to the first verified chunk, insert time with k = 3, and the memory of the tabs.
+//!
+//! ```sh
+//! cargo xtask build-wasm
+//! PAST_WEB_DIR=web PAST_PKG_DIR=target/web-pkg unshare --net sh -c \
+//!   'ip link set lo up && exec cargo run --release -p past-e2e --example file_transfer -- 100 1024'
+//! ```
+//! Arguments: file sizes in MiB (default `100`). For each size, in one browser:
+//! 1. **raw**: two bare pages (separate contexts) open an `RTCPeerConnection` with one
+//!    ordered reliable data channel and send that many bytes in 64 KiB messages, pausing
+//!    above 256 KiB buffered and resuming at 64 KiB; time from the first send to the last
+//!    byte received.
+//! 2. **PAST**: four tabs of the page (separate contexts) join; the first inserts the file
+//!    (a `Blob` made of 16 MiB parts, so the page never holds the whole file) with k = 3,
+//!    encrypted, then public; a tab holding no replica looks each up and reads the stream to
+//!    its end (counting bytes and checking a sample, not keeping them). Lookup time runs
+//!    from the `lookup()` call to the end of the stream; first chunk: from the call to the
+//!    first chunk read from the stream.
+//! 3. **small files**: lookup latency of a 1 KiB file (median and worst of 20, one hop: every
+//!    tab is in every leaf set), from `lookup()` to the end of its stream.
+//! 4. **memory**: the resident memory (VmRSS) of each Chromium renderer process, sampled
+//!    every 200 ms; the largest of the tabs is reported per phase (the sending and the
+//!    receiving tab are the largest). The browser process (which holds `Blob` data) and
+//!    the GPU/network processes are left out.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chromiumoxide::Page;
+use past_e2e::{Chromium, eval, start_server, wait_joined};
+use serde::Deserialize;
+
+/// The bare page pair's code.
+const RAW: &str = r#"(() => {
+window.raw = {
+  async offer() {
+    this.pc = new RTCPeerConnection();
+    this.dc = this.pc.createDataChannel("raw", { ordered: true });
+    this.dc.binaryType = "arraybuffer";
+    this.dc.bufferedAmountLowThreshold = 64 * 1024;
+    this.opened = new Promise((ok) => this.dc.onopen = ok);
+    await this.pc.setLocalDescription();
+    await new Promise((ok) => { if (this.pc.iceGatheringState === "complete") ok(); else this.pc.onicegatheringstatechange = () => this.pc.iceGatheringState === "complete" && ok(); });
+    return this.pc.localDescription.sdp;
+  },
+  async answer(sdp, total) {
+    this.pc = new RTCPeerConnection();
+    this.done = new Promise((ok) => {
+      this.pc.ondatachannel = (e) => {
+        let got = 0;
+        e.channel.binaryType = "arraybuffer";
+        e.channel.onmessage = (m) => { got += m.data.byteLength; if (got >= total) ok(performance.timeOrigin + performance.now()); };
+      };
+    });
+    await this.pc.setRemoteDescription({ type: "offer", sdp });
+    await this.pc.setLocalDescription();
+    await new Promise((ok) => { if (this.pc.iceGatheringState === "complete") ok(); else this.pc.onicegatheringstatechange = () => this.pc.iceGatheringState === "complete" && ok(); });
+    return this.pc.localDescription.sdp;
+  },
+  async accept(sdp) { await this.pc.setRemoteDescription({ type: "answer", sdp }); await this.opened; return true; },
+  send(total) {
+    const message = new Uint8Array(64 * 1024);
+    const started = performance.timeOrigin + performance.now();
+    let sent = 0;
+    const pump = () => {
+      while (sent < total && this.dc.bufferedAmount <= 256 * 1024) { this.dc.send(message); sent += message.length; }
+      if (sent < total) this.dc.onbufferedamountlow = pump;
+    };
+    pump();
+    return started;
+  },
+};
+return true;
+})()"#;
+
+/// The tabs' helpers: a large Blob without holding it, and a reader that keeps nothing.
+const HELPERS: &str = r#"(() => {
+window.b = {
+  part(seed) {
+    const bytes = new Uint8Array(16 << 20);
+    let x = seed >>> 0 || 1;
+    for (let i = 0; i < bytes.length; i += 4) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; bytes[i] = x & 255; bytes[i + 1] = (x >> 8) & 255; }
+    return bytes;
+  },
+  blob(mib, seed) {
+    const part = this.part(seed), parts = [];
+    for (let left = mib; left > 0; left -= 16) parts.push(left >= 16 ? part : part.subarray(0, left << 20));
+    return new Blob(parts);
+  },
+  async insert(mib, encrypt) {
+    const started = performance.now();
+    const r = await past.node.insert(this.blob(mib, 5), { k: 3, encrypt, name: `bench-${mib}.bin` })
+      .catch((e) => { throw new Error(`insert: ${e.code}: ${e.message}`); });
+    return { link: r.link, receipts: r.receipts, ms: performance.now() - started };
+  },
+  // Median and worst time of `n` lookups of a small file, each read to its end.
+  async small(link, n) {
+    const times = [];
+    for (let i = 0; i < n; i++) {
+      const started = performance.now();
+      const r = await past.node.lookup(link);
+      await new Response(r.stream).arrayBuffer();
+      times.push(performance.now() - started);
+    }
+    times.sort((a, b) => a - b);
+    return [times[Math.floor(n / 2)], times[n - 1]];
+  },
+  async read(link) {
+    const started = performance.now();
+    const r = await past.node.lookup(link);
+    const reader = r.stream.getReader();
+    let bytes = 0, first = null, sample = null;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (first === null) { first = performance.now() - started; sample = Array.from(value.subarray(0, 8)); }
+      bytes += value.length;
+    }
+    const expected = Array.from(this.part(5).subarray(0, 8));
+    return { bytes, ms: performance.now() - started, firstMs: first, sampleOk: JSON.stringify(sample) === JSON.stringify(expected) };
+  },
+};
+return true;
+})()"#;
+
+#[derive(Debug, Deserialize)]
+struct InsertFigure {
+    link: String,
+    receipts: u32,
+    ms: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadFigure {
+    bytes: u64,
+    ms: f64,
+    first_ms: f64,
+    sample_ok: bool,
+}
+
+/// Largest resident memory of any Chromium renderer process now, in MiB.
+fn renderer_rss_mib() -> f64 {
+    let mut max = 0u64;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else { continue };
+        if !String::from_utf8_lossy(&cmdline).contains("--type=renderer") {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(path.join("status")) else { continue };
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        max = max.max(rss);
+    }
+    max as f64 / 1024.0
+}
+
+/// Runs `work` while sampling renderer memory; returns its value and the peak in MiB.
+async fn with_memory<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<(T, f64)> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0f64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(renderer_rss_mib());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        peak
+    });
+    let value = work.await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap_or(f64::NAN);
+    Ok((value?, peak))
+}
+
+async fn raw(browser: &Chromium, origin: &str, bytes: u64) -> anyhow::Result<f64> {
+    // Any document of the origin (camera permission is granted to it, so Chromium gathers
+    // loopback candidates) that does not start a node: the stylesheet.
+    let url = format!("{origin}/style.css");
+    let context = browser.new_context(origin).await?;
+    let (a, b) = (browser.open_in_context(&context, &url).await?, browser.open_in_context(&context, &url).await?);
+    for page in [&a, &b] {
+        eval::<bool>(page, RAW).await?;
+    }
+    let offer: String = eval(&a, "raw.offer()").await?;
+    let answer: String = eval(&b, &format!("raw.answer({offer:?}, {bytes})")).await?;
+    eval::<bool>(&a, &format!("raw.accept({answer:?})")).await?;
+    let started: f64 = eval(&a, &format!("raw.send({bytes})")).await?;
+    let done: f64 = eval(&b, "raw.done").await?;
+    for page in [a, b] {
+        page.close().await.ok();
+    }
+    Ok(bytes as f64 / ((done - started) / 1000.0) / 1e6)
+}
+
+async fn tabs(browser: &Chromium, origin: &str) -> anyhow::Result<Vec<Page>> {
+    // Room for a 1 GiB replica under t_pri = 0.1 (size / free space), files up to 2 GiB.
+    let url = format!("{origin}/?capacity={}&maxfile={}", 40u64 << 30, 2u64 << 30);
+    let mut pages = Vec::new();
+    let context = browser.new_context(origin).await?;
+    for i in 0..4 {
+        let page = browser.open_in_context(&context, &url).await?;
+        wait_joined(&page, &format!("t{i}"), Duration::from_secs(60)).await?;
+        eval::<bool>(&page, HELPERS).await?;
+        pages.push(page);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(pages)
+}
+
+/// A tab holding no replica of anything.
+async fn non_holder(pages: &[Page]) -> anyhow::Result<&Page> {
+    for page in pages {
+        if eval::<u32>(page, "past.node.stored().replicas").await? == 0 {
+            return Ok(page);
+        }
+    }
+    anyhow::bail!("every tab holds a replica")
+}
+
+/// Lookup latency of a 1 KiB encrypted file (every tab is in every leaf set: one hop).
+async fn small_lookups(pages: &[Page]) -> anyhow::Result<()> {
+    let link: String = eval(&pages[0], "past.node.insert(new Blob([new Uint8Array(1024)]), {k: 1, name: 'small'}).then((r) => r.link)").await?;
+    let reader = non_holder(&pages[1..]).await?;
+    let (median, worst): (f64, f64) = eval(reader, &format!("b.small({link:?}, 20)")).await?;
+    eprintln!("1 KiB lookup, 1 hop, 20 runs: median {median:.1} ms, worst {worst:.1} ms");
+    println!("# 1 KiB lookup (1 hop, 20 runs): median {median:.1} ms, worst {worst:.1} ms");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().context("sizes in MiB")).collect::<Result<_, _>>()?;
+    let sizes = if sizes.is_empty() { vec![100] } else { sizes };
+    let server = start_server().await?;
+    let browser = Chromium::launch().await?;
+    let origin = server.http_origin();
+    println!("size_mib,mode,raw_mb_s,insert_s,lookup_mb_s,share_of_raw,first_chunk_ms,peak_renderer_rss_mib");
+    for &mib in &sizes {
+        let bytes = mib << 20;
+        let raw_mb_s = raw(&browser, &origin, bytes).await?;
+        if std::env::var_os("RAW_ONLY").is_some() {
+            println!("{mib},raw,{raw_mb_s:.1}");
+            continue;
+        }
+        let pages = tabs(&browser, &origin).await?;
+        for encrypt in [true, false] {
+            let mode = if encrypt { "encrypted" } else { "public" };
+            let started = Instant::now();
+            let ((inserted, read), peak) = with_memory(async {
+                let inserted: InsertFigure = eval(&pages[0], &format!("b.insert({mib}, {encrypt})")).await?;
+                anyhow::ensure!(inserted.receipts == 3, "{} receipts", inserted.receipts);
+                let reader = non_holder(&pages[1..]).await.or(non_holder(&pages).await)?;
+                let read: ReadFigure = eval(reader, &format!("b.read({:?})", inserted.link)).await?;
+                Ok((inserted, read))
+            })
+            .await?;
+            anyhow::ensure!(read.bytes == bytes && read.sample_ok, "read {} bytes, sample ok {}", read.bytes, read.sample_ok);
+            let mb_s = bytes as f64 / (read.ms / 1000.0) / 1e6;
+            println!(
+                "{mib},{mode},{raw_mb_s:.1},{:.1},{mb_s:.1},{:.0}%,{:.0},{peak:.0}",
+                inserted.ms / 1000.0,
+                100.0 * mb_s / raw_mb_s,
+                read.first_ms
+            );
+            eprintln!("({mode} {mib} MiB: {:.0} s in all)", started.elapsed().as_secs_f64());
+            let reclaimed: u32 = eval(&pages[0], &format!("past.node.reclaim({:?}).then((r) => r.receipts)", inserted.link.rsplit('#').next().unwrap_or_default().split('.').next().unwrap_or_default())).await?;
+            anyhow::ensure!(reclaimed == 3, "{reclaimed} reclaim receipts");
+        }
+        if mib == sizes[0] {
+            small_lookups(&pages).await?;
+        }
+        for page in pages {
+            page.close().await.ok();
+        }
+    }
+    browser.close().await;
+    server.shutdown().await?;
+    Ok(())
+}
