@@ -162,6 +162,8 @@ pub(crate) struct Driver {
     pub(crate) closed: bool,
     /// The replica store.
     pub(crate) store: Store,
+    /// File operations asked for before the node joined.
+    before_join: Vec<Command>,
     files: files::Files,
 }
 
@@ -225,6 +227,7 @@ impl Driver {
             closed: false,
             store,
             files: files::Files::default(),
+            before_join: Vec::new(),
         }
     }
 
@@ -387,7 +390,12 @@ impl Driver {
     fn on_stack_event(&mut self, event: StackEvent) {
         let own = self.id();
         match event {
-            StackEvent::Joined => self.page.emit("joined", &[("nodeId", hex(own).into())]),
+            StackEvent::Joined => {
+                self.page.emit("joined", &[("nodeId", hex(own).into())]);
+                for command in std::mem::take(&mut self.before_join) {
+                    self.on_command(command, now());
+                }
+            }
             StackEvent::Delivered(delivery) => self.page.delivered(&delivery, own),
             StackEvent::Opened(peer) => self.page.connection(peer, "open", None),
             StackEvent::Closed { peer, reason } => self.page.connection(peer, "closed", Some(&reason)),
@@ -488,6 +496,13 @@ impl Driver {
                 }
             }
             Command::Connect(id) => self.stack.connect(id, t),
+            // A file operation needs the overlay: until the node has joined (a share link is
+            // opened as the page loads) it waits.
+            file @ (Command::Insert(_) | Command::Lookup { .. } | Command::Reclaim { .. })
+                if !self.stack.node().is_joined() =>
+            {
+                self.before_join.push(file);
+            }
             Command::Insert(request) => self.insert(request, t),
             Command::Lookup { link, on_progress, reply } => self.lookup(link, on_progress, reply, t),
             Command::Reclaim { file, reply } => self.reclaim(file, reply, t),

@@ -1,21 +1,26 @@
 //! The PAST node in the browser: the driver a page loads as WebAssembly. Every tab is a
-//! Pastry node of the overlay, talking to other nodes over authenticated WebRTC data
-//! channels, bootstrapped by the signaling server and on its own afterwards.
+//! Pastry node and a PAST storage node of the overlay, talking to other nodes over
+//! authenticated WebRTC data channels, bootstrapped by the signaling server and on its own
+//! afterwards. It stores replicas in IndexedDB, signs certificates and receipts with the
+//! tab's WebCrypto key, and encrypts files before they leave the tab.
 //!
-//! It is the **same** sans-IO core as the simulator (`past_core::Node`), driven by a thin
-//! event loop; it is **not** (yet) the PAST storage node: the application it runs carries
-//! overlay signaling and test payloads, and PAST with an IndexedDB store plugs into it later.
+//! It is the **same** sans-IO core as the simulator (`past_core::Node` with PAST inside
+//! `past_link::Stack`), driven by a thin event loop; it holds no protocol decision.
 //!
 //! # Shape (thin driver)
 //! - `identity`: the Ed25519 key pair from WebCrypto in IndexedDB, one slot per live tab
 //!   (Web Locks), kept across reloads (sessionStorage).
+//! - `store`: the replica store in IndexedDB (one database per identity slot), restored into
+//!   the core at start.
 //! - `signaling`: the WebSocket client of the signaling server; callbacks push into the
 //!   loop's channel.
 //! - `transport`: one `RTCPeerConnection` per peer with one ordered reliable data channel;
 //!   callbacks push into the same channel.
-//! - `driver`: the event loop: the core, connections, authentication (`past_link::auth`),
-//!   framing (`past_link::frame`), overlay signaling, timers, the node view.
-//! - `app`: the Pastry application (what is delivered to this node).
+//! - `driver`: the event loop: the stack, connections, timers, the node view; `driver::files`
+//!   carries out PAST's storage and signing requests and the file operations of the JS API
+//!   (files read from the `File` chunk by chunk and sealed with WebCrypto AES-GCM, lookups
+//!   streamed to the page).
+//! - `api`: options and promises of the file operations.
 //! - [`queue`]: backpressure (pause above 256 KiB buffered, resume at 64 KiB), pure and
 //!   tested natively.
 //! - This file: the JS API.
@@ -31,13 +36,17 @@
 //! node.id();                      // this node's id, 32 hex digits
 //! node.status();                  // "joined (registered with the signaling server)"
 //! node.view();                    // {nodeId, leafSet, routingTable, neighborhood, connections, ...}
+//! const { link } = await node.insert(file, { k: 3 });       // encrypted unless encrypt: false
+//! const found = await node.lookup(link);                      // {name, size, type, stream, blob(), ...}
+//! await node.reclaim(fileId); await node.files(); node.stored();
 //! node.route(keyHex, "payload");  // a "delivered" event fires at the node closest to the key
 //! node.leave(); node.close();
 //! ```
 //! Events: `{type: "status", status, detail}` (`connecting`, `joining`, `joined`, `left`,
 //! `closed`), `{type: "joined", nodeId}`, `{type: "peers", count}`, `{type: "connection",
 //! peer, state, reason?}`, `{type: "delivered", key, origin, hops, data}`, `{type: "refused",
-//! peer, reason}` and `{type: "error", message}`.
+//! peer, reason}`, `{type: "badData", fileId, holder}` (a holder served a chunk that did not
+//! match the owner's certificate; another is tried) and `{type: "error", message}`.
 //!
 //! On a native target the crate compiles (so `cargo test --workspace` builds it) and its
 //! pure parts are tested, but the browser API is only usable on wasm32.

@@ -8,11 +8,12 @@
 //!   'ip link set lo up && exec cargo run --release -p past-e2e --example file_transfer -- 100 1024'
 //! ```
 //! Arguments: file sizes in MiB (default `100`). For each size, in one browser:
-//! 1. **raw**: two bare pages (separate contexts) open an `RTCPeerConnection` with one
+//! 1. **raw**: two bare pages (one browser context) open an `RTCPeerConnection` with one
 //!    ordered reliable data channel and send that many bytes in 64 KiB messages, pausing
 //!    above 256 KiB buffered and resuming at 64 KiB; time from the first send to the last
 //!    byte received.
-//! 2. **PAST**: four tabs of the page (separate contexts) join; the first inserts the file
+//! 2. **PAST**: four tabs of the page (the browser's own profile, so IndexedDB is on disk;
+//!    each tab its own identity slot and store) join; the first inserts the file
 //!    (a `Blob` made of 16 MiB parts, so the page never holds the whole file) with k = 3,
 //!    encrypted, then public; a tab holding no replica looks each up and reads the stream to
 //!    its end (counting bytes and checking a sample, not keeping them). Lookup time runs
@@ -203,9 +204,9 @@ async fn tabs(browser: &Chromium, origin: &str) -> anyhow::Result<Vec<Page>> {
     // Room for a 1 GiB replica under t_pri = 0.1 (size / free space), files up to 2 GiB.
     let url = format!("{origin}/?capacity={}&maxfile={}", 40u64 << 30, 2u64 << 30);
     let mut pages = Vec::new();
-    let context = browser.new_context(origin).await?;
     for i in 0..4 {
-        let page = browser.open_in_context(&context, &url).await?;
+        // The browser's own profile: IndexedDB on disk (the test contexts keep it in memory).
+        let page = browser.open_in_profile(origin, &url).await?;
         wait_joined(&page, &format!("t{i}"), Duration::from_secs(60)).await?;
         eval::<bool>(&page, HELPERS).await?;
         pages.push(page);

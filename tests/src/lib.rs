@@ -137,7 +137,9 @@ pub async fn start_server_with(change: impl FnOnce(&mut Config)) -> anyhow::Resu
 struct GrantPermissions {
     permissions: Vec<&'static str>,
     origin: String,
-    browser_context_id: BrowserContextId,
+    /// `None`: the browser's own profile (the default context).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    browser_context_id: Option<BrowserContextId>,
 }
 
 impl Method for GrantPermissions {
@@ -218,11 +220,26 @@ impl Chromium {
             .execute(GrantPermissions {
                 permissions: vec!["audioCapture", "videoCapture"],
                 origin: origin.to_string(),
-                browser_context_id: context.clone(),
+                browser_context_id: Some(context.clone()),
             })
             .await
             .context("CDP Browser.grantPermissions")?;
         Ok(context)
+    }
+
+    /// Opens `url` in a new tab of the browser's own profile, whose storage is on disk (the
+    /// contexts of [`Chromium::new_context`] are off the record: their IndexedDB lives in
+    /// memory, with a quota to match). Camera and microphone permission go to `origin`.
+    pub async fn open_in_profile(&self, origin: &str, url: &str) -> anyhow::Result<Page> {
+        self.browser
+            .execute(GrantPermissions {
+                permissions: vec!["audioCapture", "videoCapture"],
+                origin: origin.to_string(),
+                browser_context_id: None,
+            })
+            .await
+            .context("CDP Browser.grantPermissions")?;
+        self.browser.new_page(url).await.with_context(|| format!("opening {url}"))
     }
 
     /// Opens `url` in a new tab of `context` (tabs of one context share IndexedDB).

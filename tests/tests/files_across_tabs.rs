@@ -1,6 +1,7 @@
 //! Issue 10, in a real browser: eight nodes in separate browser contexts and two tabs
 //! sharing one context. A 5 MiB file inserted from one with k = 3 is read back from every
-//! other node, bytes equal; the storing nodes hold it in IndexedDB as ciphertext only; a
+//! other node, bytes equal, and by a tab that asks before it has joined; the storing nodes
+//! hold it in IndexedDB as ciphertext only; a
 //! wrong key, an unknown fileId, an insert over quota and a file above the size limit each
 //! give their error; a public file is read by its link without a key; a reclaim by another
 //! identity is refused and the owner's frees every replica.
@@ -74,14 +75,17 @@ async fn error_code(page: &Page, expression: &str) -> anyhow::Result<String> {
     eval(page, &wrapped).await
 }
 
-async fn read(page: &Page, link: &str) -> anyhow::Result<Read> {
-    let expression = format!(
+fn read_expression(link: &str) -> String {
+    format!(
         "past.node.lookup({link:?}).then(async (r) => {{
            const bytes = new Uint8Array(await (await r.blob()).arrayBuffer());
            return {{ name: r.name, size: r.size, verified: r.verified, sha256: await t.sha256(bytes) }};
          }})"
-    );
-    eval(page, &expression).await
+    )
+}
+
+async fn read(page: &Page, link: &str) -> anyhow::Result<Read> {
+    eval(page, &read_expression(link)).await
 }
 
 async fn stored_replicas(page: &Page) -> anyhow::Result<u32> {
@@ -157,6 +161,19 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
         assert_eq!((got.name.as_str(), got.size, got.verified), ("report.bin", SIZE as u64, true));
         assert_eq!(got.sha256, expected, "{name} read other bytes");
     }
+
+    // A tab that opens the link asks at once, before it has joined: the lookup waits for the
+    // join.
+    let late = browser.open_in_new_context(origin, &url).await?;
+    eval::<bool>(&late, HELPERS).await?;
+    let early = format!(
+        "past.ready.then(async () => {{ const joined = past.node.view().joined; return [joined, await {}]; }})",
+        read_expression(&inserted.link)
+    );
+    let (joined_when_asked, got): (bool, Read) = eval(&late, &early).await?;
+    assert!(!joined_when_asked, "the tab had joined already: the case is not exercised");
+    assert_eq!(got.sha256, expected);
+    late.close().await?;
 
     // Bad input, each with its error.
     let reader = &pages[5].1;

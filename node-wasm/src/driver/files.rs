@@ -36,11 +36,31 @@ export function importKey(raw) {
 }
 
 // Bytes start..end of a blob, sealed as chunk `index` when `key` (a promise of a CryptoKey).
-export async function readChunk(blob, start, end, key, index) {
+async function readChunk(blob, start, end, key, index) {
   const plain = await blob.slice(start, end).arrayBuffer();
   if (!key) return new Uint8Array(plain);
   return new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce(index) }, await key, plain));
 }
+
+// A file staged for an insert: its chunks, read (and sealed) once for the k storing nodes,
+// which pull at about the same pace; the last 64 chunks (4 MiB) are kept.
+export function makeUpload(blob, rawKey) {
+  const key = rawKey ? importKey(rawKey) : null;
+  const recent = new Map();
+  return {
+    read(index, start, end) {
+      let chunk = recent.get(index);
+      if (!chunk) {
+        chunk = readChunk(blob, start, end, key, index);
+        recent.set(index, chunk);
+        if (recent.size > 64) recent.delete(recent.keys().next().value);
+      }
+      return chunk;
+    },
+  };
+}
+
+export function readUpload(upload, index, start, end) { return upload.read(index, start, end); }
 
 // A ReadableStream fed in order with chunks (opened with `key` first when there is one).
 export function makeFeeder(key) {
@@ -90,8 +110,10 @@ export function failFeed(feeder, error) { feeder.fail(error); }
 extern "C" {
     #[wasm_bindgen(js_name = importKey)]
     fn import_key(raw: &Uint8Array) -> js_sys::Promise;
-    #[wasm_bindgen(js_name = readChunk)]
-    fn read_chunk(blob: &web_sys::Blob, start: f64, end: f64, key: &JsValue, index: u32) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = makeUpload)]
+    fn make_upload(blob: &web_sys::Blob, key: Option<Uint8Array>) -> JsValue;
+    #[wasm_bindgen(js_name = readUpload)]
+    fn read_upload_chunk(upload: &JsValue, index: u32, start: f64, end: f64) -> js_sys::Promise;
     #[wasm_bindgen(js_name = makeFeeder)]
     fn make_feeder(key: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = lookupResult)]
@@ -145,10 +167,9 @@ impl std::fmt::Debug for InsertRequest {
 
 /// Content staged for an insert.
 struct Upload {
-    blob: web_sys::Blob,
+    /// The JS side (`makeUpload`): reads and seals chunks of the `File`.
+    reader: JsValue,
     key: Option<FileKey>,
-    /// The key imported into WebCrypto (a promise of a `CryptoKey`), or `undefined`.
-    crypto_key: JsValue,
     plain: u64,
     op: Option<OpId>,
     /// Chunks read so far, for progress.
@@ -184,6 +205,25 @@ struct LookupWait {
     on_progress: Option<Function>,
     received: u64,
     size: u64,
+}
+
+/// Chunk reads of one `readonly` transaction: a small group answers the first chunks of a
+/// transfer early, and groups run side by side.
+const READS_PER_BATCH: usize = 4;
+
+/// Adds `request` to the batches of this pass, keeping the core's order: runs of reads go
+/// in groups of [`READS_PER_BATCH`], runs of other requests in one batch each.
+fn batch_up(batches: &mut Vec<Vec<StorageRequest>>, request: StorageRequest) {
+    let is_read = |r: &StorageRequest| matches!(r.op, StorageOp::Read { .. });
+    let fits = batches.last().is_some_and(|last| match last.first() {
+        Some(first) if is_read(first) => is_read(&request) && last.len() < READS_PER_BATCH,
+        Some(_) => !is_read(&request),
+        None => true,
+    });
+    match batches.last_mut() {
+        Some(last) if fits => last.push(request),
+        _ => batches.push(vec![request]),
+    }
 }
 
 /// The driver's PAST state.
@@ -226,14 +266,14 @@ impl Driver {
     /// Hands the core's storage and signing requests to IndexedDB, the staged files and
     /// WebCrypto.
     pub(crate) fn dispatch_past(&mut self) {
-        let mut batch = Vec::new();
+        let mut batches: Vec<Vec<StorageRequest>> = Vec::new();
         while let Some(request) = self.stack.poll_storage() {
             match request.op {
                 StorageOp::Read { object: Target::Upload(upload), index } => self.read_upload(request, upload, index),
-                _ => batch.push(request),
+                _ => batch_up(&mut batches, request),
             }
         }
-        if !batch.is_empty() {
+        for batch in batches {
             let (store, tx) = (self.store.clone(), self.inputs.clone());
             spawn_local(async move {
                 let answers = store.run(batch).await;
@@ -265,7 +305,7 @@ impl Driver {
         let piece = staged.piece() as u64;
         let start = u64::from(index) * piece;
         let end = (start + piece).min(staged.plain);
-        let reading = read_chunk(&staged.blob, start as f64, end as f64, &staged.crypto_key, index);
+        let reading = read_upload_chunk(&staged.reader, index, start as f64, end as f64);
         let (tx, id) = (self.inputs.clone(), request.id);
         spawn_local(async move {
             let result = match JsFuture::from(reading).await {
@@ -303,8 +343,8 @@ impl Driver {
         };
         self.files.next_upload += 1;
         let upload = UploadId(self.files.next_upload);
-        let crypto_key = key.as_ref().map_or(JsValue::UNDEFINED, |k| import_key(&Uint8Array::from(&k.0[..])).into());
-        let staged = Upload { blob: request.blob, key: key.clone(), crypto_key, plain, op: None, reads: 0 };
+        let reader = make_upload(&request.blob, key.as_ref().map(|k| Uint8Array::from(&k.0[..])));
+        let staged = Upload { reader, key: key.clone(), plain, op: None, reads: 0 };
         self.files.uploads.insert(upload, staged);
         let spec = past_core::past::InsertRequestSpec {
             name,
@@ -554,3 +594,26 @@ impl Driver {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use past_core::past::{FileId, StorageId};
+
+    fn request(id: u64, read: bool) -> StorageRequest {
+        let file = FileId([1; 20]);
+        let op = if read { StorageOp::Read { object: Target::File(file), index: 0 } } else { StorageOp::Delete { file } };
+        StorageRequest { id: StorageId(id), op }
+    }
+
+    #[test]
+    fn batches_keep_the_order_and_group_reads_by_four() {
+        let mut batches = Vec::new();
+        let pattern = [false, false, true, true, true, true, true, false, true];
+        for (i, read) in pattern.into_iter().enumerate() {
+            batch_up(&mut batches, request(i as u64, read));
+        }
+        let ids: Vec<Vec<u64>> = batches.iter().map(|b| b.iter().map(|r| r.id.0).collect()).collect();
+        assert_eq!(ids, vec![vec![0, 1], vec![2, 3, 4, 5], vec![6], vec![7], vec![8]]);
+    }
+}
