@@ -127,3 +127,29 @@ fn a_file_inserted_in_one_node_is_read_from_another_over_a_direct_connection() {
     net.run_for(Duration::from_secs(5));
     assert!(!net.manager(reader).is_open(holder) && !net.manager(h).is_open(net.id(reader)));
 }
+
+#[test]
+fn a_cancelled_lookup_stops_pulling() {
+    let mut net = network(5);
+    let data = content(3 << 20);
+    let file = insert(&mut net, 0, data.clone(), 2);
+    let reader = (1..N).find(|&i| net.nodes[i].store.content(&file).is_none()).expect("a node without the file");
+    let mark = net.nodes[reader].events.len();
+    let op = net.with(reader, |stack, now| stack.lookup(file, now));
+    let found =
+        |net: &Net<Stack>| past_events(net, reader, mark).iter().any(|e| matches!(e, PastEvent::LookupFound { .. }));
+    let deadline = net.now + Duration::from_secs(5);
+    while !found(&net) && net.now < deadline {
+        net.run_for(Duration::from_millis(1));
+    }
+    assert!(found(&net), "the lookup found the file");
+    net.with(reader, |stack, now| stack.cancel_lookup(op, now));
+    let chunks_then =
+        past_events(&net, reader, mark).iter().filter(|e| matches!(e, PastEvent::LookupChunk { .. })).count();
+    net.run_for(Duration::from_secs(5));
+    let after = past_events(&net, reader, mark);
+    let chunks = after.iter().filter(|e| matches!(e, PastEvent::LookupChunk { .. })).count();
+    assert_eq!(chunks, chunks_then, "no chunk after the cancel");
+    assert!(chunks < data.len().div_ceil(CHUNK_SIZE), "the whole file was pulled");
+    assert!(!after.iter().any(|e| matches!(e, PastEvent::LookupDone { .. })));
+}

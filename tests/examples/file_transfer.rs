@@ -227,7 +227,11 @@ async fn non_holder(pages: &[Page]) -> anyhow::Result<&Page> {
 
 /// Lookup latency of a 1 KiB encrypted file (every tab is in every leaf set: one hop).
 async fn small_lookups(pages: &[Page]) -> anyhow::Result<()> {
-    let link: String = eval(&pages[0], "past.node.insert(new Blob([new Uint8Array(1024)]), {k: 1, name: 'small'}).then((r) => r.link)").await?;
+    let link: String = eval(
+        &pages[0],
+        "past.node.insert(new Blob([new Uint8Array(1024)]), {k: 1, name: 'small'}).then((r) => r.link)",
+    )
+    .await?;
     let reader = non_holder(&pages[1..]).await?;
     let (median, worst): (f64, f64) = eval(reader, &format!("b.small({link:?}, 20)")).await?;
     eprintln!("1 KiB lookup, 1 hop, 20 runs: median {median:.1} ms, worst {worst:.1} ms");
@@ -237,7 +241,8 @@ async fn small_lookups(pages: &[Page]) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sizes: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().context("sizes in MiB")).collect::<Result<_, _>>()?;
+    let sizes: Vec<u64> =
+        std::env::args().skip(1).map(|a| a.parse().context("sizes in MiB")).collect::<Result<_, _>>()?;
     let sizes = if sizes.is_empty() { vec![100] } else { sizes };
     let server = start_server().await?;
     let browser = Chromium::launch().await?;
@@ -262,7 +267,12 @@ async fn main() -> anyhow::Result<()> {
                 Ok((inserted, read))
             })
             .await?;
-            anyhow::ensure!(read.bytes == bytes && read.sample_ok, "read {} bytes, sample ok {}", read.bytes, read.sample_ok);
+            anyhow::ensure!(
+                read.bytes == bytes && read.sample_ok,
+                "read {} bytes, sample ok {}",
+                read.bytes,
+                read.sample_ok
+            );
             let mb_s = bytes as f64 / (read.ms / 1000.0) / 1e6;
             println!(
                 "{mib},{mode},{raw_mb_s:.1},{:.1},{mb_s:.1},{:.0}%,{:.0},{peak:.0}",
@@ -271,7 +281,14 @@ async fn main() -> anyhow::Result<()> {
                 read.first_ms
             );
             eprintln!("({mode} {mib} MiB: {:.0} s in all)", started.elapsed().as_secs_f64());
-            let reclaimed: u32 = eval(&pages[0], &format!("past.node.reclaim({:?}).then((r) => r.receipts)", inserted.link.rsplit('#').next().unwrap_or_default().split('.').next().unwrap_or_default())).await?;
+            let reclaimed: u32 = eval(
+                &pages[0],
+                &format!(
+                    "past.node.reclaim({:?}).then((r) => r.receipts)",
+                    inserted.link.rsplit('#').next().unwrap_or_default().split('.').next().unwrap_or_default()
+                ),
+            )
+            .await?;
             anyhow::ensure!(reclaimed == 3, "{reclaimed} reclaim receipts");
         }
         if mib == sizes[0] {

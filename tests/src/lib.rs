@@ -636,3 +636,29 @@ pub async fn check_routing(pages: &[(String, Page)], seed: u64, timeout: Duratio
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// JS helpers for tests of files, as `window.t`: `content(size, seed)` (deterministic
+/// pseudo-random bytes) and `sha256(bytes)` (hex).
+const FILE_HELPERS: &str = r#"(() => {
+window.t = {
+  content(size, seed) {
+    const bytes = new Uint8Array(size);
+    let x = seed >>> 0 || 1;
+    for (let i = 0; i < size; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; bytes[i] = x & 255; }
+    return bytes;
+  },
+  async sha256(bytes) {
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  },
+};
+return true;
+})()"#;
+
+/// Installs [`FILE_HELPERS`] in `page`, then `more` (an expression that extends `window.t`
+/// and yields `true`).
+pub async fn install_helpers(page: &Page, more: &str) -> anyhow::Result<()> {
+    eval::<bool>(page, FILE_HELPERS).await?;
+    eval::<bool>(page, more).await?;
+    Ok(())
+}

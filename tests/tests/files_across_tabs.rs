@@ -10,24 +10,15 @@ use std::time::Duration;
 
 use chromiumoxide::Page;
 use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, init_tracing, start_server, wait_joined, wait_leaf_sets_exact,
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, init_tracing, install_helpers, start_server, wait_joined,
+    wait_leaf_sets_exact,
 };
 use serde::Deserialize;
 
 /// Helpers evaluated in every page: deterministic content, SHA-256, and a look into the
 /// tab's own IndexedDB store.
 const HELPERS: &str = r#"(() => {
-window.t = {
-  content(size, seed) {
-    const bytes = new Uint8Array(size);
-    let x = seed >>> 0 || 1;
-    for (let i = 0; i < size; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; bytes[i] = x & 255; }
-    return bytes;
-  },
-  async sha256(bytes) {
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-  },
+Object.assign(window.t, {
   // Every chunk this tab stores for the file, as arrays of bytes.
   async storedChunks(fileId) {
     const slot = past.node.view().slot;
@@ -117,7 +108,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     }
     for (name, page) in &pages {
         wait_joined(page, name, JOIN_TIMEOUT).await?;
-        eval::<bool>(page, HELPERS).await?;
+        install_helpers(page, HELPERS).await?;
     }
     wait_leaf_sets_exact(&pages, 16, Duration::from_secs(30)).await?;
 
@@ -165,7 +156,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     // A tab that opens the link asks at once, before it has joined: the lookup waits for the
     // join.
     let late = browser.open_in_new_context(origin, &url).await?;
-    eval::<bool>(&late, HELPERS).await?;
+    install_helpers(&late, HELPERS).await?;
     let early = format!(
         "past.ready.then(async () => {{ const joined = past.node.view().joined; return [joined, await {}]; }})",
         read_expression(&inserted.link)
@@ -189,14 +180,16 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     // that it was not among the 5 MiB file's storing nodes.
     let small = browser.open_in_new_context(origin, &format!("{url}&maxfile=1000000")).await?;
     wait_joined(&small, "small", JOIN_TIMEOUT).await?;
-    eval::<bool>(&small, HELPERS).await?;
+    install_helpers(&small, HELPERS).await?;
     assert_eq!(error_code(&small, &over).await?, "too-large");
     small.close().await?;
 
     // A public file: no key in its link, read as it is.
-    let public: Inserted =
-        eval(&pages[4].1, "past.node.insert(new Blob([t.content(200000, 3)]), {k: 2, encrypt: false, name: 'open.txt'})")
-            .await?;
+    let public: Inserted = eval(
+        &pages[4].1,
+        "past.node.insert(new Blob([t.content(200000, 3)]), {k: 2, encrypt: false, name: 'open.txt'})",
+    )
+    .await?;
     assert!(public.key.is_none() && public.link.ends_with(&format!("#{}", public.file_id)));
     let got = read(&pages[6].1, &public.link).await?;
     let expected_public: String = eval(&pages[6].1, "t.sha256(t.content(200000, 3))").await?;

@@ -14,22 +14,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chromiumoxide::Page;
 use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, closest, eval, init_tracing, start_server, wait_for, wait_joined,
-    wait_leaf_sets_exact,
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, closest, eval, init_tracing, install_helpers, start_server, wait_for,
+    wait_joined, wait_leaf_sets_exact,
 };
 
 const HELPERS: &str = r#"(() => {
-window.t = {
-  content(size, seed) {
-    const bytes = new Uint8Array(size);
-    let x = seed >>> 0 || 1;
-    for (let i = 0; i < size; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; bytes[i] = x & 255; }
-    return bytes;
-  },
-  async sha256(bytes) {
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-  },
+Object.assign(window.t, {
   async read(link) {
     const r = await past.node.lookup(link);
     return t.sha256(new Uint8Array(await (await r.blob()).arrayBuffer()));
@@ -48,7 +38,7 @@ window.t = {
     db.close();
     return true;
   },
-};
+});
 return true;
 })()"#;
 
@@ -80,7 +70,8 @@ async fn insert(tab: &Tab, seed: u32) -> anyhow::Result<(String, String)> {
 
 async fn expect_read(tab: &Tab, link: &str, seed: u32) -> anyhow::Result<()> {
     let expected: String = eval(&tab.page, &format!("t.sha256(t.content({SIZE}, {seed}))")).await?;
-    let got: String = eval(&tab.page, &format!("t.read({link:?})")).await.with_context(|| format!("{} reads", tab.name))?;
+    let got: String =
+        eval(&tab.page, &format!("t.read({link:?})")).await.with_context(|| format!("{} reads", tab.name))?;
     anyhow::ensure!(got == expected, "{} read other bytes", tab.name);
     Ok(())
 }
@@ -96,7 +87,7 @@ async fn a_file_outlives_corruption_reloads_closed_holders_and_the_server() -> a
     for i in 0..8 {
         let page = browser.open_in_new_context(&origin, &url).await?;
         let id = wait_joined(&page, &format!("n{i}"), JOIN_TIMEOUT).await?;
-        eval::<bool>(&page, HELPERS).await?;
+        install_helpers(&page, HELPERS).await?;
         tabs.push(Tab { name: format!("n{i}"), id, page });
     }
     let result = scenario(&mut tabs, server).await;
@@ -132,7 +123,7 @@ async fn scenario(tabs: &mut Vec<Tab>, server: past_signaling::ServerHandle) -> 
     tabs[reloaded].page.reload().await?;
     let id = wait_joined(&tabs[reloaded].page, "the reloaded holder", JOIN_TIMEOUT).await?;
     anyhow::ensure!(id == tabs[reloaded].id, "the reload changed the nodeId");
-    eval::<bool>(&tabs[reloaded].page, HELPERS).await?;
+    install_helpers(&tabs[reloaded].page, HELPERS).await?;
     anyhow::ensure!(replicas(&tabs[reloaded].page).await? == 1, "the reloaded holder lost its replica");
 
     // Two of three holders close: still found; maintenance restores three replicas.

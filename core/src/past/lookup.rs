@@ -343,6 +343,15 @@ impl Past {
         self.end_lookup(o, id, Err(error));
     }
 
+    /// Stops a lookup the user no longer wants (a key that does not open the file, a
+    /// reader that went away): no more chunks are requested and no event follows.
+    pub(crate) fn cancel_lookup(&mut self, id: u64) {
+        let Some(op) = self.lookups.remove(&id) else { return };
+        if let Some(transfer) = op.transfer {
+            self.transfers.remove(&transfer);
+        }
+    }
+
     fn end_lookup(&mut self, o: &mut dyn Net<PastMessage>, id: u64, result: Result<Found, LookupError>) {
         let Some(op) = self.lookups.remove(&id) else {
             return;

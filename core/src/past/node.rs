@@ -718,6 +718,11 @@ impl<A: PastHost> Node<A> {
         self.with_past(now, |past, overlay| past.lookup(overlay, file, true))
     }
 
+    /// Stops a lookup started here: no more chunks are requested, no event follows.
+    pub fn cancel_lookup(&mut self, op: OpId, now: Time) {
+        self.with_past(now, |past, _| past.cancel_lookup(op.0));
+    }
+
     /// Looks up a file's certificate only.
     pub fn lookup_certificate(&mut self, file: FileId, now: Time) -> OpId {
         self.with_past(now, |past, overlay| past.lookup(overlay, file, false))

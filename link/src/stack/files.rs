@@ -35,6 +35,12 @@ impl Stack {
         op
     }
 
+    /// Stops a lookup: no more chunks are pulled, no event follows.
+    pub fn cancel_lookup(&mut self, op: OpId, now: Time) {
+        self.node.cancel_lookup(op, now);
+        self.pump(now);
+    }
+
     /// Reclaims a file, signed by `owner` (which must be this node's key or one the driver
     /// can sign with).
     pub fn reclaim(&mut self, file: FileId, owner: PublicKey, issued: u64, now: Time) -> OpId {

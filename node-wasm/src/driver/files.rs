@@ -530,8 +530,9 @@ impl Driver {
         let meta = match meta {
             Ok(meta) => meta,
             Err(error) => {
-                // The content is of no use without the key: its chunks are dropped.
+                // The content is of no use without the key: stop pulling it.
                 self.files.lookups.remove(&op);
+                self.stack.cancel_lookup(op, super::now());
                 let _ = reply.send(Err(error));
                 return;
             }
@@ -594,7 +595,6 @@ impl Driver {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,7 +602,8 @@ mod tests {
 
     fn request(id: u64, read: bool) -> StorageRequest {
         let file = FileId([1; 20]);
-        let op = if read { StorageOp::Read { object: Target::File(file), index: 0 } } else { StorageOp::Delete { file } };
+        let op =
+            if read { StorageOp::Read { object: Target::File(file), index: 0 } } else { StorageOp::Delete { file } };
         StorageRequest { id: StorageId(id), op }
     }
 
