@@ -215,27 +215,33 @@ async fn tabs(browser: &Chromium, origin: &str) -> anyhow::Result<Vec<Page>> {
     Ok(pages)
 }
 
-/// A tab holding no replica of anything.
-async fn non_holder(pages: &[Page]) -> anyhow::Result<&Page> {
+/// Replicas each tab holds.
+async fn replica_counts(pages: &[Page]) -> anyhow::Result<Vec<u32>> {
+    let mut counts = Vec::new();
     for page in pages {
-        if eval::<u32>(page, "past.node.stored().replicas").await? == 0 {
-            return Ok(page);
-        }
+        counts.push(eval::<u32>(page, "past.node.stored().replicas").await?);
     }
-    anyhow::bail!("every tab holds a replica")
+    Ok(counts)
+}
+
+/// A tab that gained no replica since `before` (so it holds none of the file just inserted).
+async fn non_holder<'a>(pages: &'a [Page], before: &[u32]) -> anyhow::Result<&'a Page> {
+    let after = replica_counts(pages).await?;
+    let i = (1..pages.len()).chain([0]).find(|&i| after[i] == before[i]).context("every tab took a replica")?;
+    Ok(&pages[i])
 }
 
 /// Lookup latency of a 1 KiB encrypted file (every tab is in every leaf set: one hop).
 async fn small_lookups(pages: &[Page]) -> anyhow::Result<()> {
-    let link: String = eval(
-        &pages[0],
-        "past.node.insert(new Blob([new Uint8Array(1024)]), {k: 1, name: 'small'}).then((r) => r.link)",
-    )
-    .await?;
-    let reader = non_holder(&pages[1..]).await?;
+    let before = replica_counts(pages).await?;
+    let insert =
+        "past.node.insert(new Blob([new Uint8Array(1024)]), {k: 1, name: 'small'}).then((r) => [r.link, r.fileId])";
+    let (link, file): (String, String) = eval(&pages[0], insert).await?;
+    let reader = non_holder(pages, &before).await?;
     let (median, worst): (f64, f64) = eval(reader, &format!("b.small({link:?}, 20)")).await?;
     eprintln!("1 KiB lookup, 1 hop, 20 runs: median {median:.1} ms, worst {worst:.1} ms");
     println!("# 1 KiB lookup (1 hop, 20 runs): median {median:.1} ms, worst {worst:.1} ms");
+    eval::<u32>(&pages[0], &format!("past.node.reclaim({file:?}).then((r) => r.receipts)")).await?;
     Ok(())
 }
 
@@ -259,10 +265,12 @@ async fn main() -> anyhow::Result<()> {
         for encrypt in [true, false] {
             let mode = if encrypt { "encrypted" } else { "public" };
             let started = Instant::now();
+            let before = replica_counts(&pages).await?;
             let ((inserted, read), peak) = with_memory(async {
                 let inserted: InsertFigure = eval(&pages[0], &format!("b.insert({mib}, {encrypt})")).await?;
                 anyhow::ensure!(inserted.receipts == 3, "{} receipts", inserted.receipts);
-                let reader = non_holder(&pages[1..]).await.or(non_holder(&pages).await)?;
+                eprintln!("({mode} {mib} MiB inserted in {:.1} s)", inserted.ms / 1000.0);
+                let reader = non_holder(&pages, &before).await?;
                 let read: ReadFigure = eval(reader, &format!("b.read({:?})", inserted.link)).await?;
                 Ok((inserted, read))
             })

