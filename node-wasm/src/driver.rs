@@ -33,7 +33,8 @@ use crate::transport::{Peer, TransportEvent};
 mod files;
 mod server;
 
-pub(crate) use files::{ApiError, InsertRequest, Reply};
+pub(crate) use crate::files_glue::ApiError;
+pub(crate) use files::{InsertRequest, Reply};
 
 /// Chromium's lifetime limit of `RTCPeerConnection`s per tab, closed ones included.
 pub(crate) const PEER_CONNECTION_LIMIT: u32 = 500;

@@ -20,7 +20,8 @@
 //!   carries out PAST's storage and signing requests and the file operations of the JS API
 //!   (files read from the `File` chunk by chunk and sealed with WebCrypto AES-GCM, lookups
 //!   streamed to the page).
-//! - `api`: options and promises of the file operations.
+//! - `api`: options and promises of the file operations; `files_glue`: their JS side
+//!   (WebCrypto AES-GCM, reading a `File`, the lookup's `ReadableStream`).
 //! - [`queue`]: backpressure (pause above 256 KiB buffered, resume at 64 KiB), pure and
 //!   tested natively.
 //! - This file: the JS API.
@@ -67,6 +68,7 @@ use wasm_bindgen::prelude::*;
 
 mod api;
 mod driver;
+mod files_glue;
 mod identity;
 mod inputs;
 mod logging;

@@ -1,6 +1,6 @@
 //! The PAST storage layer of a [`Stack`]: inserts, lookups and reclaims, and the storage and
 //! signing requests the driver answers (IndexedDB and WebCrypto in the browser, the disk
-//! and the key file natively). Outcomes come as [`StackEvent::Past`](super::StackEvent::Past).
+//! and the key file natively). Outcomes come as [`super::StackEvent::Past`].
 
 use past_core::Time;
 use past_core::past::{

@@ -1,0 +1,129 @@
+//! JS glue of the file operations: AES-GCM with WebCrypto (the format of
+//! `past_link::seal`, off the main thread), reading a staged `File` chunk by chunk, the
+//! `ReadableStream` a lookup feeds, and errors with a `code` for the JS API.
+
+use js_sys::{Object, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(inline_js = r#"
+// AES-256-GCM as `past_link::seal` does it (docs/encryption.md), with WebCrypto: it runs
+// off the main thread, with the CPU's AES instructions.
+function nonce(index) {
+  const n = new Uint8Array(12);
+  new DataView(n.buffer).setUint32(8, index);
+  return n;
+}
+
+export function importKey(raw) {
+  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+}
+
+// Bytes start..end of a blob, sealed as chunk `index` when `key` (a promise of a CryptoKey).
+async function readChunk(blob, start, end, key, index) {
+  const plain = await blob.slice(start, end).arrayBuffer();
+  if (!key) return new Uint8Array(plain);
+  return new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce(index) }, await key, plain));
+}
+
+// A file staged for an insert: its chunks, read (and sealed) once for the k storing nodes,
+// which pull at about the same pace; the last 64 chunks (4 MiB) are kept.
+export function makeUpload(blob, rawKey) {
+  const key = rawKey ? importKey(rawKey) : null;
+  const recent = new Map();
+  return {
+    read(index, start, end) {
+      let chunk = recent.get(index);
+      if (!chunk) {
+        chunk = readChunk(blob, start, end, key, index);
+        recent.set(index, chunk);
+        if (recent.size > 64) recent.delete(recent.keys().next().value);
+      }
+      return chunk;
+    },
+  };
+}
+
+export function readUpload(upload, index, start, end) { return upload.read(index, start, end); }
+
+// A ReadableStream fed in order with chunks (opened with `key` first when there is one).
+export function makeFeeder(key) {
+  let controller, failed = false, chain = Promise.resolve();
+  const stream = new ReadableStream({ start(c) { controller = c; } });
+  const guard = (f) => { if (failed) return; try { f(); } catch (_) { failed = true; } };
+  const fail = (e) => guard(() => { failed = true; controller.error(e); });
+  return {
+    stream,
+    push(index, bytes) {
+      const opened = key ? key.then((k) => crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce(index) }, k, bytes)) : Promise.resolve(bytes);
+      chain = chain.then(() => opened).then(
+        (plain) => guard(() => controller.enqueue(new Uint8Array(plain))),
+        () => fail(errorWith("wrong-key", `chunk ${index} does not open with the link's key`)));
+    },
+    end() { chain = chain.then(() => guard(() => controller.close())); },
+    fail(e) { chain = chain.then(() => fail(e)); },
+  };
+}
+
+// A lookup's result: metadata, the stream, and helpers to collect or save it.
+export function lookupResult(meta, stream) {
+  return Object.assign(meta, {
+    stream,
+    blob() { return new Response(stream).blob().then((b) => new Blob([b], { type: meta.type })); },
+    async save() {
+      const blob = await this.blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = meta.name || meta.fileId;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    },
+  });
+}
+
+export function errorWith(code, message) {
+  const e = new Error(message);
+  e.code = code;
+  return e;
+}
+
+export function feed(feeder, index, bytes) { feeder.push(index, bytes); }
+export function endFeed(feeder) { feeder.end(); }
+export function failFeed(feeder, error) { feeder.fail(error); }
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = importKey)]
+    pub(crate) fn import_key(raw: &Uint8Array) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = makeUpload)]
+    pub(crate) fn make_upload(blob: &web_sys::Blob, key: Option<Uint8Array>) -> JsValue;
+    #[wasm_bindgen(js_name = readUpload)]
+    pub(crate) fn read_upload_chunk(upload: &JsValue, index: u32, start: f64, end: f64) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = makeFeeder)]
+    pub(crate) fn make_feeder(key: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = lookupResult)]
+    pub(crate) fn lookup_result(meta: &Object, stream: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = errorWith)]
+    pub(crate) fn error_with(code: &str, message: &str) -> JsValue;
+    pub(crate) fn feed(feeder: &JsValue, index: u32, bytes: &Uint8Array);
+    #[wasm_bindgen(js_name = endFeed)]
+    pub(crate) fn end_feed(feeder: &JsValue);
+    #[wasm_bindgen(js_name = failFeed)]
+    pub(crate) fn fail_feed(feeder: &JsValue, error: &JsValue);
+}
+
+/// A failed operation for the JS API: a stable code and a message for people.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiError {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+
+    /// The JS `Error` (with `code`).
+    pub(crate) fn to_js(&self) -> JsValue {
+        error_with(self.code, &self.message)
+    }
+}
