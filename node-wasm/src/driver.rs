@@ -43,6 +43,10 @@ pub(crate) const PEER_CONNECTION_LIMIT: u32 = 500;
 /// through two event loops, IndexedDB or a `Blob` read does not bound the throughput.
 const TRANSFER_WINDOW: u32 = 32;
 
+/// Chunks a transfer requests at its start, so that the first ones are not queued behind a
+/// whole window (the window then grows by one per chunk received).
+const INITIAL_WINDOW: u32 = 2;
+
 /// Longest wait before reconnecting to the signaling server.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -120,6 +124,7 @@ impl Settings {
     fn past_config(&self, key: PublicKey) -> PastConfig {
         let mut past = PastConfig::new(key, self.capacity);
         past.window = TRANSFER_WINDOW;
+        past.initial_window = INITIAL_WINDOW;
         if let Some(max) = self.max_file_size {
             past.max_file_size = max.min(past.max_file_size);
         }

@@ -35,6 +35,9 @@ pub struct PastConfig {
     pub max_file_size: u64,
     /// Chunks requested ahead of the one being written (flow control of transfers).
     pub window: u32,
+    /// The window of a transfer's start; it grows by one per chunk received up to
+    /// `window`.
+    pub initial_window: u32,
     /// How long a request (prepare, space query, lookup) may go unanswered.
     pub request_timeout: Duration,
     /// How long a transfer may make no progress before it is abandoned.
@@ -67,6 +70,7 @@ impl PastConfig {
             owner_quota: u64::MAX,
             max_file_size: MAX_FILE_SIZE,
             window: 8,
+            initial_window: 8,
             request_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
             commit_timeout: Duration::from_secs(120),

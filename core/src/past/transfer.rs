@@ -112,12 +112,15 @@ impl Past {
         id
     }
 
-    /// Requests chunks while the window allows; finishes a complete transfer.
+    /// Requests chunks while the window allows; finishes a complete transfer. The window
+    /// starts at `initial_window` and grows by one with every chunk received (so the first
+    /// chunks do not queue behind a full window of others), up to `window`.
     fn pump_transfer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
-        let window = self.config.window.max(1);
+        let (initial, max) = (self.config.initial_window.max(1), self.config.window.max(1));
         let Some(t) = self.transfers.get_mut(&id) else {
             return;
         };
+        let window = max.min(initial.saturating_add(t.next_emit));
         if t.hashes.is_empty() {
             return;
         }
