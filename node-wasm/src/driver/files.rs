@@ -106,6 +106,19 @@ fn batch_up(batches: &mut Vec<Vec<StorageRequest>>, request: StorageRequest) {
     }
 }
 
+/// The JS API's error for a failed insert; `otherwise`: the code of errors without one of
+/// their own (`refused` before anything was sent, `failed` after).
+fn insert_error(err: &past_core::past::InsertError, otherwise: &'static str) -> ApiError {
+    use past_core::past::InsertError as E;
+    let code = match err {
+        E::QuotaExceeded { .. } | E::OwnerLimit { .. } => "over-quota",
+        E::FileTooLarge { .. } => "too-large",
+        E::InsufficientStorage { .. } => "storage-full",
+        _ => otherwise,
+    };
+    ApiError::new(code, err.to_string())
+}
+
 /// The driver's PAST state.
 #[derive(Default)]
 pub(crate) struct Files {
@@ -251,12 +264,7 @@ impl Driver {
             }
             Err(err) => {
                 self.files.uploads.remove(&upload);
-                let code = match err {
-                    past_core::past::InsertError::QuotaExceeded { .. } => "over-quota",
-                    past_core::past::InsertError::FileTooLarge { .. } => "too-large",
-                    _ => "refused",
-                };
-                let _ = request.reply.send(Err(ApiError::new(code, err.to_string())));
+                let _ = request.reply.send(Err(insert_error(&err, "refused")));
             }
         }
     }
@@ -356,13 +364,7 @@ impl Driver {
         let inserted = match result {
             Ok(inserted) => inserted,
             Err(err) => {
-                let code = match err {
-                    past_core::past::InsertError::QuotaExceeded { .. }
-                    | past_core::past::InsertError::OwnerLimit { .. } => "over-quota",
-                    past_core::past::InsertError::InsufficientStorage { .. } => "storage-full",
-                    _ => "failed",
-                };
-                let _ = wait.reply.send(Err(ApiError::new(code, err.to_string())));
+                let _ = wait.reply.send(Err(insert_error(&err, "failed")));
                 return;
             }
         };
