@@ -100,6 +100,16 @@ fn every_sample_round_trips() {
 }
 
 #[test]
+fn a_full_chunk_is_its_bytes_plus_a_small_header() {
+    let data: Vec<u8> = (0..past_core::past::CHUNK_SIZE).map(|i| (i * 7) as u8).collect();
+    let frame = Message::<PastMessage>::Direct(PastMessage::ChunkReply { transfer: 1, index: 2, data: data.clone() });
+    let bytes = encode(&frame).unwrap();
+    assert!(bytes.len() <= data.len() + 16, "{} bytes for a chunk of {}", bytes.len(), data.len());
+    assert_eq!(&bytes[bytes.len() - data.len()..], &data[..], "the chunk's bytes travel as they are");
+    assert_eq!(decode::<Frame>(&bytes).unwrap(), frame);
+}
+
+#[test]
 fn a_lone_node_survives_every_sample() {
     let mut node = node();
     for (i, frame) in samples().into_iter().enumerate() {

@@ -25,11 +25,18 @@
 //!    every 200 ms; the largest of the tabs is reported per phase (the sending and the
 //!    receiving tab are the largest). The browser process (which holds `Blob` data) and
 //!    the GPU/network processes are left out.
+//!
+//! With `PROFILE=1`, each tab's JavaScript and wasm are sampled (CDP `Profiler`) during the
+//! encrypted lookup, and the functions with the most self time are printed per tab. Build the
+//! module with its name section (`PAST_WASM_NAMES=1 cargo xtask build-wasm`) to see wasm
+//! function names.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chromiumoxide::Page;
+use chromiumoxide::cdp::js_protocol::profiler;
 use past_e2e::{Chromium, eval, start_server, wait_joined};
 use serde::Deserialize;
 
@@ -245,6 +252,47 @@ async fn small_lookups(pages: &[Page]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts sampling every tab's JavaScript and wasm every 100 µs.
+async fn profile_start(pages: &[Page]) -> anyhow::Result<()> {
+    for page in pages {
+        page.execute(profiler::EnableParams::default()).await?;
+        page.execute(profiler::SetSamplingIntervalParams::new(100)).await?;
+        page.execute(profiler::StartParams::default()).await?;
+    }
+    Ok(())
+}
+
+/// Stops sampling and prints, per tab, the functions with the most self time.
+async fn profile_report(pages: &[Page]) -> anyhow::Result<()> {
+    for (i, page) in pages.iter().enumerate() {
+        let profile = page.execute(profiler::StopParams::default()).await?.result.profile;
+        let names: HashMap<i64, String> = profile
+            .nodes
+            .iter()
+            .map(|n| {
+                let file = n.call_frame.url.rsplit('/').next().unwrap_or_default();
+                (n.id, format!("{} ({file})", n.call_frame.function_name))
+            })
+            .collect();
+        let mut self_ms: HashMap<&str, f64> = HashMap::new();
+        let samples = profile.samples.unwrap_or_default();
+        let deltas = profile.time_deltas.unwrap_or_default();
+        // A sample's time is the gap to the next one.
+        for (node, delta) in samples.iter().zip(deltas.iter().skip(1)) {
+            let name = names.get(node).map_or("?", String::as_str);
+            *self_ms.entry(name).or_default() += *delta as f64 / 1000.0;
+        }
+        let total = (profile.end_time - profile.start_time) / 1000.0;
+        let mut top: Vec<_> = self_ms.into_iter().collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!("# tab {i}: {total:.0} ms profiled; self time:");
+        for (name, ms) in top.into_iter().take(15) {
+            println!("#   {ms:8.0} ms {:5.1} %  {name}", 100.0 * ms / total);
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let sizes: Vec<u64> =
@@ -271,7 +319,14 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::ensure!(inserted.receipts == 3, "{} receipts", inserted.receipts);
                 eprintln!("({mode} {mib} MiB inserted in {:.1} s)", inserted.ms / 1000.0);
                 let reader = non_holder(&pages, &before).await?;
+                let profile = encrypt && std::env::var_os("PROFILE").is_some();
+                if profile {
+                    profile_start(&pages).await?;
+                }
                 let read: ReadFigure = eval(reader, &format!("b.read({:?})", inserted.link)).await?;
+                if profile {
+                    profile_report(&pages).await?;
+                }
                 Ok((inserted, read))
             })
             .await?;

@@ -20,7 +20,11 @@ const OUT_NAME: &str = "past_node";
 const PROFILE: &str = "wasm-release";
 /// Written into the stamp so a change of bindgen settings invalidates it.
 const BINDGEN_SETTINGS: &str =
-    "wasm-bindgen-cli-support =0.2.130, target web, default module path, no typescript, no name section";
+    "wasm-bindgen-cli-support =0.2.130, target web, default module path, no typescript, name section only with PAST_WASM_NAMES";
+
+/// Environment variable that keeps the wasm name section (function names in browser
+/// profiles; about 100 KB more), for profiling only.
+const KEEP_NAMES: &str = "PAST_WASM_NAMES";
 
 /// Builds the browser node into `target/web-pkg` and returns that directory.
 pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
@@ -39,12 +43,13 @@ pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
     let input = target_dir.join(WASM_TARGET).join(PROFILE).join(ARTIFACT);
     let out_dir = target_dir.join("web-pkg");
     let wasm_opt = find_wasm_opt(root);
+    let keep_names = std::env::var_os(KEEP_NAMES).is_some();
 
     let wasm = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
     let mut hasher = Sha1::new();
     hasher.update(&wasm);
     hasher.update(BINDGEN_SETTINGS.as_bytes());
-    hasher.update(format!("wasm-opt: {wasm_opt:?}").as_bytes());
+    hasher.update(format!("wasm-opt: {wasm_opt:?}, names kept: {keep_names}").as_bytes());
     let stamp_value: String =
         hasher.finalize().iter().map(|b| format!("{b:02x}")).chain(std::iter::once("\n".to_string())).collect();
     let stamp = out_dir.join(".stamp");
@@ -58,7 +63,7 @@ pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
     step(format_args!("wasm-bindgen (library {BINDGEN_SETTINGS}): {} -> {}", input.display(), out_dir.display()));
     let _ = std::fs::remove_file(&stamp);
     std::fs::create_dir_all(&out_dir)?;
-    bindgen(&input, &out_dir)?;
+    bindgen(&input, &out_dir, keep_names)?;
 
     match wasm_opt {
         Some(bin) => {
@@ -79,7 +84,7 @@ pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
             if let Err(err) = run_cmd(&mut cmd) {
                 // Optional step: an old wasm-opt must not break the build.
                 step(format_args!("wasm-opt failed, keeping the unoptimized module: {err:#} ({})", show(&cmd)));
-                bindgen(&input, &out_dir)?;
+                bindgen(&input, &out_dir, keep_names)?;
             }
         }
         None => step(
@@ -93,7 +98,7 @@ pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The wasm-bindgen step, as `wasm-bindgen --target web` does it.
-fn bindgen(input: &Path, out_dir: &Path) -> anyhow::Result<()> {
+fn bindgen(input: &Path, out_dir: &Path, keep_names: bool) -> anyhow::Result<()> {
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(input)
         .out_name(OUT_NAME)
@@ -102,7 +107,7 @@ fn bindgen(input: &Path, out_dir: &Path) -> anyhow::Result<()> {
         // keeps it, and the page relies on it (`await init()`).
         .omit_default_module_path(false)
         .typescript(false)
-        .remove_name_section(true)
+        .remove_name_section(!keep_names)
         .remove_producers_section(true)
         .generate(out_dir)
         .context("wasm-bindgen failed")

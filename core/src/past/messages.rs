@@ -232,7 +232,8 @@ pub enum PastMessage {
         transfer: u64,
         /// Chunk index.
         index: u32,
-        /// The bytes.
+        /// The bytes (encoded as one byte string, not element by element).
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// A transfer request cannot be served.

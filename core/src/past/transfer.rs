@@ -8,6 +8,10 @@
 //! checks it against the digest signed in the certificate, then keeps at most `window`
 //! chunks requested or being written; a chunk whose SHA-1 is not the certificate's is
 //! rejected at once, and a pull that makes no progress for `stall_timeout` is abandoned.
+//! A storing node also checks the SHA-1 of the whole content against the certificate before
+//! it holds a replica, so no replica exists of a certificate whose two digests disagree; a
+//! reader relies on the chunk hashes alone (every byte is covered by a signed digest) and
+//! hashes each byte once.
 //! Chunks are at most 64 KiB, so a message never nears the frame limit, and neither side
 //! holds more than `window` chunks of a file in memory.
 
@@ -96,7 +100,7 @@ impl Past {
             next_emit: start,
             buffered: BTreeMap::new(),
             writes: 0,
-            whole: (start == 0).then(Sha1::new),
+            whole: (start == 0 && sink == Sink::Replica).then(Sha1::new),
             last_progress: o.now(),
             sink,
             bytes: 0,
