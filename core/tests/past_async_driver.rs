@@ -6,6 +6,7 @@ use past_core::past::{
     Ed25519Signer, InsertRequestSpec, Keyring, MemoryStore, Past, PastConfig, PastEvent, SignRequest, Signer, Storage,
     StorageOp, StorageRequest, UploadId,
 };
+use past_core::past::{FileId, OpId};
 use past_core::{Config, Id, Node, Time};
 
 struct Host {
@@ -18,13 +19,19 @@ struct Host {
 }
 
 fn hosts(n: u8) -> Vec<Host> {
+    hosts_with(n, |_| {})
+}
+
+fn hosts_with(n: u8, change: impl Fn(&mut PastConfig)) -> Vec<Host> {
     (0..n)
         .map(|i| {
             let key = Ed25519Signer::from_seed([i + 1; 32]);
             let id = key.node_id();
             let mut keys = Keyring::new();
             let public = keys.add(key);
-            let node = Node::new(id, Config::with_seed(u64::from(i)), Past::new(PastConfig::new(public, 1 << 24)));
+            let mut config = PastConfig::new(public, 1 << 24);
+            change(&mut config);
+            let node = Node::new(id, Config::with_seed(u64::from(i)), Past::new(config));
             Host { node, store: MemoryStore::new(), keys, storage: Vec::new(), signing: Vec::new(), events: Vec::new() }
         })
         .collect()
@@ -90,31 +97,42 @@ fn settle(hosts: &mut [Host], now: &mut Time) {
     panic!("no quiet after 10,000 rounds");
 }
 
-#[test]
-fn insert_lookup_reclaim_with_late_storage_and_signatures() {
-    let mut hosts = hosts(3);
-    let mut now = Time::ZERO;
+fn joined(hosts: &mut [Host], now: &mut Time) {
     let first = hosts[0].node.id();
-    hosts[0].node.join(None, now);
-    settle(&mut hosts, &mut now);
-    for i in 1..3 {
-        hosts[i].node.join(Some(first), now);
-        settle(&mut hosts, &mut now);
+    hosts[0].node.join(None, *now);
+    settle(hosts, now);
+    for i in 1..hosts.len() {
+        hosts[i].node.join(Some(first), *now);
+        settle(hosts, now);
     }
-    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    hosts[0].store.add_upload(UploadId(1), content.clone());
+}
+
+/// Inserts `content` from host 0 with k = 3 and returns its fileId.
+fn insert(hosts: &mut [Host], now: &mut Time, content: &[u8]) -> FileId {
+    hosts[0].store.add_upload(UploadId(1), content.to_vec());
     let owner = hosts[0].node.app().config().node_key;
-    let spec = InsertRequestSpec { name: "late".into(), owner, k: 3, upload: UploadId(1), size: 200_000, created: 5 };
-    let op = hosts[0].node.insert(spec, now).expect("insert starts");
-    settle(&mut hosts, &mut now);
-    let file = hosts[0]
+    let size = content.len() as u64;
+    let spec = InsertRequestSpec { name: "late".into(), owner, k: 3, upload: UploadId(1), size, created: 5 };
+    let op = hosts[0].node.insert(spec, *now).expect("insert starts");
+    settle(hosts, now);
+    hosts[0]
         .events
         .iter()
         .find_map(|e| match e {
             PastEvent::InsertDone { op: o, result: Ok(inserted) } if *o == op => Some(inserted.certificate.body.file),
             _ => None,
         })
-        .expect("inserted");
+        .expect("inserted")
+}
+
+#[test]
+fn insert_lookup_reclaim_with_late_storage_and_signatures() {
+    let mut hosts = hosts(3);
+    let mut now = Time::ZERO;
+    joined(&mut hosts, &mut now);
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = insert(&mut hosts, &mut now, &content);
+    let owner = hosts[0].node.app().config().node_key;
     for host in &hosts {
         assert_eq!(host.store.content(&file).as_deref(), Some(&content[..]), "every node stores the content");
     }
@@ -144,4 +162,56 @@ fn insert_lookup_reclaim_with_late_storage_and_signatures() {
         assert!(host.store.content(&file).is_none(), "storage freed");
         assert_eq!(host.node.app().used(), 0);
     }
+}
+
+/// Chunks and the outcome of lookup `op` seen by `host` so far.
+fn lookup_events(host: &Host, op: OpId) -> (Vec<u8>, Option<bool>) {
+    let (mut read, mut done) = (Vec::new(), None);
+    for event in &host.events {
+        match event {
+            PastEvent::LookupChunk { op: o, data, .. } if *o == op => read.extend_from_slice(data),
+            PastEvent::LookupDone { op: o, result } if *o == op => done = Some(result.is_ok()),
+            _ => {}
+        }
+    }
+    (read, done)
+}
+
+#[test]
+fn a_paced_reader_that_stops_reading_stops_the_pull_without_failing_it() {
+    let mut hosts = hosts_with(4, |c| c.paced_reads = true);
+    let mut now = Time::ZERO;
+    joined(&mut hosts, &mut now);
+    let chunk = past_core::past::CHUNK_SIZE;
+    let content: Vec<u8> = (0..20 * chunk as u32).map(|i| (i * 13 % 251) as u8).collect();
+    let file = insert(&mut hosts, &mut now, &content);
+    let reader = (1..4).find(|&i| hosts[i].store.content(&file).is_none()).expect("a host without a replica");
+    let window = hosts[reader].node.app().config().window as usize;
+
+    let op = hosts[reader].node.lookup(file, now);
+    settle(&mut hosts, &mut now);
+    let (read, done) = lookup_events(&hosts[reader], op);
+    assert_eq!(read.len(), window * chunk, "one window of chunks, then the pull waits for the reader");
+    assert_eq!(done, None);
+
+    // Long past the stall timeout, more times than a lookup tries holders: still waiting,
+    // not failed.
+    let attempts = hosts[reader].node.app().config().lookup_attempts;
+    for _ in 0..=attempts {
+        now = Time::from_micros(now.as_micros() + 120_000_000);
+        for host in hosts.iter_mut() {
+            host.node.handle_timeout(now);
+        }
+        settle(&mut hosts, &mut now);
+    }
+    let (still, done) = lookup_events(&hosts[reader], op);
+    assert_eq!((still.len(), done), (read.len(), None), "neither more chunks nor a failure");
+
+    for _ in 0..20 {
+        hosts[reader].node.lookup_consumed(op, now);
+        settle(&mut hosts, &mut now);
+    }
+    let (read, done) = lookup_events(&hosts[reader], op);
+    assert_eq!(done, Some(true), "the rest arrives as the reader reads");
+    assert!(read == content, "the content, in order");
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use js_sys::Object;
-use past_core::past::{FileId, PastConfig, PublicKey, SignError, SignId, Signature};
+use past_core::past::{FileId, OpId, PastConfig, PublicKey, SignError, SignId, Signature};
 use past_core::{Config, Id, Phase, Time};
 use past_link::manager::{Command as Work, ConnId, ManagerConfig, Role};
 use past_link::share::ShareLink;
@@ -94,6 +94,10 @@ pub(crate) enum Command {
     Insert(InsertRequest),
     /// Look a file up.
     Lookup { link: ShareLink, on_progress: Option<js_sys::Function>, reply: Reply },
+    /// The page's reader took a chunk of a lookup.
+    LookupRead(OpId),
+    /// The page's reader gave up a lookup.
+    LookupCancel(OpId),
     /// Reclaim a file this identity inserted.
     Reclaim { file: FileId, reply: Reply },
     /// Leave the overlay (tell the nodes we know), keep the page's connections.
@@ -126,6 +130,7 @@ impl Settings {
         let mut past = PastConfig::new(key, self.capacity);
         past.window = TRANSFER_WINDOW;
         past.initial_window = INITIAL_WINDOW;
+        past.paced_reads = true;
         if let Some(max) = self.max_file_size {
             past.max_file_size = max.min(past.max_file_size);
         }
@@ -513,6 +518,8 @@ impl Driver {
             Command::Insert(request) => self.insert(request, t),
             Command::Lookup { link, on_progress, reply } => self.lookup(link, on_progress, reply, t),
             Command::Reclaim { file, reply } => self.reclaim(file, reply, t),
+            Command::LookupRead(op) => self.stack.lookup_consumed(op, t),
+            Command::LookupCancel(op) => self.cancel_lookup(op, t),
             Command::Leave => self.leave(),
             Command::Close => self.close(),
         }

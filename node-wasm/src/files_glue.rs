@@ -45,22 +45,33 @@ export function makeUpload(blob, rawKey) {
 
 export function readUpload(upload, index, start, end) { return upload.read(index, start, end); }
 
-// A ReadableStream fed in order with chunks (opened with `key` first when there is one).
-export function makeFeeder(key) {
-  let controller, failed = false, chain = Promise.resolve();
-  const stream = new ReadableStream({ start(c) { controller = c; } });
-  const guard = (f) => { if (failed) return; try { f(); } catch (_) { failed = true; } };
-  const fail = (e) => guard(() => { failed = true; controller.error(e); });
+// The ReadableStream of a lookup: chunks in order (opened with `key` first when there is
+// one). They wait here until the reader asks: `taken()` tells the node one went to the
+// reader, so it pulls one more (it keeps at most its window unread), and `cancelled()` that
+// the reader gave up or the key is wrong.
+export function makeFeeder(key, taken, cancelled) {
+  const waiting = [];
+  let ended = false, failure = null, wake = () => {};
+  const open = (index, bytes) => !key ? Promise.resolve(bytes) : key
+    .then((k) => crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce(index) }, k, bytes))
+    .catch(() => { throw errorWith("wrong-key", `chunk ${index} does not open with the link's key`); });
+  const stream = new ReadableStream({
+    async pull(controller) {
+      while (!waiting.length && !ended && !failure) await new Promise((ok) => wake = ok);
+      if (waiting.length) {
+        const plain = await waiting.shift().catch((e) => { cancelled(); throw e; });
+        controller.enqueue(new Uint8Array(plain));
+        taken();
+      } else if (failure) controller.error(failure);
+      else controller.close();
+    },
+    cancel() { ended = true; waiting.length = 0; cancelled(); },
+  }, { highWaterMark: 2 });
   return {
     stream,
-    push(index, bytes) {
-      const opened = key ? key.then((k) => crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce(index) }, k, bytes)) : Promise.resolve(bytes);
-      chain = chain.then(() => opened).then(
-        (plain) => guard(() => controller.enqueue(new Uint8Array(plain))),
-        () => fail(errorWith("wrong-key", `chunk ${index} does not open with the link's key`)));
-    },
-    end() { chain = chain.then(() => guard(() => controller.close())); },
-    fail(e) { chain = chain.then(() => fail(e)); },
+    push(index, bytes) { const p = open(index, bytes); p.catch(() => {}); waiting.push(p); wake(); },
+    end() { ended = true; wake(); },
+    fail(e) { failure = e; wake(); },
   };
 }
 
@@ -98,7 +109,7 @@ extern "C" {
     #[wasm_bindgen(js_name = readUpload)]
     pub(crate) fn read_upload_chunk(upload: &JsValue, index: u32, start: f64, end: f64) -> js_sys::Promise;
     #[wasm_bindgen(js_name = makeFeeder)]
-    pub(crate) fn make_feeder(key: &JsValue) -> JsValue;
+    pub(crate) fn make_feeder(key: &JsValue, taken: &JsValue, cancelled: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = lookupResult)]
     pub(crate) fn lookup_result(meta: &Object, stream: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = errorWith)]

@@ -19,8 +19,7 @@ const OUT_NAME: &str = "past_node";
 /// Cargo profile (opt-level z, LTO; see the root Cargo.toml).
 const PROFILE: &str = "wasm-release";
 /// Written into the stamp so a change of bindgen settings invalidates it.
-const BINDGEN_SETTINGS: &str =
-    "wasm-bindgen-cli-support =0.2.130, target web, default module path, no typescript, name section only with PAST_WASM_NAMES";
+const BINDGEN_SETTINGS: &str = "wasm-bindgen-cli-support =0.2.130, target web, default module path, no typescript, name section only with PAST_WASM_NAMES";
 
 /// Environment variable that keeps the wasm name section (function names in browser
 /// profiles; about 100 KB more), for profiling only.

@@ -38,6 +38,11 @@ pub struct PastConfig {
     /// The window of a transfer's start; it grows by one per chunk received up to
     /// `window`.
     pub initial_window: u32,
+    /// Whether a reader's chunks count against the window until the driver reports each one
+    /// taken with [`Node::lookup_consumed`](crate::Node::lookup_consumed): a reader that
+    /// stops reading then stops the pull, and at most `window` chunks wait in the driver.
+    /// Off: chunks count until they are handed out as events.
+    pub paced_reads: bool,
     /// How long a request (prepare, space query, lookup) may go unanswered.
     pub request_timeout: Duration,
     /// How long a transfer may make no progress before it is abandoned.
@@ -71,6 +76,7 @@ impl PastConfig {
             max_file_size: MAX_FILE_SIZE,
             window: 8,
             initial_window: 8,
+            paced_reads: false,
             request_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
             commit_timeout: Duration::from_secs(120),

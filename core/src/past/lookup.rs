@@ -59,6 +59,8 @@ pub(crate) struct LookupOp {
     cert: Option<FileCertificate>,
     hashes: Vec<Hash>,
     emitted: u32,
+    /// Chunks handed out and not yet reported consumed (with `paced_reads`).
+    unread: u32,
     transfer: Option<u64>,
     hops: u8,
     cached: bool,
@@ -88,6 +90,7 @@ impl Past {
             cert: None,
             hashes: Vec::new(),
             emitted: 0,
+            unread: 0,
             transfer: None,
             hops: 0,
             cached: false,
@@ -271,8 +274,28 @@ impl Past {
         };
         op.emitted = index + 1;
         if op.purpose == Purpose::User {
+            if self.config.paced_reads {
+                op.unread += 1;
+            }
             self.emit(PastEvent::LookupChunk { op: OpId(id), index, data });
         }
+    }
+
+    /// The driver's reader took one chunk of lookup `id` (with `paced_reads`): the pull may
+    /// request one more.
+    pub(crate) fn lookup_consumed(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
+        let Some(op) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        op.unread = op.unread.saturating_sub(1);
+        if let Some(transfer) = op.transfer {
+            self.pump_transfer(o, transfer);
+        }
+    }
+
+    /// Chunks of lookup `id` handed out and not yet consumed.
+    pub(crate) fn unread(&self, id: u64) -> u32 {
+        self.lookups.get(&id).map_or(0, |op| op.unread)
     }
 
     /// The reader has the whole content.

@@ -723,6 +723,13 @@ impl<A: PastHost> Node<A> {
         self.with_past(now, |past, _| past.cancel_lookup(op.0));
     }
 
+    /// The reader took one chunk of lookup `op` (only with
+    /// [`PastConfig::paced_reads`](crate::past::PastConfig::paced_reads)): one more may be
+    /// pulled.
+    pub fn lookup_consumed(&mut self, op: OpId, now: Time) {
+        self.with_past(now, |past, overlay| past.lookup_consumed(overlay, op.0));
+    }
+
     /// Looks up a file's certificate only.
     pub fn lookup_certificate(&mut self, file: FileId, now: Time) -> OpId {
         self.with_past(now, |past, overlay| past.lookup(overlay, file, false))

@@ -119,8 +119,9 @@ impl Past {
     /// Requests chunks while the window allows; finishes a complete transfer. The window
     /// starts at `initial_window` and grows by one with every chunk received (so the first
     /// chunks do not queue behind a full window of others), up to `window`.
-    fn pump_transfer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
+    pub(crate) fn pump_transfer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let (initial, max) = (self.config.initial_window.max(1), self.config.window.max(1));
+        let unread = self.reader_backlog(id);
         let Some(t) = self.transfers.get_mut(&id) else {
             return;
         };
@@ -129,7 +130,7 @@ impl Past {
             return;
         }
         let mut requests = Vec::new();
-        while t.next_request < t.chunks && (t.next_request - t.next_emit) + t.writes < window {
+        while t.next_request < t.chunks && (t.next_request - t.next_emit) + t.writes + unread < window {
             requests.push(t.next_request);
             t.next_request += 1;
         }
@@ -274,10 +275,24 @@ impl Past {
         self.fail_transfer(o, id, reason);
     }
 
+    /// Chunks of transfer `id` its reader has not consumed yet (with `paced_reads`).
+    fn reader_backlog(&self, id: u64) -> u32 {
+        match self.transfers.get(&id).map(|t| t.sink) {
+            Some(Sink::Reader(op)) => self.unread(op),
+            _ => 0,
+        }
+    }
+
     pub(crate) fn transfer_timer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
-        let Some(t) = self.transfers.get(&id) else {
+        let unread = self.reader_backlog(id);
+        let now = o.now();
+        let Some(t) = self.transfers.get_mut(&id) else {
             return;
         };
+        // Waiting for our own reader, with nothing asked of the peer: not a stall.
+        if unread > 0 && !t.hashes.is_empty() && t.next_request == t.next_emit {
+            t.last_progress = now;
+        }
         let deadline = t.last_progress + self.config.stall_timeout;
         if deadline <= o.now() {
             self.fail_transfer(o, id, Refusal::Stalled);

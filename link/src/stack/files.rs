@@ -41,6 +41,12 @@ impl Stack {
         self.pump(now);
     }
 
+    /// The reader took one chunk of lookup `op` (with `PastConfig::paced_reads`).
+    pub fn lookup_consumed(&mut self, op: OpId, now: Time) {
+        self.node.lookup_consumed(op, now);
+        self.pump(now);
+    }
+
     /// Reclaims a file, signed by `owner` (which must be this node's key or one the driver
     /// can sign with).
     pub fn reclaim(&mut self, file: FileId, owner: PublicKey, issued: u64, now: Time) -> OpId {

@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 
 use super::batches::StoreQueue;
-use super::{Driver, Input, hex};
+use super::{Command, Driver, Input, hex};
 use crate::files_glue::{
     ApiError, end_feed, fail_feed, feed, import_key, lookup_result, make_feeder, make_upload, read_upload_chunk,
 };
@@ -274,6 +274,13 @@ impl Driver {
         self.files.lookups.insert(op, wait);
     }
 
+    /// Stops a lookup whose reader went away.
+    pub(crate) fn cancel_lookup(&mut self, op: OpId, t: Time) {
+        if self.files.lookups.remove(&op).is_some() {
+            self.stack.cancel_lookup(op, t);
+        }
+    }
+
     /// Starts a reclaim (signed with this tab's key: only the owner's is obeyed).
     pub(crate) fn reclaim(&mut self, file: FileId, reply: Reply, t: Time) {
         let op = self.stack.reclaim(file, PublicKey(self.identity.public_key), date_now(), t);
@@ -404,7 +411,14 @@ impl Driver {
         };
         wait.size = meta.size;
         let key = wait.link.key.as_ref().map_or(JsValue::UNDEFINED, |k| import_key(&Uint8Array::from(&k.0[..])).into());
-        let feeder = make_feeder(&key);
+        let tell = |command: fn(OpId) -> Command| {
+            let tx = self.inputs.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                let _ = tx.push(Input::Command(command(op)));
+            })
+            .into_js_value()
+        };
+        let feeder = make_feeder(&key, &tell(Command::LookupRead), &tell(Command::LookupCancel));
         let stream = Reflect::get(&feeder, &"stream".into()).unwrap_or(JsValue::UNDEFINED);
         wait.feeder = Some(feeder);
         let o = Object::new();
