@@ -30,7 +30,6 @@ use crate::signaling::{SignalingClient, SignalingEvent};
 use crate::store::{Answer, Store};
 use crate::transport::{Peer, TransportEvent};
 
-mod batches;
 mod files;
 mod server;
 

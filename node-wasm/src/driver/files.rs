@@ -18,7 +18,6 @@ use past_link::share::ShareLink;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 
-use super::batches::StoreQueue;
 use super::{Command, Driver, Input, hex};
 use crate::files_glue::{
     ApiError, end_feed, fail_feed, feed, import_key, lookup_result, make_feeder, make_upload, read_upload_chunk,
@@ -88,6 +87,25 @@ struct LookupWait {
     size: u64,
 }
 
+/// Chunk reads of one `readonly` transaction: a small group answers the first chunks of a
+/// transfer early, and groups run side by side.
+const READS_PER_BATCH: usize = 4;
+
+/// Adds `request` to the batches of this pass, keeping the core's order: runs of reads go
+/// in groups of [`READS_PER_BATCH`], runs of other requests in one batch each.
+fn batch_up(batches: &mut Vec<Vec<StorageRequest>>, request: StorageRequest) {
+    let is_read = |r: &StorageRequest| matches!(r.op, StorageOp::Read { .. });
+    let fits = batches.last().is_some_and(|last| match last.first() {
+        Some(first) if is_read(first) => is_read(&request) && last.len() < READS_PER_BATCH,
+        Some(_) => !is_read(&request),
+        None => true,
+    });
+    match batches.last_mut() {
+        Some(last) if fits => last.push(request),
+        _ => batches.push(vec![request]),
+    }
+}
+
 /// The JS API's error for a failed insert; `otherwise`: the code of errors without one of
 /// their own (`refused` before anything was sent, `failed` after).
 fn insert_error(err: &past_core::past::InsertError, otherwise: &'static str) -> ApiError {
@@ -109,7 +127,6 @@ pub(crate) struct Files {
     lookups: BTreeMap<OpId, LookupWait>,
     reclaims: BTreeMap<OpId, Reply>,
     next_upload: u64,
-    store_queue: StoreQueue,
 }
 
 fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
@@ -142,13 +159,14 @@ impl Driver {
     /// Hands the core's storage and signing requests to IndexedDB, the staged files and
     /// WebCrypto.
     pub(crate) fn dispatch_past(&mut self) {
+        let mut batches: Vec<Vec<StorageRequest>> = Vec::new();
         while let Some(request) = self.stack.poll_storage() {
             match request.op {
                 StorageOp::Read { object: Target::Upload(upload), index } => self.read_upload(request, upload, index),
-                _ => self.files.store_queue.push(request),
+                _ => batch_up(&mut batches, request),
             }
         }
-        for batch in self.files.store_queue.take() {
+        for batch in batches {
             let (store, tx) = (self.store.clone(), self.inputs.clone());
             spawn_local(async move {
                 let answers = store.run(batch).await;
@@ -200,7 +218,6 @@ impl Driver {
 
     /// Storage answers arrived.
     pub(crate) fn on_stored(&mut self, answers: Vec<Answer>, t: Time) {
-        self.files.store_queue.finished();
         for (id, result) in answers {
             self.stack.handle_storage(id, result, t);
         }
@@ -471,5 +488,29 @@ impl Driver {
         set(&o, "receipts", nodes.length());
         set(&o, "receiptNodes", nodes);
         let _ = reply.send(Ok(o.into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use past_core::past::{FileId, StorageId};
+
+    fn request(id: u64, read: bool) -> StorageRequest {
+        let file = FileId([1; 20]);
+        let op =
+            if read { StorageOp::Read { object: Target::File(file), index: 0 } } else { StorageOp::Delete { file } };
+        StorageRequest { id: StorageId(id), op }
+    }
+
+    #[test]
+    fn batches_keep_the_order_and_group_reads_by_four() {
+        let mut batches = Vec::new();
+        let pattern = [false, false, true, true, true, true, true, false, true];
+        for (i, read) in pattern.into_iter().enumerate() {
+            batch_up(&mut batches, request(i as u64, read));
+        }
+        let ids: Vec<Vec<u64>> = batches.iter().map(|b| b.iter().map(|r| r.id.0).collect()).collect();
+        assert_eq!(ids, vec![vec![0, 1], vec![2, 3, 4, 5], vec![6], vec![7], vec![8]]);
     }
 }
