@@ -294,7 +294,7 @@ impl Past {
             t.last_progress = now;
         }
         let deadline = t.last_progress + self.config.stall_timeout;
-        if deadline <= o.now() {
+        if deadline <= now {
             self.fail_transfer(o, id, Refusal::Stalled);
         } else {
             self.schedule(deadline, Timer::Transfer(id));

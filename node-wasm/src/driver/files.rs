@@ -420,8 +420,7 @@ impl Driver {
             Ok(meta) => meta,
             Err(error) => {
                 // The content is of no use without the key: stop pulling it.
-                self.files.lookups.remove(&op);
-                self.stack.cancel_lookup(op, super::now());
+                self.cancel_lookup(op, super::now());
                 let _ = reply.send(Err(error));
                 return;
             }
