@@ -4,9 +4,9 @@
 
 use past_core::past::{
     Ed25519Signer, InsertRequestSpec, Keyring, MemoryStore, Past, PastConfig, PastEvent, SignRequest, Signer, Storage,
-    StorageOp, StorageRequest, UploadId,
+    StorageError, StorageOp, StorageRequest, UploadId,
 };
-use past_core::past::{FileId, OpId};
+use past_core::past::{FileId, InsertError, OpId, Refusal};
 use past_core::{Config, Id, Node, Time};
 
 struct Host {
@@ -16,6 +16,8 @@ struct Host {
     storage: Vec<StorageRequest>,
     signing: Vec<SignRequest>,
     events: Vec<PastEvent>,
+    /// Chunk writes fail as a full browser store's do (`QuotaExceededError`).
+    full: bool,
 }
 
 fn hosts(n: u8) -> Vec<Host> {
@@ -32,7 +34,8 @@ fn hosts_with(n: u8, change: impl Fn(&mut PastConfig)) -> Vec<Host> {
             let mut config = PastConfig::new(public, 1 << 24);
             change(&mut config);
             let node = Node::new(id, Config::with_seed(u64::from(i)), Past::new(config));
-            Host { node, store: MemoryStore::new(), keys, storage: Vec::new(), signing: Vec::new(), events: Vec::new() }
+            let (store, storage, signing, events) = (MemoryStore::new(), Vec::new(), Vec::new(), Vec::new());
+            Host { node, store, keys, storage, signing, events, full: false }
         })
         .collect()
 }
@@ -64,7 +67,11 @@ fn round(hosts: &mut [Host], now: &mut Time) -> bool {
             storage.drain(..).partition(|r| matches!(r.op, StorageOp::Read { .. }));
         reads.reverse();
         for request in writes.into_iter().chain(reads) {
-            let result = host.store.perform(request.op);
+            let result = if host.full && matches!(request.op, StorageOp::Write { .. }) {
+                Err(StorageError::Full)
+            } else {
+                host.store.perform(request.op)
+            };
             host.node.handle_storage(request.id, result, *now);
             busy = true;
         }
@@ -214,4 +221,34 @@ fn a_paced_reader_that_stops_reading_stops_the_pull_without_failing_it() {
     let (read, done) = lookup_events(&hosts[reader], op);
     assert_eq!(done, Some(true), "the rest arrives as the reader reads");
     assert!(read == content, "the content, in order");
+}
+
+#[test]
+fn a_store_that_fills_up_mid_insert_fails_the_insert_and_keeps_what_it_held() {
+    let mut hosts = hosts(3);
+    let mut now = Time::ZERO;
+    joined(&mut hosts, &mut now);
+    let first: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let kept = insert(&mut hosts, &mut now, &first);
+
+    hosts[2].full = true;
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 3 % 251) as u8).collect();
+    hosts[0].store.add_upload(UploadId(2), content);
+    let owner = hosts[0].node.app().config().node_key;
+    let spec = InsertRequestSpec { name: "big".into(), owner, k: 3, upload: UploadId(2), size: 300_000, created: 6 };
+    let op = hosts[0].node.insert(spec, now).expect("insert starts");
+    settle(&mut hosts, &mut now);
+    let outcome = hosts[0].events.iter().find_map(|e| match e {
+        PastEvent::InsertDone { op: o, result } if *o == op => Some(result.clone()),
+        _ => None,
+    });
+    let full = hosts[2].node.id();
+    match outcome {
+        Some(Err(InsertError::Refused { node, reason: Refusal::StorageFull })) => assert_eq!(node, full),
+        other => panic!("expected a refusal for want of room from {full}, got {other:?}"),
+    }
+    for host in &hosts {
+        assert_eq!(host.store.content(&kept).as_deref(), Some(&first[..]), "the earlier file is intact");
+        assert_eq!(host.node.app().used(), first.len() as u64, "nothing of the failed insert is held");
+    }
 }

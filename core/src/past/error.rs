@@ -75,6 +75,10 @@ pub enum Refusal {
         /// The node holding the diverted replica.
         holder: Id,
     },
+    /// The node's storage refused a write for want of room (a browser's
+    /// `QuotaExceededError`, a full disk), though its accounting had room.
+    #[error("its storage is full")]
+    StorageFull,
 }
 
 /// Why an insert failed. When it fails, no replica stays stored: nodes holding a replica of

@@ -10,7 +10,7 @@ use crate::past::cache::GreedyDualSize;
 use crate::past::certificate::{FileCertificate, ReclaimCertificate, ReclaimReceipt, StoreReceipt};
 use crate::past::config::PastConfig;
 use crate::past::crypto::{PublicKey, SignError, SignId, SignRequest, Signature};
-use crate::past::error::{InsertError, LookupError, ReclaimError};
+use crate::past::error::{InsertError, LookupError, ReclaimError, Refusal};
 use crate::past::file_id::FileId;
 use crate::past::insert::{Coordination, InsertOp};
 use crate::past::lookup::LookupOp;
@@ -530,7 +530,13 @@ impl Past {
         match wait {
             StorageWait::HashRead { op, index } => self.on_upload_read(overlay, op, index, result),
             StorageWait::Serve { to, transfer, index } => self.on_served(overlay, to, transfer, index, result),
-            StorageWait::TransferWrite { transfer } => self.on_transfer_written(overlay, transfer, result.is_ok()),
+            StorageWait::TransferWrite { transfer } => {
+                let outcome = result.map(|_| ()).map_err(|e| match e {
+                    StorageError::Full => Refusal::StorageFull,
+                    _ => Refusal::Storage,
+                });
+                self.on_transfer_written(overlay, transfer, outcome);
+            }
             StorageWait::Other => {}
         }
         self.flush_local(overlay);

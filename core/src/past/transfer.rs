@@ -233,13 +233,13 @@ impl Past {
         self.pump_transfer(o, id);
     }
 
-    pub(crate) fn on_transfer_written(&mut self, o: &mut dyn Net<PastMessage>, id: u64, ok: bool) {
+    pub(crate) fn on_transfer_written(&mut self, o: &mut dyn Net<PastMessage>, id: u64, outcome: Result<(), Refusal>) {
         let Some(t) = self.transfers.get_mut(&id) else {
             return;
         };
         t.writes = t.writes.saturating_sub(1);
-        if !ok {
-            self.fail_transfer(o, id, Refusal::Storage);
+        if let Err(reason) = outcome {
+            self.fail_transfer(o, id, reason);
             return;
         }
         self.pump_transfer(o, id);

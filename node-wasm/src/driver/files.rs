@@ -113,7 +113,9 @@ fn insert_error(err: &past_core::past::InsertError, otherwise: &'static str) -> 
     let code = match err {
         E::QuotaExceeded { .. } | E::OwnerLimit { .. } => "over-quota",
         E::FileTooLarge { .. } => "too-large",
-        E::InsufficientStorage { .. } => "storage-full",
+        E::InsufficientStorage { .. } | E::Refused { reason: past_core::past::Refusal::StorageFull, .. } => {
+            "storage-full"
+        }
         _ => otherwise,
     };
     ApiError::new(code, err.to_string())
