@@ -118,6 +118,7 @@ function options() {
     capacityBytes: num("capacity"),
     maxFileBytes: num("maxfile"),
     quotaBytes: num("quota"),
+    lookupSources: num("sources"),
     // "relay" gathers only TURN candidates: with no TURN server configured no connection
     // can open (how a network that needs one behaves; used by a test).
     iceTransportPolicy: q.get("icepolicy") ?? undefined,

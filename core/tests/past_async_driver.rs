@@ -252,3 +252,62 @@ fn a_store_that_fills_up_mid_insert_fails_the_insert_and_keeps_what_it_held() {
         assert_eq!(host.node.app().used(), first.len() as u64, "nothing of the failed insert is held");
     }
 }
+
+/// Four hosts reading with up to `sources` sources, a 20-chunk file stored on three of them;
+/// returns the hosts, the clock, the content, its fileId and a host holding no replica.
+fn four_with_a_file(sources: u8) -> (Vec<Host>, Time, Vec<u8>, FileId, usize) {
+    let mut hosts = hosts_with(4, |c| c.sources = sources);
+    let mut now = Time::ZERO;
+    joined(&mut hosts, &mut now);
+    let chunk = past_core::past::CHUNK_SIZE;
+    let content: Vec<u8> = (0..20 * chunk as u32).map(|i| (i * 17 % 251) as u8).collect();
+    let file = insert(&mut hosts, &mut now, &content);
+    let reader = (1..4).find(|&i| hosts[i].store.content(&file).is_none()).expect("a host without a replica");
+    (hosts, now, content, file, reader)
+}
+
+fn served(hosts: &[Host]) -> Vec<u64> {
+    hosts.iter().map(|h| h.node.app().stats().bytes_served).collect()
+}
+
+#[test]
+fn a_reader_pulls_from_the_three_holders_at_once() {
+    let (mut hosts, mut now, content, file, reader) = four_with_a_file(3);
+    let before = served(&hosts);
+    let op = hosts[reader].node.lookup(file, now);
+    settle(&mut hosts, &mut now);
+    let (read, done) = lookup_events(&hosts[reader], op);
+    assert_eq!(done, Some(true));
+    assert!(read == content, "the content, in order");
+    let sent: Vec<u64> = served(&hosts).iter().zip(&before).map(|(a, b)| a - b).collect();
+    let sources = sent.iter().filter(|&&bytes| bytes > 0).count();
+    assert_eq!(sources, 3, "bytes served per host: {sent:?}");
+    assert_eq!(sent.iter().sum::<u64>(), content.len() as u64, "each chunk pulled once: {sent:?}");
+}
+
+#[test]
+fn a_helper_serving_a_bad_chunk_is_dropped_and_the_file_still_arrives() {
+    let (mut hosts, mut now, content, file, reader) = four_with_a_file(3);
+    // Every holder but the one that answers lookups (the root) corrupts chunk 5.
+    let holders: Vec<Id> = hosts.iter().filter(|h| h.store.content(&file).is_some()).map(|h| h.node.id()).collect();
+    let root = file.key().closest(holders.iter().copied()).expect("holders");
+    let mut corrupted = Vec::new();
+    for host in hosts.iter_mut().filter(|h| h.node.id() != root && h.store.content(&file).is_some()) {
+        assert!(host.store.corrupt(&file, 5));
+        corrupted.push(host.node.id());
+    }
+    let op = hosts[reader].node.lookup(file, now);
+    settle(&mut hosts, &mut now);
+    let (read, done) = lookup_events(&hosts[reader], op);
+    assert_eq!(done, Some(true), "the lookup succeeds from the root");
+    assert!(read == content, "the content, in order");
+    let blamed: Vec<Id> = hosts[reader]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            PastEvent::BadData { holder, .. } => Some(*holder),
+            _ => None,
+        })
+        .collect();
+    assert!(!blamed.is_empty() && blamed.iter().all(|b| corrupted.contains(b)), "blamed {blamed:?}");
+}

@@ -43,6 +43,9 @@ pub(crate) const PEER_CONNECTION_LIMIT: u32 = 500;
 /// through two event loops, IndexedDB or a `Blob` read does not bound the throughput.
 const TRANSFER_WINDOW: u32 = 32;
 
+/// Replica holders a lookup pulls from at once, by default (docs/results-browser.md).
+pub(crate) const LOOKUP_SOURCES: u8 = 1;
+
 /// Chunks a transfer requests at its start, so that the first ones are not queued behind a
 /// whole window (the window then grows by one per chunk received).
 const INITIAL_WINDOW: u32 = 2;
@@ -121,6 +124,8 @@ pub(crate) struct Settings {
     pub(crate) max_file_size: Option<u64>,
     /// Bytes of replicas this identity may insert (unlimited when `None`).
     pub(crate) quota: Option<u64>,
+    /// Replica holders a lookup pulls from at once.
+    pub(crate) lookup_sources: u8,
 }
 
 impl Settings {
@@ -130,6 +135,7 @@ impl Settings {
         past.window = TRANSFER_WINDOW;
         past.initial_window = INITIAL_WINDOW;
         past.paced_reads = true;
+        past.sources = self.lookup_sources;
         if let Some(max) = self.max_file_size {
             past.max_file_size = max.min(past.max_file_size);
         }

@@ -138,6 +138,9 @@ struct StartOptions {
     /// Bytes of replicas (k x size) this identity may insert through this tab.
     #[serde(default)]
     quota_bytes: Option<u64>,
+    /// Replica holders a lookup pulls from at once (1 to 3; see `LOOKUP_SOURCES`).
+    #[serde(default)]
+    lookup_sources: Option<u8>,
 }
 
 impl StartOptions {
@@ -193,6 +196,7 @@ impl StartOptions {
             capacity: self.capacity_bytes.unwrap_or(0),
             max_file_size: self.max_file_bytes,
             quota: self.quota_bytes,
+            lookup_sources: self.lookup_sources.unwrap_or(driver::LOOKUP_SOURCES).clamp(1, 3),
         })
     }
 }

@@ -26,6 +26,9 @@
 //!    receiving tab are the largest). The browser process (which holds `Blob` data) and
 //!    the GPU/network processes are left out.
 //!
+//! With `SOURCES=n` (1 to 3), the tabs read from n replica holders at once (the page's
+//! `?sources=n`); otherwise the page's default.
+//!
 //! With `PROFILE=1`, each tab's JavaScript and wasm are sampled (CDP `Profiler`) during the
 //! encrypted lookup, and the functions with the most self time are printed per tab. Build the
 //! module with its name section (`PAST_WASM_NAMES=1 cargo xtask build-wasm`) to see wasm
@@ -209,7 +212,10 @@ async fn raw(browser: &Chromium, origin: &str, bytes: u64) -> anyhow::Result<f64
 
 async fn tabs(browser: &Chromium, origin: &str) -> anyhow::Result<Vec<Page>> {
     // Room for a 1 GiB replica under t_pri = 0.1 (size / free space), files up to 2 GiB.
-    let url = format!("{origin}/?capacity={}&maxfile={}", 40u64 << 30, 2u64 << 30);
+    let mut url = format!("{origin}/?capacity={}&maxfile={}", 40u64 << 30, 2u64 << 30);
+    if let Ok(sources) = std::env::var("SOURCES") {
+        url.push_str(&format!("&sources={sources}"));
+    }
     let mut pages = Vec::new();
     for i in 0..4 {
         // The browser's own profile: IndexedDB on disk (the test contexts keep it in memory).

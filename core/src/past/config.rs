@@ -43,6 +43,10 @@ pub struct PastConfig {
     /// stops reading then stops the pull, and at most `window` chunks wait in the driver.
     /// Off: chunks count until they are handed out as events.
     pub paced_reads: bool,
+    /// Nodes a reader pulls a file from at once: the holder that answered, plus up to
+    /// `sources - 1` of the other replica holders it names, each asked for the next chunk
+    /// when it has the fewest outstanding. 1: the answering holder alone.
+    pub sources: u8,
     /// How long a request (prepare, space query, lookup) may go unanswered.
     pub request_timeout: Duration,
     /// How long a transfer may make no progress before it is abandoned.
@@ -77,6 +81,7 @@ impl PastConfig {
             window: 8,
             initial_window: 8,
             paced_reads: false,
+            sources: 1,
             request_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
             commit_timeout: Duration::from_secs(120),

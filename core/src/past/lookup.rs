@@ -140,6 +140,14 @@ impl Past {
             Role::Primary | Role::Diverted { .. } => (own, false),
         };
         let certificate = h.cert.clone();
+        let others = if cached || holder != own {
+            Vec::new()
+        } else {
+            Past::closest(o, request.file.key(), usize::from(certificate.body.k))
+                .into_iter()
+                .filter(|id| *id != own && *id != request.reader && !request.exclude.contains(id))
+                .collect()
+        };
         if cached {
             self.cache.touch(&request.file);
             self.stats.cache_hits += 1;
@@ -149,7 +157,8 @@ impl Past {
         for &node in &request.cache_at {
             self.send(o, node, PastMessage::CacheOffer { certificate: certificate.clone(), holder });
         }
-        let found = PastMessage::Found { request: request.request, certificate, holder, hops: request.hops, cached };
+        let found =
+            PastMessage::Found { request: request.request, certificate, holder, hops: request.hops, cached, others };
         self.send(o, request.reader, found);
         true
     }
@@ -212,7 +221,7 @@ impl Past {
         _from: Id,
         request: u64,
         cert: FileCertificate,
-        holder: Id,
+        (holder, others): (Id, Vec<Id>),
         hops: u8,
         cached: bool,
     ) {
@@ -250,6 +259,9 @@ impl Past {
         if let Some(op) = self.lookups.get_mut(&id) {
             op.transfer = Some(transfer);
         }
+        let helpers = others.into_iter().filter(|&n| n != holder && n != o.id());
+        let helpers: Vec<Id> = helpers.take(usize::from(self.config.sources.saturating_sub(1))).collect();
+        self.add_sources(o, transfer, helpers);
     }
 
     pub(crate) fn on_not_found(&mut self, o: &mut dyn Net<PastMessage>, request: u64, file: FileId) {

@@ -264,6 +264,9 @@ pub enum PastMessage {
         hops: u8,
         /// Whether it is a cached copy.
         cached: bool,
+        /// Other nodes that should hold replicas, as the holder sees its leaf set (a reader
+        /// may pull from some of them at the same time).
+        others: Vec<Id>,
     },
     /// No node holds the file.
     NotFound {
@@ -340,7 +343,8 @@ impl PastMessage {
             PastMessage::Locate { lookup, remaining } => {
                 [lookup.reader].into_iter().chain(remaining.iter().copied()).collect()
             }
-            PastMessage::Found { holder, .. } | PastMessage::CacheOffer { holder, .. } => vec![*holder],
+            PastMessage::Found { holder, others, .. } => [*holder].into_iter().chain(others.iter().copied()).collect(),
+            PastMessage::CacheOffer { holder, .. } => vec![*holder],
             PastMessage::Reclaim(r) | PastMessage::ReclaimHolder(r) => vec![r.client],
             PastMessage::Replicate { files } => files.iter().map(|(_, holder)| *holder).collect(),
             _ => Vec::new(),
@@ -359,9 +363,8 @@ impl PastMessage {
             PastMessage::ChunkReply { data, .. } => data.len() <= CHUNK_SIZE,
             PastMessage::Lookup(l) => lookup_ok(l),
             PastMessage::Locate { lookup, remaining } => lookup_ok(lookup) && remaining.len() <= MAX_NODES,
-            PastMessage::Found { certificate, .. } | PastMessage::CacheOffer { certificate, .. } => {
-                name_ok(certificate)
-            }
+            PastMessage::Found { certificate, others, .. } => name_ok(certificate) && others.len() <= MAX_NODES,
+            PastMessage::CacheOffer { certificate, .. } => name_ok(certificate),
             PastMessage::Replicate { files } => files.len() <= MAX_BATCH && files.iter().all(|(c, _)| name_ok(c)),
             PastMessage::Holding { files } => files.len() <= MAX_FILES,
             _ => true,

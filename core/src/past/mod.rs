@@ -67,6 +67,7 @@ mod node;
 pub mod quota;
 pub mod reclaim;
 pub mod replica;
+pub mod sources;
 pub mod store;
 mod sync;
 pub mod transfer;

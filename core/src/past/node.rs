@@ -498,8 +498,8 @@ impl Past {
             PastMessage::ChunkReply { transfer, index, data } => self.on_chunk(o, from, transfer, index, data),
             PastMessage::TransferFailed { transfer, reason } => self.on_transfer_refused(o, from, transfer, reason),
             PastMessage::Locate { lookup, remaining } => self.on_locate(o, lookup, remaining),
-            PastMessage::Found { request, certificate, holder, hops, cached } => {
-                self.on_found(o, from, request, certificate, holder, hops, cached)
+            PastMessage::Found { request, certificate, holder, hops, cached, others } => {
+                self.on_found(o, from, request, certificate, (holder, others), hops, cached)
             }
             PastMessage::NotFound { request, file } => self.on_not_found(o, request, file),
             PastMessage::CacheOffer { certificate, holder } => self.on_cache_offer(o, certificate, holder),

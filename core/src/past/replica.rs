@@ -827,7 +827,7 @@ impl Past {
                 }
             }
             PastMessage::ChunkRequest { transfer, .. } | PastMessage::HashRequest { transfer, .. } => {
-                self.transfer_unreachable(o, transfer)
+                self.transfer_unreachable(o, transfer, to)
             }
             PastMessage::Locate { lookup, remaining } => self.pass_locate(o, lookup, remaining),
             PastMessage::Prepared { file, nonce, .. }

@@ -27,7 +27,7 @@ use crate::past::certificate::{
 use crate::past::error::Refusal;
 use crate::past::file_id::{FileId, Hash};
 use crate::past::messages::{PastMessage, Source};
-use crate::past::node::{Past, StorageWait, Timer};
+use crate::past::node::{Past, PastEvent, StorageWait, Timer};
 use crate::past::store::{Object, StorageError, StorageOp, StorageReply};
 
 /// Where received chunks go.
@@ -44,7 +44,12 @@ pub(crate) enum Sink {
 /// A pull in progress.
 #[derive(Debug)]
 pub(crate) struct Transfer {
+    /// The main source: it sends the chunk hash list, and the pull fails with it.
     pub(crate) peer: Id,
+    /// Further sources of chunks (see [`crate::past::sources`]).
+    pub(crate) helpers: Vec<Id>,
+    /// Chunks requested and not received, with the source asked.
+    pub(crate) assigned: BTreeMap<u32, Id>,
     pub(crate) source: Source,
     pub(crate) file: FileId,
     pub(crate) size: u64,
@@ -88,6 +93,8 @@ impl Past {
         let pieces = if hashes.is_empty() { vec![None; piece_count(body.size) as usize] } else { Vec::new() };
         let transfer = Transfer {
             peer,
+            helpers: Vec::new(),
+            assigned: BTreeMap::new(),
             source,
             file: body.file,
             size: body.size,
@@ -131,13 +138,15 @@ impl Past {
         }
         let mut requests = Vec::new();
         while t.next_request < t.chunks && (t.next_request - t.next_emit) + t.writes + unread < window {
-            requests.push(t.next_request);
+            let to = t.next_source();
+            t.assigned.insert(t.next_request, to);
+            requests.push((to, t.next_request));
             t.next_request += 1;
         }
         let done = t.next_emit == t.chunks && t.writes == 0;
-        let (peer, source) = (t.peer, t.source);
-        for index in requests {
-            self.send(o, peer, PastMessage::ChunkRequest { transfer: id, source, index });
+        let source = t.source;
+        for (to, index) in requests {
+            self.send(o, to, PastMessage::ChunkRequest { transfer: id, source, index });
         }
         if done {
             self.finish_transfer(o, id);
@@ -182,15 +191,21 @@ impl Past {
         let Some(t) = self.transfers.get_mut(&id) else {
             return;
         };
-        if t.peer != from || index < t.next_emit || index >= t.next_request || t.buffered.contains_key(&index) {
+        if t.assigned.get(&index) != Some(&from) || index < t.next_emit || t.buffered.contains_key(&index) {
             return;
         }
         let expected = t.hashes.get(index as usize).copied();
         if data.len() != chunk_len(t.size, index) || expected != Some(sha1(&data)) {
             self.stats.bad_chunks += 1;
-            self.fail_transfer(o, id, Refusal::ContentMismatch { chunk: index });
+            let file = t.file;
+            if self.drop_source(o, id, from) {
+                self.emit(PastEvent::BadData { file, holder: from });
+            } else {
+                self.fail_transfer(o, id, Refusal::ContentMismatch { chunk: index });
+            }
             return;
         }
+        t.assigned.remove(&index);
         t.last_progress = now;
         t.buffered.insert(index, data);
         let mut ready = Vec::new();
@@ -246,6 +261,9 @@ impl Past {
     }
 
     pub(crate) fn on_transfer_refused(&mut self, o: &mut dyn Net<PastMessage>, from: Id, id: u64, reason: Refusal) {
+        if self.drop_source(o, id, from) {
+            return;
+        }
         let Some(t) = self.transfers.get_mut(&id).filter(|t| t.peer == from) else {
             return;
         };
@@ -259,6 +277,7 @@ impl Past {
             t.peer = holder;
             t.next_request = t.next_emit;
             t.buffered.clear();
+            t.assigned.clear();
             let pieces: Vec<u32> = if t.hashes.is_empty() {
                 t.pieces.iter_mut().for_each(|p| *p = None);
                 (0..t.pieces.len() as u32).collect()
@@ -295,14 +314,27 @@ impl Past {
         }
         let deadline = t.last_progress + self.config.stall_timeout;
         if deadline <= now {
+            // A helper holding up the stream is dropped; a stalled main source fails the pull.
+            if let Some(slow) = self.slowest_source(id)
+                && self.drop_source(o, id, slow)
+            {
+                if let Some(t) = self.transfers.get_mut(&id) {
+                    t.last_progress = now;
+                }
+                self.schedule(now + self.config.stall_timeout, Timer::Transfer(id));
+                return;
+            }
             self.fail_transfer(o, id, Refusal::Stalled);
         } else {
             self.schedule(deadline, Timer::Transfer(id));
         }
     }
 
-    /// A request of a transfer could not be sent: its peer is gone.
-    pub(crate) fn transfer_unreachable(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
+    /// A request of a transfer could not be sent to `to`: it is gone.
+    pub(crate) fn transfer_unreachable(&mut self, o: &mut dyn Net<PastMessage>, id: u64, to: Id) {
+        if self.drop_source(o, id, to) {
+            return;
+        }
         if let Some(peer) = self.transfers.get(&id).map(|t| t.peer) {
             self.fail_transfer(o, id, Refusal::Unreachable { node: peer });
         }
