@@ -252,7 +252,7 @@ impl Past {
             return self.end_lookup(o, id, Ok(found));
         }
         if first && purpose == Purpose::User {
-            self.emit(PastEvent::LookupFound { op: OpId(id), certificate: cert.clone() });
+            self.emit(PastEvent::LookupFound { op: OpId(id), certificate: cert.clone(), holder, hops });
         }
         let transfer =
             self.start_transfer(o, holder, Source::File(op_file(&cert)), &cert, hashes, start, Sink::Reader(id));

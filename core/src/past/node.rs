@@ -76,6 +76,10 @@ pub enum PastEvent {
         op: OpId,
         /// The verified certificate (name, size, owner).
         certificate: FileCertificate,
+        /// The node the content comes from.
+        holder: Id,
+        /// Routing hops the lookup took to find it.
+        hops: u8,
     },
     /// The next chunk of a lookup's content, verified against the certificate, in order.
     LookupChunk {

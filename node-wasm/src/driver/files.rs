@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 
 use futures::channel::oneshot;
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
-use past_core::Time;
 use past_core::past::{
     CHUNK_SIZE, FileCertificate, FileId, Inserted, Object as Target, OpId, PastEvent, PublicKey, Reclaimed, Signature,
     StorageError, StorageOp, StorageReply, StorageRequest, UploadId,
 };
+use past_core::{Id, Time};
 use past_link::seal::{self, FileKey, Meta, PLAIN_CHUNK};
 use past_link::share::ShareLink;
 use wasm_bindgen::prelude::*;
@@ -335,7 +335,9 @@ impl Driver {
     pub(crate) fn on_past_event(&mut self, event: PastEvent) {
         match event {
             PastEvent::InsertDone { op, result } => self.insert_done(op, result),
-            PastEvent::LookupFound { op, certificate } => self.lookup_found(op, &certificate),
+            PastEvent::LookupFound { op, certificate, holder, hops } => {
+                self.lookup_found(op, &certificate, holder, hops)
+            }
             PastEvent::LookupChunk { op, index, data } => self.lookup_chunk(op, index, data),
             PastEvent::LookupDone { op, result } => {
                 let Some(mut wait) = self.files.lookups.remove(&op) else { return };
@@ -407,7 +409,7 @@ impl Driver {
         let _ = wait.reply.send(Ok(entry.into()));
     }
 
-    fn lookup_found(&mut self, op: OpId, certificate: &FileCertificate) {
+    fn lookup_found(&mut self, op: OpId, certificate: &FileCertificate, holder: Id, hops: u8) {
         let Some(wait) = self.files.lookups.get_mut(&op) else { return };
         let body = &certificate.body;
         let sealed = seal::is_sealed_name(&body.name);
@@ -449,6 +451,8 @@ impl Driver {
         set(&o, "k", body.k);
         set(&o, "encrypted", sealed);
         set(&o, "verified", true);
+        set(&o, "holder", hex(holder));
+        set(&o, "hops", hops);
         let _ = reply.send(Ok(lookup_result(&o, &stream)));
     }
 

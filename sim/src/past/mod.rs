@@ -232,7 +232,7 @@ impl PastSim {
                 self.running.remove(&(node, op));
                 self.outcomes.insert((node, op), Outcome::Insert(result));
             }
-            PastEvent::LookupFound { op, certificate } => {
+            PastEvent::LookupFound { op, certificate, .. } => {
                 if let Some(r) = self.running.get_mut(&(node, op)) {
                     r.file = seed_of(&certificate.body.name).map(|seed| (seed, certificate.body.size));
                 }
