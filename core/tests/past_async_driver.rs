@@ -6,7 +6,7 @@ use past_core::past::{
     Ed25519Signer, InsertRequestSpec, Keyring, MemoryStore, Past, PastConfig, PastEvent, SignRequest, Signer, Storage,
     StorageError, StorageOp, StorageRequest, UploadId,
 };
-use past_core::past::{FileId, InsertError, OpId, Refusal};
+use past_core::past::{FileId, InsertError, LookupError, OpId, Refusal};
 use past_core::{Config, Id, Node, Time};
 
 struct Host {
@@ -18,6 +18,8 @@ struct Host {
     events: Vec<PastEvent>,
     /// Chunk writes fail as a full browser store's do (`QuotaExceededError`).
     full: bool,
+    /// Gone without a word: messages to it are lost.
+    silent: bool,
 }
 
 fn hosts(n: u8) -> Vec<Host> {
@@ -35,7 +37,7 @@ fn hosts_with(n: u8, change: impl Fn(&mut PastConfig)) -> Vec<Host> {
             change(&mut config);
             let node = Node::new(id, Config::with_seed(u64::from(i)), Past::new(config));
             let (store, storage, signing, events) = (MemoryStore::new(), Vec::new(), Vec::new(), Vec::new());
-            Host { node, store, keys, storage, signing, events, full: false }
+            Host { node, store, keys, storage, signing, events, full: false, silent: false }
         })
         .collect()
 }
@@ -52,7 +54,9 @@ fn round(hosts: &mut [Host], now: &mut Time) -> bool {
                 *now = Time::from_micros(now.as_micros() + 1000);
                 let to = ids.iter().position(|&id| id == t.to).expect("known node");
                 let from = hosts[i].node.id();
-                hosts[to].node.handle_message(from, t.message, *now);
+                if !hosts[to].silent {
+                    hosts[to].node.handle_message(from, t.message, *now);
+                }
                 moved = true;
             }
         }
@@ -310,4 +314,39 @@ fn a_helper_serving_a_bad_chunk_is_dropped_and_the_file_still_arrives() {
         })
         .collect();
     assert!(!blamed.is_empty() && blamed.iter().all(|b| corrupted.contains(b)), "blamed {blamed:?}");
+}
+
+#[test]
+fn an_unknown_file_is_not_found_within_seconds_though_a_replica_set_node_went_silent() {
+    let mut hosts = hosts(4);
+    let mut now = Time::ZERO;
+    joined(&mut hosts, &mut now);
+    let ids: Vec<Id> = hosts.iter().map(|h| h.node.id()).collect();
+    let (reader, silent) = (0, 1);
+    // A fileId whose root is neither the reader nor the silent node (the silent one is then
+    // among the nodes the root asks).
+    let file = (0..=255u8)
+        .map(|n| FileId([n; 20]))
+        .find(|f| f.key().closest(ids.iter().copied()).is_some_and(|root| root != ids[reader] && root != ids[silent]))
+        .expect("such a fileId");
+    hosts[silent].silent = true;
+
+    let op = hosts[reader].node.lookup(file, now);
+    settle(&mut hosts, &mut now);
+    assert_eq!(lookup_events(&hosts[reader], op).1, None, "the root still waits for the silent node");
+    let config = hosts[reader].node.app().config().clone();
+    now = Time::from_micros(now.as_micros() + config.locate_timeout.as_micros() as u64 + 1000);
+    assert!(config.locate_timeout < config.request_timeout);
+    for host in hosts.iter_mut() {
+        host.node.handle_timeout(now);
+    }
+    settle(&mut hosts, &mut now);
+    let outcome = hosts[reader].events.iter().find_map(|e| match e {
+        PastEvent::LookupDone { op: o, result } if *o == op => Some(result.clone()),
+        _ => None,
+    });
+    assert!(
+        matches!(outcome, Some(Err(LookupError::NotFound { file: f })) if f == file),
+        "expected not found, got {outcome:?}"
+    );
 }

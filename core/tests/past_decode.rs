@@ -64,7 +64,8 @@ fn samples() -> Vec<Frame> {
         PastMessage::HashReply { transfer: 1, piece: 0, hashes: vec![[3; 20]] },
         PastMessage::ChunkRequest { transfer: 1, source: Source::File(file), index: 2 },
         PastMessage::Lookup(lookup.clone()),
-        PastMessage::Locate { lookup, remaining: vec![id] },
+        PastMessage::Locate { lookup },
+        PastMessage::Located { reader: id, request: 4, held: false },
         PastMessage::Found {
             request: 1,
             certificate: cert.clone(),

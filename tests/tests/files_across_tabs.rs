@@ -164,10 +164,9 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let (joined_when_asked, got): (bool, Read) = eval(&late, &early).await?;
     assert!(!joined_when_asked, "the tab had joined already: the case is not exercised");
     assert_eq!(got.sha256, expected);
+    // The tab closes: until the others notice, it is still in their leaf sets, and the
+    // not-found answer below must not wait for it.
     late.close().await?;
-    // Until the others notice it left, a lookup's search may pass through it and wait for
-    // its timeout (see the notes): let the leaf sets settle first.
-    wait_leaf_sets_exact(&pages, 16, Duration::from_secs(30)).await?;
 
     // Bad input, each with its error.
     let reader = &pages[5].1;
@@ -179,7 +178,8 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
         format!("past.node.lookup({unknown:?}).then(() => 'no error', (e) => `${{e.code}}: ${{e.message}}`)");
     let answer: String = eval(reader, &not_found).await?;
     assert!(answer.starts_with("not-found:"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(10), "not found took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(8), "not found took {:?}", started.elapsed());
+    eprintln!("not found in {:?}", started.elapsed());
     let over = format!("past.node.insert(new Blob([t.content({SIZE}, 9)]), {{k: 3, name: 'big'}})");
     assert_eq!(error_code(&pages[1].1, &over).await?, "over-quota");
     // A node whose limit is 1 MB neither inserts nor stores larger files: it joins now, so

@@ -49,6 +49,9 @@ pub struct PastConfig {
     pub sources: u8,
     /// How long a request (prepare, space query, lookup) may go unanswered.
     pub request_timeout: Duration,
+    /// How long the root of a lookup that holds nothing waits for the replica set's answers
+    /// before it tells the reader the file is not found.
+    pub locate_timeout: Duration,
     /// How long a transfer may make no progress before it is abandoned.
     pub stall_timeout: Duration,
     /// How long a replica that received all its content waits for the commit of its insert.
@@ -83,6 +86,7 @@ impl PastConfig {
             paced_reads: false,
             sources: 1,
             request_timeout: Duration::from_secs(10),
+            locate_timeout: Duration::from_secs(2),
             stall_timeout: Duration::from_secs(30),
             commit_timeout: Duration::from_secs(120),
             maintenance_delay: Duration::from_secs(1),

@@ -6,8 +6,10 @@
 //! file, stops the lookup and tells the reader where to pull it from ([`PastMessage::Found`],
 //! with the certificate). A primary that diverted its replica answers with the diverted
 //! holder. The root (the node closest to the fileId), if it does not hold the file, asks
-//! the nodes closest to the fileId in turn ([`PastMessage::Locate`]), so a lookup finds a
-//! replica even while maintenance has not yet restored the k copies.
+//! the nodes closest to the fileId all at once (`locate`), so a lookup finds a replica even
+//! while maintenance has not yet restored the k copies, and an unknown fileId is answered
+//! within seconds. The holder that answers names the other replica holders, from which
+//! the reader may pull too (`sources`).
 //!
 //! The reader checks the certificate (signature, fileId), then pulls the content with a
 //! window of chunk requests, checking every chunk against the certificate and handing it on
@@ -125,7 +127,7 @@ impl Past {
     }
 
     /// Answers a lookup if this node holds the file (a replica, a cached copy or a pointer).
-    fn answer(&mut self, o: &mut dyn Net<PastMessage>, request: &LookupRequest) -> bool {
+    pub(crate) fn answer(&mut self, o: &mut dyn Net<PastMessage>, request: &LookupRequest) -> bool {
         let own = o.id();
         if request.exclude.contains(&own) {
             return false;
@@ -186,28 +188,11 @@ impl Past {
             return;
         }
         let own = o.id();
-        let remaining: Vec<Id> = Past::closest(o, request.file.key(), usize::from(Past::max_k(o)))
+        let candidates: Vec<Id> = Past::closest(o, request.file.key(), usize::from(Past::max_k(o)))
             .into_iter()
             .filter(|id| *id != own && !request.exclude.contains(id))
             .collect();
-        self.pass_locate(o, request, remaining);
-    }
-
-    /// Asks the next node in `remaining`, or tells the reader the file is not found.
-    pub(crate) fn pass_locate(&mut self, o: &mut dyn Net<PastMessage>, lookup: LookupRequest, mut remaining: Vec<Id>) {
-        if remaining.is_empty() {
-            let message = PastMessage::NotFound { request: lookup.request, file: lookup.file };
-            self.send(o, lookup.reader, message);
-            return;
-        }
-        let next = remaining.remove(0);
-        self.send(o, next, PastMessage::Locate { lookup, remaining });
-    }
-
-    pub(crate) fn on_locate(&mut self, o: &mut dyn Net<PastMessage>, lookup: LookupRequest, remaining: Vec<Id>) {
-        if !self.answer(o, &lookup) {
-            self.pass_locate(o, lookup, remaining);
-        }
+        self.start_locate(o, request, candidates);
     }
 
     fn lookup_by_request(&self, request: u64) -> Option<u64> {
@@ -271,6 +256,10 @@ impl Past {
         let Some(op) = self.lookups.get(&id) else {
             return;
         };
+        // A holder answered first and its content is flowing.
+        if op.transfer.is_some() {
+            return;
+        }
         let error = if op.tried.is_empty() {
             LookupError::NotFound { file }
         } else {

@@ -245,12 +245,21 @@ pub enum PastMessage {
     },
     /// Routed: a lookup.
     Lookup(LookupRequest),
-    /// The root did not hold the file: asks the nodes closest to the fileId in turn.
+    /// The root did not hold the file: asks a node that should hold a replica (the root
+    /// asks them all at once).
     Locate {
         /// The lookup.
         lookup: LookupRequest,
-        /// Nodes still to ask after the receiver.
-        remaining: Vec<Id>,
+    },
+    /// Answer to [`PastMessage::Locate`], to the root: whether this node holds the file (and
+    /// answered the reader).
+    Located {
+        /// The lookup's reader.
+        reader: Id,
+        /// The reader's request.
+        request: u64,
+        /// Whether this node holds the file.
+        held: bool,
     },
     /// A holder answers a lookup.
     Found {
@@ -340,9 +349,7 @@ impl PastMessage {
             }
             PastMessage::Commit { holders, .. } => holders.clone(),
             PastMessage::Lookup(l) => vec![l.reader],
-            PastMessage::Locate { lookup, remaining } => {
-                [lookup.reader].into_iter().chain(remaining.iter().copied()).collect()
-            }
+            PastMessage::Locate { lookup } => vec![lookup.reader],
             PastMessage::Found { holder, others, .. } => [*holder].into_iter().chain(others.iter().copied()).collect(),
             PastMessage::CacheOffer { holder, .. } => vec![*holder],
             PastMessage::Reclaim(r) | PastMessage::ReclaimHolder(r) => vec![r.client],
@@ -362,7 +369,7 @@ impl PastMessage {
             PastMessage::HashReply { hashes, .. } => hashes.len() <= HASHES_PER_PIECE,
             PastMessage::ChunkReply { data, .. } => data.len() <= CHUNK_SIZE,
             PastMessage::Lookup(l) => lookup_ok(l),
-            PastMessage::Locate { lookup, remaining } => lookup_ok(lookup) && remaining.len() <= MAX_NODES,
+            PastMessage::Locate { lookup } => lookup_ok(lookup),
             PastMessage::Found { certificate, others, .. } => name_ok(certificate) && others.len() <= MAX_NODES,
             PastMessage::CacheOffer { certificate, .. } => name_ok(certificate),
             PastMessage::Replicate { files } => files.len() <= MAX_BATCH && files.iter().all(|(c, _)| name_ok(c)),

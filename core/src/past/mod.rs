@@ -61,6 +61,7 @@ pub mod crypto;
 mod error;
 pub mod file_id;
 pub mod insert;
+mod locate;
 pub mod lookup;
 pub mod messages;
 mod node;

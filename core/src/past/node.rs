@@ -13,6 +13,7 @@ use crate::past::crypto::{PublicKey, SignError, SignId, SignRequest, Signature};
 use crate::past::error::{InsertError, LookupError, ReclaimError, Refusal};
 use crate::past::file_id::FileId;
 use crate::past::insert::{Coordination, InsertOp};
+use crate::past::locate::Locating;
 use crate::past::lookup::LookupOp;
 use crate::past::messages::PastMessage;
 use crate::past::quota::{OwnerUsage, Quotas};
@@ -177,6 +178,8 @@ pub(crate) enum Timer {
     Transfer(u64),
     Insert(u64),
     Lookup(u64),
+    /// A root asking the replica set about a lookup (reader, request).
+    Locate(Id, u64),
     Reclaim(u64),
     Query(u64),
 }
@@ -222,6 +225,8 @@ pub struct Past {
     pub(crate) transfers: BTreeMap<u64, Transfer>,
     pub(crate) inserts: BTreeMap<u64, InsertOp>,
     pub(crate) lookups: BTreeMap<u64, LookupOp>,
+    /// Lookups this node, as their root, asks the replica set about (by reader and request).
+    pub(crate) locating: BTreeMap<(Id, u64), Locating>,
     pub(crate) reclaims: BTreeMap<u64, ReclaimOp>,
     pub(crate) queries: BTreeMap<u64, SpaceQueryState>,
     pub(crate) maintenance_at: Option<Time>,
@@ -261,6 +266,7 @@ impl Past {
             transfers: BTreeMap::new(),
             inserts: BTreeMap::new(),
             lookups: BTreeMap::new(),
+            locating: BTreeMap::new(),
             reclaims: BTreeMap::new(),
             queries: BTreeMap::new(),
             maintenance_at: None,
@@ -501,7 +507,8 @@ impl Past {
             PastMessage::ChunkRequest { transfer, source, index } => self.serve_chunk(o, from, transfer, source, index),
             PastMessage::ChunkReply { transfer, index, data } => self.on_chunk(o, from, transfer, index, data),
             PastMessage::TransferFailed { transfer, reason } => self.on_transfer_refused(o, from, transfer, reason),
-            PastMessage::Locate { lookup, remaining } => self.on_locate(o, lookup, remaining),
+            PastMessage::Locate { lookup } => self.on_locate(o, from, lookup),
+            PastMessage::Located { reader, request, held } => self.on_located(o, from, reader, request, held),
             PastMessage::Found { request, certificate, holder, hops, cached, others } => {
                 self.on_found(o, from, request, certificate, (holder, others), hops, cached)
             }
@@ -584,6 +591,7 @@ impl Past {
             Timer::Transfer(id) => self.transfer_timer(o, id),
             Timer::Insert(op) => self.insert_timer(o, op),
             Timer::Lookup(op) => self.lookup_timer(o, op),
+            Timer::Locate(reader, request) => self.locate_timer(o, reader, request),
             Timer::Reclaim(op) => self.reclaim_timer(o, op),
             Timer::Query(id) => self.query_timer(o, id),
         }

@@ -829,7 +829,7 @@ impl Past {
             PastMessage::ChunkRequest { transfer, .. } | PastMessage::HashRequest { transfer, .. } => {
                 self.transfer_unreachable(o, transfer, to)
             }
-            PastMessage::Locate { lookup, remaining } => self.pass_locate(o, lookup, remaining),
+            PastMessage::Locate { lookup } => self.on_located(o, to, lookup.reader, lookup.request, false),
             PastMessage::Prepared { file, nonce, .. }
             | PastMessage::Ready { file, nonce }
             | PastMessage::Failed { file, nonce, .. } => {
