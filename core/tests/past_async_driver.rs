@@ -6,7 +6,8 @@ use past_core::past::{
     Ed25519Signer, InsertRequestSpec, Keyring, MemoryStore, Past, PastConfig, PastEvent, SignRequest, Signer, Storage,
     StorageError, StorageOp, StorageRequest, UploadId,
 };
-use past_core::past::{FileId, InsertError, LookupError, OpId, Refusal};
+use past_core::past::{FileId, InsertError, LookupError, OpId, PastMessage, Refusal};
+use past_core::wire::Message;
 use past_core::{Config, Id, Node, Time};
 
 struct Host {
@@ -349,4 +350,83 @@ fn an_unknown_file_is_not_found_within_seconds_though_a_replica_set_node_went_si
         matches!(outcome, Some(Err(LookupError::NotFound { file: f })) if f == file),
         "expected not found, got {outcome:?}"
     );
+}
+
+#[test]
+fn maintenance_asking_for_a_replica_while_a_cached_copy_arrives_gets_a_replica() {
+    let mut hosts = hosts(5);
+    let mut now = Time::ZERO;
+    joined(&mut hosts, &mut now);
+    let content: Vec<u8> = (0..150_000u32).map(|i| (i * 11 % 251) as u8).collect();
+    let file = insert(&mut hosts, &mut now, &content);
+    let certificate = hosts[0]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            PastEvent::InsertDone { result: Ok(inserted), .. } => Some(inserted.certificate.clone()),
+            _ => None,
+        })
+        .expect("inserted");
+    let holder = hosts.iter().position(|h| h.store.content(&file).is_some()).expect("a holder");
+    let other = hosts.iter().position(|h| h.store.content(&file).is_none()).expect("a node without it");
+    let holder_id = hosts[holder].node.id();
+
+    // The node starts pulling a cached copy, and before it arrives maintenance asks it for
+    // a replica (as when a holder has just failed).
+    let offer = PastMessage::CacheOffer { certificate: certificate.clone(), holder: holder_id };
+    hosts[other].node.handle_message(holder_id, Message::Direct(offer), now);
+    let replicate = PastMessage::Replicate { files: vec![(certificate, holder_id)] };
+    hosts[other].node.handle_message(holder_id, Message::Direct(replicate), now);
+    settle(&mut hosts, &mut now);
+
+    let node = hosts[other].node.app();
+    assert_eq!(node.used(), content.len() as u64, "it holds a replica, not only a cached copy");
+    assert_eq!(node.cached_bytes(), 0);
+    assert_eq!(hosts[other].store.content(&file).as_deref(), Some(&content[..]));
+}
+
+#[test]
+fn a_failed_maintenance_pull_is_tried_again() {
+    let mut hosts = hosts(5);
+    let mut now = Time::ZERO;
+    let late = 4;
+    // Four nodes, then files until one has the fifth node among its three closest.
+    joined(&mut hosts[..late], &mut now);
+    let ids: Vec<Id> = hosts.iter().map(|h| h.node.id()).collect();
+    let mut found = None;
+    for i in 0..20u32 {
+        let content: Vec<u8> = (0..100_000u32).map(|j| ((j + i) % 251) as u8).collect();
+        let file = insert(&mut hosts[..late], &mut now, &content);
+        let mut by_distance = ids.clone();
+        by_distance.sort_by(|a, b| {
+            if file.key().prefers(*a, *b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater }
+        });
+        if by_distance[..3].contains(&ids[late]) {
+            found = Some((file, content));
+            break;
+        }
+    }
+    let (file, content) = found.expect("a file whose replica set includes the late node");
+
+    // The late node joins with a store that refuses writes: maintenance's pull fails.
+    hosts[late].full = true;
+    hosts[late].node.join(Some(ids[0]), now);
+    settle(&mut hosts, &mut now);
+    now = Time::from_micros(now.as_micros() + 1_500_000);
+    for host in hosts.iter_mut() {
+        host.node.handle_timeout(now);
+    }
+    settle(&mut hosts, &mut now);
+    assert!(hosts[late].store.content(&file).is_none(), "the first pull cannot have succeeded");
+
+    // The store works again: a later try brings the replica.
+    hosts[late].full = false;
+    for _ in 0..4 {
+        now = Time::from_micros(now.as_micros() + 5_000_000);
+        for host in hosts.iter_mut() {
+            host.node.handle_timeout(now);
+        }
+        settle(&mut hosts, &mut now);
+    }
+    assert_eq!(hosts[late].store.content(&file).as_deref(), Some(&content[..]), "the replica arrived on a retry");
 }

@@ -149,7 +149,9 @@ async fn scenario(tabs: &mut Vec<Tab>, server: past_signaling::ServerHandle) -> 
         || async {
             let mut counts = Vec::new();
             for tab in tabs.iter() {
-                counts.push(format!("{}: {}", tab.name, replicas(&tab.page).await.unwrap_or(u32::MAX)));
+                let stored: String =
+                    eval(&tab.page, "JSON.stringify(past.node.stored())").await.unwrap_or_else(|e| e.to_string());
+                counts.push(format!("{}: {stored}", tab.name));
             }
             format!("replicas per live tab: {}", counts.join(", "))
         },

@@ -67,6 +67,7 @@ pub mod messages;
 mod node;
 pub mod quota;
 pub mod reclaim;
+mod refetch;
 pub mod replica;
 pub mod sources;
 pub mod store;

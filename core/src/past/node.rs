@@ -18,6 +18,7 @@ use crate::past::lookup::LookupOp;
 use crate::past::messages::PastMessage;
 use crate::past::quota::{OwnerUsage, Quotas};
 use crate::past::reclaim::ReclaimOp;
+use crate::past::refetch::Refetch;
 use crate::past::replica::{Holding, SpaceQueryState};
 use crate::past::store::{StorageError, StorageId, StorageOp, StorageReply, StorageRequest, UploadId};
 use crate::past::transfer::Transfer;
@@ -178,6 +179,8 @@ pub(crate) enum Timer {
     Transfer(u64),
     Insert(u64),
     Lookup(u64),
+    /// A failed maintenance pull to try again.
+    Refetch(FileId),
     /// A root asking the replica set about a lookup (reader, request).
     Locate(Id, u64),
     Reclaim(u64),
@@ -227,6 +230,8 @@ pub struct Past {
     pub(crate) lookups: BTreeMap<u64, LookupOp>,
     /// Lookups this node, as their root, asks the replica set about (by reader and request).
     pub(crate) locating: BTreeMap<(Id, u64), Locating>,
+    /// Maintenance pulls that failed, to try again.
+    pub(crate) refetch: BTreeMap<FileId, Refetch>,
     pub(crate) reclaims: BTreeMap<u64, ReclaimOp>,
     pub(crate) queries: BTreeMap<u64, SpaceQueryState>,
     pub(crate) maintenance_at: Option<Time>,
@@ -267,6 +272,7 @@ impl Past {
             inserts: BTreeMap::new(),
             lookups: BTreeMap::new(),
             locating: BTreeMap::new(),
+            refetch: BTreeMap::new(),
             reclaims: BTreeMap::new(),
             queries: BTreeMap::new(),
             maintenance_at: None,
@@ -591,6 +597,7 @@ impl Past {
             Timer::Transfer(id) => self.transfer_timer(o, id),
             Timer::Insert(op) => self.insert_timer(o, op),
             Timer::Lookup(op) => self.lookup_timer(o, op),
+            Timer::Refetch(file) => self.refetch_timer(o, file),
             Timer::Locate(reader, request) => self.locate_timer(o, reader, request),
             Timer::Reclaim(op) => self.reclaim_timer(o, op),
             Timer::Query(id) => self.query_timer(o, id),

@@ -76,6 +76,10 @@ pub(crate) struct Pending {
     pub(crate) alternatives: Vec<Id>,
     /// Bytes reserved: counted in `used` (replicas) or `cache_pending` (cached copies).
     pub(crate) reserved: u64,
+    /// A cached copy still arriving that maintenance asked this node to hold as a replica:
+    /// the node that asked and the source it named. The copy becomes a replica when it
+    /// arrives; should it fail, the replica is fetched from that source.
+    pub(crate) promote: Option<(Id, Id)>,
 }
 
 impl Holding {
@@ -175,6 +179,7 @@ impl Past {
             query: None,
             alternatives: Vec::new(),
             reserved: 0,
+            promote: None,
         };
         if accepts(size, self.free(), t) {
             let role = if prepare.diverted { Role::Diverted { primary: prepare.coordinator } } else { Role::Primary };
@@ -453,6 +458,7 @@ impl Past {
         if crate::past::certificate::chunk_count(h.cert.body.size) > 1 {
             h.hashes = hashes;
         }
+        self.refetch_done(&file);
         self.pending_ready(o, file, bytes);
     }
 
@@ -511,13 +517,20 @@ impl Past {
     /// A pending replica's transfer failed.
     pub(crate) fn replica_failed(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, reason: Refusal) {
         let own = o.id();
-        let Some(p) = self.holdings.get(&file).and_then(|h| h.pending.clone()) else {
+        let Some(h) = self.holdings.get(&file) else {
             return;
         };
+        let Some(p) = h.pending.clone() else {
+            return;
+        };
+        let cert = h.cert.clone();
         if let Some(c) = p.coordinator {
             self.send(o, c, PastMessage::Failed { file, nonce: p.nonce, node: own, reason });
         }
         self.drop_holding(o, file, true);
+        if p.coordinator.is_none() && !p.insert {
+            self.refetch_later(o, cert, p.source_node);
+        }
     }
 
     pub(crate) fn pending_timer(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
@@ -726,7 +739,7 @@ impl Past {
     }
 
     /// Starts holding a replica fetched from `source` (maintenance).
-    fn fetch_replica(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, source: Id) {
+    pub(crate) fn fetch_replica(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, source: Id) {
         let own = o.id();
         let file = cert.body.file;
         let k = usize::from(cert.body.k);
@@ -750,20 +763,14 @@ impl Past {
         for (cert, source) in files {
             let file = cert.body.file;
             if let Some(h) = self.holdings.get_mut(&file) {
-                if h.pending.is_some() {
+                if let Some(p) = h.pending.as_mut() {
+                    if h.role == Role::Cached {
+                        p.promote = Some((from, source));
+                    }
                     continue;
                 }
                 if h.role == Role::Cached {
-                    // A cached copy is a verified copy: promote it.
-                    let size = h.cert.body.size;
-                    h.role = Role::Primary;
-                    let record = h.record();
-                    let owner = h.cert.body.owner;
-                    self.cache.remove(&file);
-                    self.used += size;
-                    self.owners.add(&owner, size);
-                    self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
-                    self.make_room();
+                    self.promote_cached(file);
                 }
                 if let Some(h) = self.holdings.get_mut(&file)
                     && !h.holders.contains(&from)
@@ -781,6 +788,22 @@ impl Past {
         for batch in held.chunks(MAX_FILES) {
             self.send(o, from, PastMessage::Holding { files: batch.to_vec() });
         }
+    }
+
+    /// Makes the committed cached copy of `file` a replica (a cached copy is a verified copy).
+    pub(crate) fn promote_cached(&mut self, file: FileId) {
+        let Some(h) = self.holdings.get_mut(&file) else {
+            return;
+        };
+        let size = h.cert.body.size;
+        h.role = Role::Primary;
+        let record = h.record();
+        let owner = h.cert.body.owner;
+        self.cache.remove(&file);
+        self.used += size;
+        self.owners.add(&owner, size);
+        self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
+        self.make_room();
     }
 
     /// `from` holds these files.
