@@ -54,6 +54,10 @@ impl Past {
         }
         let (cert, source) = (retry.cert.clone(), retry.source);
         self.fetch_replica(o, cert, source);
+        // Refused here (no room): nothing more to try.
+        if !self.holdings.contains_key(&file) {
+            self.refetch.remove(&file);
+        }
     }
 
     /// A replica of `file` is held: no more tries.
