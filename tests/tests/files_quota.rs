@@ -10,8 +10,8 @@ use std::time::Duration;
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::storage::OverrideQuotaForOriginParams;
 use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, init_tracing, install_helpers, start_server, wait_for, wait_joined,
-    wait_leaf_sets_exact,
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, install_helpers, wait_for, wait_joined, wait_leaf_sets_exact,
+    with_browser,
 };
 
 /// Helpers besides `past_e2e::install_helpers`' (content, SHA-256).
@@ -58,13 +58,7 @@ const QUOTA: u32 = 2 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_exceeded_in_the_middle_of_an_insert_fails_it_and_keeps_what_was_stored() -> anyhow::Result<()> {
-    init_tracing();
-    let server = start_server().await?;
-    let browser = Chromium::launch().await?;
-    let result = scenario(&browser, &server.http_origin()).await;
-    browser.close().await;
-    server.shutdown().await?;
-    result
+    with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
 }
 
 async fn replicas(page: &Page) -> anyhow::Result<u32> {
