@@ -10,8 +10,25 @@
 //!   candidates to other registered clients. The messages are those of
 //!   [`past_signaling_proto`]. A client is forgotten when its socket closes.
 //! - `GET /` and `GET /pkg/...`: the static files of the page (`--web-dir`) and of the
-//!   generated wasm package (`--pkg-dir`), with the right MIME types (`application/wasm`).
+//!   generated wasm package (`--pkg-dir`), with the right MIME types (`application/wasm`),
+//!   compressed and revalidated as described below.
 //! - `GET /health`: a JSON status for probes and tests.
+//!
+//! The page's files: text, JavaScript, JSON, SVG and wasm files of at least
+//! [`MIN_COMPRESS_BYTES`] go out with brotli or gzip as the request's `Accept-Encoding`
+//! allows (the higher weight, brotli on a tie; identity when neither is acceptable), with
+//! `Vary: Accept-Encoding`. Each version of each file is compressed once and kept in memory
+//! ([`Compression::Best`], the default: brotli 11 and gzip 9, every file compressed in the
+//! background when the server starts; [`Compression::Fast`]: brotli 4 and gzip 6, when a
+//! request first needs it), so no request pays for compression more than once. Every file
+//! carries `Cache-Control: no-cache` and a strong `ETag`, for these files a hash of their
+//! contents plus the coding: a returning browser revalidates each file on each visit and gets
+//! `304 Not Modified` with no body while it is unchanged, and the new bytes as soon as it
+//! changed (even with the same size and modification time), so the JS glue and the wasm it
+//! runs always come from the same build. Other files (images, anything over
+//! [`MAX_IN_MEMORY`]) are streamed as they are, with [`tower_http::services::ServeDir`]'s
+//! validator. `/ws` and `/health` are never compressed. Sizes and second-visit bytes:
+//! `docs/page-delivery.md`.
 //!
 //! It is **not** a Pastry node and never sees application data: it only introduces nodes to
 //! each other for their first connection (once joined, nodes signal through the overlay). It
@@ -47,6 +64,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::handler::Handler as _;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -61,9 +79,13 @@ use past_signaling_proto::{
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+
+mod static_files;
+
+use static_files::StaticFiles;
+pub use static_files::{Compression, MAX_IN_MEMORY, MIN_COMPRESS_BYTES};
 
 /// Largest WebSocket frame or message accepted at all; a larger one closes the socket.
 /// Between [`MAX_MESSAGE_BYTES`] and this, the client gets a JSON `too_large` error instead.
@@ -102,6 +124,9 @@ pub struct Config {
     pub rate_per_second: f64,
     /// Messages a client may send in a burst.
     pub rate_burst: f64,
+    /// How the files of `web_dir` and `pkg_dir` are compressed ([`Compression::Best`] by
+    /// default).
+    pub compression: Compression,
 }
 
 impl Default for Config {
@@ -116,14 +141,17 @@ impl Default for Config {
             welcome_peers: 8,
             rate_per_second: 20.0,
             rate_burst: 60.0,
+            compression: Compression::Best,
         }
     }
 }
 
 impl Config {
-    /// The defaults, listening on 127.0.0.1 with a port chosen by the OS (for tests).
+    /// The defaults, listening on 127.0.0.1 with a port chosen by the OS, and
+    /// [`Compression::Fast`] (for tests: brotli's best level takes about 20 s for the 1 MB
+    /// module in a debug build, and would run at every start).
     pub fn loopback_ephemeral() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Self::default() }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), compression: Compression::Fast, ..Self::default() }
     }
 }
 
@@ -257,27 +285,31 @@ impl Bucket {
 }
 
 /// The axum router of the server, with its shared state. `shutdown` turning `true` makes
-/// every WebSocket close; `alive` is held by every socket task until it ends.
+/// every WebSocket close (and stops the warm-up of the page's files); `alive` is held by
+/// every socket task until it ends.
 fn router(config: Config, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) -> Router {
-    let web_dir = config.web_dir.clone();
-    let pkg_dir = config.pkg_dir.clone();
+    let dirs = [("/pkg", config.pkg_dir.clone()), ("", config.web_dir.clone())];
+    let compression = config.compression;
     let hub = Arc::new(Hub {
         config,
         clients: Mutex::new(BTreeMap::new()),
         next_id: AtomicU64::new(1),
         sockets: AtomicUsize::new(0),
-        shutdown,
+        shutdown: shutdown.clone(),
         _alive: alive,
     });
     let mut app = Router::new().route("/ws", get(ws_handler)).route("/health", get(health));
-    if let Some(dir) = pkg_dir {
-        app = app.nest_service("/pkg", ServeDir::new(dir));
-    }
-    if let Some(dir) = web_dir {
-        app = app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true));
+    for (mount, dir) in dirs {
+        let Some(dir) = dir else { continue };
+        let files = Arc::new(StaticFiles::new(dir, mount, compression));
+        if compression == Compression::Best {
+            tokio::spawn(files.clone().warm(shutdown.clone()));
+        }
+        let service = static_files::serve.with_state(files);
+        app = if mount.is_empty() { app.fallback_service(service) } else { app.nest_service(mount, service) };
     }
     app.with_state(hub)
-        // Development server: always revalidate, so a rebuilt page or wasm is picked up.
+        // The page's files set their own `no-cache` (with an ETag); everything else gets it here.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .layer(TraceLayer::new_for_http())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use past_signaling::{Config, run, shutdown_signal};
+use past_signaling::{Compression, Config, run, shutdown_signal};
 use past_signaling_proto::IceServer;
 use tracing_subscriber::EnvFilter;
 
@@ -31,6 +31,29 @@ struct Args {
     /// Most clients registered at once.
     #[arg(long, default_value_t = 1024)]
     max_peers: usize,
+    /// Compression of the page and the wasm package: `best` (brotli 11 and gzip 9, computed
+    /// in the background at start and when a file changes), `fast` (brotli 4 and gzip 6, on
+    /// the first request) or `off`.
+    #[arg(long, value_enum, default_value_t = Level::Best)]
+    compression: Level,
+}
+
+/// The values of `--compression`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Level {
+    Best,
+    Fast,
+    Off,
+}
+
+impl From<Level> for Compression {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Best => Compression::Best,
+            Level::Fast => Compression::Fast,
+            Level::Off => Compression::Off,
+        }
+    }
 }
 
 #[tokio::main]
@@ -48,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         web_dir: args.web_dir,
         pkg_dir: args.pkg_dir,
         max_peers: args.max_peers,
+        compression: args.compression.into(),
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
