@@ -75,18 +75,66 @@ export function makeFeeder(key, taken, cancelled) {
   };
 }
 
+// Files larger than this are collected on disk (the origin private file system), not in
+// memory, by blob() and save().
+const SPOOL_ABOVE = 16 << 20;
+
+// Writes `stream` to a new file in directory `dirName` of the origin private file system
+// and returns it as a File (its bytes stay on disk); null where the browser has no writable
+// private file system. The directory belongs to one identity slot and is emptied when the
+// slot's next page starts (`clearSpool`).
+async function spool(stream, dirName, name, type) {
+  const root = await navigator.storage?.getDirectory?.().catch(() => null);
+  if (!root) return null;
+  const dir = await root.getDirectoryHandle(dirName, { create: true });
+  const entry = `${Date.now()}-${crypto.randomUUID()}`;
+  const handle = await dir.getFileHandle(entry, { create: true });
+  if (!handle.createWritable) {
+    await dir.removeEntry(entry);
+    return null;
+  }
+  try {
+    await stream.pipeTo(await handle.createWritable());
+  } catch (e) {
+    await dir.removeEntry(entry).catch(() => {});
+    if (e?.name === "QuotaExceededError") throw errorWith("storage-full", `no room on this device for the file: ${e.message}`);
+    throw e;
+  }
+  return new File([await handle.getFile()], name, { type });
+}
+
+export async function clearSpool(dirName) {
+  const root = await navigator.storage?.getDirectory?.().catch(() => null);
+  await root?.removeEntry(dirName, { recursive: true }).catch(() => {});
+}
+
+function download(blob, name) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+}
+
 // A lookup's result: metadata, the stream, and helpers to collect or save it.
-export function lookupResult(meta, stream) {
+export function lookupResult(meta, stream, spoolDir) {
+  const name = meta.name || meta.fileId;
   return Object.assign(meta, {
     stream,
-    blob() { return new Response(stream).blob().then((b) => new Blob([b], { type: meta.type })); },
+    // The whole file as a Blob: in memory when small, on disk when large.
+    async blob() {
+      const file = meta.size > SPOOL_ABOVE ? await spool(stream, spoolDir, name, meta.type) : null;
+      return file ?? new Blob([await new Response(stream).blob()], { type: meta.type });
+    },
+    // Saves the file under its name: streamed into a file the person picks when the call
+    // comes from a click and the browser can (File System Access), else downloaded.
     async save() {
-      const blob = await this.blob();
-      const a = document.createElement("a");
-      a.href = URL.createObjectURL(blob);
-      a.download = meta.name || meta.fileId;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+      if (window.showSaveFilePicker && navigator.userActivation?.isActive) {
+        const handle = await showSaveFilePicker({ suggestedName: name });
+        await stream.pipeTo(await handle.createWritable());
+        return;
+      }
+      download(await this.blob(), name);
     },
   });
 }
@@ -111,7 +159,10 @@ extern "C" {
     #[wasm_bindgen(js_name = makeFeeder)]
     pub(crate) fn make_feeder(key: &JsValue, taken: &JsValue, cancelled: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = lookupResult)]
-    pub(crate) fn lookup_result(meta: &Object, stream: &JsValue) -> JsValue;
+    pub(crate) fn lookup_result(meta: &Object, stream: &JsValue, spool_dir: &str) -> JsValue;
+    /// Removes the files earlier lookups spooled to disk (their pages are gone).
+    #[wasm_bindgen(js_name = clearSpool)]
+    pub(crate) fn clear_spool(dir: &str) -> js_sys::Promise;
     #[wasm_bindgen(js_name = errorWith)]
     pub(crate) fn error_with(code: &str, message: &str) -> JsValue;
     pub(crate) fn feed(feeder: &JsValue, index: u32, bytes: &Uint8Array);

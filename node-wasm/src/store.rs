@@ -154,6 +154,9 @@ pub(crate) type Answer = (StorageId, Result<StorageReply, StorageError>);
 #[derive(Clone, Debug)]
 pub(crate) struct Store {
     db: JsValue,
+    /// The directory of the origin private file system where this slot's lookups spool
+    /// large files (`files_glue`).
+    spool_dir: String,
 }
 
 /// What `navigator.storage` says of this origin.
@@ -199,7 +202,15 @@ impl Store {
         let db = JsFuture::from(open_store(&name).map_err(|e| js_text(&e))?)
             .await
             .map_err(|e| format!("opening IndexedDB: {}", js_text(&e)))?;
-        Ok(Store { db })
+        let spool_dir = format!("{name}-downloads");
+        // What the slot's last page spooled is no longer referenced by any page.
+        let _ = JsFuture::from(crate::files_glue::clear_spool(&spool_dir)).await;
+        Ok(Store { db, spool_dir })
+    }
+
+    /// Where lookups of this slot spool large files.
+    pub(crate) fn spool_dir(&self) -> &str {
+        &self.spool_dir
     }
 
     /// The records kept: committed ones to restore; uncommitted ones (an insert or a

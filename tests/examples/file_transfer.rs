@@ -22,9 +22,10 @@
 //! 3. **small files**: lookup latency of a 1 KiB file (median and worst of 20, one hop: every
 //!    tab is in every leaf set), from `lookup()` to the end of its stream.
 //! 4. **memory**: the resident memory (VmRSS) of each Chromium renderer process, sampled
-//!    every 200 ms; the largest of the tabs is reported per phase (the sending and the
-//!    receiving tab are the largest). The browser process (which holds `Blob` data) and
-//!    the GPU/network processes are left out.
+//!    every 200 ms; the largest of the tabs is reported for the insert and for the lookup.
+//!    After each phase, a comment line gives every renderer's resident memory and each
+//!    tab's wasm memory and JS heap (`past.memory()`). The browser process (which holds
+//!    `Blob` data) and the GPU/network processes are left out.
 //!
 //! With `SOURCES=n` (1 to 3), the tabs read from n replica holders at once (the page's
 //! `?sources=n`); otherwise the page's default.
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chromiumoxide::Page;
 use chromiumoxide::cdp::js_protocol::profiler;
-use past_e2e::{Chromium, eval, start_server, wait_joined};
+use past_e2e::{Chromium, eval, eval_slow, start_server, wait_joined};
 use serde::Deserialize;
 
 /// The bare page pair's code.
@@ -100,9 +101,10 @@ window.b = {
     for (let left = mib; left > 0; left -= 16) parts.push(left >= 16 ? part : part.subarray(0, left << 20));
     return new Blob(parts);
   },
+  stage(mib) { this.staged = this.blob(mib, 5); return true; },
   async insert(mib, encrypt) {
     const started = performance.now();
-    const r = await past.node.insert(this.blob(mib, 5), { k: 3, encrypt, name: `bench-${mib}.bin` })
+    const r = await past.node.insert(this.staged, { k: 3, encrypt, name: `bench-${mib}.bin` })
       .catch((e) => { throw new Error(`insert: ${e.code}: ${e.message}`); });
     return { link: r.link, receipts: r.receipts, ms: performance.now() - started };
   },
@@ -152,11 +154,34 @@ struct ReadFigure {
     sample_ok: bool,
 }
 
-/// Largest resident memory of any Chromium renderer process now, in MiB.
-fn renderer_rss_mib() -> f64 {
-    let mut max = 0u64;
+/// The browser process whose renderers are measured (set once at start).
+static BROWSER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// Whether process `pid` descends from the measured browser.
+fn in_browser(mut pid: u32) -> bool {
+    let Some(&root) = BROWSER_PID.get() else { return true };
+    while pid > 1 {
+        if pid == root {
+            return true;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // "pid (comm) state ppid ...": the parent is the second field after the comm.
+        let after = stat.rsplit_once(')').map_or("", |p| p.1);
+        pid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    }
+    false
+}
+
+/// Resident memory of each renderer process of the measured browser now: (pid, MiB),
+/// largest first.
+fn renderer_rss_mib() -> Vec<(u32, f64)> {
+    let mut all = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let path = entry.path();
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if !in_browser(pid) {
+            continue;
+        }
         let Ok(cmdline) = std::fs::read(path.join("cmdline")) else { continue };
         if !String::from_utf8_lossy(&cmdline).contains("--type=renderer") {
             continue;
@@ -167,27 +192,48 @@ fn renderer_rss_mib() -> f64 {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap_or(0);
-        max = max.max(rss);
+        all.push((pid, rss as f64 / 1024.0));
     }
-    max as f64 / 1024.0
+    all.sort_by(|a, b| b.1.total_cmp(&a.1));
+    all
 }
 
-/// Runs `work` while sampling renderer memory; returns its value and the peak in MiB.
+/// Prints each renderer's resident memory and each tab's wasm memory and JS heap now.
+async fn memory_report(phase: &str, pages: &[Page]) -> anyhow::Result<()> {
+    let rss: Vec<String> = renderer_rss_mib().iter().map(|(pid, m)| format!("{pid}: {m:.0}")).collect();
+    let mut tabs = Vec::new();
+    for page in pages {
+        let (wasm, js): (f64, Option<f64>) =
+            eval(page, "(() => { const m = past.memory(); return [m.wasmBytes, m.jsHeapBytes]; })()").await?;
+        tabs.push(format!("{:.0}/{:.0}", wasm / 1048576.0, js.unwrap_or(f64::NAN) / 1048576.0));
+    }
+    println!("# after {phase}: renderers RSS [{}] MiB; tabs wasm/JS heap [{}] MiB", rss.join(", "), tabs.join(", "));
+    Ok(())
+}
+
+/// Runs `work` while sampling renderer memory; returns its value and the peak in MiB of
+/// the renderer that grew most, after printing each renderer's peak (`pid: MiB`).
 async fn with_memory<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<(T, f64)> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     let sampler = tokio::spawn(async move {
-        let mut peak = 0f64;
+        let mut peaks: HashMap<u32, f64> = HashMap::new();
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            peak = peak.max(renderer_rss_mib());
+            for (pid, mib) in renderer_rss_mib() {
+                let peak = peaks.entry(pid).or_default();
+                *peak = peak.max(mib);
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        peak
+        peaks
     });
     let value = work.await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.await.unwrap_or(f64::NAN);
-    Ok((value?, peak))
+    let mut peaks: Vec<(u32, f64)> = sampler.await.unwrap_or_default().into_iter().collect();
+    peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let listed: Vec<String> = peaks.iter().map(|(pid, m)| format!("{pid}: {m:.0}")).collect();
+    println!("# renderer peaks [{}] MiB", listed.join(", "));
+    Ok((value?, peaks.first().map_or(f64::NAN, |p| p.1)))
 }
 
 async fn raw(browser: &Chromium, origin: &str, bytes: u64) -> anyhow::Result<f64> {
@@ -203,7 +249,7 @@ async fn raw(browser: &Chromium, origin: &str, bytes: u64) -> anyhow::Result<f64
     let answer: String = eval(&b, &format!("raw.answer({offer:?}, {bytes})")).await?;
     eval::<bool>(&a, &format!("raw.accept({answer:?})")).await?;
     let started: f64 = eval(&a, &format!("raw.send({bytes})")).await?;
-    let done: f64 = eval(&b, "raw.done").await?;
+    let done: f64 = eval_slow(&b, "raw.done").await?;
     for page in [a, b] {
         page.close().await.ok();
     }
@@ -306,8 +352,13 @@ async fn main() -> anyhow::Result<()> {
     let sizes = if sizes.is_empty() { vec![100] } else { sizes };
     let server = start_server().await?;
     let browser = Chromium::launch().await?;
+    if let Some(pid) = browser.pid() {
+        let _ = BROWSER_PID.set(pid);
+    }
     let origin = server.http_origin();
-    println!("size_mib,mode,raw_mb_s,insert_s,lookup_mb_s,share_of_raw,first_chunk_ms,peak_renderer_rss_mib");
+    println!(
+        "size_mib,mode,raw_mb_s,insert_s,lookup_mb_s,share_of_raw,first_chunk_ms,insert_peak_rss_mib,lookup_peak_rss_mib"
+    );
     for &mib in &sizes {
         let bytes = mib << 20;
         let raw_mb_s = raw(&browser, &origin, bytes).await?;
@@ -320,22 +371,29 @@ async fn main() -> anyhow::Result<()> {
             let mode = if encrypt { "encrypted" } else { "public" };
             let started = Instant::now();
             let before = replica_counts(&pages).await?;
-            let ((inserted, read), peak) = with_memory(async {
-                let inserted: InsertFigure = eval(&pages[0], &format!("b.insert({mib}, {encrypt})")).await?;
+            eval::<bool>(&pages[0], &format!("b.stage({mib})")).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            memory_report(&format!("making the {mode} Blob"), &pages).await?;
+            let (inserted, insert_peak) = with_memory(async {
+                let inserted: InsertFigure = eval_slow(&pages[0], &format!("b.insert({mib}, {encrypt})")).await?;
                 anyhow::ensure!(inserted.receipts == 3, "{} receipts", inserted.receipts);
-                eprintln!("({mode} {mib} MiB inserted in {:.1} s)", inserted.ms / 1000.0);
-                let reader = non_holder(&pages, &before).await?;
-                let profile = encrypt && std::env::var_os("PROFILE").is_some();
-                if profile {
-                    profile_start(&pages).await?;
-                }
-                let read: ReadFigure = eval(reader, &format!("b.read({:?})", inserted.link)).await?;
-                if profile {
-                    profile_report(&pages).await?;
-                }
-                Ok((inserted, read))
+                Ok(inserted)
             })
             .await?;
+            eprintln!("({mode} {mib} MiB inserted in {:.1} s)", inserted.ms / 1000.0);
+            memory_report(&format!("{mode} insert"), &pages).await?;
+            let reader = non_holder(&pages, &before).await?;
+            let profile = encrypt && std::env::var_os("PROFILE").is_some();
+            if profile {
+                profile_start(&pages).await?;
+            }
+            let (read, lookup_peak) =
+                with_memory(async { eval_slow::<ReadFigure>(reader, &format!("b.read({:?})", inserted.link)).await })
+                    .await?;
+            if profile {
+                profile_report(&pages).await?;
+            }
+            memory_report(&format!("{mode} lookup"), &pages).await?;
             anyhow::ensure!(
                 read.bytes == bytes && read.sample_ok,
                 "read {} bytes, sample ok {}",
@@ -344,7 +402,7 @@ async fn main() -> anyhow::Result<()> {
             );
             let mb_s = bytes as f64 / (read.ms / 1000.0) / 1e6;
             println!(
-                "{mib},{mode},{raw_mb_s:.1},{:.1},{mb_s:.1},{:.0}%,{:.0},{peak:.0}",
+                "{mib},{mode},{raw_mb_s:.1},{:.1},{mb_s:.1},{:.0}%,{:.0},{insert_peak:.0},{lookup_peak:.0}",
                 inserted.ms / 1000.0,
                 100.0 * mb_s / raw_mb_s,
                 read.first_ms

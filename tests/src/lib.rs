@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use chromiumoxide::Page;
 use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::browser::{
+    BrowserContextId, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+};
 use chromiumoxide::cdp::browser_protocol::target::{CreateBrowserContextParams, CreateTargetParams};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::types::{Command, Method, MethodId};
@@ -156,6 +158,7 @@ impl Command for GrantPermissions {
 /// end; if a test fails first, dropping it kills the process.
 pub struct Chromium {
     browser: Browser,
+    pid: Option<u32>,
     handler: JoinHandle<()>,
     _profile: TempDir,
 }
@@ -180,6 +183,7 @@ impl Chromium {
         let config = browser_config(&binary, profile.path())?;
         let (mut browser, mut handler) =
             Browser::launch(config).await.with_context(|| format!("launching {}", binary.display()))?;
+        let pid = browser.get_mut_child().and_then(|c| c.inner.id());
         // Keep reading Chromium's stderr, or a chatty browser blocks on a full pipe.
         if let Some(stderr) = browser.get_mut_child().and_then(|c| c.stderr.take()) {
             tokio::spawn(async move {
@@ -197,7 +201,12 @@ impl Chromium {
                 }
             }
         });
-        Ok(Self { browser, handler, _profile: profile })
+        Ok(Self { browser, pid, handler, _profile: profile })
+    }
+
+    /// The browser process's id (its renderers are its descendants), when known.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
     }
 
     /// Opens `url` in a new, separate browser context (its own storage, like another
@@ -250,6 +259,18 @@ impl Chromium {
             .build()
             .map_err(|e| anyhow!("CreateTargetParams: {e}"))?;
         self.browser.new_page(params).await.with_context(|| format!("opening {url}"))
+    }
+
+    /// Lets the pages of `context` download files, into `dir` under their own names.
+    pub async fn allow_downloads(&self, context: &BrowserContextId, dir: &Path) -> anyhow::Result<()> {
+        let params = SetDownloadBehaviorParams::builder()
+            .behavior(SetDownloadBehaviorBehavior::Allow)
+            .browser_context_id(context.clone())
+            .download_path(dir.to_string_lossy())
+            .build()
+            .map_err(|e| anyhow!("SetDownloadBehaviorParams: {e}"))?;
+        self.browser.execute(params).await.context("CDP Browser.setDownloadBehavior")?;
+        Ok(())
     }
 
     /// Closes the browser and waits for the process to end (killing it if needed).
@@ -310,6 +331,31 @@ pub async fn eval<T: DeserializeOwned>(page: &Page, expression: &str) -> anyhow:
     let result = page.evaluate_expression(params).await.with_context(|| format!("evaluating `{expression}`"))?;
     let json: String = result.into_value().with_context(|| format!("reading the value of `{expression}`"))?;
     serde_json::from_str(&json).with_context(|| format!("decoding the value of `{expression}`: {json}"))
+}
+
+/// [`eval`] for work that may outlast the CDP request timeout (20 s), such as inserting a
+/// large file: starts it in the page, then asks for its outcome every 200 ms.
+pub async fn eval_slow<T: DeserializeOwned>(page: &Page, expression: &str) -> anyhow::Result<T> {
+    let start = format!(
+        "(window.slowOutcome = null, Promise.resolve().then(() => ({expression})).then(
+           (v) => window.slowOutcome = {{ value: JSON.stringify(v ?? null) }},
+           (e) => window.slowOutcome = {{ error: String(e?.message ?? e) }}), true)"
+    );
+    eval::<bool>(page, &start).await?;
+    #[derive(Deserialize)]
+    struct Outcome {
+        value: Option<String>,
+        error: Option<String>,
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(outcome) = eval::<Option<Outcome>>(page, "window.slowOutcome").await? else { continue };
+        if let Some(error) = outcome.error {
+            bail!("`{expression}` failed: {error}");
+        }
+        let json = outcome.value.unwrap_or_else(|| "null".into());
+        return serde_json::from_str(&json).with_context(|| format!("decoding the value of `{expression}`: {json}"));
+    }
 }
 
 /// Polls `check` every 50 ms until it yields `Some`, for at most `timeout`. On timeout the

@@ -1,5 +1,6 @@
 //! The browser node: cargo build for wasm32, the wasm-bindgen step (the library, pinned to
-//! the same version as the `wasm-bindgen` crate), and an optional `wasm-opt -Oz`.
+//! the same version as the `wasm-bindgen` crate), and `wasm-opt -Oz` (installed from npm
+//! when missing and npm is there; skipped with a message otherwise).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,7 +42,7 @@ pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
     let target_dir = crate::target_dir(root);
     let input = target_dir.join(WASM_TARGET).join(PROFILE).join(ARTIFACT);
     let out_dir = target_dir.join("web-pkg");
-    let wasm_opt = find_wasm_opt(root);
+    let wasm_opt = find_wasm_opt(root).or_else(|| install_wasm_opt(root));
     let keep_names = std::env::var_os(KEEP_NAMES).is_some();
 
     let wasm = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
@@ -87,8 +88,9 @@ pub(crate) fn build(root: &Path) -> anyhow::Result<PathBuf> {
             }
         }
         None => step(
-            "wasm-opt: not found on PATH or in node_modules/.bin, skipping (optional; \
-             `apt-get install binaryen` or `npm install binaryen` to shrink the module)",
+            "wasm-opt: not found on PATH or in node_modules/.bin and npm could not install it, \
+             skipping (the module stays about 10 % larger; `apt-get install binaryen` or \
+             `npm install binaryen` to shrink it)",
         ),
     }
     std::fs::write(&stamp, stamp_value)?;
@@ -116,6 +118,22 @@ fn report_size(wasm: &Path) {
     if let Ok(meta) = std::fs::metadata(wasm) {
         step(format_args!("{}: {} bytes", wasm.display(), meta.len()));
     }
+}
+
+/// npm's `binaryen`, pinned (a newer wasm-opt may optimize differently).
+const BINARYEN: &str = "binaryen@132.0.0";
+
+/// Installs `wasm-opt` into the repository's `node_modules` with npm (about 5 s); `None`
+/// when npm is missing or fails.
+fn install_wasm_opt(root: &Path) -> Option<PathBuf> {
+    step(format_args!("wasm-opt: not found, installing npm {BINARYEN} into {}", root.join("node_modules").display()));
+    let mut cmd = Command::new("npm");
+    cmd.current_dir(root).args(["install", "--no-save", "--no-audit", "--no-fund", "--no-package-lock", BINARYEN]);
+    if let Err(err) = run_cmd(&mut cmd) {
+        step(format_args!("npm install {BINARYEN} failed: {err:#}"));
+        return None;
+    }
+    find_wasm_opt(root)
 }
 
 /// `wasm-opt` from PATH, else from the repository's `node_modules/.bin`.
