@@ -1,104 +1,47 @@
-// The page: loads the wasm node, shows its status and its view as text, routes messages.
-// `window.past` exposes the node and what arrived, for people in the console and for tests.
+// The page: starts this tab's node and wires the parts of the page to it. `window.past`
+// exposes the node and what arrived, for people in the console and for tests.
 // URL options (for tests and demos): ?keepalive=MS&probe=MS&tableprobe=MS&join=MS&failedmemory=MS
-// &connect=MS&leaf=L&bits=B&maxconn=N
+// &connect=MS&leaf=L&bits=B&maxconn=N&capacity=BYTES&maxfile=BYTES&quota=BYTES&sources=N&icepolicy=relay
+
 import init, { start } from "/pkg/past_node.js";
+import { logEvent, renderBudget, renderDetails, setupRouteForm } from "./details.js";
+import { renderMyFiles, renderStored } from "./myfiles.js";
+import { RingView, RoutingTableView } from "./network.js";
+import { hasLink, openLink } from "./open.js";
+import { setupShare } from "./share.js";
+import { describe, show } from "./status.js";
 
 const $ = (id) => document.getElementById(id);
-const past = { node: null, delivered: [], events: [], ready: null };
+const past = { node: null, delivered: [], events: [], ready: null, joinedAt: null };
 window.past = past;
 
-function log(text, cls) {
-  const li = document.createElement("li");
-  li.textContent = text;
-  if (cls) li.className = cls;
-  $("log").append(li);
-  while ($("log").children.length > 200) $("log").firstChild.remove();
-  $("log").scrollTop = $("log").scrollHeight;
-}
+let joined;
+const whenJoined = new Promise((ok) => { joined = ok; });
+const ring = new RingView($("ring"));
+const table = new RoutingTableView($("table"));
 
-const short = (id) => (id && id.length > 12 ? `${id.slice(0, 8)}…` : String(id));
-const ms = (v) => (v == null ? "–" : `${v.toFixed(1)} ms`);
-
-// Sets a text only when it changed (no layout work for an idle tab).
-function setText(id, text) {
-  if ($(id).textContent !== text) $(id).textContent = text;
-}
-
-function renderView() {
+function render() {
   // A hidden tab draws nothing; it renders again when shown.
   if (!past.node || document.hidden) return;
-  const v = past.node.view();
-  setText("status", past.node.status());
-  setText("budget",
-    `${v.connections.filter((c) => c.state === "open").length} open; ` +
-    `${v.peerConnectionsCreated} of ${v.peerConnectionLimit} RTCPeerConnections used (budget ${v.connectionBudget})`);
-  const lines = [];
-  lines.push(`leaf set (${v.leafSet.counterClockwise.length} + ${v.leafSet.clockwise.length})`);
-  lines.push(`  ← ${v.leafSet.counterClockwise.map(short).join(" ") || "–"}`);
-  lines.push(`  → ${v.leafSet.clockwise.map(short).join(" ") || "–"}`);
-  lines.push(`routing table (${v.routingTable.length} entries)`);
-  for (const e of v.routingTable) lines.push(`  [${e.row}][${e.column.toString(16)}] ${short(e.id)} ${ms(e.rttMs)}`);
-  lines.push(`neighborhood set (${v.neighborhood.length})`);
-  for (const e of v.neighborhood) lines.push(`  ${short(e.id)} ${ms(e.rttMs)}`);
-  lines.push(`connections (${v.connections.length})`);
-  for (const c of v.connections) {
-    const roles = [c.leaf ? "leaf" : "", c.table ? "table" : ""].filter(Boolean).join(",") || "other";
-    lines.push(`  ${short(c.id)} ${c.state} ${c.direction} via ${c.via} ${ms(c.rttMs)} ${roles}`);
-  }
-  setText("view", lines.join("\n"));
+  const view = past.node.view();
+  const stored = past.node.stored();
+  show(describe(view, stored));
+  renderStored(stored);
+  ring.update(view);
+  table.update(view);
+  renderBudget(view);
+  if ($("details").open) renderDetails(view);
+  if (view.joined) joined();
 }
 
 function onEvent(event) {
   past.events.push(event);
   if (past.events.length > 1000) past.events.splice(0, past.events.length - 1000);
-  switch (event.type) {
-    case "status":
-      log(`status: ${event.status} (${event.detail})`, "event");
-      break;
-    case "joined":
-      past.joinedAt = performance.now();
-      log(`joined the overlay ${Math.round(past.joinedAt)} ms after the page opened`, "event");
-      break;
-    case "connection":
-      log(`connection ${short(event.peer)} ${event.state}${event.reason ? ` (${event.reason})` : ""}`, "event");
-      break;
-    case "delivered":
-      past.delivered.push({ ...event, at: performance.timeOrigin + performance.now() });
-      // The origin is the sender's claim unless it handed the message over itself.
-      const sender = event.originVerified
-        ? `from ${short(event.origin)}`
-        : `claiming to come from ${short(event.origin)} (unverified, via ${event.via ? short(event.via) : "this node"})`;
-      log(`delivered for ${short(event.key)} ${sender} in ${event.hops} hops: ` +
-        (typeof event.data === "string" ? JSON.stringify(event.data) : `<${event.data.byteLength} bytes>`));
-      break;
-    case "refused":
-      log(`refused ${short(event.peer)}: ${event.reason}`, "error");
-      break;
-    case "error":
-      log(`error: ${event.message}`, "error");
-      break;
-  }
-  renderView();
+  if (event.type === "joined") past.joinedAt = performance.now();
+  if (event.type === "delivered") past.delivered.push({ ...event, at: performance.timeOrigin + performance.now() });
+  logEvent(event);
+  render();
 }
-
-function randomKey() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-$("route-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  if (!past.node) return;
-  const key = $("route-key").value.trim() || randomKey();
-  try {
-    past.node.route(key, $("route-text").value);
-    log(`routed to ${short(key)}: ${JSON.stringify($("route-text").value)}`, "event");
-    $("route-text").value = "";
-  } catch (err) {
-    log(`error: ${err.message ?? err}`, "error");
-  }
-});
 
 function options() {
   const q = new URLSearchParams(location.search);
@@ -126,21 +69,34 @@ function options() {
   };
 }
 
+/** Opens the page's share link, drawing the lookup's route on the ring. */
+function openShared() {
+  if (hasLink()) openLink(past.node, whenJoined, (route, label) => ring.traceRoute(route, { label }));
+}
+
 async function main() {
-  await init();
+  const wasm = await init();
+  // Memory of this tab's node, for people in the console and for benchmarks.
+  past.memory = () => ({ wasmBytes: wasm.memory.buffer.byteLength, jsHeapBytes: performance.memory?.usedJSHeapSize ?? null });
   const node = await start(options());
   past.node = node;
   $("node-id").textContent = node.id();
   // Tell the others at once when the tab goes away.
   addEventListener("pagehide", () => node.leave());
-  renderView();
-  setInterval(renderView, 1000);
-  document.addEventListener("visibilitychange", renderView);
+  setupShare(node, () => renderMyFiles(node));
+  setupRouteForm(node);
+  renderMyFiles(node);
+  openShared();
+  addEventListener("hashchange", openShared);
+  $("details").addEventListener("toggle", render);
+  render();
+  setInterval(render, 1000);
+  document.addEventListener("visibilitychange", render);
   return node;
 }
 
 past.ready = main().catch((err) => {
-  $("status").textContent = `failed: ${err.message ?? err}`;
-  $("status").classList.add("error");
+  show({ state: "error", text: `This tab could not start a node: ${err.message ?? err}`,
+    help: "Reload the page. A browser without WebRTC, IndexedDB or WebCrypto Ed25519 cannot run a node." });
   throw err;
 });

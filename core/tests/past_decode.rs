@@ -45,7 +45,8 @@ fn samples() -> Vec<Frame> {
         body: reclaim_body,
         signer: key.public_key(),
     };
-    let lookup = LookupRequest { file, reader: id, request: 4, hops: 1, exclude: vec![id], cache_at: vec![id] };
+    let lookup =
+        LookupRequest { file, reader: id, request: 4, hops: 1, exclude: vec![id], cache_at: vec![id], route: vec![id] };
     let messages = vec![
         PastMessage::Insert(InsertRequest { certificate: cert.clone(), client: id, nonce: 9 }),
         PastMessage::Prepare(Prepare {
@@ -71,6 +72,7 @@ fn samples() -> Vec<Frame> {
             certificate: cert.clone(),
             holder: id,
             hops: 2,
+            route: vec![id],
             cached: false,
             others: vec![id],
         },

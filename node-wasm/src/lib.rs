@@ -73,6 +73,8 @@ mod identity;
 mod inputs;
 mod logging;
 mod page;
+mod qr;
+pub use qr::qr_svg;
 pub mod queue;
 mod signaling;
 mod store;
@@ -301,7 +303,9 @@ impl Node {
         self.driver.try_borrow().map(|d| d.status_line()).unwrap_or_default()
     }
 
-    /// The node view: `{nodeId, slot, status, detail, joined, leafSet: {counterClockwise,
+    /// The node view: `{nodeId, slot, status, detail, joined, signaling ("connecting",
+    /// "registering", "registered" or "offline"), signalingRetryMs (when offline),
+    /// peersUnreachable, openConnections, digitBits, leafSetSize, leafSet: {counterClockwise,
     /// clockwise}, routingTable: [{row, column, id, rttMs}], neighborhood: [{id, rttMs}],
     /// connections: [{id, state, direction, via, rttMs, leaf, table, backlog}],
     /// peerConnectionsCreated, peerConnectionLimit, connectionBudget, maxConnections}`.

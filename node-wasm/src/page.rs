@@ -227,6 +227,18 @@ pub(crate) fn view(driver: &Driver) -> Object {
     set(&view, "status", driver.page.status.as_str().into());
     set(&view, "detail", driver.page.detail.clone().into());
     set(&view, "joined", node.is_joined().into());
+    let (signaling, retry_ms) = match driver.signaling {
+        Signaling::Connecting => ("connecting", JsValue::NULL),
+        Signaling::Registering => ("registering", JsValue::NULL),
+        Signaling::Registered => ("registered", JsValue::NULL),
+        Signaling::Offline { retry_at } => ("offline", (retry_at.since(now()).as_millis() as f64).into()),
+    };
+    set(&view, "signaling", signaling.into());
+    set(&view, "signalingRetryMs", retry_ms);
+    set(&view, "peersUnreachable", (manager.unreachable() && manager.stats().open == 0).into());
+    set(&view, "openConnections", (manager.stats().open as u32).into());
+    set(&view, "digitBits", u32::from(node.config().base.bits()).into());
+    set(&view, "leafSetSize", (node.config().leaf_set_size as u32).into());
     set(&view, "leafSet", leaf_set.into());
     set(&view, "routingTable", table.into());
     set(&view, "neighborhood", neighborhood.into());

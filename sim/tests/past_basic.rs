@@ -1,6 +1,7 @@
 //! PAST through the simulated network: insert, lookup and reclaim with fixed seeds.
 
 use past_core::past::{CHUNK_SIZE, PastConfig, Role};
+use past_core::{DigitBase, Id};
 use past_sim::past::experiment::pastry_config;
 use past_sim::past::{Outcome, PastSim};
 
@@ -38,6 +39,20 @@ fn insert_lookup_reclaim() {
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     assert!(outcome.content_ok);
     assert_eq!(outcome.bytes, size);
+    // The route the reader is told: the nodes the lookup went through, in order, each
+    // sharing at least as long a prefix with the fileId as the one before (or, at the
+    // end, numerically closer from the leaf set), ending at the node that answered.
+    let Ok(found) = &outcome.result else { unreachable!() };
+    let key = file.key();
+    assert_eq!(outcome.route.len(), usize::from(found.hops), "route {:?}", outcome.route);
+    assert!(!outcome.route.is_empty(), "reader {reader} holds no replica, so the lookup went somewhere");
+    assert_eq!(outcome.route.last(), Some(&found.holder), "the route ends at the holder");
+    let path: Vec<Id> = std::iter::once(sim.network.id(reader)).chain(outcome.route.iter().copied()).collect();
+    for pair in path.windows(2) {
+        let prefix = |id: Id| DigitBase::DEFAULT.shared_prefix(id, key);
+        let closer = prefix(pair[1]) > prefix(pair[0]) || pair[1].ring_distance(key) < pair[0].ring_distance(key);
+        assert!(closer, "hop {:?} -> {:?} made no progress towards {key:?}", pair[0], pair[1]);
+    }
 
     let op = sim.reclaim(client, file, None);
     sim.run();

@@ -16,9 +16,9 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let (a, id_a, b, id_b, joined) = connected_pair(browser, origin).await?;
     eprintln!("second page joined {joined:?} after it opened");
 
-    // The page shows the other node in its view.
-    let shown: String = eval(&a, "document.getElementById('view').textContent").await?;
-    ensure!(shown.contains(&id_b[..8]), "page A shows its view as {shown:?}");
+    // The page shows the other node on its ring.
+    let shown: String = eval(&a, "document.querySelector('[data-testid=ring]').innerHTML").await?;
+    ensure!(shown.contains(&id_b[..8]), "page A's ring does not show B: {shown:?}");
 
     let start = Instant::now();
     route(&a, &id_b, TEXT).await?;

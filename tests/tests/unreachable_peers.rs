@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, node_state, view, wait_for, wait_joined, with_browser};
+use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, node_state, view, wait_for, wait_joined, with_browser};
 
 /// Tabs that can reach each other.
 const REACHABLE: usize = 4;
@@ -35,6 +35,14 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     tokio::time::sleep(WATCH).await;
     let v = view(&cut_off).await?.context("no view of the cut-off tab")?;
     ensure!(!v.joined && v.status == "unreachable", "the cut-off tab shows {} (joined {})", v.status, v.joined);
+    // The page says it in plain words, with the way out.
+    let (state, help): (String, String) = eval(
+        &cut_off,
+        "[document.querySelector('[data-testid=status]').dataset.state,
+          document.querySelector('[data-testid=status-help]').textContent]",
+    )
+    .await?;
+    ensure!(state == "error" && help.contains("ICE server"), "the page shows {state}: {help:?}");
     ensure!(
         v.peer_connections_created <= 10,
         "the cut-off tab made {} RTCPeerConnections in about {} s",

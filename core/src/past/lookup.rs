@@ -31,7 +31,7 @@ use crate::node::Forward;
 use crate::past::certificate::{FileCertificate, MAX_FILE_SIZE};
 use crate::past::error::{LookupError, Refusal};
 use crate::past::file_id::{FileId, Hash};
-use crate::past::messages::{LookupRequest, PastMessage, Source};
+use crate::past::messages::{LookupRequest, MAX_NODES, PastMessage, Source};
 use crate::past::node::{Found, OpId, Past, PastEvent, StorageWait, Timer};
 use crate::past::replica::{Holding, Pending};
 use crate::past::store::{Role, StorageOp};
@@ -121,6 +121,7 @@ impl Past {
             hops: 0,
             exclude: op.tried.clone(),
             cache_at: Vec::new(),
+            route: Vec::new(),
         };
         o.route(op.file.key(), PastMessage::Lookup(lookup));
         self.schedule(deadline, Timer::Lookup(id));
@@ -159,8 +160,15 @@ impl Past {
         for &node in &request.cache_at {
             self.send(o, node, PastMessage::CacheOffer { certificate: certificate.clone(), holder });
         }
-        let found =
-            PastMessage::Found { request: request.request, certificate, holder, hops: request.hops, cached, others };
+        let found = PastMessage::Found {
+            request: request.request,
+            certificate,
+            holder,
+            hops: request.hops,
+            route: request.route.clone(),
+            cached,
+            others,
+        };
         self.send(o, request.reader, found);
         true
     }
@@ -178,16 +186,18 @@ impl Past {
         {
             request.cache_at.push(own);
         }
+        note_on_route(request, own);
         request.hops = request.hops.saturating_add(1);
         Forward::Continue
     }
 
     /// A lookup reached the node closest to the fileId.
-    pub(crate) fn on_lookup_delivered(&mut self, o: &mut dyn Net<PastMessage>, request: LookupRequest) {
+    pub(crate) fn on_lookup_delivered(&mut self, o: &mut dyn Net<PastMessage>, mut request: LookupRequest) {
+        let own = o.id();
+        note_on_route(&mut request, own);
         if self.answer(o, &request) {
             return;
         }
-        let own = o.id();
         let candidates: Vec<Id> = Past::closest(o, request.file.key(), usize::from(Past::max_k(o)))
             .into_iter()
             .filter(|id| *id != own && !request.exclude.contains(id))
@@ -207,7 +217,7 @@ impl Past {
         request: u64,
         cert: FileCertificate,
         (holder, others): (Id, Vec<Id>),
-        hops: u8,
+        (hops, route): (u8, Vec<Id>),
         cached: bool,
     ) {
         let Some(id) = self.lookup_by_request(request) else {
@@ -237,7 +247,7 @@ impl Past {
             return self.end_lookup(o, id, Ok(found));
         }
         if first && purpose == Purpose::User {
-            self.emit(PastEvent::LookupFound { op: OpId(id), certificate: cert.clone(), holder, hops });
+            self.emit(PastEvent::LookupFound { op: OpId(id), certificate: cert.clone(), holder, hops, route });
         }
         let transfer =
             self.start_transfer(o, holder, Source::File(op_file(&cert)), &cert, hashes, start, Sink::Reader(id));
@@ -481,4 +491,12 @@ impl Past {
 
 fn op_file(cert: &FileCertificate) -> FileId {
     cert.body.file
+}
+
+/// Adds `node` to the route a lookup went through (not the reader, each node once, at most
+/// `MAX_NODES`).
+fn note_on_route(request: &mut LookupRequest, node: Id) {
+    if node != request.reader && request.route.len() < MAX_NODES && !request.route.contains(&node) {
+        request.route.push(node);
+    }
 }

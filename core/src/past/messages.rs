@@ -94,6 +94,9 @@ pub struct LookupRequest {
     pub exclude: Vec<Id>,
     /// Nodes on the route that would cache the file.
     pub cache_at: Vec<Id>,
+    /// The nodes the lookup went through after the reader, in order (at most
+    /// `MAX_NODES`): what a reader shows of the route.
+    pub route: Vec<Id>,
 }
 
 /// A reclaim, routed to the fileId, then sent to each holder.
@@ -271,6 +274,8 @@ pub enum PastMessage {
         holder: Id,
         /// Routing hops the lookup took.
         hops: u8,
+        /// The nodes the lookup went through after the reader (the request's `route`).
+        route: Vec<Id>,
         /// Whether it is a cached copy.
         cached: bool,
         /// Other nodes that should hold replicas, as the holder sees its leaf set (a reader
@@ -361,7 +366,9 @@ impl PastMessage {
     /// Whether every list and string is within its bound.
     pub fn within_bounds(&self) -> bool {
         let name_ok = |c: &FileCertificate| c.body.name.len() <= MAX_NAME_BYTES;
-        let lookup_ok = |l: &LookupRequest| l.exclude.len() <= MAX_NODES && l.cache_at.len() <= MAX_NODES;
+        let lookup_ok = |l: &LookupRequest| {
+            l.exclude.len() <= MAX_NODES && l.cache_at.len() <= MAX_NODES && l.route.len() <= MAX_NODES
+        };
         match self {
             PastMessage::Insert(r) => name_ok(&r.certificate),
             PastMessage::Prepare(p) => name_ok(&p.certificate) && p.primaries.len() <= MAX_NODES,
@@ -370,7 +377,9 @@ impl PastMessage {
             PastMessage::ChunkReply { data, .. } => data.len() <= CHUNK_SIZE,
             PastMessage::Lookup(l) => lookup_ok(l),
             PastMessage::Locate { lookup } => lookup_ok(lookup),
-            PastMessage::Found { certificate, others, .. } => name_ok(certificate) && others.len() <= MAX_NODES,
+            PastMessage::Found { certificate, others, route, .. } => {
+                name_ok(certificate) && others.len() <= MAX_NODES && route.len() <= MAX_NODES
+            }
             PastMessage::CacheOffer { certificate, .. } => name_ok(certificate),
             PastMessage::Replicate { files } => files.len() <= MAX_BATCH && files.iter().all(|(c, _)| name_ok(c)),
             PastMessage::Holding { files } => files.len() <= MAX_FILES,

@@ -82,6 +82,9 @@ pub enum PastEvent {
         holder: Id,
         /// Routing hops the lookup took to find it.
         hops: u8,
+        /// The nodes the lookup went through after this one, in order (the node that
+        /// answered may follow, when the last of them asked the replica set for it).
+        route: Vec<Id>,
     },
     /// The next chunk of a lookup's content, verified against the certificate, in order.
     LookupChunk {
@@ -515,8 +518,8 @@ impl Past {
             PastMessage::TransferFailed { transfer, reason } => self.on_transfer_refused(o, from, transfer, reason),
             PastMessage::Locate { lookup } => self.on_locate(o, from, lookup),
             PastMessage::Located { reader, request, held } => self.on_located(o, from, reader, request, held),
-            PastMessage::Found { request, certificate, holder, hops, cached, others } => {
-                self.on_found(o, from, request, certificate, (holder, others), hops, cached)
+            PastMessage::Found { request, certificate, holder, hops, route, cached, others } => {
+                self.on_found(o, from, request, certificate, (holder, others), (hops, route), cached)
             }
             PastMessage::NotFound { request, file } => self.on_not_found(o, request, file),
             PastMessage::CacheOffer { certificate, holder } => self.on_cache_offer(o, certificate, holder),

@@ -335,8 +335,8 @@ impl Driver {
     pub(crate) fn on_past_event(&mut self, event: PastEvent) {
         match event {
             PastEvent::InsertDone { op, result } => self.insert_done(op, result),
-            PastEvent::LookupFound { op, certificate, holder, hops } => {
-                self.lookup_found(op, &certificate, holder, hops)
+            PastEvent::LookupFound { op, certificate, holder, hops, route } => {
+                self.lookup_found(op, &certificate, holder, (hops, route))
             }
             PastEvent::LookupChunk { op, index, data } => self.lookup_chunk(op, index, data),
             PastEvent::LookupDone { op, result } => {
@@ -409,7 +409,8 @@ impl Driver {
         let _ = wait.reply.send(Ok(entry.into()));
     }
 
-    fn lookup_found(&mut self, op: OpId, certificate: &FileCertificate, holder: Id, hops: u8) {
+    fn lookup_found(&mut self, op: OpId, certificate: &FileCertificate, holder: Id, (hops, route): (u8, Vec<Id>)) {
+        let own = self.id();
         let Some(wait) = self.files.lookups.get_mut(&op) else { return };
         let body = &certificate.body;
         let sealed = seal::is_sealed_name(&body.name);
@@ -453,7 +454,8 @@ impl Driver {
         set(&o, "verified", true);
         set(&o, "holder", hex(holder));
         set(&o, "hops", hops);
-        let _ = reply.send(Ok(lookup_result(&o, &stream)));
+        set(&o, "route", route_path(own, &route, holder));
+        let _ = reply.send(Ok(lookup_result(&o, &stream, self.store.spool_dir())));
     }
 
     fn lookup_chunk(&mut self, op: OpId, index: u32, data: Vec<u8>) {
@@ -494,6 +496,17 @@ impl Driver {
         set(&o, "receiptNodes", nodes);
         let _ = reply.send(Ok(o.into()));
     }
+}
+
+/// The route of a lookup as hex ids: this node, the nodes it went through, then the holder
+/// (when the last of them asked the replica set and another node answered).
+fn route_path(own: Id, route: &[Id], holder: Id) -> js_sys::Array {
+    let mut path = vec![own];
+    path.extend(route.iter().copied().filter(|id| *id != own));
+    if path.last() != Some(&holder) {
+        path.push(holder);
+    }
+    path.into_iter().map(|id| JsValue::from(hex(id))).collect()
 }
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ pub struct LookupOutcome {
     pub bytes: u64,
     /// Whether every chunk received was the file's true content.
     pub content_ok: bool,
+    /// The nodes the lookup went through after the reader, as the answer reported them.
+    pub route: Vec<Id>,
 }
 
 /// An operation's outcome.
@@ -84,6 +86,8 @@ struct Running {
     content_ok: bool,
     /// Seed and size of the file a lookup reads.
     file: Option<(u64, u64)>,
+    /// The route the answer reported.
+    route: Vec<Id>,
 }
 
 impl PastSim {
@@ -180,7 +184,7 @@ impl PastSim {
         let now = self.network.now();
         let op = self.network.node_mut(reader).lookup(file, now);
         self.network.flush(reader);
-        self.running.insert((reader, op), Running { bytes: 0, content_ok: true, file: None });
+        self.running.insert((reader, op), Running { bytes: 0, content_ok: true, file: None, route: Vec::new() });
         op
     }
 
@@ -232,9 +236,10 @@ impl PastSim {
                 self.running.remove(&(node, op));
                 self.outcomes.insert((node, op), Outcome::Insert(result));
             }
-            PastEvent::LookupFound { op, certificate, .. } => {
+            PastEvent::LookupFound { op, certificate, route, .. } => {
                 if let Some(r) = self.running.get_mut(&(node, op)) {
                     r.file = seed_of(&certificate.body.name).map(|seed| (seed, certificate.body.size));
+                    r.route = route;
                 }
             }
             PastEvent::LookupChunk { op, index, data } => {
@@ -251,7 +256,8 @@ impl PastSim {
                     Ok(found) => r.bytes == found.certificate.body.size,
                     Err(_) => true,
                 };
-                let outcome = LookupOutcome { result, bytes: r.bytes, content_ok: r.content_ok && complete };
+                let outcome =
+                    LookupOutcome { result, bytes: r.bytes, content_ok: r.content_ok && complete, route: r.route };
                 self.outcomes.insert((node, op), Outcome::Lookup(outcome));
             }
             PastEvent::ReclaimDone { op, result } => {
