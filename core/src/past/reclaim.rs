@@ -178,11 +178,13 @@ impl Past {
         o.route(key, PastMessage::Reclaim(ReclaimRequest { certificate, client: own, request }));
     }
 
-    /// The reclaim reached the root: ask every node that may hold the file.
+    /// The reclaim reached the root: ask every node that may hold the file. Besides the k
+    /// closest, the next k: nodes that joined near the fileId push earlier holders out of
+    /// the k closest, and those keep their replica until the newcomers hold it.
     pub(crate) fn on_reclaim(&mut self, o: &mut dyn Net<PastMessage>, request: ReclaimRequest) {
         let file = request.certificate.body.file;
         let k = self.holdings.get(&file).map_or(Past::max_k(o), |h| h.cert.body.k);
-        let targets = Past::closest(o, file.key(), usize::from(k));
+        let targets = Past::closest(o, file.key(), 2 * usize::from(k));
         let holders = u8::try_from(targets.len()).unwrap_or(u8::MAX);
         self.send(o, request.client, PastMessage::ReclaimAck { request: request.request, holders });
         for target in targets {
@@ -205,9 +207,6 @@ impl Past {
         let Some(h) = self.holdings.get(&file) else {
             return reject(self, o, Refusal::NotFound);
         };
-        if h.pending.is_some() {
-            return reject(self, o, Refusal::NotFound);
-        }
         if certificate.signer != h.cert.body.owner {
             return reject(self, o, Refusal::NotOwner);
         }
@@ -217,7 +216,7 @@ impl Past {
         if certificate.body.certificate != h.cert.digest() {
             return reject(self, o, Refusal::Replayed);
         }
-        let role = h.role;
+        let (role, pending) = (h.role, h.pending.is_some());
         let size = h.cert.body.size;
         self.tombstones.push_back(digest);
         if self.tombstones.len() > crate::past::node::TOMBSTONES {
@@ -228,7 +227,9 @@ impl Past {
         }
         self.drop_holding(o, file, false);
         let _ = from;
-        if role == Role::Cached {
+        // A copy still arriving (a replica being pulled) is stopped: it never completes
+        // into a replica of a reclaimed file. It freed nothing, so no receipt.
+        if role == Role::Cached || pending {
             return reject(self, o, Refusal::NotFound);
         }
         let body = ReclaimReceiptBody { file, reclaim: digest, node: own, freed: size };

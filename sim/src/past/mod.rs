@@ -119,6 +119,20 @@ impl PastSim {
         PastSim { network, keys, index, rng, next_upload: 1, running: BTreeMap::new(), outcomes: BTreeMap::new() }
     }
 
+    /// Starts the join of a new node with `key` and PAST configuration `config`, without
+    /// running the network (so a test can act while the join and replica maintenance are
+    /// under way).
+    pub fn spawn(&mut self, key: Ed25519Signer, config: PastConfig) -> u32 {
+        let (id, public) = (key.node_id(), key.public_key());
+        let mut ring = Keyring::new();
+        ring.add(key);
+        let node = self.network.spawn_with(id, SyncPast::new(Past::new(config), SimStore::new(), ring));
+        self.network.mark_present(node);
+        self.index.insert(id, node);
+        self.keys.push(public);
+        node
+    }
+
     /// A random number from the harness's generator.
     pub fn random(&mut self) -> u64 {
         self.rng.next_u64()
