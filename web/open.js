@@ -103,25 +103,21 @@ const kind = (type) =>
 
 const previewable = (r) => kind(r.type ?? "") !== null && r.size <= PREVIEW_MAX;
 
-/** Receives the whole file (showing text as it arrives), previews it, and saves that copy. */
+/** Receives the whole file, previews it (text and, where the browser can, audio and
+ * video while it arrives; the rest once received), and saves that copy. */
 async function preview(r, current) {
   const box = $("open-preview");
   const what = kind(r.type);
   const chunks = [];
   const reader = r.stream.getReader();
-  const text = what === "text" ? document.createElement("pre") : null;
-  const decoder = new TextDecoder();
-  if (text) { box.replaceChildren(text); box.hidden = false; }
+  const live = liveSink(box, what, r.type);
   try {
-    for (let shown = 0; ;) {
+    for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       if (!current()) return reader.cancel();
       chunks.push(value);
-      if (text && shown < TEXT_MAX) {
-        text.textContent += decoder.decode(value.subarray(0, TEXT_MAX - shown), { stream: true });
-        shown += value.length;
-      }
+      live?.push(value);
     }
   } catch (err) {
     if (current()) fail(err);
@@ -130,7 +126,99 @@ async function preview(r, current) {
   const blob = new Blob(chunks, { type: r.type });
   setStage(`Received ${bytes(r.size)}`, 1);
   $("open-download").onclick = () => download(blob, r.name || r.fileId);
-  if (what !== "text") showMedia(box, what, URL.createObjectURL(blob), r.name);
+  const shown = live ? await live.finish() : false;
+  if (!shown) showMedia(box, what, URL.createObjectURL(blob), r.name);
+}
+
+/** Where chunks go as they arrive: text is shown at once; audio and video are fed to a
+ * MediaSource when the browser plays the type that way (decided on the first chunk);
+ * other types wait for the end. */
+function liveSink(box, what, type) {
+  if (what === "text") return textSink(box);
+  if ((what !== "audio" && what !== "video") || !window.MediaSource) return null;
+  let sink = null, decided = false;
+  return {
+    push(value) {
+      if (!decided) {
+        decided = true;
+        const playable = sourceType(type, value);
+        if (playable) sink = mediaSink(box, what, playable);
+      }
+      sink?.push(value);
+    },
+    finish: async () => (sink ? sink.finish() : false),
+  };
+}
+
+/** WebM codec ids (in the file's first bytes) and their names in a MIME type. */
+const WEBM_CODECS = [["V_VP8", "vp8"], ["V_VP9", "vp9"], ["A_OPUS", "opus"], ["A_VORBIS", "vorbis"]];
+
+/** The type to open a SourceBuffer with: the file's own when the browser takes it, or
+ * for WebM with the codecs named in its header; null when it cannot be played as it comes
+ * (e.g. an MP4 whose index is at the end). */
+function sourceType(type, first) {
+  if (MediaSource.isTypeSupported(type)) return type;
+  const base = type.split(";")[0].trim();
+  if (base !== "video/webm" && base !== "audio/webm") return null;
+  const header = new TextDecoder("latin1").decode(first.subarray(0, 4096));
+  const codecs = WEBM_CODECS.filter(([id]) => header.includes(id)).map(([, name]) => name);
+  const full = `${base}; codecs="${codecs.join(",")}"`;
+  return codecs.length && MediaSource.isTypeSupported(full) ? full : null;
+}
+
+function textSink(box) {
+  const pre = document.createElement("pre");
+  box.replaceChildren(pre);
+  box.hidden = false;
+  const decoder = new TextDecoder();
+  let shown = 0;
+  return {
+    push(value) {
+      if (shown >= TEXT_MAX) return;
+      pre.textContent += decoder.decode(value.subarray(0, TEXT_MAX - shown), { stream: true });
+      shown += value.length;
+    },
+    finish: async () => true,
+  };
+}
+
+/** Audio or video played while it arrives (Media Source Extensions); `finish()` says
+ * whether it worked (a file the browser cannot parse that way is shown once received). */
+function mediaSink(box, what, type) {
+  const source = new MediaSource();
+  const el = Object.assign(document.createElement(what), { controls: true, src: URL.createObjectURL(source) });
+  el.dataset.streamed = "true";
+  el.dataset.appends = "0";
+  box.replaceChildren(el);
+  box.hidden = false;
+  let failed = false;
+  let queue = new Promise((ok) => source.addEventListener("sourceopen", ok, { once: true }))
+    .then(() => source.addSourceBuffer(type))
+    .catch(() => { failed = true; });
+  const append = (buffer, value) => new Promise((ok, no) => {
+    buffer.addEventListener("updateend", ok, { once: true });
+    buffer.addEventListener("error", no, { once: true });
+    buffer.appendBuffer(value);
+  });
+  return {
+    push(value) {
+      queue = queue.then(async (buffer) => {
+        if (failed) return buffer;
+        try {
+          await append(buffer, value);
+          el.dataset.appends = String(Number(el.dataset.appends) + 1);
+        } catch {
+          failed = true;
+        }
+        return buffer;
+      });
+    },
+    async finish() {
+      await queue;
+      if (!failed) source.endOfStream();
+      return !failed;
+    },
+  };
 }
 
 function showMedia(box, what, url, name) {
