@@ -387,6 +387,27 @@ pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bound for a data channel to open and authenticate once both sides are running.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Opens `url` in `n` new browser contexts (`name0`, `name1`, …) and waits until each
+/// node joined and every leaf set is exact; returns the named pages and their contexts.
+pub async fn joined_contexts(
+    browser: &Chromium,
+    origin: &str,
+    url: &str,
+    n: usize,
+    name: &str,
+) -> anyhow::Result<(Vec<(String, Page)>, Vec<BrowserContextId>)> {
+    let (mut named, mut contexts) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let context = browser.new_context(origin).await?;
+        let page = browser.open_in_context(&context, url).await?;
+        wait_joined(&page, &format!("{name}{i}"), JOIN_TIMEOUT).await?;
+        named.push((format!("{name}{i}"), page));
+        contexts.push(context);
+    }
+    wait_leaf_sets_exact(&named, 16, Duration::from_secs(30)).await?;
+    Ok((named, contexts))
+}
+
 /// Bound for a node to join.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 

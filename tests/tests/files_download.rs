@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use chromiumoxide::Page;
 use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, install_helpers, wait_for, wait_joined, wait_leaf_sets_exact,
-    with_browser,
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, install_helpers, joined_contexts, wait_for, wait_joined, with_browser,
 };
 
 /// Above the 16 MiB from which lookups spool to disk.
@@ -65,17 +64,10 @@ async fn replicas(page: &Page) -> anyhow::Result<u32> {
 
 async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let url = format!("{origin}/?{FAST_TIMERS}");
-    let mut named = Vec::new();
-    let mut contexts = Vec::new();
-    for i in 0..3 {
-        let context = browser.new_context(origin).await?;
-        let page = browser.open_in_context(&context, &url).await?;
-        wait_joined(&page, &format!("n{i}"), JOIN_TIMEOUT).await?;
-        install_helpers(&page, HELPERS).await?;
-        named.push((format!("n{i}"), page));
-        contexts.push(context);
+    let (named, contexts) = joined_contexts(browser, origin, &url, 3, "n").await?;
+    for (_, page) in &named {
+        install_helpers(page, HELPERS).await?;
     }
-    wait_leaf_sets_exact(&named, 16, Duration::from_secs(30)).await?;
     let owner = &named[0].1;
 
     // One replica (k = 1), so the reader is a node without it and the holder's going away

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, wait_for, wait_joined, wait_leaf_sets_exact, with_browser};
+use past_e2e::{Chromium, FAST_TIMERS, eval, joined_contexts, wait_for, with_browser};
 
 /// Records about 1.5 s of a noisy canvas as WebM and shares it; resolves to [link, size].
 const RECORD_AND_SHARE: &str = r#"(async () => {
@@ -43,13 +43,7 @@ async fn a_shared_video_plays_while_it_arrives() -> anyhow::Result<()> {
 
 async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let url = format!("{origin}/?{FAST_TIMERS}");
-    let mut named = Vec::new();
-    for i in 0..2 {
-        let page = browser.open_in_new_context(origin, &url).await?;
-        wait_joined(&page, &format!("tab{i}"), JOIN_TIMEOUT).await?;
-        named.push((format!("tab{i}"), page));
-    }
-    wait_leaf_sets_exact(&named, 16, Duration::from_secs(30)).await?;
+    let (named, _) = joined_contexts(browser, origin, &url, 2, "tab").await?;
     let (owner, viewer) = (&named[0].1, &named[1].1);
     let supported: bool = eval(viewer, "MediaSource.isTypeSupported('video/webm; codecs=\"vp8\"')").await?;
     anyhow::ensure!(supported, "this Chromium has no Media Source Extensions for WebM");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, wait_for, wait_joined, wait_leaf_sets_exact, with_browser};
+use past_e2e::{Chromium, FAST_TIMERS, eval, joined_contexts, wait_for, with_browser};
 
 const TEXT: &str = "Minutes of the meeting\\nPAST stores this on three strangers' tabs ✓\\n";
 
@@ -47,16 +47,7 @@ async fn until(page: &Page, what: &str, expression: &str, secs: u64) -> anyhow::
 
 async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let url = format!("{origin}/?{FAST_TIMERS}");
-    let mut named = Vec::new();
-    let mut contexts = Vec::new();
-    for i in 0..3 {
-        let context = browser.new_context(origin).await?;
-        let page = browser.open_in_context(&context, &url).await?;
-        wait_joined(&page, &format!("tab{i}"), JOIN_TIMEOUT).await?;
-        named.push((format!("tab{i}"), page));
-        contexts.push(context);
-    }
-    wait_leaf_sets_exact(&named, 16, Duration::from_secs(30)).await?;
+    let (named, contexts) = joined_contexts(browser, origin, &url, 3, "tab").await?;
     let (owner, reader, third) = (&named[0].1, &named[1].1, &named[2].1);
     until(
         owner,
