@@ -21,7 +21,9 @@
 //!   (files read from the `File` chunk by chunk and sealed with WebCrypto AES-GCM, lookups
 //!   streamed to the page).
 //! - `api`: options and promises of the file operations; `files_glue`: their JS side
-//!   (WebCrypto AES-GCM, reading a `File`, the lookup's `ReadableStream`).
+//!   (WebCrypto AES-GCM, reading a `File`, the lookup's `ReadableStream`, `blob()` and
+//!   `save()` spooling large files to the origin private file system).
+//! - `qr`: `qrSvg(text)`, the QR code of a share link as SVG, for the page.
 //! - [`queue`]: backpressure (pause above 256 KiB buffered, resume at 64 KiB), pure and
 //!   tested natively.
 //! - This file: the JS API.
