@@ -50,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod disk_store;
 mod node;
 mod signaling;
 mod transport;
