@@ -19,6 +19,9 @@ const ERRORS = {
   unavailable: "The nodes holding this file cannot be reached right now. Try again in a moment.",
 };
 
+/** Errors a second try may not repeat. */
+const RETRYABLE = new Set(["not-found", "unavailable", "failed"]);
+
 /** Whether the page was opened with a share link. */
 export const hasLink = () => location.hash.length > 1;
 
@@ -31,6 +34,7 @@ export async function openLink(node, joined, onRoute) {
   const mine = ++opening;
   const current = () => mine === opening;
   reset();
+  $("open-retry").onclick = () => openLink(node, joined, onRoute);
   await joined;
   if (!current()) return;
   setStage("Looking the file up…", 0);
@@ -61,6 +65,7 @@ function reset() {
   $("open").hidden = false;
   $("open-error").hidden = true;
   $("open-error").dataset.code = "";
+  $("open-retry").hidden = true;
   $("open-file").hidden = true;
   $("open-progress").hidden = false;
   $("open-preview").hidden = true;
@@ -79,6 +84,8 @@ function fail(err) {
   el.textContent = ERRORS[err.code] ?? `The file could not be opened: ${err.message ?? err}`;
   el.dataset.code = err.code ?? "failed";
   el.hidden = false;
+  // What may change in a moment (holders coming back, a file being stored) is worth a retry.
+  $("open-retry").hidden = !RETRYABLE.has(err.code ?? "failed");
   setStage("", 0);
   $("open-progress").hidden = true;
 }

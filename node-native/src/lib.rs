@@ -10,8 +10,9 @@
 //! the overlay through one of them; then it routes payloads ([`NodeHandle::route`]) and
 //! reports what is delivered to it ([`NodeEvent::Delivered`]).
 //!
-//! It is **not** yet a PAST storage node: it keeps no replica store on disk and its CLI has
-//! no insert or lookup; that comes with a later issue. It does not reconnect to the
+//! It is **not** yet a PAST storage node: its durable replica store ([`disk_store`], redb)
+//! is built and tested but not yet wired to the node, and its CLI has no insert or lookup
+//! (issue 12). It does not reconnect to the
 //! signaling server either: once joined it does not need it.
 //!
 //! The loop (in `node.rs`) is the one the style guide asks of a driver: one task owns the

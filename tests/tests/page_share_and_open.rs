@@ -156,6 +156,8 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
         .await?;
         let message: String = eval(third, &text_of("error-message")).await?;
         anyhow::ensure!(!message.is_empty() && !message.contains("undefined"), "{code}: {message:?}");
+        let retry: bool = eval(third, "!document.querySelector('[data-testid=retry-button]').hidden").await?;
+        anyhow::ensure!(retry == (code == "not-found"), "{code}: a retry button shown {retry}");
     }
 
     // Reclaim the text from My files: asked first, then its receipts; the link then fails.
