@@ -36,8 +36,15 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** A "Copy link" button (`data-testid` `copy-button`) that copies `link`. */
+export function copyButton(link) {
+  const button = h("button", { type: "button", "data-testid": "copy-button" }, "Copy link");
+  button.addEventListener("click", () => copy(link, button));
+  return button;
+}
+
 /** Copies `text` to the clipboard; says on `button` whether it worked. */
-export async function copy(text, button) {
+async function copy(text, button) {
   const label = button.textContent;
   try {
     await navigator.clipboard.writeText(text);

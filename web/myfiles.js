@@ -1,7 +1,7 @@
 // "My files" (what this identity shared from this browser: link, receipts, reclaim) and
 // "Stored here" (what this tab holds for others: counts and bytes, no names).
 
-import { bytes, copy, date, h, setText } from "./format.js";
+import { bytes, copyButton, date, h, setText } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,11 +19,9 @@ export async function renderMyFiles(node) {
 }
 
 function fileItem(node, f) {
-  const copyButton = h("button", { type: "button", "data-testid": "copy-button" }, "Copy link");
-  copyButton.addEventListener("click", () => copy(f.link, copyButton));
   const reclaim = h("button", { type: "button", class: "danger", "data-testid": "reclaim-button" }, "Reclaim");
   const outcome = h("p", { class: "outcome", role: "status" });
-  const actions = h("div", { class: "actions" }, copyButton, reclaim);
+  const actions = h("div", { class: "actions" }, copyButton(f.link), reclaim);
   reclaim.addEventListener("click", () => confirmReclaim(node, f, actions, outcome));
   return h("li", { class: "my-file", "data-testid": "my-file", "data-file-id": f.fileId },
     h("p", { class: "file-name" }, f.name || f.fileId),

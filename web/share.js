@@ -3,7 +3,7 @@
 // number of signed store receipts.
 
 import { qrSvg } from "/pkg/past_node.js";
-import { bytes, copy, h, setText, speed } from "./format.js";
+import { bytes, copyButton, h, setText, speed } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -101,8 +101,6 @@ function uploadCard(file, k, encrypt) {
 export function linkBlock(link, encrypted) {
   const field = h("input", { class: "mono link", readonly: true, value: link, "data-testid": "share-link",
     "aria-label": "Share link", onfocus: (e) => e.target.select() });
-  const button = h("button", { type: "button", "data-testid": "copy-button" }, "Copy link");
-  button.addEventListener("click", () => copy(link, button));
   const qr = h("div", { class: "qr", "data-testid": "qr-code", role: "img", "aria-label": "QR code of the share link" });
   try {
     qr.innerHTML = qrSvg(link);
@@ -112,5 +110,5 @@ export function linkBlock(link, encrypted) {
   const note = encrypted
     ? "Anyone with this link can open the file; the nodes storing it cannot."
     : "Public: the nodes storing this file can read it.";
-  return h("div", { class: "link-block" }, h("div", { class: "link-row" }, field, button), qr, h("p", { class: "muted" }, note));
+  return h("div", { class: "link-block" }, h("div", { class: "link-row" }, field, copyButton(link)), qr, h("p", { class: "muted" }, note));
 }

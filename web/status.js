@@ -14,7 +14,7 @@ export function describe(view, stored, problem) {
   if (view.status === "closed" || view.status === "left") {
     return { state: "error", text: "This tab has left the network.", help: "Reload the page to join again." };
   }
-  if (view.peersUnreachable) {
+  if (view.status === "unreachable") {
     return {
       state: "error",
       text: "Other nodes cannot be reached from this network.",

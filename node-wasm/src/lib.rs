@@ -307,7 +307,7 @@ impl Node {
 
     /// The node view: `{nodeId, slot, status, detail, joined, signaling ("connecting",
     /// "registering", "registered" or "offline"), signalingRetryMs (when offline),
-    /// peersUnreachable, openConnections, digitBits, leafSetSize, leafSet: {counterClockwise,
+    /// openConnections, digitBits, leafSetSize, leafSet: {counterClockwise,
     /// clockwise}, routingTable: [{row, column, id, rttMs}], neighborhood: [{id, rttMs}],
     /// connections: [{id, state, direction, via, rttMs, leaf, table, backlog}],
     /// peerConnectionsCreated, peerConnectionLimit, connectionBudget, maxConnections}`.

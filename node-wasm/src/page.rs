@@ -220,7 +220,6 @@ pub(crate) fn view(driver: &Driver) -> Object {
             JsValue::from(e)
         })
         .collect();
-    let stats = manager.stats();
     let view = Object::new();
     set(&view, "nodeId", hex(driver.id()).into());
     set(&view, "slot", driver.identity.slot.into());
@@ -235,8 +234,8 @@ pub(crate) fn view(driver: &Driver) -> Object {
     };
     set(&view, "signaling", signaling.into());
     set(&view, "signalingRetryMs", retry_ms);
-    set(&view, "peersUnreachable", (manager.unreachable() && manager.stats().open == 0).into());
-    set(&view, "openConnections", (manager.stats().open as u32).into());
+    let stats = manager.stats();
+    set(&view, "openConnections", (stats.open as u32).into());
     set(&view, "digitBits", u32::from(node.config().base.bits()).into());
     set(&view, "leafSetSize", (node.config().leaf_set_size as u32).into());
     set(&view, "leafSet", leaf_set.into());
