@@ -153,6 +153,15 @@ impl FileKey {
     }
 }
 
+/// The certificate's name field and size of the file `meta` describes: its sealed name and
+/// sealed size under `key`, or its plain name and size for a public file (`None`).
+pub fn certificate_fields(key: Option<&FileKey>, meta: &Meta) -> (String, u64) {
+    match key {
+        Some(key) => (key.seal_meta(meta), sealed_size(meta.size)),
+        None => (meta.name.clone(), meta.size),
+    }
+}
+
 /// Whether a certificate name field is a sealed name.
 pub fn is_sealed_name(field: &str) -> bool {
     field.starts_with(SEALED_NAME)
@@ -235,6 +244,14 @@ mod tests {
         assert!(field.len() <= MAX_NAME_BYTES);
         let opened = KEY.open_meta(&field).unwrap();
         assert!(opened.name.ends_with("é.pdf") && opened.name.len() < long.name.len());
+    }
+
+    #[test]
+    fn certificate_fields_seal_only_with_a_key() {
+        let meta = Meta { name: "a.txt".into(), mime: String::new(), size: 70_000 };
+        assert_eq!(certificate_fields(None, &meta), ("a.txt".to_string(), 70_000));
+        let (field, size) = certificate_fields(Some(&KEY), &meta);
+        assert_eq!((KEY.open_meta(&field), size), (Ok(meta), 70_000 + 2 * TAG as u64));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use past_core::past::FileId;
 
-use crate::seal::FileKey;
+use crate::seal::{self, FileKey, Meta, SealError};
 
 /// A fileId and, for an encrypted file, its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,12 +30,39 @@ pub enum LinkError {
     BadKey,
 }
 
+/// Why a file's description could not be read with a link.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaError {
+    /// The file is encrypted and the link has no key.
+    #[error("the file is encrypted: its link's key is needed")]
+    KeyNeeded,
+    /// The link has a key but the file is public.
+    #[error("the link has a key but the file is public")]
+    UnexpectedKey,
+    /// The link's key does not open the sealed name.
+    #[error(transparent)]
+    Sealed(#[from] SealError),
+}
+
 impl ShareLink {
     /// The fragment (without `#`).
     pub fn fragment(&self) -> String {
         match &self.key {
             Some(key) => format!("{}.{}", self.file, key.to_text()),
             None => self.file.to_string(),
+        }
+    }
+
+    /// The name, media type and plaintext size of the file this link names, from its
+    /// verified certificate's name field and size: opened with the link's key for an
+    /// encrypted file, as they are for a public one (media type unknown).
+    pub fn open_meta(&self, name_field: &str, size: u64) -> Result<Meta, MetaError> {
+        match (&self.key, seal::is_sealed_name(name_field)) {
+            (Some(key), true) => Ok(key.open_meta(name_field)?),
+            (None, true) => Err(MetaError::KeyNeeded),
+            (Some(_), false) => Err(MetaError::UnexpectedKey),
+            (None, false) => Ok(Meta { name: name_field.to_string(), mime: String::new(), size }),
         }
     }
 
@@ -68,6 +95,22 @@ pub fn parse_file_id(hex: &str) -> Option<FileId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meta_opens_with_the_key_a_sealed_name_needs() {
+        let key = FileKey([3; 32]);
+        let meta = Meta { name: "a.txt".into(), mime: "text/plain".into(), size: 5 };
+        let field = key.seal_meta(&meta);
+        let file = FileId([1; 20]);
+        let private = ShareLink { file, key: Some(key) };
+        let public = ShareLink { file, key: None };
+        assert_eq!(private.open_meta(&field, 21), Ok(meta));
+        assert_eq!(public.open_meta(&field, 21), Err(MetaError::KeyNeeded));
+        assert_eq!(private.open_meta("a.txt", 5), Err(MetaError::UnexpectedKey));
+        let other = ShareLink { file, key: Some(FileKey([4; 32])) };
+        assert_eq!(other.open_meta(&field, 21), Err(MetaError::Sealed(SealError::WrongKey)));
+        assert_eq!(public.open_meta("a.txt", 5).map(|m| (m.name, m.size)), Ok(("a.txt".to_string(), 5)));
+    }
 
     #[test]
     fn links_round_trip_and_bad_ones_say_what_is_wrong() {

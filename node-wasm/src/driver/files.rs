@@ -14,7 +14,7 @@ use past_core::past::{
 };
 use past_core::{Id, Time};
 use past_link::seal::{self, FileKey, Meta, PLAIN_CHUNK};
-use past_link::share::ShareLink;
+use past_link::share::{MetaError, ShareLink};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 
@@ -232,10 +232,7 @@ impl Driver {
         let plain = request.blob.size() as u64;
         let key = request.encrypt.then(|| FileKey(super::random_seed()));
         let meta = Meta { name: request.name.clone(), mime: request.mime.clone(), size: plain };
-        let (name, size) = match &key {
-            Some(key) => (key.seal_meta(&meta), seal::sealed_size(plain)),
-            None => (request.name.clone(), plain),
-        };
+        let (name, size) = seal::certificate_fields(key.as_ref(), &meta);
         self.files.next_upload += 1;
         let upload = UploadId(self.files.next_upload);
         let reader = make_upload(&request.blob, key.as_ref().map(|k| Uint8Array::from(&k.0[..])));
@@ -414,12 +411,10 @@ impl Driver {
         let Some(wait) = self.files.lookups.get_mut(&op) else { return };
         let body = &certificate.body;
         let sealed = seal::is_sealed_name(&body.name);
-        let meta = match (&wait.link.key, sealed) {
-            (Some(key), true) => key.open_meta(&body.name).map_err(|e| ApiError::new("wrong-key", e.to_string())),
-            (None, true) => Err(ApiError::new("key-needed", "the file is encrypted: its link's key is needed")),
-            (Some(_), false) => Err(ApiError::new("wrong-key", "the link has a key but the file is public")),
-            (None, false) => Ok(Meta { name: body.name.clone(), mime: String::new(), size: body.size }),
-        };
+        let meta = wait.link.open_meta(&body.name, body.size).map_err(|e| match e {
+            MetaError::KeyNeeded => ApiError::new("key-needed", e.to_string()),
+            _ => ApiError::new("wrong-key", e.to_string()),
+        });
         let Some(reply) = wait.reply.take() else { return };
         let meta = match meta {
             Ok(meta) => meta,
