@@ -51,30 +51,42 @@
 //! # Ok(()) }
 //! ```
 
+pub mod control;
 pub mod disk_store;
+pub mod files;
+pub mod key_file;
 mod node;
 mod signaling;
+mod storage;
 mod transport;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use past_core::Id;
-use past_core::past::{Ed25519Signer, PastConfig, PublicKey};
+use past_core::past::{Ed25519Signer, FileRecord, MemoryStore, PastConfig, PublicKey, Storage};
 use past_link::{ManagerConfig, Payload, Stack};
 use past_signaling_proto::{ClientMessage, ErrorCode, PeerId, ServerMessage, register_transcript, to_hex};
 use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 
-use node::{Command, Driver, INPUT_CAPACITY, Input, id_of};
+use disk_store::{DiskStore, DiskStoreError};
+use node::{Command, Driver, INPUT_CAPACITY, Input, Parts, id_of};
 use signaling::{SignalingClient, SignalingEvent};
+use storage::StorageWorker;
+
+pub use files::{ErrorKind, Fetched, InsertOptions, Inserted, Progress, ReclaimOutcome, Stage, Status};
 
 pub use past_signaling_proto as proto;
 
 /// Largest message on a data channel of this node: the `webrtc` crate's default SCTP
 /// maximum message size.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Chunks a transfer requests ahead (the browser's figure).
+const TRANSFER_WINDOW: u32 = 32;
 
 pub use past_link::Data;
 
@@ -148,6 +160,24 @@ pub enum StartError {
     /// No welcome message within [`NodeConfig::register_timeout`].
     #[error("no answer to the registration within {0:?}")]
     Timeout(Duration),
+    /// The store cannot be opened or restored (in use, corrupted, unreadable).
+    #[error(transparent)]
+    Store(#[from] DiskStoreError),
+    /// The storage thread could not be started.
+    #[error("cannot start the storage thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+impl StartError {
+    /// What kind of failure it is: the store's are the user's to fix
+    /// ([`ErrorKind::BadInput`]), the others the network's ([`ErrorKind::Unavailable`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StartError::Store(_) => ErrorKind::BadInput,
+            StartError::Thread(_) => ErrorKind::Io,
+            _ => ErrorKind::Unavailable,
+        }
+    }
 }
 
 /// Why [`NodeHandle::route`] failed.
@@ -204,6 +234,14 @@ pub struct NodeConfig {
     pub manager: ManagerConfig,
     /// Bytes offered to other nodes' replicas and cached copies.
     pub capacity: u64,
+    /// The directory of the durable store ([`DiskStore`]); `None`: replicas are kept in
+    /// memory and lost when the node stops.
+    pub store: Option<PathBuf>,
+    /// The page's address that share links start with; by default the signaling server's
+    /// (which serves the page): `ws://host:port/ws` gives `http://host:port/`.
+    pub page_url: Option<String>,
+    /// ICE servers (`stun:`/`turn:` URLs) used besides those the signaling server names.
+    pub ice_servers: Vec<String>,
 }
 
 impl NodeConfig {
@@ -220,8 +258,31 @@ impl NodeConfig {
             core,
             manager: ManagerConfig::default(),
             capacity: 1 << 30,
+            store: None,
+            page_url: None,
+            ice_servers: Vec::new(),
         }
     }
+
+    /// The page's address for share links.
+    fn page_url(&self) -> String {
+        if let Some(url) = &self.page_url {
+            return url.clone();
+        }
+        let url = &self.signaling_url;
+        let (scheme, rest) = match url.split_once("://") {
+            Some(("wss", rest)) => ("https", rest),
+            Some((_, rest)) => ("http", rest),
+            None => ("http", url.as_str()),
+        };
+        let host = rest.split('/').next().unwrap_or(rest);
+        format!("{scheme}://{host}/")
+    }
+}
+
+/// An id as 32 hex digits.
+pub(crate) fn hex_id(id: Id) -> String {
+    to_hex(&id.to_bytes())
 }
 
 /// The nodeId of `key`.
@@ -243,6 +304,7 @@ pub struct NodeHandle {
     id: Id,
     inputs: Sender<Input>,
     close: Arc<Notify>,
+    stopped: watch::Receiver<bool>,
 }
 
 impl NodeHandle {
@@ -294,6 +356,30 @@ impl NodeHandle {
     pub fn close(&self) {
         self.close.notify_one();
     }
+
+    /// Leaves the overlay gracefully (every node in its state learns it at once, so the
+    /// leaf sets repair and replica maintenance restores k replicas of what it held on the
+    /// others), closes its connections, and returns once the node has stopped and its store
+    /// is closed (another node may open it then).
+    pub async fn shutdown(&self) {
+        self.close();
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// Opens the store (restoring its committed records) or an empty one in memory.
+async fn open_store(dir: Option<PathBuf>) -> Result<(Box<dyn Storage + Send>, Vec<FileRecord>), StartError> {
+    let Some(dir) = dir else { return Ok((Box::new(MemoryStore::new()), Vec::new())) };
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut store = DiskStore::open(&dir)?;
+        let records = store.restore()?;
+        Ok::<_, DiskStoreError>((store, records))
+    })
+    .await
+    .map_err(|e| StartError::Thread(std::io::Error::other(e.to_string())))?;
+    let (store, records) = opened?;
+    Ok((Box::new(store), records))
 }
 
 /// Connects to the signaling server, registers, and starts the node's event loop on the
@@ -304,6 +390,8 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
     let key = config.key.clone().unwrap_or_else(|| SigningKey::from_bytes(&rand::random::<[u8; 32]>()));
     let id = node_id(&key);
     let me = peer_id(id);
+    let (store, records) = open_store(config.store.clone()).await?;
+    tracing::info!(records = records.len(), "store opened");
     let (tx, mut rx) = mpsc::channel::<Input>(INPUT_CAPACITY);
     let mut signaling = SignalingClient::connect(&config.signaling_url, tx.clone())
         .await
@@ -340,7 +428,7 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
     })
     .await
     .map_err(|_| StartError::Timeout(config.register_timeout));
-    let (ice_servers, present) = match welcome.and_then(|w| w) {
+    let (mut ice_servers, present) = match welcome.and_then(|w| w) {
         Ok(welcome) => welcome,
         Err(err) => {
             signaling.close().await;
@@ -348,18 +436,40 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
         }
     };
     tracing::info!(peer = %me, present = present.len(), "registered");
+    if !config.ice_servers.is_empty() {
+        ice_servers.push(past_signaling_proto::IceServer {
+            urls: config.ice_servers.clone(),
+            username: None,
+            credential: None,
+        });
+    }
 
+    let page_url = config.page_url();
     let handshake_key = config.handshake_key.unwrap_or_else(|| key.clone());
     let now = past_core::Time::from_micros(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
     let public_key = handshake_key.verifying_key().to_bytes();
-    let past = PastConfig::new(PublicKey(key.verifying_key().to_bytes()), config.capacity);
-    let stack = Stack::new(id, public_key, config.core, config.manager, past, rand::random::<[u8; 32]>(), now);
+    let mut past = PastConfig::new(PublicKey(key.verifying_key().to_bytes()), config.capacity);
+    // A get writes each chunk before the next is pulled: memory stays flat.
+    past.paced_reads = true;
+    past.window = TRANSFER_WINDOW;
+    let mut stack = Stack::new(id, public_key, config.core, config.manager, past, rand::random::<[u8; 32]>(), now);
+    for record in records {
+        stack.restore(record);
+    }
+    let storage = match StorageWorker::start(store, tx.clone()) {
+        Ok(storage) => storage,
+        Err(err) => {
+            signaling.close().await;
+            return Err(StartError::Thread(err));
+        }
+    };
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (stopped_tx, stopped) = watch::channel(false);
     let keys = Ed25519Signer::from_seed(key.to_bytes());
-    let driver =
-        Driver::new(handshake_key, keys, stack, started, tx.clone(), signaling.into_writer(), ice_servers, events_tx);
+    let parts = Parts { key: handshake_key, keys, storage, page_url, stopped: stopped_tx };
+    let driver = Driver::new(parts, stack, started, tx.clone(), signaling.into_writer(), ice_servers, events_tx);
     let close = Arc::new(Notify::new());
     let contacts = present.iter().filter_map(id_of).collect();
     tokio::spawn(driver.run(contacts, rx, close.clone()));
-    Ok((NodeHandle { me, id, inputs: tx, close }, events_rx))
+    Ok((NodeHandle { me, id, inputs: tx, close, stopped }, events_rx))
 }

@@ -16,16 +16,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
-use past_core::past::{Ed25519Signer, MemoryStore, Signer as _, Storage as _};
+use past_core::past::{Ed25519Signer, FileId, OpId, StorageError, StorageId, StorageReply};
 use past_core::{Id, Time};
 use past_link::manager::{Command as Work, State};
 use past_link::{ConnId, Payload, Stack, StackEvent};
 use past_signaling_proto::{ClientMessage, IceServer, PeerId, ServerMessage, from_hex};
 use tokio::sync::mpsc::{Receiver, Sender, UnboundedSender};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
+mod files;
+
+use crate::files::{InsertCommand, LookupMsg, ReclaimError, ReclaimOutcome, Status};
 use crate::signaling::{SignalingEvent, SignalingWriter};
+use crate::storage::StorageWorker;
 use crate::transport::{Peer, TransportEvent};
 use crate::{Data, NodeEvent, RouteError, SendError, peer_id};
 
@@ -46,6 +50,8 @@ pub(crate) enum Input {
     Failed { conn: ConnId, reason: String },
     /// The round-trip time of a connection from its statistics.
     Rtt { conn: ConnId, rtt: Option<Duration> },
+    /// The storage thread answered a request of the core.
+    Stored { id: StorageId, result: Result<StorageReply, StorageError> },
     /// From the handle.
     Command(Command),
 }
@@ -56,6 +62,13 @@ pub(crate) enum Command {
     Route { key: Id, payload: Payload, reply: oneshot::Sender<Result<(), RouteError>> },
     SendRaw { peer: Id, data: Data, reply: oneshot::Sender<Result<(), SendError>> },
     Peers(oneshot::Sender<Vec<PeerId>>),
+    Insert(Box<InsertCommand>),
+    Lookup { file: FileId, reply: tokio::sync::mpsc::UnboundedSender<LookupMsg> },
+    /// The get wrote one chunk of lookup `op`: the core may pull another.
+    LookupConsumed(OpId),
+    CancelLookup(OpId),
+    Reclaim { file: FileId, reply: oneshot::Sender<Result<ReclaimOutcome, ReclaimError>> },
+    Status(oneshot::Sender<Status>),
 }
 
 /// The id of a signaling peer id.
@@ -69,9 +82,10 @@ pub(crate) struct Driver {
     key: SigningKey,
     /// Signs PAST's certificates and receipts (the node's key).
     keys: Ed25519Signer,
-    /// Replicas, in memory until the disk store exists: the native node does not offer
-    /// durable storage yet.
-    store: MemoryStore,
+    /// Carries out the core's storage requests on a thread of its own.
+    storage: StorageWorker,
+    /// The inserts, lookups and reclaims under way.
+    files: files::Files,
     stack: Stack,
     start: Instant,
     inputs: Sender<Input>,
@@ -81,13 +95,25 @@ pub(crate) struct Driver {
     /// While shutting down: the connections to close before reporting [`NodeEvent::Closed`].
     closing: Option<Vec<Peer>>,
     events: UnboundedSender<NodeEvent>,
+    /// Set once the loop has stopped and the store is closed.
+    stopped: watch::Sender<bool>,
+}
+
+/// What the loop works with besides the stack and its channels.
+pub(crate) struct Parts {
+    /// Signs the data channel handshake.
+    pub(crate) key: SigningKey,
+    /// Signs PAST's certificates and receipts.
+    pub(crate) keys: Ed25519Signer,
+    pub(crate) storage: StorageWorker,
+    /// The page's address, for share links.
+    pub(crate) page_url: String,
+    pub(crate) stopped: watch::Sender<bool>,
 }
 
 impl Driver {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        key: SigningKey,
-        keys: Ed25519Signer,
+        parts: Parts,
         stack: Stack,
         start: Instant,
         inputs: Sender<Input>,
@@ -95,10 +121,12 @@ impl Driver {
         ice_servers: Vec<IceServer>,
         events: UnboundedSender<NodeEvent>,
     ) -> Self {
+        let Parts { key, keys, storage, page_url, stopped } = parts;
         Self {
             key,
             keys,
-            store: MemoryStore::new(),
+            storage,
+            files: files::Files::new(page_url),
             stack,
             start,
             inputs,
@@ -107,6 +135,7 @@ impl Driver {
             conns: BTreeMap::new(),
             closing: None,
             events,
+            stopped,
         }
     }
 
@@ -159,6 +188,8 @@ impl Driver {
         if let Some(signaling) = self.signaling.take() {
             signaling.close().await;
         }
+        self.storage.stop().await;
+        let _ = self.stopped.send(true);
         let _ = self.events.send(NodeEvent::Closed);
     }
 
@@ -175,6 +206,7 @@ impl Driver {
                 self.stack.handle_failed(conn, &reason, t);
             }
             Input::Rtt { conn, rtt } => self.stack.handle_rtt(conn, rtt, t),
+            Input::Stored { id, result } => self.stack.handle_storage(id, result, t),
             Input::Described { .. } | Input::Failed { .. } => {}
             Input::Command(command) => self.on_command(command, t),
         }
@@ -192,28 +224,11 @@ impl Driver {
                 any = true;
                 self.report(event);
             }
-            any |= self.complete_past();
+            any |= self.dispatch_past();
             if !any {
                 return;
             }
         }
-    }
-
-    /// Answers PAST's storage and signing requests (both complete at once here).
-    fn complete_past(&mut self) -> bool {
-        let mut any = false;
-        let t = self.now();
-        while let Some(request) = self.stack.poll_storage() {
-            any = true;
-            let result = self.store.perform(request.op);
-            self.stack.handle_storage(request.id, result, t);
-        }
-        while let Some(request) = self.stack.poll_sign() {
-            any = true;
-            let result = self.keys.complete(&request);
-            self.stack.handle_signature(request.id, result, t);
-        }
-        any
     }
 
     async fn execute(&mut self, work: Work) {
@@ -292,7 +307,10 @@ impl Driver {
     fn report(&mut self, event: StackEvent) {
         let own = self.stack.id();
         let event = match event {
-            StackEvent::Joined => NodeEvent::Joined,
+            StackEvent::Joined => {
+                self.run_waiting_commands();
+                NodeEvent::Joined
+            }
             StackEvent::Delivered(delivery) => NodeEvent::Delivered {
                 key: delivery.key,
                 hops: delivery.hops,
@@ -302,6 +320,7 @@ impl Driver {
             StackEvent::Opened(peer) => NodeEvent::Connected(peer_id(peer)),
             StackEvent::Closed { peer, reason } => NodeEvent::Disconnected { peer: peer_id(peer), reason },
             StackEvent::Refused { peer, reason } => NodeEvent::Refused { peer: peer_id(peer), reason },
+            StackEvent::Past(event) => return self.on_past_event(event),
             StackEvent::BudgetExhausted => NodeEvent::Error(format!(
                 "connection budget used up ({} peer connections made): routing through the open ones",
                 self.stack.manager().stats().created
@@ -383,6 +402,10 @@ impl Driver {
             Command::Peers(reply) => {
                 let _ = reply.send(self.stack.manager().open_peers().map(peer_id).collect());
             }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            file => self.on_file_command(file, t),
         }
     }
 
