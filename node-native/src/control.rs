@@ -20,8 +20,8 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use crate::files::{ErrorKind, Fetched, InsertOptions, Inserted, Progress, ReclaimOutcome, Status};
 use crate::NodeHandle;
+use crate::files::{ErrorKind, Fetched, InsertOptions, Inserted, Progress, ReclaimOutcome, Status};
 
 /// The socket's name in the store directory.
 pub const CONTROL_SOCKET: &str = "control.sock";

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::node::{Command, Input};
 use crate::NodeHandle;
+use crate::node::{Command, Input};
 
 /// How to insert a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,9 +273,7 @@ impl ReclaimError {
         match self {
             ReclaimError::BadFileId(_) => ErrorKind::BadInput,
             ReclaimError::Past(E::NotFound { .. }) => ErrorKind::NotFound,
-            ReclaimError::Past(E::NotOwner { .. } | E::Replayed { .. } | E::BadSignature { .. }) => {
-                ErrorKind::Refused
-            }
+            ReclaimError::Past(E::NotOwner { .. } | E::Replayed { .. } | E::BadSignature { .. }) => ErrorKind::Refused,
             ReclaimError::Past(_) => ErrorKind::Unavailable,
             ReclaimError::Closed => ErrorKind::Closed,
         }
@@ -395,7 +393,9 @@ impl NodeHandle {
             match rx.recv().await {
                 Some(LookupMsg::Chunk { index, data }) => {
                     let plain = match &link.key {
-                        Some(key) => key.open_chunk(index, &data).map_err(|source| GetError::Chunk { index, source })?,
+                        Some(key) => {
+                            key.open_chunk(index, &data).map_err(|source| GetError::Chunk { index, source })?
+                        }
                         None => data,
                     };
                     download.write(&plain).await?;

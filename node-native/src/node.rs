@@ -59,15 +59,29 @@ pub(crate) enum Input {
 /// Requests from the [`NodeHandle`](crate::NodeHandle).
 #[derive(Debug)]
 pub(crate) enum Command {
-    Route { key: Id, payload: Payload, reply: oneshot::Sender<Result<(), RouteError>> },
-    SendRaw { peer: Id, data: Data, reply: oneshot::Sender<Result<(), SendError>> },
+    Route {
+        key: Id,
+        payload: Payload,
+        reply: oneshot::Sender<Result<(), RouteError>>,
+    },
+    SendRaw {
+        peer: Id,
+        data: Data,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
     Peers(oneshot::Sender<Vec<PeerId>>),
     Insert(Box<InsertCommand>),
-    Lookup { file: FileId, reply: tokio::sync::mpsc::UnboundedSender<LookupMsg> },
+    Lookup {
+        file: FileId,
+        reply: tokio::sync::mpsc::UnboundedSender<LookupMsg>,
+    },
     /// The get wrote one chunk of lookup `op`: the core may pull another.
     LookupConsumed(OpId),
     CancelLookup(OpId),
-    Reclaim { file: FileId, reply: oneshot::Sender<Result<ReclaimOutcome, ReclaimError>> },
+    Reclaim {
+        file: FileId,
+        reply: oneshot::Sender<Result<ReclaimOutcome, ReclaimError>>,
+    },
     Status(oneshot::Sender<Status>),
 }
 

@@ -14,9 +14,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use past_core::past::{
-    CHUNK_SIZE, Object, Storage, StorageError, StorageOp, StorageReply, StorageRequest, UploadId,
-};
+use past_core::past::{CHUNK_SIZE, Object, Storage, StorageError, StorageOp, StorageReply, StorageRequest, UploadId};
 use past_link::seal::{FileKey, PLAIN_CHUNK};
 use tokio::sync::mpsc::Sender;
 

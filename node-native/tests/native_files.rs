@@ -33,11 +33,8 @@ async fn five_nodes_insert_get_restart_and_reclaim() {
     let source = dir.path().join("report.bin");
     std::fs::write(&source, &data).expect("write the file");
     let (tx, seen) = progress();
-    let inserted = nodes[0]
-        .handle
-        .insert(&source, InsertOptions { k: 3, encrypt: true }, tx)
-        .await
-        .expect("the insert succeeds");
+    let inserted =
+        nodes[0].handle.insert(&source, InsertOptions { k: 3, encrypt: true }, tx).await.expect("the insert succeeds");
     assert_eq!(inserted.receipts.len(), 3, "{inserted:?}");
     assert!(inserted.encrypted && inserted.link.starts_with("http://127.0.0.1:"), "{inserted:?}");
     let fragment = inserted.link.split_once('#').expect("a fragment").1;

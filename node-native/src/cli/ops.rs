@@ -102,7 +102,8 @@ pub(crate) async fn reclaim(args: ReclaimArgs, json: bool) -> anyhow::Result<()>
     match perform(&args.node, request, json).await? {
         Reply::Reclaimed(reclaimed) => {
             Output::new(json).result(&Reply::Reclaimed(reclaimed.clone()), || {
-                let mut text = format!("reclaimed {}: {} reclaim receipts", reclaimed.file_id, reclaimed.receipts.len());
+                let mut text =
+                    format!("reclaimed {}: {} reclaim receipts", reclaimed.file_id, reclaimed.receipts.len());
                 for node in &reclaimed.receipts {
                     text.push_str(&format!("\n  {node}"));
                 }

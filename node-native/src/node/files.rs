@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use past_core::past::{
-    CHUNK_SIZE, Inserted as CoreInserted, InsertError as CoreInsertError, Object, OpId, PastEvent,
-    Reclaimed, Role, Signer as _, StorageOp, UploadId,
-};
 use past_core::Time;
+use past_core::past::{
+    CHUNK_SIZE, InsertError as CoreInsertError, Inserted as CoreInserted, Object, OpId, PastEvent, Reclaimed, Role,
+    Signer as _, StorageOp, UploadId,
+};
 use past_link::seal::{self, FileKey, Meta, PLAIN_CHUNK};
 use past_link::share::ShareLink;
 use tokio::sync::{mpsc, oneshot};

@@ -43,7 +43,12 @@ impl Node {
 }
 
 /// Polls `done` every 100 ms until it holds; panics with `state()` after `limit`.
-pub async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool, state: impl AsyncFn() -> String) {
+pub async fn wait_until(
+    what: &str,
+    limit: Duration,
+    mut done: impl AsyncFnMut() -> bool,
+    state: impl AsyncFn() -> String,
+) {
     let deadline = Instant::now() + limit;
     while !done().await {
         if Instant::now() > deadline {
@@ -55,13 +60,18 @@ pub async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut()
 
 /// Waits until every node has joined and has all the others in its leaf set.
 pub async fn wait_for_ring(nodes: &[&NodeHandle]) {
+    wait_for_leaves(nodes, nodes.len() - 1).await;
+}
+
+/// Waits until every node has joined and has at least `leaves` nodes in its leaf set.
+pub async fn wait_for_leaves(nodes: &[&NodeHandle], leaves: usize) {
     wait_until(
         "every node to join with a full leaf set",
         Duration::from_secs(40),
         async || {
             for node in nodes {
                 let Some(status) = node.status().await else { return false };
-                if !status.joined || status.leaf_set.len() < nodes.len() - 1 {
+                if !status.joined || status.leaf_set.len() < leaves {
                     return false;
                 }
             }
@@ -92,7 +102,8 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// A progress channel whose receiver is drained in the background; the last progress seen.
-pub fn progress() -> (mpsc::UnboundedSender<past_node::Progress>, std::sync::Arc<std::sync::Mutex<Vec<past_node::Progress>>>) {
+pub fn progress()
+-> (mpsc::UnboundedSender<past_node::Progress>, std::sync::Arc<std::sync::Mutex<Vec<past_node::Progress>>>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
