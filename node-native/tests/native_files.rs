@@ -1,7 +1,9 @@
 //! Five native nodes with disk stores meet through the real signaling server on loopback and
 //! form one ring over WebRTC. One inserts an encrypted file of 3 MiB with k = 3 and a small
 //! public one; others fetch them by link and by fileId (bytes equal, streamed to disk); a
-//! holder restarted on its store keeps its nodeId and its replica; the owner reclaims the
+//! holder that leaves gracefully is dropped from the leaf sets at once and its replica handed
+//! to another node; restarted on its store it keeps its nodeId and its replica; the owner
+//! reclaims the
 //! file (reclaim receipts), no node holds it after, and a later get ends with not found.
 
 mod common;
@@ -78,6 +80,31 @@ async fn five_nodes_insert_get_restart_and_reclaim() {
     let old = nodes.remove(at);
     let id = old.handle.id().clone();
     old.handle.shutdown().await;
+    // It left gracefully: the others' leaf sets drop it at once (no failure detection), and
+    // maintenance hands its replica to another node.
+    let others: Vec<_> = nodes.iter().map(|n| n.handle.clone()).collect();
+    let others: Vec<_> = others.iter().collect();
+    wait_until(
+        "the leaf sets to drop the node that left",
+        Duration::from_secs(2),
+        async || {
+            for node in &others {
+                if node.status().await.is_none_or(|s| s.leaf_set.contains(&id.to_string())) {
+                    return false;
+                }
+            }
+            true
+        },
+        async || String::new(),
+    )
+    .await;
+    wait_until(
+        "three holders among the others",
+        Duration::from_secs(15),
+        async || holders(&others, &inserted.file_id).await.len() == 3,
+        async || format!("{:?}", holders(&others, &inserted.file_id).await),
+    )
+    .await;
     let restarted = Node::start(config(&url, old.seed, &old.store), old.seed).await;
     assert_eq!(restarted.handle.id(), &id, "the key file's identity");
     let status = restarted.status().await;

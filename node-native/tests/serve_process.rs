@@ -2,7 +2,9 @@
 //! `status`, `insert` and `get` reach it over its control socket (JSON lines, exit codes).
 //! Then it is killed with SIGKILL: replica maintenance restores k = 3 holders of its file on
 //! the others and the file stays gettable; finally `get` on the dead node's store starts a
-//! node of its own there (the stale socket is not in the way) and fetches the file too.
+//! node of its own there (the stale socket is not in the way) and fetches the file too; a
+//! serve started again there restores its replica, and on SIGTERM leaves gracefully (the
+//! leaf sets drop it at once), removes its socket and exits 0.
 
 mod common;
 
@@ -125,10 +127,59 @@ async fn a_killed_serve_loses_nothing_and_its_cli_works() {
     assert!(std::fs::read(&again).expect("output") == data);
     check_log(&dir.path().join("serve.log"));
 
+    // serve again on the store the SIGKILL left: its replica is restored from disk; SIGTERM
+    // then makes it leave gracefully (the leaf sets drop it at once) and exit 0.
+    let log = std::fs::File::create(dir.path().join("serve2.log")).expect("log file");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--store", store_arg, "--signaling", &url, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    stdout.next_line().await.expect("serve prints").expect("a line");
+    let (code, lines, stderr) = cli(&["status", "--store", store_arg]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(last(&lines)["node_id"].as_str(), Some(&*child_id), "the same identity");
+    let replicas = last(&lines)["replicas"].as_array().expect("replicas").clone();
+    assert!(replicas.iter().any(|f| f.as_str() == Some(&file_id)), "restored after the crash: {lines:?}");
+    wait_until(
+        "the others to see the serve in their leaf sets",
+        Duration::from_secs(20),
+        async || in_leaf_sets(&live, &child_id).await == live.len(),
+        async || String::new(),
+    )
+    .await;
+    let pid = child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits").expect("status");
+    assert_eq!(status.code(), Some(0));
+    assert!(!store.join(past_node::control::CONTROL_SOCKET).exists(), "the socket is removed");
+    wait_until(
+        "the leaf sets to drop the serve that left",
+        Duration::from_secs(2),
+        async || in_leaf_sets(&live, &child_id).await == 0,
+        async || String::new(),
+    )
+    .await;
+
     for node in &nodes {
         node.handle.shutdown().await;
     }
     server.shutdown().await.expect("server stops");
+}
+
+/// How many of `nodes` have `id` in their leaf set.
+async fn in_leaf_sets(nodes: &[&past_node::NodeHandle], id: &str) -> usize {
+    let mut count = 0;
+    for node in nodes {
+        if node.status().await.is_some_and(|s| s.leaf_set.iter().any(|l| l == id)) {
+            count += 1;
+        }
+    }
+    count
 }
 
 /// The serve logged its start (its stderr is kept for failures).
