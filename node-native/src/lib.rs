@@ -1,19 +1,40 @@
-//! The native node: a Pastry node of the same overlay as the browser tabs, outside the
-//! browser.
+//! The native node: a full Pastry/PAST peer of the same network as the browser tabs, with
+//! its replicas on disk, for machines that stay on (a home server, a VPS) and for scripts.
 //!
-//! It is a thin driver of [`past_link::Stack`], the Pastry core (`past-core`) and the peer
-//! manager wired together once for both drivers: the browser tab (`past-node-wasm`) runs
-//! the same stack, so both make the same decisions (glare, connection limits and budget,
-//! the data channel handshake, eviction, signaling through the overlay once joined). The
-//! node registers with the signaling server over a WebSocket as the nodeId of its Ed25519
-//! key (signing the server's challenge), connects to the contacts the server names and joins
-//! the overlay through one of them; then it routes payloads ([`NodeHandle::route`]) and
-//! reports what is delivered to it ([`NodeEvent::Delivered`]).
+//! It is a thin driver of [`past_link::Stack`], the Pastry core and PAST (`past-core`) and
+//! the peer manager wired together once for both drivers: the browser tab (`past-node-wasm`)
+//! runs the same stack, so both make the same decisions (glare, connection limits and
+//! budget, the data channel handshake, eviction, signaling through the overlay once joined,
+//! inserts, lookups, replica maintenance). The node registers with the signaling server over
+//! a WebSocket as the nodeId of its Ed25519 key (signing the server's challenge), connects to
+//! the contacts the server names and joins the overlay through one of them.
 //!
-//! It is **not** yet a PAST storage node: its durable replica store ([`disk_store`], redb)
-//! is built and tested but not yet wired to the node, and its CLI has no insert or lookup
-//! (issue 12). It does not reconnect to the
-//! signaling server either: once joined it does not need it.
+//! What it adds to the stack:
+//! - **Storage**: the core's storage requests are carried out by a [`disk_store::DiskStore`]
+//!   (redb; durable across restarts and crashes, a damaged file refused) on a thread of its
+//!   own, answers fed back to the loop as inputs; at start the store's committed records are
+//!   restored into the stack before the node joins. Without [`NodeConfig::store`] replicas
+//!   are kept in memory. [`NodeConfig::capacity`] is what the node offers to others.
+//! - **Files** ([`files`]): [`NodeHandle::insert`] (a file read one chunk at a time from
+//!   disk, encrypted with `past_link::seal` unless public; returns the fileId, the share link
+//!   in the page's format and the store receipts), [`NodeHandle::get`] (by link or fileId;
+//!   verified chunks opened with the link's key are streamed to a temporary file, fsynced and
+//!   renamed: never the whole file in memory), [`NodeHandle::reclaim`] (reclaim receipts),
+//!   [`NodeHandle::status`]; a tab opens the links this node prints and the other way round.
+//! - **Identity** ([`key_file`]): the key in a file only its owner may read (0600).
+//! - **Control** ([`control`]): a Unix socket in the store directory through which the CLI's
+//!   one-shot commands reach a running `past-node serve`.
+//! - **Graceful shutdown**: [`NodeHandle::shutdown`] tells every node in its state that it
+//!   leaves (their leaf sets drop it at once and replica maintenance restores k replicas of
+//!   what it held from the other holders), closes its connections and its store.
+//!
+//! It also still routes test payloads ([`NodeHandle::route`], [`NodeEvent::Delivered`]).
+//!
+//! What it is **not**: it registers with one signaling server (a node on several servers,
+//! to join networks bootstrapped apart, is future work) and does not reconnect to it (once
+//! joined it does not need it); it binds loopback only (below); it does not serve the page;
+//! it hands nothing off actively when leaving: the others pull from the remaining holders,
+//! so a file inserted with k = 1 is unavailable while its only holder is away.
 //!
 //! The loop (in `node.rs`) is the one the style guide asks of a driver: one task owns the
 //! stack and handles one input at a time from one bounded channel (signaling socket, peer
