@@ -185,6 +185,9 @@ impl Driver {
             }
             self.execute_all().await;
         }
+        // Nothing reads inputs any more: tasks and the storage thread that report find the
+        // channel closed instead of waiting on a full one.
+        drop(inputs);
         self.shut_down().await;
     }
 
