@@ -1,10 +1,10 @@
 //! Five native nodes with disk stores meet through the real signaling server on loopback and
 //! form one ring over WebRTC. One inserts an encrypted file of 3 MiB with k = 3 and a small
 //! public one; others fetch them by link and by fileId (bytes equal, streamed to disk); a
-//! holder that leaves gracefully is dropped from the leaf sets at once and its replica handed
-//! to another node; restarted on its store it keeps its nodeId and its replica; the owner
-//! reclaims the
-//! file (reclaim receipts), no node holds it after, and a later get ends with not found.
+//! holder that leaves gracefully is dropped from the leaf sets at once (within 3 s; a killed
+//! node takes about 6 s) and its replica is handed to another node; restarted on its store it
+//! keeps its nodeId and its replica; the owner reclaims the file (reclaim receipts), no node
+//! holds it after, and a later get ends with not found.
 
 mod common;
 
@@ -80,13 +80,14 @@ async fn five_nodes_insert_get_restart_and_reclaim() {
     let old = nodes.remove(at);
     let id = old.handle.id().clone();
     old.handle.shutdown().await;
-    // It left gracefully: the others' leaf sets drop it at once (no failure detection), and
+    // It left gracefully: the others' leaf sets drop it at once (0.2 s measured; a killed node
+    // takes about 6 s, found by keep-alives), and
     // maintenance hands its replica to another node.
     let others: Vec<_> = nodes.iter().map(|n| n.handle.clone()).collect();
     let others: Vec<_> = others.iter().collect();
     wait_until(
         "the leaf sets to drop the node that left",
-        Duration::from_secs(2),
+        Duration::from_secs(3),
         async || {
             for node in &others {
                 if node.status().await.is_none_or(|s| s.leaf_set.contains(&id.to_string())) {

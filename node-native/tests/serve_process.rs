@@ -59,11 +59,20 @@ async fn a_killed_serve_loses_nothing_and_its_cli_works() {
     let live: Vec<_> = handles.iter().collect();
     wait_for_leaves(&live, 4).await;
 
-    // status over the control socket.
-    let (code, lines, stderr) = cli(&["status", "--store", store_arg]).await;
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!((last(&lines)["type"].as_str(), last(&lines)["node_id"].as_str()), (Some("status"), Some(&*child_id)));
-    assert_eq!(last(&lines)["leaf_set"].as_array().map(Vec::len), Some(4), "{lines:?}");
+    // status over the control socket, until its leaf set holds the four others.
+    wait_until(
+        "the serve's status to show a full leaf set",
+        Duration::from_secs(20),
+        async || {
+            let (code, lines, stderr) = cli(&["status", "--store", store_arg]).await;
+            assert_eq!(code, 0, "{stderr}");
+            let status = last(&lines);
+            assert_eq!((status["type"].as_str(), status["node_id"].as_str()), (Some("status"), Some(&*child_id)));
+            status["leaf_set"].as_array().map(Vec::len) == Some(4)
+        },
+        async || format!("{:?}", cli(&["status", "--store", store_arg]).await),
+    )
+    .await;
 
     // insert through the serve until it holds one of its own files.
     let mut held = None;
@@ -159,7 +168,7 @@ async fn a_killed_serve_loses_nothing_and_its_cli_works() {
     assert!(!store.join(past_node::control::CONTROL_SOCKET).exists(), "the socket is removed");
     wait_until(
         "the leaf sets to drop the serve that left",
-        Duration::from_secs(2),
+        Duration::from_secs(3),
         async || in_leaf_sets(&live, &child_id).await == 0,
         async || String::new(),
     )
