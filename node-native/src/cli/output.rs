@@ -1,5 +1,5 @@
-//! What the CLI prints: progress (a bar on a terminal, plain lines otherwise, JSON lines
-//! with `--json`) and outcomes.
+//! What the CLI prints: progress (a bar on a terminal, plain lines on stderr otherwise, JSON
+//! lines with `--json`) and outcomes (stdout).
 
 use std::io::IsTerminal as _;
 
@@ -48,7 +48,7 @@ impl Output {
         let tenth = (progress.bytes * 10).checked_div(progress.total).unwrap_or(10);
         if self.printed != Some((progress.stage, tenth)) {
             self.printed = Some((progress.stage, tenth));
-            println!("{} {} of {} bytes", stage_name(progress.stage), progress.bytes, progress.total);
+            eprintln!("{} {} of {} bytes", stage_name(progress.stage), progress.bytes, progress.total);
         }
     }
 
