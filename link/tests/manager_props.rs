@@ -224,7 +224,7 @@ impl World {
                 };
                 let to = if to_us { m.id() } else { id((from + 1) % PEERS) };
                 let signal = OverlaySignal { from: id(from), to, session, kind };
-                m.handle_overlay_signal(signal, last_hop.map(id), t, now);
+                m.handle_overlay_signal(signal, 2, last_hop.map(id), t, now);
             }
             Op::NodeGone(p, left) => m.handle_node_gone(id(p), left, now),
             Op::Server(on) => m.set_server(on),

@@ -113,28 +113,59 @@ fn holds(net: &Net<past_link::Stack>, i: usize, id: past_core::Id) -> bool {
 fn two_leaves_whose_connection_broke_find_each_other_again() {
     let mut core = Config::default();
     core.leaf_set_size = L;
-    let mut net = Net::stacks(N, 3, &core, &ManagerConfig::default());
+    let net = joined_net(3, &core, &ManagerConfig::default());
+    break_two_leaves_and_check(net, 0, Duration::from_secs(20));
+}
+
+/// The same with the signaling server gone and leaf sets of two: the two are each other's
+/// only leaf on one side, so routing a signal to either ends at the other (each is the
+/// closest live node to the other's id in its own tables). Their new connection is
+/// signalled through a node that named them (a leaf set push) or that has a connection to
+/// them, never given up as "not in the overlay".
+#[test]
+fn two_leaves_whose_connection_broke_find_each_other_again_without_the_server() {
+    let mut core = Config::default();
+    core.leaf_set_size = 2;
+    let manager = ManagerConfig { max_connections: 4, ..ManagerConfig::default() };
+    for seed in 1..=8 {
+        let mut net = joined_net(seed, &core, &manager);
+        for i in 0..N {
+            net.nodes[i].ep.set_server(false);
+        }
+        break_two_leaves_and_check(net, (seed as usize) % N, Duration::from_secs(30));
+    }
+}
+
+/// N stacks joined half a second apart, 20 s later.
+fn joined_net(seed: u64, core: &Config, manager: &ManagerConfig) -> Net<past_link::Stack> {
+    let mut net = Net::stacks(N, seed, core, manager);
     for i in 0..N {
         net.join(i);
         net.run_for(Duration::from_millis(500));
     }
     net.run_for(Duration::from_secs(20));
+    net
+}
+
+/// Breaks the connection between node `a` and its clockwise neighbour; every leaf set must
+/// be exact `within` that.
+fn break_two_leaves_and_check(mut net: Net<past_link::Stack>, a: usize, within: Duration) {
+    let size = net.nodes[0].ep.node().config().leaf_set_size;
     let ids = net.ids();
     let exact = |net: &Net<past_link::Stack>| {
-        (0..N).all(|i| net.nodes[i].ep.node().state().leaf_set == LeafSet::from_ids(ids[i], L, ids.iter().copied()))
+        (0..N).all(|i| net.nodes[i].ep.node().state().leaf_set == LeafSet::from_ids(ids[i], size, ids.iter().copied()))
     };
     assert!(exact(&net), "leaf sets not exact before the break");
-    let a = 0;
     let neighbour = net.nodes[a].ep.node().state().leaf_set.side(past_core::Side::Clockwise)[0];
     let b = ids.iter().position(|&id| id == neighbour).expect("a node");
     net.break_connections(a, b);
     let (mut a_dropped_b, mut b_dropped_a) = (false, false);
-    let deadline = net.now + Duration::from_secs(20);
+    let deadline = net.now + within;
     while net.now < deadline {
         net.run_for(Duration::from_millis(100));
         a_dropped_b |= !holds(&net, a, ids[b]);
         b_dropped_a |= !holds(&net, b, ids[a]);
     }
     assert!(a_dropped_b && b_dropped_a, "the break did not make both drop the other");
-    assert!(exact(&net), "leaf sets not exact 20 s after the break");
+    assert!(exact(&net), "leaf sets not exact {within:?} after the break of {a} and {b}");
 }

@@ -185,6 +185,9 @@ impl StartOptions {
         };
         if let Some(keepalive) = core.keepalive_interval {
             manager.idle = (keepalive * 3).max(manager.eviction_grace);
+            // A peer that failed is tried again after three keep-alive periods (15 s by
+            // default), so faster keep-alives (tests) do not wait out a 15 s backoff.
+            manager.limits.backoff_base = keepalive * 3;
         }
         let relay_only = match self.ice_transport_policy.as_deref() {
             None | Some("all") => false,

@@ -537,19 +537,34 @@ pub async fn node_state(page: &Page) -> String {
                  || (e.type === 'connection' && e.state === 'closed')).slice(-5) \
                  .map(e => `${e.type} ${e.peer?.slice(0, 8) ?? ''} ${e.reason ?? e.message ?? ''}`)";
             let recent: Vec<String> = eval(page, trouble).await.unwrap_or_default();
+            // What the peer manager noted (refused and failed attempts), newest last.
+            let manager = "(window.past?.node?.view()?.recentTrouble ?? []).slice(-8) \
+                 .map(t => `${t.peer.slice(0, 8)} ${Math.round(t.agoMs / 100) / 10}s ago: ${t.what}`)";
+            let noted: Vec<String> = eval(page, manager).await.unwrap_or_default();
             format!(
-                "{} ({}); leaf set {:?}; open {:?}; all {:?}; recent trouble {:?}",
+                "{} ({}); leaf set {:?}; open {:?}; all {:?}; recent trouble {:?}; manager noted {:?}",
                 v.status,
                 v.detail,
                 v.leaf_set,
                 v.open(),
                 v.connections.iter().map(|c| format!("{}:{}:{}", &c.id[..8], c.state, c.via)).collect::<Vec<_>>(),
-                recent
+                recent,
+                noted
             )
         }
         Ok(None) => page_state(page).await,
         Err(e) => format!("(page unreadable: {e:#})"),
     }
+}
+
+/// [`node_state`] of every page, with its name and id.
+pub async fn states(pages: &[(String, Page)]) -> Vec<String> {
+    let mut states = Vec::new();
+    for (name, page) in pages {
+        let id = view(page).await.ok().flatten().map(|v| v.node_id[..8].to_string()).unwrap_or_default();
+        states.push(format!("{name} ({id}): {}", node_state(page).await));
+    }
+    states
 }
 
 /// Waits until `page`'s node has joined; returns its id.
@@ -606,11 +621,7 @@ pub async fn wait_leaf_sets_exact(pages: &[(String, Page)], size: usize, timeout
             return Ok(());
         }
         if start.elapsed() >= timeout {
-            let mut states = Vec::new();
-            for (name, page) in pages {
-                states.push(format!("{name}: {}", node_state(page).await));
-            }
-            bail!("timed out after {timeout:?} waiting for exact leaf sets; wrong: {wrong:#?}; states: {states:#?}");
+            bail!("timed out after {timeout:?} waiting for exact leaf sets; wrong: {wrong:#?}; states: {:#?}", states(pages).await);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -685,11 +696,15 @@ pub async fn check_routing(pages: &[(String, Page)], seed: u64, timeout: Duratio
         // Nothing may arrive anywhere else.
         for ((name, page), id) in pages.iter().zip(&ids) {
             for d in deliveries(page).await? {
-                if let Some((key, _, _)) = sent.iter().find(|(_, tag, _)| d.data == serde_json::json!(tag)) {
-                    anyhow::ensure!(
-                        closest(key, &ids)? == *id,
-                        "{:?} for {key} was delivered at {name}, which is not the closest node",
-                        d.data
+                if let Some((key, _, _)) = sent.iter().find(|(_, tag, _)| d.data == serde_json::json!(tag))
+                    && closest(key, &ids)? != *id
+                {
+                    bail!(
+                        "{:?} for {key} was delivered at {name} after {} hops, which is not the closest node; \
+                         states: {:#?}",
+                        d.data,
+                        d.hops,
+                        states(pages).await
                     );
                 }
             }
@@ -698,7 +713,7 @@ pub async fn check_routing(pages: &[(String, Page)], seed: u64, timeout: Duratio
             return Ok(());
         }
         if start.elapsed() >= timeout {
-            bail!("timed out after {timeout:?} waiting for deliveries: {missing:#?}");
+            bail!("timed out after {timeout:?} waiting for deliveries: {missing:#?}; states: {:#?}", states(pages).await);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

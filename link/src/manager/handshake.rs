@@ -166,7 +166,11 @@ impl PeerManager {
             self.joiners.push_back((*key, now));
         }
         for id in mentioned(&message) {
-            if id != self.own && !self.peers.get(&id).is_some_and(|p| p.known) {
+            if id == self.own {
+                continue;
+            }
+            self.mentions.record_latest(id, peer);
+            if !self.peers.get(&id).is_some_and(|p| p.known) {
                 self.introductions.record(id, peer);
             }
         }

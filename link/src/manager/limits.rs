@@ -157,7 +157,8 @@ pub enum Source {
 /// Most ids whose introducer is remembered; the oldest are forgotten first.
 const MAX_INTRODUCED: usize = 4096;
 
-/// The first introducer of ids we have not met, in arrival order, bounded.
+/// Who mentioned which ids (the first introducer, or the latest mention), in the order the
+/// ids were first recorded, bounded.
 #[derive(Debug, Default)]
 pub(crate) struct Introductions {
     by_id: BTreeMap<Id, Id>,
@@ -177,6 +178,15 @@ impl Introductions {
         }
         self.by_id.insert(id, introducer);
         self.order.push_back(id);
+    }
+
+    /// Records that `by` mentioned `id`, replacing whoever did before.
+    pub(crate) fn record_latest(&mut self, id: Id, by: Id) {
+        match self.by_id.get_mut(&id) {
+            Some(known) if id != by => *known = by,
+            Some(_) => {}
+            None => self.record(id, by),
+        }
     }
 
     /// Who introduced `id`, if remembered.

@@ -17,8 +17,12 @@
 //! - **Signaling**: through the signaling server before the node has joined, through the
 //!   overlay afterwards (an offer routed with key = the target's id); an overlay offer that
 //!   gets no answer goes once more through the server. Signals we originate take their first
-//!   hop over the open connection closest to the target. A signal whose first hop is not its
-//!   claimed sender, and an answer to no offer of ours, are dropped.
+//!   hop over the peer that last named the target to us (it most likely is connected to
+//!   it), else over the open connection closest to the target; a node connected to a
+//!   signal's target hands it straight over, even where Pastry routing would end the signal
+//!   at that node (two neighbours that lost each other are each other's closest node). A
+//!   signal whose first hop is not its claimed sender, and an answer to no offer of ours,
+//!   are dropped.
 //! - **Glare**: when both sides offer at once, the smaller id's offer wins; both sides agree,
 //!   so exactly one connection remains.
 //! - **Queues**: messages for a peer wait (bounded) while its connection is set up; when it
@@ -56,6 +60,7 @@ use conn::{Auth, Charge, Conn, Pending};
 pub use conn::{ConnId, Role, State, Via};
 use limits::{Backoff, Bucket, Introducers, Introductions, Outcome};
 pub use limits::{Limits, Source};
+use signal::signal_target;
 
 /// What the manager needs to know of the Pastry node.
 pub trait Tables {
@@ -343,6 +348,9 @@ pub struct PeerManager {
     failures: Bucket,
     introducers: Introducers,
     introductions: Introductions,
+    /// The peer that last named each id (in a leaf set, a row, a relayed signal): it most
+    /// likely has a connection to it, so a signal to that id goes to it first.
+    mentions: Introductions,
     protected: BTreeSet<Id>,
     /// Nodes whose join message passed by, and when (they are not in the overlay yet).
     joiners: VecDeque<(Id, Time)>,
@@ -372,6 +380,7 @@ impl PeerManager {
             next_conn: 0,
             introducers: Introducers::default(),
             introductions: Introductions::default(),
+            mentions: Introductions::default(),
             protected: BTreeSet::new(),
             joiners: VecDeque::new(),
             server: false,
@@ -559,6 +568,9 @@ impl PeerManager {
         }
         if self.is_open(to) {
             return self.send_on(to, &message, now);
+        }
+        if let Some(target) = signal_target(&message).filter(|&t| t != to && self.is_open(t)) {
+            return self.send_on(target, &message, now); // Its last hop: we are connected to its target.
         }
         let message = match self.relay_signal(to, message, now) {
             Some(message) => message,

@@ -66,17 +66,28 @@ impl PeerManager {
         }
     }
 
-    /// A signal the overlay delivered to this node; `last_hop` is the authenticated peer
-    /// that handed it over (`None` when it came from this node).
+    /// A signal the overlay delivered to this node after `hops` hops; `last_hop` is the
+    /// authenticated peer that handed it over (`None` when it came from this node).
     pub fn handle_overlay_signal(
         &mut self,
         signal: OverlaySignal,
+        hops: u8,
         last_hop: Option<Id>,
         tables: &impl Tables,
         now: Time,
     ) {
+        if signal.to != self.own && self.is_open(signal.to) {
+            // Our tables do not hold its target, but we are connected to it (it just
+            // joined, or it is a leaf we lost): hand it over.
+            let body = RoutedBody::App(AppMessage::Signal(signal.clone()));
+            let message = Message::Route(Routed { key: signal.to, hops: hops.saturating_add(1).max(2), body });
+            return self.send_on(signal.to, &message, now);
+        }
         if let SignalKind::Reject { reason } = &signal.kind {
             return self.on_reject(signal.session, reason, now);
+        }
+        if let Some(hop) = last_hop.filter(|&h| h != signal.from) {
+            self.mentions.record_latest(signal.from, hop); // A way back to its sender.
         }
         if signal.to != self.own {
             // It ended here because its target is not in the overlay: tell the sender.
@@ -203,17 +214,25 @@ impl PeerManager {
         self.commands.push_back(Command::ApplyAnswer { conn, sdp });
     }
 
-    /// Routes a signal we originate with key = its target. The first hop is the open
-    /// connection numerically closest to the target (our tables may not know the target at
-    /// all, e.g. when answering a node that has just learnt of us: routing would end here);
-    /// Pastry routing takes it on from there.
+    /// Routes a signal we originate with key = its target. Our tables may not lead to the
+    /// target at all (we answer a node that has just learnt of us, or it is a leaf we lost:
+    /// routing would end here), so the first hop is the peer that last named the target to
+    /// us, which most likely is connected to it, or else the open connection numerically
+    /// closest to the target; Pastry routing takes it on from there.
     fn send_signal(&mut self, signal: OverlaySignal, now: Time) {
         let key = signal.to;
         let message = Message::Route(Routed { key, hops: 1, body: RoutedBody::App(AppMessage::Signal(signal)) });
-        match self.closest_open(key, None) {
+        match self.signal_way(key) {
             Some(first) => self.send_on(first, &message, now),
             None => tracing::debug!(to = %key, "no open connection to send a signal through; dropped"),
         }
+    }
+
+    /// The open connection a signal to `key` goes through when we have none to `key`
+    /// itself: the peer that last named `key`, else the one numerically closest to it.
+    fn signal_way(&self, key: Id) -> Option<Id> {
+        let named_by = self.mentions.introducer(key).filter(|&id| self.is_open(id));
+        named_by.or_else(|| self.closest_open(key, None))
     }
 
     /// The open peer numerically closest to `key`, other than `except`.
@@ -249,5 +268,13 @@ impl PeerManager {
                 None
             }
         }
+    }
+}
+
+/// The target of a routed signal.
+pub(super) fn signal_target(message: &Message<AppMessage>) -> Option<Id> {
+    match message {
+        Message::Route(Routed { body: RoutedBody::App(AppMessage::Signal(signal)), .. }) => Some(signal.to),
+        _ => None,
     }
 }

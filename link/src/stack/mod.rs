@@ -365,7 +365,7 @@ impl Stack {
         while let Some((key, hops, message)) = self.node.app_mut().delivered.pop_front() {
             any = true;
             match message {
-                AppMessage::Signal(signal) => self.on_signal(signal, last_hop, now),
+                AppMessage::Signal(signal) => self.on_signal(signal, hops, last_hop, now),
                 AppMessage::Payload(payload) => {
                     self.events.push_back(StackEvent::Delivered(Delivery { key, hops, payload, last_hop }));
                 }
@@ -375,8 +375,8 @@ impl Stack {
         any
     }
 
-    fn on_signal(&mut self, signal: OverlaySignal, last_hop: Option<Id>, now: Time) {
-        self.manager.handle_overlay_signal(signal, last_hop, &self.node, now);
+    fn on_signal(&mut self, signal: OverlaySignal, hops: u8, last_hop: Option<Id>, now: Time) {
+        self.manager.handle_overlay_signal(signal, hops, last_hop, &self.node, now);
     }
 
     fn on_core_event(&mut self, event: Event, now: Time) {
