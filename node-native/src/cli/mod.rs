@@ -59,7 +59,10 @@ pub(crate) struct NodeArgs {
 impl NodeArgs {
     /// The node's configuration: its key from the store's key file.
     fn config(&self) -> anyhow::Result<past_node::NodeConfig> {
-        std::fs::create_dir_all(&self.store).map_err(|e| {
+        // A new store directory is its owner's only (an existing one is left as it is).
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.recursive(true).create(&self.store).map_err(|e| {
             Failure::new(ErrorKind::BadInput, format!("cannot create the store {}: {e}", self.store.display()))
         })?;
         let key_path = self.store.join(past_node::key_file::KEY_FILE);
