@@ -1,0 +1,80 @@
+//! The browser test `overlay_without_server` in memory, over many seeds: eight nodes with
+//! leaf sets of two, binary digits and at most four connections each (so connections
+//! close and must be signalled again through the overlay), then the signaling server
+//! stops. Six times over 42 s, each node in turn routes a payload to a random key: each
+//! arrives exactly once, at the node closest to its key. Before overlay signals took their
+//! first hop through the peer that named their target, seed 20 lost a payload.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::Net;
+use past_core::{Config, DigitBase, Id, LeafSet};
+use past_link::ManagerConfig;
+
+const N: usize = 8;
+
+fn closest(ids: &[Id], key: Id) -> usize {
+    (0..ids.len()).min_by_key(|&i| (key.ring_distance(ids[i]), ids[i])).expect("nodes")
+}
+
+fn run(seed: u64) -> Vec<String> {
+    let mut core = Config::default();
+    core.leaf_set_size = 2;
+    core.base = DigitBase::new(1).expect("one bit per digit");
+    core.keepalive_interval = Some(Duration::from_millis(500));
+    core.probe_timeout = Duration::from_millis(2500);
+    core.failed_memory = Duration::from_millis(5000);
+    core.join_timeout = Duration::from_millis(2000);
+    // What a tab makes of the test's `FAST_TIMERS` and `maxconn=4` (node-wasm's settings).
+    let mut manager =
+        ManagerConfig { max_connections: 4, connect_timeout: Duration::from_secs(6), ..ManagerConfig::default() };
+    manager.liveness = Duration::from_millis(3000);
+    manager.tombstone = Duration::from_millis(5000);
+    manager.idle = Duration::from_millis(1500).max(manager.eviction_grace);
+    manager.limits.backoff_base = Duration::from_millis(1500);
+    let mut net = Net::stacks(N, seed, &core, &manager);
+    for i in 0..N {
+        net.join(i);
+        net.run_for(Duration::from_millis(300));
+    }
+    net.run_for(Duration::from_secs(15));
+    let ids = net.ids();
+    let mut wrong = Vec::new();
+    let inexact = |net: &Net<past_link::Stack>| {
+        (0..N)
+            .filter(|&i| net.nodes[i].ep.node().state().leaf_set != LeafSet::from_ids(ids[i], 2, ids.iter().copied()))
+            .count()
+    };
+    if inexact(&net) > 0 {
+        wrong.push(format!("seed {seed}: {} leaf sets not exact before the server stops", inexact(&net)));
+    }
+    for i in 0..N {
+        net.nodes[i].ep.set_server(false);
+    }
+    for round in 0..6 {
+        net.run_for(Duration::from_secs(3));
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(round + 1);
+        for i in 0..N {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let key = Id::from_u128((u128::from(x) << 64) | u128::from(x.rotate_left(17)));
+            let text = format!("r{round}-{i}");
+            net.route(i, key, &text);
+            net.run_for(Duration::from_millis(500));
+            let at = closest(&ids, key);
+            if net.delivered(at, &text) != 1 {
+                let elsewhere: Vec<usize> = (0..N).filter(|&j| net.delivered(j, &text) > 0).collect();
+                let bad = inexact(&net);
+                wrong.push(format!("seed {seed}: {text} not at node {at} but at {elsewhere:?}; {bad} leaf sets wrong"));
+            }
+        }
+    }
+    wrong
+}
+
+#[test]
+fn every_payload_reaches_the_closest_node_after_the_server_stops() {
+    let wrong: Vec<String> = (1..=30).flat_map(run).collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
