@@ -25,7 +25,13 @@ const REFUSED: u8 = 5;
 pub(crate) const IO: u8 = 6;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "The native PAST node: a full peer of the browsers' storage network")]
+#[command(
+    version,
+    about = "The native PAST node: a full peer of the browsers' storage network",
+    after_help = "Exit codes: 0 success; 1 bad usage, configuration or input (key file, corrupted or busy \
+                  store, malformed link); 2 not found; 3 network unavailable; 4 storage full or over quota; \
+                  5 refused (not the owner, wrong or missing key); 6 a local file could not be read or written."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -45,7 +51,8 @@ pub(crate) struct NodeArgs {
     /// the control socket of a running `serve`.
     #[arg(long, value_name = "DIR")]
     store: PathBuf,
-    /// WebSocket URL of the signaling server (repeat-free: one server).
+    /// WebSocket URL of the signaling server (insert, get, reclaim and status use it only
+    /// when no serve runs on the store).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws", value_name = "URL")]
     signaling: String,
     /// Bytes this node offers to store for others.
