@@ -7,6 +7,10 @@
 //! handshake, queues, eviction and the connection budget are the peer manager's; joining is
 //! the stack's.
 //!
+//! The core's storage requests go to the storage thread (`crate::storage`), whose answers
+//! come back as inputs; PAST's signing requests are answered at once with the node's key;
+//! the handle's file operations are in `node/files.rs`.
+//!
 //! The loop never waits on its own input channel (work that needs to await runs in spawned
 //! tasks, which push their result back), on a peer or on the signaling server (both are
 //! written by tasks with bounded queues).
