@@ -157,6 +157,20 @@ impl<A: Application> Node<A> {
         self.dispatch();
     }
 
+    /// A node named from outside the overlay once we joined (a second signaling server's
+    /// welcome): it may belong to a ring bootstrapped apart from ours. It is taken into our
+    /// tables where it belongs, probed, and sent our leaf set, which it answers with its own
+    /// when ours misses nodes it knows; the leaf set pushes that follow, one keep-alive
+    /// round after another, merge the two rings.
+    pub fn introduce(&mut self, id: Id, now: Time) {
+        self.overlay.now = now;
+        if self.overlay.phase == Phase::Joined && id != self.id() {
+            self.overlay.learn_and_probe(id, false);
+            self.overlay.send_leaf_set(id, false);
+            self.dispatch();
+        }
+    }
+
     /// Leaves the overlay for good, telling every node in our state.
     pub fn leave(&mut self, now: Time) {
         self.overlay.now = now;

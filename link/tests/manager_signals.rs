@@ -1,5 +1,7 @@
 //! Issue 9, overlay signals that must be dropped: a signal whose first hop is not its
-//! claimed sender, and an answer that matches no offer of ours.
+//! claimed sender, and an answer that matches no offer of ours. Issue 12: an overlay offer
+//! left unanswered goes again along other first hops, and a copy of an offer is answered
+//! again instead of replacing the connection.
 
 mod harness;
 
@@ -101,4 +103,57 @@ fn an_answer_to_no_offer_of_ours_is_dropped() {
     assert_eq!(apply_answers(&net), base + 1);
     net.inject(1, 0, &signal(victim, 2, y, session, SignalKind::Answer { sdp: sdp("BB:05") }));
     assert_eq!(apply_answers(&net), base + 1, "one answer per offer");
+}
+
+/// The overlay offers (or answers) node `i` sent to `to`: first hop and session.
+fn signals_to(net: &Net<Stack>, i: usize, to: Id, answers: bool) -> Vec<(Id, u64)> {
+    net.nodes[i]
+        .sent
+        .iter()
+        .filter_map(|(_, hop, m)| match m {
+            Message::Route(Routed { body: RoutedBody::App(AppMessage::Signal(s)), .. })
+                if s.to == to && s.from == net.id(i) && matches!(s.kind, SignalKind::Answer { .. }) == answers =>
+            {
+                Some((*hop, s.session))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_copy_of_an_offer_is_answered_again_and_a_new_offer_replaces_it() {
+    let mut net = network();
+    let (victim, x) = (net.id(0), fresh_id(203));
+    net.inject(1, 0, &signal(victim, 2, x, 8, SignalKind::Offer { sdp: sdp("CC:01") }));
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(creates_for(&net, 0, x), 1);
+    assert_eq!(signals_to(&net, 0, x, true).len(), 1, "answered once");
+    // The same offer again (x sent it again along another path, with its session): the
+    // answer goes again, with that session; the connection stays.
+    net.inject(1, 0, &signal(victim, 3, x, 8, SignalKind::Offer { sdp: sdp("CC:01") }));
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(creates_for(&net, 0, x), 1, "a copy does not replace the connection");
+    assert_eq!(signals_to(&net, 0, x, true), vec![(net.id(1), 8), (net.id(1), 8)]);
+    // A new offer (x restarted) replaces it.
+    net.inject(1, 0, &signal(victim, 2, x, 9, SignalKind::Offer { sdp: sdp("CC:02") }));
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(creates_for(&net, 0, x), 2);
+}
+
+#[test]
+fn an_unanswered_overlay_offer_goes_again_along_other_first_hops() {
+    let mut net = network();
+    for i in 0..4 {
+        net.nodes[i].ep.set_server(false);
+    }
+    let y = fresh_id(204);
+    net.with(0, |s, now| s.connect(y, now));
+    net.run_for(ManagerConfig::default().connect_timeout + Duration::from_secs(1));
+    let offers = signals_to(&net, 0, y, false);
+    assert_eq!(offers.len(), 3, "the offer and two copies: {offers:?}");
+    assert!(offers.iter().all(|&(_, session)| session == offers[0].1), "one session");
+    let hops: std::collections::BTreeSet<Id> = offers.iter().map(|&(hop, _)| hop).collect();
+    assert!(hops.len() >= 2, "other first hops: {offers:?}");
+    assert!(!net.manager(0).has_connection(y), "the attempt timed out");
 }

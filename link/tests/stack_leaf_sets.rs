@@ -13,7 +13,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{Net, assert_one_state_per_peer};
+use harness::{Net, assert_one_state_per_peer, fast_timers};
 use past_core::{Config, LeafSet};
 use past_link::{ManagerConfig, StackEvent};
 
@@ -117,16 +117,15 @@ fn two_leaves_whose_connection_broke_find_each_other_again() {
     break_two_leaves_and_check(net, 0, Duration::from_secs(20));
 }
 
-/// The same with the signaling server gone and leaf sets of two: the two are each other's
+/// The same with the signaling server gone, leaf sets of two and the browser tests' timers
+/// (keep-alives every half second): the two are each other's
 /// only leaf on one side, so routing a signal to either ends at the other (each is the
 /// closest live node to the other's id in its own tables). Their new connection is
 /// signalled through a node that named them (a leaf set push) or that has a connection to
 /// them, never given up as "not in the overlay".
 #[test]
 fn two_leaves_whose_connection_broke_find_each_other_again_without_the_server() {
-    let mut core = Config::default();
-    core.leaf_set_size = 2;
-    let manager = ManagerConfig { max_connections: 4, ..ManagerConfig::default() };
+    let (core, manager) = fast_timers(2, 4);
     for seed in 1..=8 {
         let mut net = joined_net(seed, &core, &manager);
         for i in 0..N {

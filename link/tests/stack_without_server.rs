@@ -9,9 +9,8 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::Net;
-use past_core::{Config, DigitBase, Id, LeafSet};
-use past_link::ManagerConfig;
+use harness::{Net, fast_timers};
+use past_core::{DigitBase, Id, LeafSet};
 
 const N: usize = 8;
 
@@ -20,20 +19,8 @@ fn closest(ids: &[Id], key: Id) -> usize {
 }
 
 fn run(seed: u64) -> Vec<String> {
-    let mut core = Config::default();
-    core.leaf_set_size = 2;
+    let (mut core, manager) = fast_timers(2, 4);
     core.base = DigitBase::new(1).expect("one bit per digit");
-    core.keepalive_interval = Some(Duration::from_millis(500));
-    core.probe_timeout = Duration::from_millis(2500);
-    core.failed_memory = Duration::from_millis(5000);
-    core.join_timeout = Duration::from_millis(2000);
-    // What a tab makes of the test's `FAST_TIMERS` and `maxconn=4` (node-wasm's settings).
-    let mut manager =
-        ManagerConfig { max_connections: 4, connect_timeout: Duration::from_secs(6), ..ManagerConfig::default() };
-    manager.liveness = Duration::from_millis(3000);
-    manager.tombstone = Duration::from_millis(5000);
-    manager.idle = Duration::from_millis(1500).max(manager.eviction_grace);
-    manager.limits.backoff_base = Duration::from_millis(1500);
     let mut net = Net::stacks(N, seed, &core, &manager);
     for i in 0..N {
         net.join(i);

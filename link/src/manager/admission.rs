@@ -108,6 +108,8 @@ impl PeerManager {
             local_sdp: None,
             charge,
             retried: false,
+            resends: 0,
+            offer_digest: offer.as_deref().map(super::signal::sdp_digest),
             created: now,
             last_used: now,
             last_heard: now,

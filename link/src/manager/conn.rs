@@ -76,11 +76,17 @@ pub(crate) struct Conn {
     pub(crate) state: State,
     pub(crate) auth: Option<Auth>,
     pub(crate) frames: Reassembler,
-    /// Our offer, kept so that a lost overlay offer can go again through the server.
+    /// Our offer until its answer arrives, or our answer: kept so that a lost overlay
+    /// signal can go again (along another first hop, or through the server).
     pub(crate) local_sdp: Option<String>,
     pub(crate) charge: Charge,
     /// An overlay offer already went again through the server.
     pub(crate) retried: bool,
+    /// Times an unanswered overlay offer went again along another first hop.
+    pub(crate) resends: u8,
+    /// A digest of the peer's offer we answer, to tell a copy of it that came another way
+    /// (answered again) from a new offer (which replaces this connection).
+    pub(crate) offer_digest: Option<u64>,
     pub(crate) created: Time,
     pub(crate) last_used: Time,
     /// When the peer last sent a Pastry frame (or proved its id).

@@ -34,6 +34,7 @@ impl PeerManager {
         for peer in stale {
             self.attempt_failed(peer, "timed out", now);
         }
+        self.resend_offers(now);
         let (done, closing): (Vec<_>, Vec<_>) = self.closing.drain(..).partition(|(_, at)| *at <= now);
         self.closing = closing;
         self.commands.extend(done.into_iter().map(|(conn, _)| Command::Close { conn }));

@@ -160,10 +160,7 @@ impl PeerManager {
             return;
         }
         if let Message::Route(Routed { key, body: RoutedBody::Join(_), .. }) = &message {
-            if self.joiners.len() >= MAX_JOINERS {
-                self.joiners.pop_front();
-            }
-            self.joiners.push_back((*key, now));
+            self.note_joiner(*key, now);
         }
         for id in mentioned(&message) {
             if id == self.own {

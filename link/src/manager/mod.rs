@@ -22,7 +22,10 @@
 //!   signal's target hands it straight over, even where Pastry routing would end the signal
 //!   at that node (two neighbours that lost each other are each other's closest node). A
 //!   signal whose first hop is not its claimed sender, and an answer to no offer of ours,
-//!   are dropped.
+//!   are dropped. An overlay offer still unanswered after a quarter of the connect timeout
+//!   goes again along another first hop (twice at most), and a copy of an offer we answer
+//!   already is answered again the way it came, so a lost signal costs a resend, not the
+//!   attempt.
 //! - **Glare**: when both sides offer at once, the smaller id's offer wins; both sides agree,
 //!   so exactly one connection remains.
 //! - **Queues**: messages for a peer wait (bounded) while its connection is set up; when it
@@ -352,7 +355,8 @@ pub struct PeerManager {
     /// likely has a connection to it, so a signal to that id goes to it first.
     mentions: Introductions,
     protected: BTreeSet<Id>,
-    /// Nodes whose join message passed by, and when (they are not in the overlay yet).
+    /// Nodes whose join message passed by, or that a server named after we joined, and when
+    /// (they are not in the overlay yet, or not in ours).
     joiners: VecDeque<(Id, Time)>,
     server: bool,
     stats: Stats,
@@ -513,7 +517,8 @@ impl PeerManager {
             .filter_map(|p| p.conn.as_ref())
             .filter(|c| c.transfer && c.is_open())
             .map(|c| c.last_used.max(c.last_heard) + self.config.transfer_idle);
-        deadlines.chain(closing).chain(waiting).chain(tokens).chain(self.evict_at).chain(transfers).min()
+        let resend = self.next_resend();
+        deadlines.chain(closing).chain(waiting).chain(tokens).chain(self.evict_at).chain(transfers).chain(resend).min()
     }
 
     // ---- inputs from the node -------------------------------------------------------
@@ -536,6 +541,23 @@ impl PeerManager {
     /// Whether the signaling server is connected and we are registered on it.
     pub fn set_server(&mut self, registered: bool) {
         self.server = registered;
+    }
+
+    /// A signaling server named `peers` after we joined: they may not be in our overlay
+    /// (yet), so connections to them are signalled through the server for a while.
+    pub fn note_outsiders(&mut self, peers: &[Id], now: Time) {
+        for &peer in peers {
+            self.peers.entry(peer).or_default().known = true;
+            self.note_joiner(peer, now);
+        }
+    }
+
+    /// `peer` is not in the overlay yet (its join passed by, or a server named it).
+    pub(super) fn note_joiner(&mut self, peer: Id, now: Time) {
+        if self.joiners.len() >= MAX_JOINERS {
+            self.joiners.pop_front();
+        }
+        self.joiners.push_back((peer, now));
     }
 
     /// Peers whose connections are never evicted besides the tables' (the join contacts).
@@ -566,11 +588,11 @@ impl PeerManager {
         if to == self.own {
             return;
         }
-        if self.is_open(to) {
-            return self.send_on(to, &message, now);
-        }
         if let Some(target) = signal_target(&message).filter(|&t| t != to && self.is_open(t)) {
             return self.send_on(target, &message, now); // Its last hop: we are connected to its target.
+        }
+        if self.is_open(to) {
+            return self.send_on(to, &message, now);
         }
         let message = match self.relay_signal(to, message, now) {
             Some(message) => message,

@@ -1,17 +1,23 @@
 //! Signaling: offers and answers through the server or the overlay, glare, and the first
 //! hop of the signals we originate or relay.
 
+use std::hash::{Hash as _, Hasher as _};
+use std::time::Duration;
+
 use past_core::wire::{Message, Routed, RoutedBody};
 use past_core::{Id, Time};
 use past_signaling_proto::SignalPayload;
 use rand_core::Rng;
 
 use super::limits::Outcome;
-use super::{Admission, Command, ConnId, PeerEvent, PeerManager, Role, State, Tables, Via};
+use super::{Admission, Command, Conn, ConnId, PeerEvent, PeerManager, Role, State, Tables, Via};
 use crate::app::{AppMessage, OverlaySignal, SignalKind};
 
 /// Longest reason put in a reject.
 const MAX_REASON: usize = 200;
+
+/// Most times an unanswered overlay offer goes again along another first hop.
+const MAX_RESENDS: u8 = 2;
 
 impl PeerManager {
     /// The local description (offer or answer, candidates gathered) of `conn` is ready, or
@@ -26,9 +32,7 @@ impl PeerManager {
             return;
         }
         let (role, session, via) = (c.role, c.session, c.via);
-        if role == Role::Offerer {
-            c.local_sdp = Some(sdp.clone());
-        }
+        c.local_sdp = Some(sdp.clone());
         match via {
             Via::Overlay => {
                 let kind = match role {
@@ -55,7 +59,7 @@ impl PeerManager {
             SignalPayload::Offer { sdp } => {
                 self.peers.entry(from).or_default().known = true;
                 let session = self.rng.next_u64();
-                self.on_offer(from, Via::Server, session, sdp, tables, now);
+                self.on_offer(Offer { from, via: Via::Server, session, sdp, last_hop: None }, tables, now);
             }
             SignalPayload::Answer { sdp } => self.on_answer(from, None, sdp),
             candidate @ SignalPayload::Candidate { .. } => {
@@ -84,7 +88,7 @@ impl PeerManager {
             return self.send_on(signal.to, &message, now);
         }
         if let SignalKind::Reject { reason } = &signal.kind {
-            return self.on_reject(signal.session, reason, now);
+            return self.on_reject(signal.session, signal.from, reason, now);
         }
         if let Some(hop) = last_hop.filter(|&h| h != signal.from) {
             self.mentions.record_latest(signal.from, hop); // A way back to its sender.
@@ -92,7 +96,7 @@ impl PeerManager {
         if signal.to != self.own {
             // It ended here because its target is not in the overlay: tell the sender.
             if signal.from == self.own {
-                self.on_reject(signal.session, "the node is not in the overlay", now);
+                self.on_reject(signal.session, self.own, "the node is not in the overlay", now);
             } else {
                 let reason = "the node is not in the overlay".to_string();
                 let reject = OverlaySignal {
@@ -111,35 +115,101 @@ impl PeerManager {
                 if !self.peers.get(&signal.from).is_some_and(|p| p.known) {
                     self.introductions.record(signal.from, introducer);
                 }
-                self.on_offer(signal.from, Via::Overlay, signal.session, sdp, tables, now);
+                let offer = Offer { from: signal.from, via: Via::Overlay, session: signal.session, sdp, last_hop };
+                self.on_offer(offer, tables, now);
             }
             SignalKind::Answer { sdp } => self.on_answer(signal.from, Some(signal.session), sdp),
             SignalKind::Reject { .. } => {}
         }
     }
 
-    /// An attempt of ours was refused (or its target is not in the overlay).
-    fn on_reject(&mut self, session: u64, reason: &str, now: Time) {
-        let peer = self
-            .peers
-            .iter()
-            .find(|(_, p)| {
-                p.conn.as_ref().is_some_and(|c| {
-                    c.session == session && c.role == Role::Offerer && c.via == Via::Overlay && !c.is_open()
-                })
-            })
-            .map(|(id, _)| *id);
-        if let Some(peer) = peer {
-            let reason: String = reason.chars().take(MAX_REASON).collect();
-            self.attempt_failed(peer, &format!("refused: {reason}"), now);
+    /// Whether `offer` is a copy of the one we answer already (it came another way: the
+    /// peer sent it again because our answer had not arrived).
+    fn is_answered(&self, offer: &Offer) -> bool {
+        self.conn(offer.from).is_some_and(|c| {
+            c.role == Role::Answerer && c.state == State::Signaling && c.offer_digest == Some(sdp_digest(&offer.sdp))
+        })
+    }
+
+    /// Sends our answer again the way the copy `offer` came: through the server, or over
+    /// the overlay first back through its last hop.
+    fn answer_again(&mut self, offer: Offer, now: Time) {
+        let Some(sdp) = self.conn(offer.from).and_then(|c| c.local_sdp.clone()) else {
+            return; // Not described yet: it goes out then.
+        };
+        if offer.via == Via::Server {
+            let payload = SignalPayload::Answer { sdp };
+            return self.commands.push_back(Command::ToServer { to: offer.from, payload });
+        }
+        let kind = SignalKind::Answer { sdp };
+        let signal = OverlaySignal { from: self.own, to: offer.from, session: offer.session, kind };
+        match offer.last_hop.filter(|&hop| self.is_open(hop)) {
+            Some(hop) => {
+                let body = RoutedBody::App(AppMessage::Signal(signal));
+                self.send_on(hop, &Message::Route(Routed { key: offer.from, hops: 1, body }), now);
+            }
+            None => self.send_signal(signal, now),
         }
     }
 
-    /// An offer from `from`.
-    fn on_offer(&mut self, from: Id, via: Via, session: u64, sdp: String, tables: &impl Tables, now: Time) {
-        if from == self.own {
+    /// Overlay offers of ours still unanswered a quarter of the connect timeout after the
+    /// last went out go again along the next first hop of [`PeerManager::signal_ways`], at
+    /// most [`MAX_RESENDS`] times: the path of the first may end at a node that has no
+    /// connection to the target yet (a node that just joined, two rings merging).
+    pub(super) fn resend_offers(&mut self, now: Time) {
+        let interval = self.config.connect_timeout / 4;
+        let mut due = Vec::new();
+        for (peer, record) in &mut self.peers {
+            let Some(c) = record.conn.as_mut().filter(|c| resend_at(c, interval).is_some_and(|at| at <= now)) else {
+                continue;
+            };
+            if let Some(sdp) = c.local_sdp.clone() {
+                c.resends += 1;
+                let kind = SignalKind::Offer { sdp };
+                due.push((OverlaySignal { from: self.own, to: *peer, session: c.session, kind }, c.resends));
+            }
+        }
+        for (signal, nth) in due {
+            self.send_signal_along(signal, usize::from(nth), now);
+        }
+    }
+
+    /// When the next unanswered overlay offer goes again.
+    pub(super) fn next_resend(&self) -> Option<Time> {
+        let interval = self.config.connect_timeout / 4;
+        self.peers.values().filter_map(|p| p.conn.as_ref()).filter_map(|c| resend_at(c, interval)).min()
+    }
+
+    /// An attempt of ours was refused by `by`: its target, or a node where the offer ended
+    /// because the target is not in its tables. The latter may only lack a connection that
+    /// the target's other neighbours have or will have in a moment (a node that just
+    /// joined, two rings merging): the offer goes through the server if we have one (and
+    /// again over the overlay later, in case the server does not know the target), and
+    /// without a server the attempt waits for the offer to go again ([`MAX_RESENDS`]).
+    fn on_reject(&mut self, session: u64, by: Id, reason: &str, now: Time) {
+        let found = self.peers.iter().find_map(|(id, p)| {
+            p.conn
+                .as_ref()
+                .filter(|c| c.session == session && c.role == Role::Offerer && c.via == Via::Overlay && !c.is_open())
+                .map(|c| (*id, c.resends))
+        });
+        let Some((peer, resends)) = found else { return };
+        if by != peer && resends < MAX_RESENDS && !self.server {
+            return tracing::debug!(%peer, "overlay offer refused on the way ({reason}); it goes again later");
+        }
+        let reason: String = reason.chars().take(MAX_REASON).collect();
+        self.attempt_failed(peer, &format!("refused: {reason}"), now);
+    }
+
+    /// An offer.
+    fn on_offer(&mut self, offer: Offer, tables: &impl Tables, now: Time) {
+        if offer.from == self.own {
             return;
         }
+        if self.is_answered(&offer) {
+            return self.answer_again(offer, now);
+        }
+        let Offer { from, via, session, sdp, .. } = offer;
         if let Some(existing) = self.conn(from) {
             // Whoever sends an overlay offer may write any `from` into it: it may not tear
             // down a connection over which that peer is heard from (a peer that restarted
@@ -220,19 +290,30 @@ impl PeerManager {
     /// us, which most likely is connected to it, or else the open connection numerically
     /// closest to the target; Pastry routing takes it on from there.
     fn send_signal(&mut self, signal: OverlaySignal, now: Time) {
+        self.send_signal_along(signal, 0, now);
+    }
+
+    /// Sends a signal we originate along the `nth` of [`PeerManager::signal_ways`] (the
+    /// first again when there are fewer).
+    fn send_signal_along(&mut self, signal: OverlaySignal, nth: usize, now: Time) {
         let key = signal.to;
         let message = Message::Route(Routed { key, hops: 1, body: RoutedBody::App(AppMessage::Signal(signal)) });
-        match self.signal_way(key) {
-            Some(first) => self.send_on(first, &message, now),
+        let ways = self.signal_ways(key);
+        match ways.get(nth).or(ways.first()) {
+            Some(&first) => self.send_on(first, &message, now),
             None => tracing::debug!(to = %key, "no open connection to send a signal through; dropped"),
         }
     }
 
-    /// The open connection a signal to `key` goes through when we have none to `key`
-    /// itself: the peer that last named `key`, else the one numerically closest to it.
-    fn signal_way(&self, key: Id) -> Option<Id> {
+    /// The open connections a signal to `key` may take as its first hop when we have none
+    /// to `key` itself, best first: the peer that last named `key` (it most likely is
+    /// connected to it), then the others from the numerically closest to `key`.
+    fn signal_ways(&self, key: Id) -> Vec<Id> {
         let named_by = self.mentions.introducer(key).filter(|&id| self.is_open(id));
-        named_by.or_else(|| self.closest_open(key, None))
+        let mut ways: Vec<Id> = self.open_peers().filter(|&id| Some(id) != named_by).collect();
+        ways.sort_unstable_by_key(|&id| (key.ring_distance(id), id));
+        ways.truncate(MAX_RESENDS.into());
+        named_by.into_iter().chain(ways).collect()
     }
 
     /// The open peer numerically closest to `key`, other than `except`.
@@ -243,19 +324,23 @@ impl PeerManager {
     /// A signal the core forwards to `next`, which has no open connection: it goes to the
     /// open connection closest to its target if that is closer than this node (or at the
     /// signal's first hop). Otherwise, when `next` is not the target, it is given back to
-    /// wait for a connection to `next` like any message; a signal for an unconnected target
-    /// with no way on is dropped, and its sender's attempt times out. Other messages are
-    /// given back unchanged.
+    /// wait for a connection to `next` like any message; a signal for its unconnected target
+    /// goes to the peer that named the target to us, and with no such peer it is dropped
+    /// (its sender's attempt times out). A signal of ours come back is dropped. Other
+    /// messages are given back unchanged.
     pub(super) fn relay_signal(
         &mut self,
         next: Id,
         message: Message<AppMessage>,
         now: Time,
     ) -> Option<Message<AppMessage>> {
-        let Message::Route(Routed { key, hops, body: RoutedBody::App(AppMessage::Signal(_)) }) = &message else {
+        let Message::Route(Routed { key, hops, body: RoutedBody::App(AppMessage::Signal(signal)) }) = &message else {
             return Some(message);
         };
         let (key, first_hop) = (*key, *hops <= 1);
+        if !first_hop && signal.from == self.own {
+            return None; // Our own, come back: the offer goes again along another first hop.
+        }
         let own = key.ring_distance(self.own);
         match self.closest_open(key, Some(next)) {
             Some(via) if first_hop || key.ring_distance(via) < own => {
@@ -264,11 +349,43 @@ impl PeerManager {
             }
             _ if next != key => Some(message),
             _ => {
-                tracing::debug!(to = %key, "no open connection to relay a signal through; dropped");
+                match self.mentions.introducer(key).filter(|&m| m != next && self.is_open(m)) {
+                    Some(named_by) => self.send_on(named_by, &message, now),
+                    None => tracing::debug!(to = %key, "no open connection to relay a signal through; dropped"),
+                }
                 None
             }
         }
     }
+}
+
+/// An offer that arrived, through the server or the overlay.
+struct Offer {
+    from: Id,
+    via: Via,
+    /// The overlay session (ours for a server offer).
+    session: u64,
+    sdp: String,
+    /// The peer that handed an overlay offer to us.
+    last_hop: Option<Id>,
+}
+
+/// A digest of a session description (each offer's is unique: its fingerprint and ICE
+/// credentials).
+pub(super) fn sdp_digest(sdp: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    sdp.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// When `c`, an overlay offer of ours still unanswered, goes again (`None`: it does not).
+/// One that went once more through the server goes on along the overlay too: the server
+/// may not know the target (it registered with another server).
+fn resend_at(c: &Conn, interval: Duration) -> Option<Time> {
+    let overlay = c.via == Via::Overlay || c.retried;
+    let unanswered = c.role == Role::Offerer && overlay && c.state == State::Signaling;
+    (unanswered && c.local_sdp.is_some() && c.resends < MAX_RESENDS)
+        .then(|| c.created + interval * u32::from(c.resends + 1))
 }
 
 /// The target of a routed signal.

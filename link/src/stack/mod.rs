@@ -236,11 +236,16 @@ impl Stack {
     }
 
     /// The server's welcome named `contacts` (the registered nodes closest to us): connect
-    /// to them and join through one; with none, found the overlay.
+    /// to them and join through one; with none, found the overlay. Once joined (a
+    /// reconnection, or a second server), the contacts the core does not know are
+    /// introduced to it: they may form a ring of their own, which then merges with ours.
     pub fn handle_welcome(&mut self, contacts: Vec<Id>, now: Time) {
         self.manager.set_server(true);
         if self.node.phase() != Phase::Idle {
-            return; // Joined already (a reconnection): the server is for newcomers now.
+            if self.node.is_joined() {
+                self.introduce(contacts, now);
+            }
+            return;
         }
         self.contacts = contacts.into_iter().filter(|&id| id != self.id()).collect();
         self.manager.set_protected(self.contacts.iter().copied());
@@ -254,6 +259,18 @@ impl Stack {
             for contact in self.contacts.clone() {
                 self.manager.connect(contact, Source::Server, &self.node, now);
             }
+        }
+        self.pump(now);
+    }
+
+    /// Introduces the nodes of a welcome we do not know to the core; their connections
+    /// are signalled through the server, since the overlay may not reach them yet.
+    fn introduce(&mut self, contacts: Vec<Id>, now: Time) {
+        let own = self.id();
+        let unknown: Vec<Id> = contacts.into_iter().filter(|&id| id != own && !self.node.state().knows(id)).collect();
+        self.manager.note_outsiders(&unknown, now);
+        for id in unknown {
+            self.node.introduce(id, now);
         }
         self.pump(now);
     }

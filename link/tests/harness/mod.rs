@@ -7,7 +7,8 @@
 //!
 //! - **server**: `ToServer { to, payload }` reaches `to`'s `handle_server_signal` when `to`
 //!   is registered (and not muted); [`Net::join`] registers a node and welcomes it with the
-//!   registered ids closest to it (as the real server, up to 8);
+//!   registered ids closest to it (as the real server, up to 8); [`Net::join_second`] does
+//!   the same on a second server, and a signal goes through a server both ends share;
 //! - **transport**: `Create` makes an SDP with a unique `a=fingerprint` (and a line naming
 //!   the connection, so that the answerer's `Create`, which carries the offer, and the
 //!   offerer's `ApplyAnswer` pair the two ends); once paired both ends get
@@ -253,6 +254,8 @@ pub struct Net<E: Endpoint> {
     pub now: Time,
     index: BTreeMap<Id, usize>,
     registered: BTreeSet<usize>,
+    /// Nodes registered on a second signaling server ([`Net::join_second`]).
+    second: BTreeSet<usize>,
     /// Server signals to these nodes are dropped (a peer that never answers).
     pub muted: BTreeSet<usize>,
     /// No connection of these nodes ever opens (ICE fails).
@@ -355,6 +358,7 @@ impl<E: Endpoint> Net<E> {
             now,
             index,
             registered: BTreeSet::new(),
+            second: BTreeSet::new(),
             muted: BTreeSet::new(),
             ice_fails: BTreeSet::new(),
             no_stats: BTreeSet::new(),
@@ -402,6 +406,19 @@ impl<E: Endpoint> Net<E> {
     pub fn join(&mut self, i: usize) {
         let contacts = self.contacts_for(i);
         self.registered.insert(i);
+        let now = self.now;
+        self.nodes[i].ep.welcome(contacts, now);
+        self.drain(i);
+    }
+
+    /// Registers `i` on a second signaling server and hands it that server's welcome (the
+    /// ids registered there closest to it); signals go through a server both ends share.
+    pub fn join_second(&mut self, i: usize) {
+        let own = self.nodes[i].id;
+        let mut contacts: Vec<Id> = self.second.iter().filter(|&&j| j != i).map(|&j| self.nodes[j].id).collect();
+        contacts.sort_by_key(|id| (own.ring_distance(*id), *id));
+        contacts.truncate(WELCOME_PEERS);
+        self.second.insert(i);
         let now = self.now;
         self.nodes[i].ep.welcome(contacts, now);
         self.drain(i);
@@ -542,7 +559,11 @@ impl<E: Endpoint> Net<E> {
             Command::AddCandidate { .. } => {}
             Command::ToServer { to, payload } => {
                 let from = self.nodes[i].id;
-                if let Some(j) = self.index_of(to).filter(|j| self.registered.contains(j) && !self.muted.contains(j)) {
+                let shares_a_server = |j: &usize| {
+                    (self.registered.contains(&i) && self.registered.contains(j))
+                        || (self.second.contains(&i) && self.second.contains(j))
+                };
+                if let Some(j) = self.index_of(to).filter(|j| shares_a_server(j) && !self.muted.contains(j)) {
                     self.schedule(now + LATENCY, Delivery::Server { to: j, from, payload });
                 }
             }
@@ -703,4 +724,22 @@ pub fn assert_one_state_per_peer(manager: &PeerManager) {
         assert!(peers.insert(c.peer), "peer {} listed twice", c.peer);
         assert!(conns.insert(c.conn), "connection {} listed twice", c.conn);
     }
+}
+
+/// What a tab makes of the browser tests' `FAST_TIMERS` (node-wasm's settings) with leaf
+/// sets of `leaf_set_size` and at most `max_connections` connections.
+pub fn fast_timers(leaf_set_size: usize, max_connections: usize) -> (Config, ManagerConfig) {
+    let mut core = Config::default();
+    core.leaf_set_size = leaf_set_size;
+    core.keepalive_interval = Some(Duration::from_millis(500));
+    core.probe_timeout = Duration::from_millis(2500);
+    core.failed_memory = Duration::from_millis(5000);
+    core.join_timeout = Duration::from_millis(2000);
+    let mut manager =
+        ManagerConfig { max_connections, connect_timeout: Duration::from_secs(6), ..ManagerConfig::default() };
+    manager.liveness = Duration::from_millis(3000);
+    manager.tombstone = Duration::from_millis(5000);
+    manager.idle = Duration::from_millis(1500).max(manager.eviction_grace);
+    manager.limits.backoff_base = Duration::from_millis(1500);
+    (core, manager)
 }
