@@ -24,15 +24,18 @@
 //! - **Identity** ([`key_file`]): the key in a file only its owner may read (0600).
 //! - **Control** ([`control`]): a Unix socket in the store directory through which the CLI's
 //!   one-shot commands reach a running `past-node serve`.
+//! - **Several signaling servers** ([`NodeConfig::more_signaling_urls`], `--signaling`
+//!   repeated): the node registers with each, and the contacts of every welcome after the
+//!   first are introduced to the core, so networks bootstrapped through different servers
+//!   merge into one ring; signals for a server go to all of them. A server whose socket
+//!   closes is connected to again (after 2 s, doubling up to a minute).
 //! - **Graceful shutdown**: [`NodeHandle::shutdown`] tells every node in its state that it
 //!   leaves (their leaf sets drop it at once and replica maintenance restores k replicas of
 //!   what it held from the other holders), closes its connections and its store.
 //!
 //! It also still routes test payloads ([`NodeHandle::route`], [`NodeEvent::Delivered`]).
 //!
-//! What it is **not**: it registers with one signaling server (a node on several servers,
-//! to join networks bootstrapped apart, is future work) and does not reconnect to it (once
-//! joined it does not need it); it binds loopback only (below); it does not serve the page;
+//! What it is **not**: it binds loopback only (below); it does not serve the page;
 //! it hands nothing off actively when leaving: the others pull from the remaining holders,
 //! so a file inserted with k = 1 is unavailable while its only holder is away.
 //!
@@ -85,17 +88,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::SigningKey;
 use past_core::Id;
 use past_core::past::{Ed25519Signer, FileRecord, MemoryStore, PastConfig, PublicKey, Storage};
 use past_link::{ManagerConfig, Payload, Stack};
-use past_signaling_proto::{ClientMessage, ErrorCode, PeerId, ServerMessage, register_transcript, to_hex};
+use past_signaling_proto::{ErrorCode, PeerId, ServerMessage, to_hex};
 use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
 use tokio::sync::{Notify, oneshot, watch};
 
 use disk_store::{DiskStore, DiskStoreError};
-use node::{Command, Driver, INPUT_CAPACITY, Input, Parts, id_of};
-use signaling::{SignalingClient, SignalingEvent};
+use node::{Command, Driver, INPUT_CAPACITY, Input, Parts, Servers, id_of};
+use signaling::{SignalingClient, SignalingEvent, registration};
 use storage::StorageWorker;
 
 pub use files::{ErrorKind, Fetched, InsertOptions, Inserted, Progress, ReclaimOutcome, Stage, Status};
@@ -240,8 +243,11 @@ pub enum SendError {
 /// How to start a node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// `ws://host:port/ws` of the signaling server.
+    /// `ws://host:port/ws` of the signaling server, registered with at start.
     pub signaling_url: String,
+    /// More signaling servers to register with once started, so that networks bootstrapped
+    /// through different servers form one ring with ours.
+    pub more_signaling_urls: Vec<String>,
     /// The node's key; its nodeId is derived from it. A fresh one when `None`.
     pub key: Option<SigningKey>,
     /// Test hook: the key presented in the data channel handshake, when it is not `key` (an
@@ -273,6 +279,7 @@ impl NodeConfig {
         core.proximity = past_core::Proximity::Driver;
         Self {
             signaling_url: signaling_url.into(),
+            more_signaling_urls: Vec::new(),
             key: None,
             handshake_key: None,
             register_timeout: Duration::from_secs(10),
@@ -414,32 +421,25 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
     let (store, records) = open_store(config.store.clone()).await?;
     tracing::info!(records = records.len(), "store opened");
     let (tx, mut rx) = mpsc::channel::<Input>(INPUT_CAPACITY);
-    let mut signaling = SignalingClient::connect(&config.signaling_url, tx.clone())
+    let mut signaling = SignalingClient::connect(&config.signaling_url, 0, tx.clone())
         .await
         .map_err(|e| StartError::Connect { url: config.signaling_url.clone(), source: Box::new(e) })?;
 
     let welcome = tokio::time::timeout(config.register_timeout, async {
         loop {
             match rx.recv().await {
-                Some(Input::Signaling(SignalingEvent::Message(ServerMessage::Challenge { nonce }))) => {
-                    if nonce.len() > 256 {
-                        return Err(StartError::BadChallenge);
-                    }
-                    let signature = key.sign(&register_transcript(&nonce, &me)).to_bytes();
-                    let register = ClientMessage::Register {
-                        peer: me.clone(),
-                        public_key: to_hex(&key.verifying_key().to_bytes()),
-                        signature: to_hex(&signature),
-                    };
+                Some(Input::Signaling(_, SignalingEvent::Message(ServerMessage::Challenge { nonce }))) => {
+                    let register = registration(&key, &me, &nonce).ok_or(StartError::BadChallenge)?;
                     signaling.send(&register).await.map_err(|e| StartError::Closed(e.to_string()))?;
                 }
-                Some(Input::Signaling(SignalingEvent::Message(ServerMessage::Welcome {
-                    ice_servers, peers, ..
-                }))) => return Ok((ice_servers, peers)),
-                Some(Input::Signaling(SignalingEvent::Message(ServerMessage::Error { code, message }))) => {
+                Some(Input::Signaling(
+                    _,
+                    SignalingEvent::Message(ServerMessage::Welcome { ice_servers, peers, .. }),
+                )) => return Ok((ice_servers, peers)),
+                Some(Input::Signaling(_, SignalingEvent::Message(ServerMessage::Error { code, message }))) => {
                     return Err(StartError::Refused { code, message });
                 }
-                Some(Input::Signaling(SignalingEvent::Closed(reason))) => {
+                Some(Input::Signaling(_, SignalingEvent::Closed(reason))) => {
                     return Err(StartError::Closed(reason));
                 }
                 Some(other) => tracing::debug!("before registration, ignoring {other:?}"),
@@ -488,7 +488,9 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
     let (stopped_tx, stopped) = watch::channel(false);
     let keys = Ed25519Signer::from_seed(key.to_bytes());
     let parts = Parts { key: handshake_key, keys, storage, page_url, stopped: stopped_tx };
-    let driver = Driver::new(parts, stack, started, tx.clone(), signaling.into_writer(), ice_servers, events_tx);
+    let urls = std::iter::once(config.signaling_url).chain(config.more_signaling_urls).collect();
+    let servers = Servers::new(urls, signaling.into_writer(), key, tx.clone());
+    let driver = Driver::new(parts, stack, started, tx.clone(), servers, ice_servers, events_tx);
     let close = Arc::new(Notify::new());
     let contacts = present.iter().filter_map(id_of).collect();
     tokio::spawn(driver.run(contacts, rx, close.clone()));

@@ -24,18 +24,22 @@ use past_core::past::{Ed25519Signer, FileId, OpId, StorageError, StorageId, Stor
 use past_core::{Id, Time};
 use past_link::manager::{Command as Work, State};
 use past_link::{ConnId, Payload, Stack, StackEvent};
-use past_signaling_proto::{ClientMessage, IceServer, PeerId, ServerMessage, from_hex};
+use past_signaling_proto::{IceServer, PeerId, from_hex};
 use tokio::sync::mpsc::{Receiver, Sender, UnboundedSender};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
 mod files;
+mod servers;
+
+pub(crate) use servers::Servers;
 
 use crate::files::{InsertCommand, LookupMsg, ReclaimError, ReclaimOutcome, Status};
 use crate::signaling::{SignalingEvent, SignalingWriter};
 use crate::storage::StorageWorker;
 use crate::transport::{Peer, TransportEvent};
 use crate::{Data, NodeEvent, RouteError, SendError, peer_id};
+use servers::Heard;
 
 /// Inputs that may wait for the loop; beyond, data channel messages end their connection
 /// and the handle's commands fail with an overload error.
@@ -44,8 +48,10 @@ pub(crate) const INPUT_CAPACITY: usize = 4096;
 /// Everything the loop reacts to.
 #[derive(Debug)]
 pub(crate) enum Input {
-    /// From the signaling socket.
-    Signaling(SignalingEvent),
+    /// From the socket of signaling server number `.0`.
+    Signaling(usize, SignalingEvent),
+    /// The socket to signaling server number `.0` opened (its challenge follows).
+    ServerConnected(usize, SignalingWriter),
     /// From a connection.
     Transport(ConnId, TransportEvent),
     /// The SDP (offer or answer, ICE gathered) of a connection is ready, or failed.
@@ -107,7 +113,7 @@ pub(crate) struct Driver {
     stack: Stack,
     start: Instant,
     inputs: Sender<Input>,
-    signaling: Option<SignalingWriter>,
+    servers: Servers,
     ice_servers: Vec<IceServer>,
     conns: BTreeMap<ConnId, Peer>,
     /// While shutting down: the connections to close before reporting [`NodeEvent::Closed`].
@@ -135,7 +141,7 @@ impl Driver {
         stack: Stack,
         start: Instant,
         inputs: Sender<Input>,
-        signaling: SignalingWriter,
+        servers: Servers,
         ice_servers: Vec<IceServer>,
         events: UnboundedSender<NodeEvent>,
     ) -> Self {
@@ -148,7 +154,7 @@ impl Driver {
             stack,
             start,
             inputs,
-            signaling: Some(signaling),
+            servers,
             ice_servers,
             conns: BTreeMap::new(),
             closing: None,
@@ -166,6 +172,7 @@ impl Driver {
     pub(crate) async fn run(mut self, contacts: Vec<Id>, mut inputs: Receiver<Input>, close: Arc<Notify>) {
         let t = self.now();
         self.stack.handle_welcome(contacts, t);
+        self.servers.connect_others();
         self.execute_all().await;
         loop {
             let wake = self.stack.poll_timeout().map(|at| self.start + Duration::from_micros(at.as_micros()));
@@ -206,9 +213,7 @@ impl Driver {
         let mut closing = self.closing.take().unwrap_or_default();
         closing.extend(std::mem::take(&mut self.conns).into_values());
         futures::future::join_all(closing.into_iter().map(|peer| peer.close(true))).await;
-        if let Some(signaling) = self.signaling.take() {
-            signaling.close().await;
-        }
+        self.servers.close().await;
         self.storage.stop().await;
         let _ = self.stopped.send(true);
         let _ = self.events.send(NodeEvent::Closed);
@@ -218,7 +223,12 @@ impl Driver {
     async fn handle(&mut self, input: Input) {
         let t = self.now();
         match input {
-            Input::Signaling(event) => self.on_signaling(event, t),
+            Input::Signaling(server, event) => {
+                if let Heard::Trouble(trouble) = self.servers.heard(server, event, &mut self.stack, t) {
+                    self.error(trouble);
+                }
+            }
+            Input::ServerConnected(server, writer) => self.servers.connected(server, writer),
             Input::Transport(conn, event) => self.on_transport(conn, event, t).await,
             Input::Described { conn, result } if self.conns.contains_key(&conn) => {
                 self.stack.handle_described(conn, result, t);
@@ -270,14 +280,7 @@ impl Driver {
                     tokio::spawn(peer.add_candidate(candidate));
                 }
             }
-            Work::ToServer { to, payload } => {
-                let Some(signaling) = &self.signaling else {
-                    return tracing::debug!(%to, "no signaling server: a signal is dropped");
-                };
-                if let Err(err) = signaling.try_send(ClientMessage::Signal { to: peer_id(to), payload }) {
-                    tracing::warn!(%to, "a signal is dropped: {err}");
-                }
-            }
+            Work::ToServer { to, payload } => self.servers.signal(to, &payload),
             Work::Send { conn, bytes } => {
                 let Some(peer) = self.conns.get(&conn) else { return };
                 if let Err(err) = peer.send(Data::Bytes(bytes)) {
@@ -384,28 +387,7 @@ impl Driver {
         }
     }
 
-    // ---- signaling server, commands ---------------------------------------------------
-
-    fn on_signaling(&mut self, event: SignalingEvent, t: Time) {
-        match event {
-            SignalingEvent::Message(ServerMessage::Signal { from, payload }) => match id_of(&from) {
-                Some(from) => self.stack.handle_server_signal(from, payload, t),
-                None => tracing::debug!(%from, "a signal from a peer id that is not a nodeId"),
-            },
-            SignalingEvent::Message(ServerMessage::Error { code, message }) => {
-                self.error(format!("signaling error {code}: {message}"));
-            }
-            SignalingEvent::Message(other) => tracing::debug!("unexpected signaling message {other:?}"),
-            SignalingEvent::Undecodable(err) => self.error(format!("unreadable signaling message: {err}")),
-            SignalingEvent::Closed(reason) => {
-                // Open connections keep working without the server; signals go through the
-                // overlay.
-                self.signaling = None;
-                self.stack.set_server(false);
-                self.error(format!("signaling closed: {reason}"));
-            }
-        }
-    }
+    // ---- commands ---------------------------------------------------------------------
 
     fn on_command(&mut self, command: Command, t: Time) {
         match command {

@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
+use ed25519_dalek::{Signer as _, SigningKey};
 use futures::stream::SplitSink;
 use futures::{SinkExt as _, StreamExt as _};
-use past_signaling_proto::{ClientMessage, ServerMessage};
+use past_signaling_proto::{ClientMessage, PeerId, ServerMessage, register_transcript, to_hex};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, Sender};
 use tokio_tungstenite::tungstenite::Message;
@@ -40,9 +41,11 @@ pub(crate) struct SignalingClient {
 }
 
 impl SignalingClient {
-    /// Connects to `url` (`ws://host/ws`); messages go to `inputs`.
+    /// Connects to `url` (`ws://host/ws`), the node's server number `server`; messages go to
+    /// `inputs`.
     pub(crate) async fn connect(
         url: &str,
+        server: usize,
         inputs: Sender<Input>,
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let (socket, _response) = connect_async(url).await?;
@@ -64,11 +67,11 @@ impl SignalingClient {
                     }
                     Some(Ok(_)) => continue,
                 };
-                if inputs.send(Input::Signaling(event)).await.is_err() {
+                if inputs.send(Input::Signaling(server, event)).await.is_err() {
                     return;
                 }
             };
-            let _ = inputs.send(Input::Signaling(SignalingEvent::Closed(reason))).await;
+            let _ = inputs.send(Input::Signaling(server, SignalingEvent::Closed(reason))).await;
         });
         Ok(Self { sink, reader: Reader(reader) })
     }
@@ -100,7 +103,25 @@ impl SignalingClient {
     }
 }
 
+/// The registration answering the server's challenge `nonce` as `me`, signed with `key`;
+/// `None` for a nonce longer than any server sends.
+pub(crate) fn registration(key: &SigningKey, me: &PeerId, nonce: &str) -> Option<ClientMessage> {
+    if nonce.len() > MAX_NONCE {
+        return None;
+    }
+    let signature = key.sign(&register_transcript(nonce, me)).to_bytes();
+    Some(ClientMessage::Register {
+        peer: me.clone(),
+        public_key: to_hex(&key.verifying_key().to_bytes()),
+        signature: to_hex(&signature),
+    })
+}
+
+/// Longest challenge accepted.
+const MAX_NONCE: usize = 256;
+
 /// Aborts the reader task when dropped.
+#[derive(Debug)]
 struct Reader(tokio::task::JoinHandle<()>);
 
 impl Drop for Reader {
@@ -110,6 +131,7 @@ impl Drop for Reader {
 }
 
 /// The signaling socket after registration, written by a task of its own.
+#[derive(Debug)]
 pub(crate) struct SignalingWriter {
     tx: Sender<ClientMessage>,
     writer: tokio::task::JoinHandle<()>,

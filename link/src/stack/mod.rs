@@ -105,6 +105,9 @@ pub struct Stack {
     node: Node<LinkApp>,
     manager: PeerManager,
     contacts: Vec<Id>,
+    /// The contacts of a welcome that came while we were joining through another's (a
+    /// second server): introduced to the core once joined.
+    later: Vec<Id>,
     /// Until then a joining node waits for a joined contact.
     contact_deadline: Option<Time>,
     /// The grace is over: join through any open contact.
@@ -142,6 +145,7 @@ impl Stack {
             node: Node::new(own, core, LinkApp::new(Past::new(past))),
             manager: PeerManager::new(own, public_key, manager, manager_seed, now),
             contacts: Vec::new(),
+            later: Vec::new(),
             contact_deadline: None,
             late: false,
             contact_retry: None,
@@ -238,14 +242,16 @@ impl Stack {
     /// The server's welcome named `contacts` (the registered nodes closest to us): connect
     /// to them and join through one; with none, found the overlay. Once joined (a
     /// reconnection, or a second server), the contacts the core does not know are
-    /// introduced to it: they may form a ring of their own, which then merges with ours.
+    /// introduced to it: they may form a ring of their own, which then merges with ours. A
+    /// second welcome while joining waits for the join to end.
     pub fn handle_welcome(&mut self, contacts: Vec<Id>, now: Time) {
         self.manager.set_server(true);
-        if self.node.phase() != Phase::Idle {
-            if self.node.is_joined() {
-                self.introduce(contacts, now);
-            }
-            return;
+        if self.node.is_joined() {
+            self.introduce(contacts, now);
+            return self.pump(now);
+        }
+        if self.node.phase() != Phase::Idle || !self.contacts.is_empty() {
+            return self.later.extend(contacts); // Joining through an earlier welcome's.
         }
         self.contacts = contacts.into_iter().filter(|&id| id != self.id()).collect();
         self.manager.set_protected(self.contacts.iter().copied());
@@ -272,7 +278,6 @@ impl Stack {
         for id in unknown {
             self.node.introduce(id, now);
         }
-        self.pump(now);
     }
 
     /// A signal from `from` through the signaling server.
@@ -401,6 +406,10 @@ impl Stack {
             Event::Joined => {
                 self.contact_deadline = None;
                 self.events.push_back(StackEvent::Joined);
+                let later = std::mem::take(&mut self.later);
+                if !later.is_empty() {
+                    self.introduce(later, now);
+                }
             }
             Event::JoinFailed => {
                 self.contacts.rotate_left(1);

@@ -51,10 +51,12 @@ pub(crate) struct NodeArgs {
     /// the control socket of a running `serve`.
     #[arg(long, value_name = "DIR")]
     store: PathBuf,
-    /// WebSocket URL of the signaling server (insert, get, reclaim and status use it only
-    /// when no serve runs on the store).
+    /// WebSocket URL of a signaling server (insert, get, reclaim and status use it only
+    /// when no serve runs on the store). Repeatable: the node registers with every one
+    /// given, so that networks bootstrapped through different servers form one ring; share
+    /// links name the first one's page.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws", value_name = "URL")]
-    signaling: String,
+    signaling: Vec<String>,
     /// Bytes this node offers to store for others.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     capacity: u64,
@@ -74,7 +76,12 @@ impl NodeArgs {
         })?;
         let key_path = self.store.join(past_node::key_file::KEY_FILE);
         let key = past_node::key_file::load_or_create(&key_path).map_err(|e| Failure::new(ErrorKind::BadInput, e))?;
-        let mut config = past_node::NodeConfig::new(self.signaling.clone());
+        let (first, more) = self
+            .signaling
+            .split_first()
+            .ok_or_else(|| Failure::new(ErrorKind::BadInput, "at least one --signaling URL is needed".to_string()))?;
+        let mut config = past_node::NodeConfig::new(first.clone());
+        config.more_signaling_urls = more.to_vec();
         config.key = Some(key);
         config.store = Some(self.store.clone());
         config.capacity = self.capacity;
