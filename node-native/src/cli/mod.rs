@@ -11,6 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use past_node::ErrorKind;
 use tracing_subscriber::EnvFilter;
 
+/// The signaling server used when no `--signaling` is given: the one `cargo xtask run` starts.
+const DEFAULT_SIGNALING: &str = "ws://127.0.0.1:8080/ws";
+
 /// Exit code of bad usage, configuration or input.
 pub(crate) const USAGE: u8 = 1;
 /// Exit code of a file no node holds.
@@ -54,8 +57,9 @@ pub(crate) struct NodeArgs {
     /// WebSocket URL of a signaling server (insert, get, reclaim and status use it only
     /// when no serve runs on the store). Repeatable: the node registers with every one
     /// given, so that networks bootstrapped through different servers form one ring; share
-    /// links name the first one's page.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws", value_name = "URL")]
+    /// links name the first one's page. Default: `ws://127.0.0.1:8080/ws`, except for
+    /// `serve --serve-page`, which registers with its own server first and then with these.
+    #[arg(long, value_name = "URL")]
     signaling: Vec<String>,
     /// Bytes this node offers to store for others.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
@@ -76,11 +80,11 @@ impl NodeArgs {
         })?;
         let key_path = self.store.join(past_node::key_file::KEY_FILE);
         let key = past_node::key_file::load_or_create(&key_path).map_err(|e| Failure::new(ErrorKind::BadInput, e))?;
-        let (first, more) = self
-            .signaling
-            .split_first()
-            .ok_or_else(|| Failure::new(ErrorKind::BadInput, "at least one --signaling URL is needed".to_string()))?;
-        let mut config = past_node::NodeConfig::new(first.clone());
+        let (first, more) = match self.signaling.split_first() {
+            Some((first, more)) => (first.clone(), more),
+            None => (DEFAULT_SIGNALING.to_string(), &[][..]),
+        };
+        let mut config = past_node::NodeConfig::new(first);
         config.more_signaling_urls = more.to_vec();
         config.key = Some(key);
         config.store = Some(self.store.clone());
@@ -88,13 +92,19 @@ impl NodeArgs {
         config.ice_servers = self.ice_servers.clone();
         Ok(config)
     }
+
+    /// The `--signaling` URLs given on the command line (none: the default applies).
+    pub(crate) fn explicit_signaling(&self) -> &[String] {
+        &self.signaling
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run a long-lived peer: join the network, store replicas for others, answer the other
-    /// subcommands on the store's control socket; Ctrl-C or SIGTERM leaves gracefully.
-    Serve(NodeArgs),
+    /// subcommands on the store's control socket; Ctrl-C or SIGTERM leaves gracefully. With
+    /// --serve-page, also run the signaling server serving the page and the wasm.
+    Serve(serve::ServeArgs),
     /// Insert a file (encrypted unless --public); prints its fileId and share link.
     Insert(ops::InsertArgs),
     /// Fetch a file by share link or fileId, verified (and decrypted), to disk.
