@@ -9,7 +9,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::Net;
+use harness::{Net, closest, random_key};
 use past_core::{Config, Id, LeafSet};
 use past_link::{ManagerConfig, Stack};
 
@@ -26,10 +26,6 @@ fn inexact(net: &Net<Stack>, nodes: &[usize]) -> Vec<usize> {
         .copied()
         .filter(|&i| net.nodes[i].ep.node().state().leaf_set != LeafSet::from_ids(net.id(i), L, ids.iter().copied()))
         .collect()
-}
-
-fn closest(net: &Net<Stack>, key: Id) -> usize {
-    (0..=BRIDGE).min_by_key(|&i| (key.ring_distance(net.id(i)), net.id(i))).expect("nodes")
 }
 
 fn two_rings_merge(seed: u64) {
@@ -57,14 +53,13 @@ fn two_rings_merge(seed: u64) {
 
     let all: Vec<usize> = (0..=BRIDGE).collect();
     assert_eq!(inexact(&net, &all), Vec::<usize>::new(), "seed {seed}: leaf sets not exact over both rings");
-    let mut x = seed | 1;
+    let (mut x, ids) = (seed, net.ids());
     for i in 0..BRIDGE {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let key = Id::from_u128((u128::from(x) << 64) | u128::from(x.rotate_left(29)));
+        let key = random_key(&mut x);
         let text = format!("from {i}");
         net.route(i, key, &text);
         net.run_for(Duration::from_millis(500));
-        let at = closest(&net, key);
+        let at = closest(&ids, key);
         assert_eq!(net.delivered(at, &text), 1, "seed {seed}: a payload from node {i} did not reach node {at}");
     }
 }

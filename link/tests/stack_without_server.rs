@@ -9,14 +9,10 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{Net, fast_timers};
-use past_core::{DigitBase, Id, LeafSet};
+use harness::{Net, closest, fast_timers, random_key};
+use past_core::{DigitBase, LeafSet};
 
 const N: usize = 8;
-
-fn closest(ids: &[Id], key: Id) -> usize {
-    (0..ids.len()).min_by_key(|&i| (key.ring_distance(ids[i]), ids[i])).expect("nodes")
-}
 
 fn run(seed: u64) -> Vec<String> {
     let (mut core, manager) = fast_timers(2, 4);
@@ -44,8 +40,7 @@ fn run(seed: u64) -> Vec<String> {
         net.run_for(Duration::from_secs(3));
         let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(round + 1);
         for i in 0..N {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let key = Id::from_u128((u128::from(x) << 64) | u128::from(x.rotate_left(17)));
+            let key = random_key(&mut x);
             let text = format!("r{round}-{i}");
             net.route(i, key, &text);
             net.run_for(Duration::from_millis(500));

@@ -743,3 +743,14 @@ pub fn fast_timers(leaf_set_size: usize, max_connections: usize) -> (Config, Man
     manager.limits.backoff_base = Duration::from_millis(1500);
     (core, manager)
 }
+
+/// The next of a sequence of pseudo-random keys drawn from `state`.
+pub fn random_key(state: &mut u64) -> Id {
+    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    Id::from_u128((u128::from(*state) << 64) | u128::from(state.rotate_left(17)))
+}
+
+/// The index of the id in `ids` numerically closest to `key`.
+pub fn closest(ids: &[Id], key: Id) -> usize {
+    (0..ids.len()).min_by_key(|&i| (key.ring_distance(ids[i]), ids[i])).expect("some ids")
+}

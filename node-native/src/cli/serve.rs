@@ -39,10 +39,16 @@ pub(crate) struct ServeArgs {
     /// (with --serve-page).
     #[arg(long, value_name = "DIR", default_value = "target/web-pkg", requires = "serve_page")]
     pkg_dir: PathBuf,
+    /// The page's address as others reach it, which share links start with (for example
+    /// `https://files.example.org/` behind a proxy, or the machine's LAN address when
+    /// --serve-page listens on 0.0.0.0). Default: the page served here, else the first
+    /// signaling server's.
+    #[arg(long, value_name = "URL")]
+    page_url: Option<String>,
 }
 
 pub(crate) async fn run(args: ServeArgs, json: bool) -> anyhow::Result<()> {
-    let ServeArgs { node: node_args, serve_page, web_dir, pkg_dir } = args;
+    let ServeArgs { node: node_args, serve_page, web_dir, pkg_dir, page_url: public_page } = args;
     if serve_page.is_some() {
         // Before the store and its key are made: a wrong directory is a typo to fix first.
         check_page_dirs(&web_dir, &pkg_dir)?;
@@ -63,6 +69,7 @@ pub(crate) async fn run(args: ServeArgs, json: bool) -> anyhow::Result<()> {
         }
         None => None,
     };
+    config.page_url = public_page.or(config.page_url);
     let page = server.as_ref().map(|s| page_url(s.local_addr()));
     if let Some(page) = &page
         && !json
