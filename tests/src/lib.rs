@@ -621,7 +621,10 @@ pub async fn wait_leaf_sets_exact(pages: &[(String, Page)], size: usize, timeout
             return Ok(());
         }
         if start.elapsed() >= timeout {
-            bail!("timed out after {timeout:?} waiting for exact leaf sets; wrong: {wrong:#?}; states: {:#?}", states(pages).await);
+            bail!(
+                "timed out after {timeout:?} waiting for exact leaf sets; wrong: {wrong:#?}; states: {:#?}",
+                states(pages).await
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -713,7 +716,10 @@ pub async fn check_routing(pages: &[(String, Page)], seed: u64, timeout: Duratio
             return Ok(());
         }
         if start.elapsed() >= timeout {
-            bail!("timed out after {timeout:?} waiting for deliveries: {missing:#?}; states: {:#?}", states(pages).await);
+            bail!(
+                "timed out after {timeout:?} waiting for deliveries: {missing:#?}; states: {:#?}",
+                states(pages).await
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
