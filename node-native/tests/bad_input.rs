@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use common::{Node, config, content, holders, progress, wait_for_ring};
+use common::{Node, config, content, holders, progress, ring, wait_for_ring};
 use past_node::disk_store::{DATABASE_FILE, DiskStoreError};
 use past_node::files::InsertOptions;
 use past_node::key_file::KEY_FILE;
@@ -105,14 +105,8 @@ async fn an_insert_larger_than_the_capacity_is_refused_and_nothing_stored_is_los
     let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
     let url = server.ws_url();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut nodes = Vec::new();
-    for seed in 1..=3 {
-        let mut config = config(&url, seed, &dir.path().join(format!("node{seed}")));
-        config.capacity = 4 << 20;
-        nodes.push(Node::start(config, seed).await);
-    }
+    let nodes = ring(&url, dir.path(), 1..=3, 4 << 20).await;
     let handles: Vec<_> = nodes.iter().map(|n| &n.handle).collect();
-    wait_for_ring(&handles).await;
 
     let small = dir.path().join("small.bin");
     let data = content(128 << 10, 5);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Node, config, content, progress, wait_for_ring, wait_until};
+use common::{content, memory, progress, ring, wait_until};
 use past_node::files::InsertOptions;
 use past_signaling::{Config, ServerHandle};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -26,12 +26,9 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 const BIN: &str = env!("CARGO_BIN_EXE_past-node");
 
 /// Resident memory of process `pid` in KiB (current, peak).
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse().ok())
-    };
-    (field("VmRSS:").unwrap_or(0), field("VmHWM:").unwrap_or(0))
+fn sample(pid: u32) -> (u64, u64) {
+    let m = memory(&pid.to_string());
+    (m.rss_kib, m.peak_kib)
 }
 
 /// What the sampler saw during one phase: `VmRSS` at the start, its least and greatest
@@ -64,10 +61,10 @@ async fn sampled<T>(pid: u32, work: impl Future<Output = T>) -> (T, Phase) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let sampler = tokio::spawn(async move {
-        let mut samples = vec![memory(pid)];
+        let mut samples = vec![sample(pid)];
         while !flag.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            samples.push(memory(pid));
+            samples.push(sample(pid));
         }
         samples
     });
@@ -101,14 +98,7 @@ async fn serve_memory_during_a_large_transfer() {
         .as_str()
         .expect("its nodeId")
         .to_string();
-    let mut nodes = Vec::new();
-    for seed in 1..=2 {
-        let mut config = config(&url, seed, &dir.path().join(format!("node{seed}")));
-        config.capacity = 1 << 20;
-        nodes.push(Node::start(config, seed).await);
-    }
-    let handles: Vec<_> = nodes.iter().map(|n| &n.handle).collect();
-    wait_for_ring(&handles).await;
+    let nodes = ring(&url, dir.path(), 1..=2, 1 << 20).await;
     let (inserter, reader) = (&nodes[0].handle, &nodes[1].handle);
 
     let source = dir.path().join("big.bin");
@@ -120,7 +110,7 @@ async fn serve_memory_during_a_large_transfer() {
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = memory(pid);
+    let idle = sample(pid);
 
     let started = Instant::now();
     let (tx, _) = progress();
@@ -145,7 +135,7 @@ async fn serve_memory_during_a_large_transfer() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after_insert = memory(pid);
+    let after_insert = sample(pid);
 
     let started = Instant::now();
     let (tx, _) = progress();

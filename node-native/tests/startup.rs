@@ -10,25 +10,12 @@ mod common;
 use std::process::Stdio;
 use std::time::Instant;
 
-use common::{Node, config, content, progress, wait_for_ring};
+use common::{Node, config, content, memory, progress, wait_for_ring};
 use past_node::files::InsertOptions;
 use past_signaling::{Config, ServerHandle};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const BIN: &str = env!("CARGO_BIN_EXE_past-node");
-
-/// Resident memory of process `pid` in MiB (current, peak).
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .map_or(0, |kib| kib / 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run in release with --ignored --nocapture"]
@@ -69,7 +56,7 @@ async fn startup_with_many_files() {
     let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let listed = started.elapsed();
     let replicas = status["replicas"].as_array().map_or(0, Vec::len);
-    let (rss, peak) = memory(child.id().expect("running"));
+    let (rss, peak) = memory(&child.id().expect("running").to_string()).mib();
     eprintln!(
         "{files} files of 1 KiB inserted in {inserting:.1?} ({:.1} ms each), database {:.1} MiB;\n  serve: \
          serving after {serving:.2?}, status with {replicas} replicas after {listed:.2?}, resident {rss} MiB \

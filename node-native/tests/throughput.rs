@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, config, content, holders, progress, wait_for_ring};
+use common::{content, holders, memory, progress, ring};
 use past_node::files::InsertOptions;
 use past_signaling::{Config, ServerHandle};
 
@@ -148,19 +148,6 @@ mod raw {
     }
 }
 
-/// The process's peak and current resident memory in MiB (`/proc/self/status`).
-fn memory() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .map_or(0, |kib| kib / 1024)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run in release with --ignored --nocapture"]
 async fn throughput() {
@@ -168,14 +155,8 @@ async fn throughput() {
     let server = ServerHandle::spawn(Config::loopback_ephemeral()).await.expect("server starts");
     let url = server.ws_url();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut nodes = Vec::new();
-    for seed in 1..=3 {
-        let mut config = config(&url, seed, &dir.path().join(format!("node{seed}")));
-        config.capacity = 1 << 40;
-        nodes.push(Node::start(config, seed).await);
-    }
+    let nodes = ring(&url, dir.path(), 1..=3, 1 << 40).await;
     let handles: Vec<_> = nodes.iter().map(|n| &n.handle).collect();
-    wait_for_ring(&handles).await;
 
     let bytes = (mib as u64) << 20;
     let raw_before = raw::transfer(bytes, raw::Pacing::LowThreshold).await;
@@ -190,20 +171,20 @@ async fn throughput() {
             file.write_all(&content(1 << 20, i as u64 + 11)).expect("write");
         }
     }
-    let before = memory();
+    let before = memory("self").mib();
     let started = Instant::now();
     let (tx, _) = progress();
     let inserted = nodes[0].handle.insert(&source, InsertOptions { k: 1, encrypt: true }, tx).await.expect("insert");
     let insert = started.elapsed();
     let holder = holders(&handles, &inserted.file_id).await;
     let reader = nodes.iter().find(|n| !holder.contains(&n.handle.id().to_string())).expect("a node without it");
-    let after_insert = memory();
+    let after_insert = memory("self").mib();
     let started = Instant::now();
     let (tx, _) = progress();
     let out = dir.path().join("out.bin");
     reader.handle.get(&inserted.link, Some(&out), tx).await.expect("get");
     let get = started.elapsed();
-    let after_get = memory();
+    let after_get = memory("self").mib();
     let raw_after = raw::transfer(bytes, raw::Pacing::LowThreshold).await;
     let rate = |d: Duration| mib as f64 * 1.048_576 / d.as_secs_f64();
     let raw_mean = (rate(raw_before) + rate(raw_after)) / 2.0;
@@ -211,7 +192,7 @@ async fn throughput() {
         "{mib} MiB, encrypted, k = 1, holder {}, inserter {}, reader {}:\n  insert {insert:.2?} ({:.1} MB/s)\n  \
          get {get:.2?} ({:.1} MB/s, {:.0} % of the bare channel)\n  bare webrtc data channel, 64 KiB messages: \
          {:.1} MB/s before the insert, {:.1} MB/s after the get (paused above 256 KiB, resumed at 64 KiB); \
-         {:.1} MB/s with the node's 1 MiB send-buffer limit\n  memory MiB (peak, current): before {before:?}, after insert {after_insert:?}, \
+         {:.1} MB/s with the node's 1 MiB send-buffer limit\n  memory MiB (current, peak): before {before:?}, after insert {after_insert:?}, \
          after get {after_get:?}",
         &holder[0][..8],
         &nodes[0].handle.id().as_str()[..8],

@@ -127,3 +127,42 @@ pub async fn holders(nodes: &[&NodeHandle], file: &str) -> Vec<String> {
     }
     holders
 }
+
+/// Starts nodes `seeds`, each offering `capacity` bytes with its store in `dir`, through the
+/// server at `url`, and waits until they form one ring.
+pub async fn ring(url: &str, dir: &Path, seeds: std::ops::RangeInclusive<u8>, capacity: u64) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for seed in seeds {
+        let mut config = config(url, seed, &dir.join(format!("node{seed}")));
+        config.capacity = capacity;
+        nodes.push(Node::start(config, seed).await);
+    }
+    wait_for_ring(&nodes.iter().map(|n| &n.handle).collect::<Vec<_>>()).await;
+    nodes
+}
+
+/// Resident memory of a process, in KiB.
+#[derive(Clone, Copy, Debug)]
+pub struct Memory {
+    /// `VmRSS`.
+    pub rss_kib: u64,
+    /// `VmHWM`, the peak.
+    pub peak_kib: u64,
+}
+
+impl Memory {
+    /// Current and peak, in MiB.
+    pub fn mib(self) -> (u64, u64) {
+        (self.rss_kib / 1024, self.peak_kib / 1024)
+    }
+}
+
+/// The memory of process `pid` (`/proc/<pid>/status`; `"self"` for this one); zeros when it
+/// cannot be read.
+pub fn memory(pid: &str) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    Memory { rss_kib: field("VmRSS:").unwrap_or(0), peak_kib: field("VmHWM:").unwrap_or(0) }
+}
