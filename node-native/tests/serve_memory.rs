@@ -13,17 +13,13 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{content, memory, progress, ring, wait_until};
+use common::{BIN, content, memory, progress, ring, spawn_node, wait_until};
 use past_node::files::InsertOptions;
 use past_signaling::{Config, ServerHandle};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-
-const BIN: &str = env!("CARGO_BIN_EXE_past-node");
 
 /// Resident memory of process `pid` in KiB (current, peak).
 fn sample(pid: u32) -> (u64, u64) {
@@ -82,17 +78,11 @@ async fn serve_memory_during_a_large_transfer() {
     let url = server.ws_url();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = dir.path().join("served");
-    let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--store", store.to_str().expect("path"), "--signaling", &url, "--json"])
-        .args(["--capacity", &(1u64 << 40).to_string(), "--log-level", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve starts");
+    let capacity = (1u64 << 40).to_string();
+    let args = ["serve", "--store", store.to_str().expect("path"), "--signaling", &url, "--json"];
+    let args = args.into_iter().chain(["--capacity", &capacity, "--log-level", "warn"]);
+    let (mut child, mut stdout) = spawn_node(args, &dir.path().join("serve.log"));
     let pid = child.id().expect("running");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let line = stdout.next_line().await.expect("serve prints").expect("a line");
     let serve_id = serde_json::from_str::<serde_json::Value>(&line).expect("JSON")["node_id"]
         .as_str()

@@ -7,19 +7,17 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::wait_until;
+use common::{BIN, ChildLines, spawn_node, wait_until};
 use past_node::{NodeConfig, NodeEvent, NodeHandle};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::process::{ChildStdout, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_past-node");
+use tokio::process::Command;
 
 /// The page's marker, in `index.html`.
 const PAGE: &str = "<!doctype html><title>PAST</title><p>serve-page test page</p>";
@@ -39,7 +37,7 @@ async fn get(addr: SocketAddr, path: &str) -> (String, String) {
 }
 
 /// The next line the serve printed.
-async fn next_line(stdout: &mut Lines<BufReader<ChildStdout>>) -> String {
+async fn next_line(stdout: &mut ChildLines) -> String {
     tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
         .await
         .expect("the serve prints in time")
@@ -75,20 +73,10 @@ async fn one_process_serves_the_page_and_a_node_joins_it() {
     std::fs::write(web.join("index.html"), PAGE).expect("the page");
     std::fs::write(pkg.join("past_node_wasm.js"), GLUE).expect("the glue");
     let store = dir.path().join("served");
-    let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--serve-page", "127.0.0.1:0", "--store"])
-        .arg(&store)
-        .arg("--web-dir")
-        .arg(&web)
-        .arg("--pkg-dir")
-        .arg(&pkg)
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let args = [OsStr::new("serve"), "--serve-page".as_ref(), "127.0.0.1:0".as_ref(), "--store".as_ref()];
+    let args = args.into_iter().chain([store.as_os_str(), "--web-dir".as_ref(), web.as_os_str()]);
+    let args = args.chain(["--pkg-dir".as_ref(), pkg.as_os_str()]);
+    let (mut child, mut stdout) = spawn_node(args, &dir.path().join("serve.log"));
 
     // `serving the page at http://127.0.0.1:PORT/`, then `serving as ID (store DIR)`.
     let line = next_line(&mut stdout).await;

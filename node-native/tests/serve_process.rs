@@ -9,16 +9,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Node, config, content, holders, progress, wait_for_leaves, wait_until};
+use common::{BIN, Node, config, content, holders, progress, spawn_node, wait_for_leaves, wait_until};
 use past_signaling::{Config, ServerHandle};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_past-node");
 
 /// Runs the CLI; its exit code and the JSON lines it printed.
 async fn cli(args: &[&str]) -> (i32, Vec<Value>, String) {
@@ -43,15 +39,8 @@ async fn a_killed_serve_loses_nothing_and_its_cli_works() {
     }
     let store = dir.path().join("served");
     let store_arg = store.to_str().expect("a UTF-8 path");
-    let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--store", store_arg, "--signaling", &url, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let serve = ["serve", "--store", store_arg, "--signaling", &url, "--json"];
+    let (mut child, mut stdout) = spawn_node(serve, &dir.path().join("serve.log"));
     let line = stdout.next_line().await.expect("serve prints").expect("a line");
     let serving: Value = serde_json::from_str(&line).expect("JSON");
     let child_id = serving["node_id"].as_str().expect("its nodeId").to_string();
@@ -138,15 +127,7 @@ async fn a_killed_serve_loses_nothing_and_its_cli_works() {
 
     // serve again on the store the SIGKILL left: its replica is restored from disk; SIGTERM
     // then makes it leave gracefully (the leaf sets drop it at once) and exit 0.
-    let log = std::fs::File::create(dir.path().join("serve2.log")).expect("log file");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--store", store_arg, "--signaling", &url, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut child, mut stdout) = spawn_node(serve, &dir.path().join("serve2.log"));
     stdout.next_line().await.expect("serve prints").expect("a line");
     let (code, lines, stderr) = cli(&["status", "--store", store_arg]).await;
     assert_eq!(code, 0, "{stderr}");

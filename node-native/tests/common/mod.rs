@@ -166,3 +166,29 @@ pub fn memory(pid: &str) -> Memory {
     };
     Memory { rss_kib: field("VmRSS:").unwrap_or(0), peak_kib: field("VmHWM:").unwrap_or(0) }
 }
+
+/// The `past-node` binary of this build.
+pub const BIN: &str = env!("CARGO_BIN_EXE_past-node");
+
+/// Standard output of a child process, line by line.
+pub type ChildLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// Starts `past-node` with `args` as a child process (killed when dropped), its standard
+/// error written to `log`; returns it and its standard output's lines.
+pub fn spawn_node<I, S>(args: I, log: &Path) -> (tokio::process::Child, ChildLines)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use tokio::io::AsyncBufReadExt as _;
+    let log = std::fs::File::create(log).expect("log file");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("past-node starts");
+    let stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, stdout)
+}
