@@ -47,7 +47,8 @@ enum Cmd {
         #[arg(long = "ice-server", value_name = "URL")]
         ice_servers: Vec<String>,
     },
-    /// Build everything and run every test of the workspace, browser tests included.
+    /// Build everything, check formatting and clippy lints, and run every test of the
+    /// workspace, browser tests included.
     Test {
         /// Run the tests in the current network namespace even when a loopback-only one
         /// could be made.
@@ -84,7 +85,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Test { no_netns, cargo_test_args } => {
             let pkg = wasm::build(&root)?;
             prereq::ensure_chromium()?;
-            test(&root, &pkg, no_netns, &cargo_test_args)
+            prereq::ensure_lint_tools()?;
+            let lints = lint(&root);
+            test(&root, &pkg, no_netns, &cargo_test_args)?;
+            lints
         }
         Cmd::BuildWasm => wasm::build(&root).map(|_| ()),
     }
@@ -163,6 +167,23 @@ fn serve(root: &Path, pkg: &Path, listen: SocketAddr, ice_servers: &[String]) ->
     }
     #[cfg(not(unix))]
     run_cmd(&mut cmd)
+}
+
+/// `cargo fmt --check` and `cargo clippy` with warnings as errors. Both run even when the
+/// first fails, and the tests run after them either way, so one run reports everything; the
+/// result fails the test command afterwards.
+fn lint(root: &Path) -> anyhow::Result<()> {
+    let fmt = run_cmd(cargo().current_dir(root).args(["fmt", "--all", "--check"]));
+    let clippy =
+        run_cmd(cargo().current_dir(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]));
+    match (fmt, clippy) {
+        (Ok(()), Ok(())) => Ok(()),
+        (fmt, clippy) => {
+            let failed: Vec<String> =
+                [fmt.err(), clippy.err()].into_iter().flatten().map(|e| format!("{e:#}")).collect();
+            bail!("lints failed (the tests ran anyway): {}", failed.join("; "))
+        }
+    }
 }
 
 fn test(root: &Path, pkg: &Path, no_netns: bool, extra: &[OsString]) -> anyhow::Result<()> {

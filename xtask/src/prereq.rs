@@ -41,6 +41,25 @@ pub(crate) fn ensure_wasm_target() -> anyhow::Result<()> {
     }
 }
 
+/// The `clippy` and `rustfmt` components, added with rustup when `cargo clippy` or
+/// `cargo fmt` is missing.
+pub(crate) fn ensure_lint_tools() -> anyhow::Result<()> {
+    for (subcommand, component) in [("clippy", "clippy"), ("fmt", "rustfmt")] {
+        let present = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args([subcommand, "--version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if present {
+            step(format_args!("cargo {subcommand}: installed"));
+        } else {
+            run_cmd(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+    Ok(())
+}
+
 /// Debian's `chromium` and `chromium-driver`, installed with apt-get when missing.
 pub(crate) fn ensure_chromium() -> anyhow::Result<()> {
     let have_browser = Path::new(CHROMIUM).is_file();
