@@ -36,6 +36,13 @@ pub struct Config {
     pub max_hops: u8,
     /// How long a failed node is kept out of the tables when others still mention it.
     pub failed_memory: Duration,
+    /// The chance that a node forwards a retried message (attempt 1 and up) to its best
+    /// next hop; otherwise it picks uniformly among the other known nodes that make progress
+    /// (PAST's randomized routing, see [`RoutingState::random_step`]). 1.0 routes retries
+    /// like first attempts.
+    ///
+    /// [`RoutingState::random_step`]: crate::RoutingState::random_step
+    pub retry_best_hop_chance: f64,
 }
 
 impl Default for Config {
@@ -53,6 +60,7 @@ impl Default for Config {
             join_timeout: Duration::from_secs(10),
             max_hops: 64,
             failed_memory: Duration::from_secs(60),
+            retry_best_hop_chance: 0.25,
         }
     }
 }

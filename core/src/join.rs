@@ -37,7 +37,7 @@ impl<M> Overlay<M> {
             Phase::Joining { bootstrap, retry_at: self.now + self.config.join_timeout, attempts: attempts + 1 };
         // hops = 0: the contact is the first node of the route, not a hop of it.
         let body = RoutedBody::Join(JoinRequest::default());
-        self.transmit(bootstrap, Message::Route(crate::wire::Routed { key: own, hops: 0, body }));
+        self.transmit(bootstrap, Message::Route(crate::wire::Routed { key: own, hops: 0, attempt: 0, body }));
     }
 
     /// The join timer fired: send again, or give up.
@@ -76,7 +76,7 @@ impl<M> Overlay<M> {
     pub(crate) fn route_join(&mut self, joiner: Id, hops: u8, mut request: JoinRequest) {
         self.add_rows(joiner, &mut request.rows);
         match self.state.next_hop(joiner, Some(joiner)) {
-            Hop::Forward(next) => self.forward(next, joiner, hops, RoutedBody::Join(request)),
+            Hop::Forward(next) => self.forward(next, joiner, (hops, 0), RoutedBody::Join(request)),
             Hop::Local => {
                 let mut leaf_set: Vec<Id> = self.state.leaf_set.ids().filter(|&id| id != joiner).collect();
                 leaf_set.push(self.id());

@@ -23,6 +23,10 @@ pub trait Net<M> {
     fn random(&mut self) -> u64;
     /// Routes a message towards the node numerically closest to `key`.
     fn route(&mut self, key: Id, message: M);
+    /// Routes a message again after earlier attempts went unanswered: with `attempt` 1 and
+    /// up, every node on the way picks its next hop at random among those that make
+    /// progress ([`Overlay::route_attempt`]).
+    fn route_attempt(&mut self, key: Id, message: M, attempt: u8);
     /// Sends a message straight to `to`.
     fn send(&mut self, to: Id, message: M);
 }
@@ -45,6 +49,9 @@ impl<M> Net<M> for Overlay<M> {
     }
     fn route(&mut self, key: Id, message: M) {
         Overlay::route(self, key, message);
+    }
+    fn route_attempt(&mut self, key: Id, message: M, attempt: u8) {
+        Overlay::route_attempt(self, key, message, attempt);
     }
     fn send(&mut self, to: Id, message: M) {
         Overlay::send(self, to, message);
@@ -76,6 +83,9 @@ where
     }
     fn route(&mut self, key: Id, message: N) {
         self.0.route(key, M::from(message));
+    }
+    fn route_attempt(&mut self, key: Id, message: N, attempt: u8) {
+        self.0.route_attempt(key, M::from(message), attempt);
     }
     fn send(&mut self, to: Id, message: N) {
         self.0.send(to, M::from(message));

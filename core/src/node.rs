@@ -225,11 +225,11 @@ impl<A: Application> Node<A> {
         }
         self.overlay.node_failed(to, None);
         match message {
-            Message::Route(Routed { key, hops, body }) => {
+            Message::Route(Routed { key, hops, attempt, body }) => {
                 let hops = hops.saturating_sub(1);
                 match body {
-                    RoutedBody::App(message) => self.route_app(key, message, hops),
-                    body => self.overlay.reroute(key, hops, body),
+                    RoutedBody::App(message) => self.route_app(key, message, (hops, attempt)),
+                    body => self.overlay.reroute(key, (hops, attempt), body),
                 }
             }
             Message::Direct(message) => self.app.send_failed(&mut self.overlay, to, message),
@@ -312,8 +312,8 @@ impl<A: Application> Node<A> {
     /// leaf set upcall. Commands on [`Node::parts_mut`] call this when done.
     pub fn dispatch(&mut self) {
         loop {
-            if let Some((key, message)) = self.overlay.routes.pop_front() {
-                self.route_app(key, message, 0);
+            if let Some((key, message, attempt)) = self.overlay.routes.pop_front() {
+                self.route_app(key, message, (0, attempt));
             } else if self.overlay.leaf_set_changed {
                 self.overlay.leaf_set_changed = false;
                 self.overlay.emit(Event::LeafSetChanged);
@@ -325,7 +325,7 @@ impl<A: Application> Node<A> {
     }
 
     fn on_routed(&mut self, from: Id, routed: Routed<A::Message>) {
-        let Routed { key, hops, body } = routed;
+        let Routed { key, hops, attempt, body } = routed;
         if hops > self.overlay.config.max_hops {
             self.overlay.emit(Event::RouteDropped { key, hops });
             return;
@@ -338,16 +338,17 @@ impl<A: Application> Node<A> {
             body => {
                 self.overlay.passed_by(from);
                 match body {
-                    RoutedBody::App(message) => self.route_app(key, message, hops),
-                    body => self.overlay.reroute(key, hops, body),
+                    RoutedBody::App(message) => self.route_app(key, message, (hops, attempt)),
+                    body => self.overlay.reroute(key, (hops, attempt), body),
                 }
             }
         }
     }
 
-    /// One routing step for an application message at this node.
-    fn route_app(&mut self, key: Id, mut message: A::Message, hops: u8) {
-        let (hop, missing) = self.overlay.state.step(key, None);
+    /// One routing step for an application message at this node, `hops` taken so far on
+    /// its `attempt`.
+    fn route_app(&mut self, key: Id, mut message: A::Message, (hops, attempt): (u8, u8)) {
+        let (hop, missing) = self.overlay.hop(key, None, attempt);
         if let Some((row, column)) = missing {
             self.overlay.repair_missing(row, column);
         }
@@ -355,7 +356,7 @@ impl<A: Application> Node<A> {
             Hop::Local => self.app.deliver(&mut self.overlay, key, message, hops),
             Hop::Forward(next) => {
                 if self.app.forward(&mut self.overlay, key, &mut message, next) == Forward::Continue {
-                    self.overlay.forward(next, key, hops, RoutedBody::App(message));
+                    self.overlay.forward(next, key, (hops, attempt), RoutedBody::App(message));
                 }
             }
         }
@@ -364,12 +365,14 @@ impl<A: Application> Node<A> {
 
 impl<M> Overlay<M> {
     /// One routing step for an overlay message (join, slot search) at this node.
-    pub(crate) fn reroute(&mut self, key: Id, hops: u8, body: RoutedBody<M>) {
+    pub(crate) fn reroute(&mut self, key: Id, (hops, attempt): (u8, u8), body: RoutedBody<M>) {
         match body {
             RoutedBody::Join(request) => self.route_join(key, hops, request),
-            RoutedBody::FindSlot { origin, row, column } => match self.state.next_hop(key, Some(origin)) {
+            RoutedBody::FindSlot { origin, row, column } => match self.hop(key, Some(origin), attempt).0 {
                 Hop::Local => self.on_find_slot(origin, row, column),
-                Hop::Forward(next) => self.forward(next, key, hops, RoutedBody::FindSlot { origin, row, column }),
+                Hop::Forward(next) => {
+                    self.forward(next, key, (hops, attempt), RoutedBody::FindSlot { origin, row, column })
+                }
             },
             RoutedBody::App(_) => {}
         }

@@ -124,8 +124,9 @@ pub struct Overlay<M> {
     /// [`MAX_PROBE_MEASURED`], oldest forgotten first).
     pub(crate) probe_measured: VecDeque<Id>,
     pub(crate) events: VecDeque<Event>,
-    /// Application messages the application routed during an upcall, handled after it.
-    pub(crate) routes: VecDeque<(Id, M)>,
+    /// Application messages the application routed during an upcall (key, message,
+    /// attempt), handled after it.
+    pub(crate) routes: VecDeque<(Id, M, u8)>,
     pub(crate) pending: Vec<Pending>,
     pub(crate) repairs: Vec<SlotRepair>,
     /// Nodes found failed, when, and when last probed again because gossip named one for
@@ -200,7 +201,15 @@ impl<M> Overlay<M> {
     /// Routes an application message towards the node numerically closest to `key`. If that
     /// is this node, the message is delivered here once the current upcall returns.
     pub fn route(&mut self, key: Id, message: M) {
-        self.routes.push_back((key, message));
+        self.route_attempt(key, message, 0);
+    }
+
+    /// Routes an application message again: `attempt` 1 and up makes every node on the way
+    /// choose at random among the next hops that make progress (see
+    /// [`Config::retry_best_hop_chance`]), so the retry likely avoids a node that dropped an
+    /// earlier attempt.
+    pub fn route_attempt(&mut self, key: Id, message: M, attempt: u8) {
+        self.routes.push_back((key, message, attempt));
     }
 
     /// Sends an application message straight to `to`.
@@ -228,9 +237,20 @@ impl<M> Overlay<M> {
         self.outbox.push_back(Transmit { to, message });
     }
 
-    pub(crate) fn forward(&mut self, to: Id, key: Id, hops: u8, body: RoutedBody<M>) {
+    pub(crate) fn forward(&mut self, to: Id, key: Id, (hops, attempt): (u8, u8), body: RoutedBody<M>) {
         let hops = hops.saturating_add(1);
-        self.transmit(to, Message::Route(Routed { key, hops, body }));
+        self.transmit(to, Message::Route(Routed { key, hops, attempt, body }));
+    }
+
+    /// The next hop for `key` (never `avoid`): the best one for a first attempt, a random
+    /// one that makes progress for a retry. Returns the empty routing table slot the best
+    /// hop needed, if any.
+    pub(crate) fn hop(&mut self, key: Id, avoid: Option<Id>, attempt: u8) -> (Hop, Option<(usize, usize)>) {
+        if attempt == 0 {
+            return self.state.step(key, avoid);
+        }
+        let rng = &mut self.rng;
+        self.state.random_step(key, avoid, self.config.retry_best_hop_chance, || rng.next_u64())
     }
 
     pub(crate) fn emit(&mut self, event: Event) {

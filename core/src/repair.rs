@@ -86,7 +86,7 @@ impl<M> Overlay<M> {
                 let key = self.config.base.key_in_slot(self.id(), row as usize, column, rest);
                 if let Hop::Forward(next) = self.state.next_hop(key, None) {
                     let body = RoutedBody::FindSlot { origin: self.id(), row, column };
-                    self.forward(next, key, 0, body);
+                    self.forward(next, key, (0, 0), body);
                 }
             }
         }

@@ -11,6 +11,17 @@
 //!
 //! Each hop therefore lengthens the prefix shared with the key, or keeps it and gets
 //! numerically closer, so a route ends in O(log_{2^b} N) hops.
+//!
+//! # Randomized routing
+//! PAST (SOSP 2001, section 2.3, security): "the choice among multiple nodes that make
+//! progress is randomized ... so that repeated queries take different routes", and a node
+//! that drops or corrupts the messages it should forward cannot block a client that tries
+//! again. A message routed the first time takes the best hop above; a retry
+//! ([`RoutingState::random_step`]) takes the best hop with a given chance, and otherwise a
+//! node drawn uniformly among the other known nodes that make progress
+//! ([`RoutingState::progress_hops`]): a longer prefix shared with the key, or the same prefix
+//! and numerically closer (and, once the key is within the leaf set, numerically closer
+//! always). Every hop still makes progress, so retried routes end too, a hop or two longer.
 
 use crate::id::{DigitBase, Id};
 use crate::leaf_set::LeafSet;
@@ -85,6 +96,55 @@ impl RoutingState {
         (self.rare_case(key, shared, avoid), missing)
     }
 
+    /// The next hop for a retried message: the best hop ([`RoutingState::step`]) with
+    /// chance `best_chance`, otherwise one drawn uniformly from the other
+    /// [`RoutingState::progress_hops`] (the best hop when there is no other). `random` gives
+    /// uniform random numbers (the node's seeded generator). Delivery here is never
+    /// randomized away.
+    pub fn random_step(
+        &self,
+        key: Id,
+        avoid: Option<Id>,
+        best_chance: f64,
+        mut random: impl FnMut() -> u64,
+    ) -> (Hop, Option<(usize, usize)>) {
+        let (best, missing) = self.step(key, avoid);
+        let Hop::Forward(best_id) = best else {
+            return (best, missing);
+        };
+        if unit(random()) < best_chance {
+            return (best, missing);
+        }
+        let others: Vec<Id> = self.progress_hops(key, avoid).into_iter().filter(|&id| id != best_id).collect();
+        if others.is_empty() {
+            return (best, missing);
+        }
+        let pick = others[(random() % others.len() as u64) as usize];
+        (Hop::Forward(pick), missing)
+    }
+
+    /// Every known node (not `avoid`) a message for `key` may go to next and make progress:
+    /// it shares a longer prefix with the key than this node does, or the same prefix and is
+    /// numerically closer. Once the key is within the leaf set range, only numerically closer
+    /// nodes (with at least the same prefix) count, so the route keeps closing in. Sorted, no
+    /// duplicates.
+    pub fn progress_hops(&self, key: Id, avoid: Option<Id>) -> Vec<Id> {
+        let own = self.own();
+        let base = self.table.base();
+        let shared = base.shared_prefix(own, key);
+        let own_distance = key.ring_distance(own);
+        let covered = self.leaf_set.covers(key);
+        let progress = |id: Id| {
+            let prefix = base.shared_prefix(id, key);
+            let closer = key.ring_distance(id) < own_distance;
+            (closer && prefix >= shared) || (!covered && prefix > shared)
+        };
+        let mut hops: Vec<Id> = self.known().filter(|&id| id != own && Some(id) != avoid && progress(id)).collect();
+        hops.sort_unstable();
+        hops.dedup();
+        hops
+    }
+
     fn rare_case(&self, key: Id, shared: usize, avoid: Option<Id>) -> Hop {
         let base = self.table.base();
         let own_distance = key.ring_distance(self.own());
@@ -128,6 +188,11 @@ impl RoutingState {
         self.neighborhood.remove(id);
         (slot, leaf)
     }
+}
+
+/// A random number as a fraction in [0, 1).
+fn unit(random: u64) -> f64 {
+    (random >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -221,5 +286,79 @@ mod tests {
                 prop_assert_eq!(ids[at], key.closest(ids.iter().copied()).unwrap());
             }
         }
+
+        #[test]
+        fn randomized_routes_progress_at_every_hop_and_end_at_closest_node(
+            raw in prop::collection::btree_set(any::<u128>(), 1..200),
+            keys in prop::collection::vec(any::<u128>(), 1..20),
+            leaf_set_size in prop::sample::select(vec![2usize, 4, 8, 16]),
+            sparse in 0usize..4,
+            best_chance in prop::sample::select(vec![0.0, 0.5]),
+            seed in any::<u64>(),
+        ) {
+            use rand_core::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let ids: Vec<Id> = raw.into_iter().map(id).collect();
+            let nodes = network(&ids, leaf_set_size, sparse);
+            let base = DigitBase::DEFAULT;
+            for (k, key) in keys.into_iter().enumerate() {
+                let key = id(key);
+                let mut at = k % ids.len();
+                let mut path = vec![ids[at]];
+                loop {
+                    let best = nodes[at].next_hop(key, None);
+                    match nodes[at].random_step(key, None, best_chance, || rng.next_u64()).0 {
+                        Hop::Local => {
+                            prop_assert_eq!(best, Hop::Local, "a retry is delivered where the first attempt is");
+                            break;
+                        }
+                        Hop::Forward(next) => {
+                            let here = ids[at];
+                            let (mine, theirs) = (base.shared_prefix(here, key), base.shared_prefix(next, key));
+                            let closer = key.ring_distance(next) < key.ring_distance(here);
+                            if best != Hop::Forward(next) {
+                                prop_assert!(
+                                    theirs > mine || (theirs == mine && closer),
+                                    "random hop {:?} -> {:?} made no progress", here, next
+                                );
+                            }
+                            prop_assert!(theirs > mine || closer, "hop {:?} -> {:?} made no progress", here, next);
+                            at = ids.binary_search(&next).unwrap();
+                            prop_assert!(!path.contains(&next), "route loops back to {:?}", next);
+                            path.push(next);
+                        }
+                    }
+                }
+                prop_assert_eq!(ids[at], key.closest(ids.iter().copied()).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn a_retry_takes_another_hop_that_makes_progress() {
+        let own = id(0x1000u128 << 112);
+        let mut state = RoutingState::new(own, DigitBase::DEFAULT, 2, 32);
+        let (after, before) = (id((0x1000u128 << 112) + 1), id((0x1000u128 << 112) - 1));
+        state.leaf_set.insert(after);
+        state.leaf_set.insert(before);
+        // R[1][8] shares two digits with the key; the others share one, like us, and are
+        // closer to it (the leaf `before` is farther: no progress).
+        let (best, other, away) = (id(0x1800u128 << 112), id(0x1700u128 << 112), id(0x1200u128 << 112));
+        for x in [best, other, away] {
+            state.table.consider(x, Rtt::UNKNOWN);
+        }
+        let key = id(0x1810u128 << 112);
+        assert_eq!(state.progress_hops(key, None), vec![after, away, other, best]);
+        let mut counter = 0u64;
+        let mut random = || {
+            counter += 1;
+            counter
+        };
+        assert_eq!(state.random_step(key, None, 1.0, &mut random).0, Hop::Forward(best));
+        let picks: Vec<Hop> = (0..4).map(|_| state.random_step(key, None, 0.0, &mut random).0).collect();
+        for x in [after, away, other] {
+            assert!(picks.contains(&Hop::Forward(x)), "{x:?} never picked: {picks:?}");
+        }
+        assert!(!picks.contains(&Hop::Forward(best)), "{picks:?}");
     }
 }

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::Id;
 
-/// The version byte of the wire format described here.
-pub const WIRE_VERSION: u8 = 1;
+/// The version byte of the wire format described here (2: routed messages carry their
+/// attempt number).
+pub const WIRE_VERSION: u8 = 2;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
 ///
@@ -84,13 +85,18 @@ pub enum Message<M> {
     Direct(M),
 }
 
-/// A routed message: its key, hop count and body.
+/// A routed message: its key, hop count, attempt number and body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Routed<M> {
     /// The key the message is routed towards.
     pub key: Id,
     /// Number of hops taken so far.
     pub hops: u8,
+    /// 0 for a message routed the first time, which every node forwards to its best next
+    /// hop; 1 and up for a retry, which every node forwards to a random choice among the
+    /// next hops that make progress (randomized routing, see [`crate::RoutingState::random_step`]),
+    /// so that a retry does not meet the node that dropped the first attempt.
+    pub attempt: u8,
     /// What is routed.
     pub body: RoutedBody<M>,
 }
@@ -222,10 +228,17 @@ mod tests {
             Message::Route(Routed {
                 key: id,
                 hops: 3,
+                attempt: 0,
                 body: RoutedBody::Join(JoinRequest { rows: vec![vec![id, id], vec![]], neighborhood: vec![id] }),
             }),
-            Message::Route(Routed { key: id, hops: 0, body: RoutedBody::App(vec![1, 2, 3]) }),
-            Message::Route(Routed { key: id, hops: 1, body: RoutedBody::FindSlot { origin: id, row: 2, column: 7 } }),
+            Message::Route(Routed { key: id, hops: 0, attempt: 0, body: RoutedBody::App(vec![1, 2, 3]) }),
+            Message::Route(Routed { key: id, hops: 4, attempt: 2, body: RoutedBody::App(vec![4]) }),
+            Message::Route(Routed {
+                key: id,
+                hops: 1,
+                attempt: 0,
+                body: RoutedBody::FindSlot { origin: id, row: 2, column: 7 },
+            }),
             Message::JoinReply(JoinReply { rows: vec![vec![id]], leaf_set: vec![id], neighborhood: vec![] }),
             Message::Probe(Probe { ask: Some(9), answer: None }),
             Message::LeafSet { leaves: vec![id, Id::MAX], answer: true },
@@ -252,7 +265,7 @@ mod tests {
     #[test]
     fn bad_frames_are_errors() {
         assert_eq!(decode::<Msg>(&[]), Err(DecodeError::Empty));
-        assert_eq!(decode::<Msg>(&[2, 0]), Err(DecodeError::Version(2)));
+        assert_eq!(decode::<Msg>(&[1, 0]), Err(DecodeError::Version(1)), "version 1 had no attempt numbers");
         assert!(matches!(decode::<Msg>(&vec![1; MAX_FRAME_BYTES + 1]), Err(DecodeError::TooLarge { .. })));
         let mut frame = encode(&Message::<Vec<u8>>::Leave).unwrap();
         frame.push(0);
@@ -281,8 +294,9 @@ mod tests {
         }
 
         #[test]
-        fn mutated_frames_never_panic(index in any::<prop::sample::Index>(), value in any::<u8>(), which in 0usize..14) {
-            let mut frame = encode(&samples()[which]).unwrap();
+        fn mutated_frames_never_panic(index in any::<prop::sample::Index>(), value in any::<u8>(), which in any::<prop::sample::Index>()) {
+            let samples = samples();
+            let mut frame = encode(&samples[which.index(samples.len())]).unwrap();
             let i = index.index(frame.len());
             frame[i] = value;
             let _ = decode::<Msg>(&frame);

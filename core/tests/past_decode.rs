@@ -85,7 +85,10 @@ fn samples() -> Vec<Frame> {
     messages
         .into_iter()
         .flat_map(|m| {
-            [Message::Direct(m.clone()), Message::Route(Routed { key: file.key(), hops: 1, body: RoutedBody::App(m) })]
+            [
+                Message::Direct(m.clone()),
+                Message::Route(Routed { key: file.key(), hops: 1, attempt: 1, body: RoutedBody::App(m) }),
+            ]
         })
         .collect()
 }

@@ -111,7 +111,8 @@ mod tests {
             session: 7,
             kind: SignalKind::Offer { sdp: "v=0\r\n".into() },
         });
-        let message = Message::Route(Routed { key: Id::from_u128(2), hops: 0, body: RoutedBody::App(signal) });
+        let message =
+            Message::Route(Routed { key: Id::from_u128(2), hops: 0, attempt: 0, body: RoutedBody::App(signal) });
         let frame = encode(&message).unwrap();
         assert_eq!(decode::<Message<AppMessage>>(&frame).unwrap(), message);
         let big = AppMessage::Payload(Payload { origin: Id::ZERO, text: false, data: vec![0; MAX_PAYLOAD_BYTES + 1] });

@@ -19,7 +19,7 @@ fn fresh_id(n: u8) -> Id {
 
 fn signal(key: Id, hops: u8, from: Id, session: u64, kind: SignalKind) -> Message<AppMessage> {
     let body = RoutedBody::App(AppMessage::Signal(OverlaySignal { from, to: key, session, kind }));
-    Message::Route(Routed { key, hops, body })
+    Message::Route(Routed { key, hops, attempt: 0, body })
 }
 
 fn sdp(print: &str) -> String {

@@ -64,6 +64,12 @@ pub struct PastConfig {
     pub audit_interval: Option<Duration>,
     /// Holders a reader tries before a lookup fails.
     pub lookup_attempts: u8,
+    /// Times a client routes an insert, lookup or reclaim that gets no answer within
+    /// `request_timeout`. The retries are routed with their attempt number, so each node on
+    /// the way picks its next hop at random among those that make progress (PAST's
+    /// randomized routing): a node that drops what it should forward blocks one attempt,
+    /// not all.
+    pub route_attempts: u8,
 }
 
 impl PastConfig {
@@ -92,6 +98,7 @@ impl PastConfig {
             maintenance_delay: Duration::from_secs(1),
             audit_interval: Some(Duration::from_secs(600)),
             lookup_attempts: 4,
+            route_attempts: 3,
         }
     }
 

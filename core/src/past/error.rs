@@ -207,7 +207,7 @@ pub enum LookupError {
         /// The holders tried.
         tried: Vec<Id>,
     },
-    /// No answer in time.
+    /// No answer in time, after `route_attempts` routes.
     #[error("lookup of {file} timed out")]
     Timeout {
         /// The file.

@@ -25,6 +25,12 @@
 //!    A refusal for lack of space makes the client retry with a new salt, hence a new fileId
 //!    elsewhere on the ring (file diversion, up to `file_diversion_retries` times).
 //!
+//! An insert whose root gives no sign of life within `request_timeout` (no node pulls the
+//! content, no receipt, no refusal) is routed again with the same certificate and nonce, up
+//! to `route_attempts` times, each retry on a randomized route (see
+//! [`crate::RoutingState::random_step`]); a root that already coordinates that nonce ignores
+//! the copy.
+//!
 //! Why the content does not travel with the routed insert: routing would copy every chunk
 //! through each hop, a browser has few connections, and the root would have to buffer or
 //! relay the file. Pulling from the client costs the client k uploads of the content but no
@@ -71,6 +77,18 @@ struct Attempt {
     digest: Hash,
     nonce: u64,
     receipts: BTreeMap<Id, StoreReceipt>,
+    /// Routes of this certificate sent so far, and when the last one was.
+    routes: u8,
+    routed_at: Time,
+    /// Whether the root showed it got the insert (a node pulled the content, a receipt).
+    heard: bool,
+}
+
+impl Attempt {
+    /// When to route the insert again if the root has not shown it got it by then.
+    fn retry_at(&self, timeout: core::time::Duration, attempts: u8) -> Option<Time> {
+        (!self.heard && self.routes < attempts).then(|| self.routed_at + timeout)
+    }
 }
 
 /// What the root knows of one primary during an insert.
@@ -271,16 +289,36 @@ impl Past {
 
     fn route_attempt(&mut self, o: &mut dyn Net<PastMessage>, id: u64, cert: FileCertificate) {
         let nonce = Past::nonce(o);
-        let own = o.id();
-        let deadline = o.now() + self.config.request_timeout * 2 + self.config.stall_timeout;
+        let now = o.now();
+        let deadline = now + self.config.request_timeout * 2 + self.config.stall_timeout;
         let Some(op) = self.inserts.get_mut(&id) else {
             return;
         };
-        let file = cert.body.file;
-        op.files.push(file);
+        op.files.push(cert.body.file);
         op.deadline = deadline;
-        op.current = Some(Attempt { digest: cert.digest(), cert: cert.clone(), nonce, receipts: BTreeMap::new() });
-        o.route(file.key(), PastMessage::Insert(InsertRequest { certificate: cert, client: own, nonce }));
+        let digest = cert.digest();
+        op.current =
+            Some(Attempt { digest, cert, nonce, receipts: BTreeMap::new(), routes: 0, routed_at: now, heard: false });
+        self.route_insert(o, id);
+    }
+
+    /// Routes the current attempt's certificate to the fileId (again, on a randomized
+    /// route, when the root showed no sign of life).
+    fn route_insert(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
+        let (own, now, timeout) = (o.id(), o.now(), self.config.request_timeout);
+        let Some(op) = self.inserts.get_mut(&id) else {
+            return;
+        };
+        let Some(attempt) = op.current.as_mut() else {
+            return;
+        };
+        let route = attempt.routes;
+        attempt.routes = attempt.routes.saturating_add(1);
+        attempt.routed_at = now;
+        op.deadline = op.deadline.max(now + timeout * 2 + self.config.stall_timeout);
+        let request = InsertRequest { certificate: attempt.cert.clone(), client: own, nonce: attempt.nonce };
+        o.route_attempt(attempt.cert.body.file.key(), PastMessage::Insert(request), route);
+        self.schedule(now + timeout, Timer::Insert(id));
     }
 
     /// The upload an insert source names, with its chunk hashes and size.
@@ -302,7 +340,8 @@ impl Past {
         };
         let stall = self.config.stall_timeout;
         for op in self.inserts.values_mut() {
-            if op.current.as_ref().is_some_and(|a| a.cert.body.file == file && a.nonce == nonce) {
+            if let Some(attempt) = op.current.as_mut().filter(|a| a.cert.body.file == file && a.nonce == nonce) {
+                attempt.heard = true;
                 op.deadline = op.deadline.max(now + stall);
             }
         }
@@ -365,6 +404,7 @@ impl Past {
         if receipt.body.certificate != attempt.digest || !check_node_signed(&receipt, node) {
             return;
         }
+        attempt.heard = true;
         attempt.receipts.insert(node, receipt);
         if attempt.receipts.len() < usize::from(attempt.cert.body.k) {
             return;
@@ -388,9 +428,15 @@ impl Past {
         let Some(op) = self.inserts.get(&id) else {
             return;
         };
-        if op.deadline > o.now() {
-            let deadline = op.deadline;
-            self.schedule(deadline, Timer::Insert(id));
+        let now = o.now();
+        let retry_at =
+            op.current.as_ref().and_then(|a| a.retry_at(self.config.request_timeout, self.config.route_attempts));
+        if retry_at.is_some_and(|at| at <= now) {
+            return self.route_insert(o, id);
+        }
+        if op.deadline > now {
+            let next = retry_at.map_or(op.deadline, |at| at.min(op.deadline));
+            self.schedule(next, Timer::Insert(id));
             return;
         }
         let error = match &op.current {

@@ -14,7 +14,11 @@
 //! The reader checks the certificate (signature, fileId), then pulls the content with a
 //! window of chunk requests, checking every chunk against the certificate and handing it on
 //! in order. A holder that serves a bad chunk, a bad hash list, or nothing at all is
-//! excluded and the lookup is routed again; the chunks already verified are kept.
+//! excluded and the lookup is routed again; the chunks already verified are kept. A lookup
+//! nobody answers within `request_timeout` is routed again too, up to `route_attempts`
+//! times. Every route after the first is randomized (see
+//! [`crate::RoutingState::random_step`]), so a node on the usual path that drops lookups
+//! cannot block it.
 //!
 //! # Caching (PAST section 4.3)
 //! A node on the route that has caching on records itself in the lookup; the node that
@@ -57,6 +61,10 @@ pub(crate) struct LookupOp {
     content: bool,
     request: u64,
     attempts: u8,
+    /// Routes sent so far (the next one's attempt number).
+    routes: u8,
+    /// Routes that went unanswered.
+    unanswered: u8,
     tried: Vec<Id>,
     cert: Option<FileCertificate>,
     hashes: Vec<Hash>,
@@ -88,6 +96,8 @@ impl Past {
             content,
             request: 0,
             attempts: 0,
+            routes: 0,
+            unanswered: 0,
             tried: Vec::new(),
             cert: None,
             hashes: Vec::new(),
@@ -114,6 +124,8 @@ impl Past {
         op.request = request;
         op.deadline = deadline;
         op.transfer = None;
+        let attempt = op.routes;
+        op.routes = op.routes.saturating_add(1);
         let lookup = LookupRequest {
             file: op.file,
             reader: own,
@@ -123,7 +135,7 @@ impl Past {
             cache_at: Vec::new(),
             route: Vec::new(),
         };
-        o.route(op.file.key(), PastMessage::Lookup(lookup));
+        o.route_attempt(op.file.key(), PastMessage::Lookup(lookup), attempt);
         self.schedule(deadline, Timer::Lookup(id));
     }
 
@@ -372,6 +384,12 @@ impl Past {
             let deadline = op.deadline;
             self.schedule(deadline, Timer::Lookup(id));
             return;
+        }
+        if op.unanswered.saturating_add(1) < self.config.route_attempts {
+            if let Some(op) = self.lookups.get_mut(&id) {
+                op.unanswered += 1;
+            }
+            return self.route_lookup(o, id);
         }
         let error = LookupError::Timeout { file: op.file };
         self.end_lookup(o, id, Err(error));

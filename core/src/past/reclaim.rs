@@ -6,6 +6,11 @@
 //! which the client uses to credit the owner's quota. Reclaim is weaker than delete: cached
 //! copies elsewhere may still answer lookups until they are evicted.
 //!
+//! A reclaim the root does not acknowledge within `request_timeout` is routed again, up to
+//! `route_attempts` times, each retry on a randomized route (see
+//! [`crate::RoutingState::random_step`]); the request keeps its number, so receipts for an
+//! earlier route still count.
+//!
 //! The reclaim certificate names the digest of the file certificate of the insert it
 //! revokes, and nodes remember the digests of the reclaim certificates they obeyed, so a
 //! replayed certificate is rejected ([`Refusal::Replayed`]) both while the file is gone and
@@ -45,6 +50,19 @@ pub(crate) struct ReclaimOp {
     receipts: BTreeMap<Id, ReclaimReceipt>,
     rejections: Vec<(Id, Refusal)>,
     deadline: Time,
+    /// Waiting for the lookup of the file certificate (which has its own timeouts).
+    finding: bool,
+    /// Routes sent so far, and when the last one was.
+    routes: u8,
+    routed_at: Time,
+}
+
+impl ReclaimOp {
+    /// When to route the reclaim again if the root has not acknowledged it by then.
+    fn retry_at(&self, timeout: core::time::Duration, attempts: u8) -> Option<Time> {
+        let waiting = self.certificate.is_some() && self.expected.is_none() && self.routes < attempts;
+        waiting.then(|| self.routed_at + timeout)
+    }
 }
 
 impl Past {
@@ -59,6 +77,9 @@ impl Past {
         match self.owned.get(&file).cloned() {
             Some(cert) => self.sign_reclaim(o, id, &cert),
             None => {
+                if let Some(op) = self.reclaims.get_mut(&id) {
+                    op.finding = true;
+                }
                 self.start_lookup(o, file, false, Purpose::Reclaim(id));
             }
         }
@@ -95,6 +116,9 @@ impl Past {
             receipts: BTreeMap::new(),
             rejections: Vec::new(),
             deadline,
+            finding: false,
+            routes: 0,
+            routed_at: o.now(),
         };
         self.reclaims.insert(id, op);
         self.schedule(deadline, Timer::Reclaim(id));
@@ -108,6 +132,12 @@ impl Past {
         id: u64,
         result: Result<FileCertificate, LookupError>,
     ) {
+        let deadline = o.now() + self.config.request_timeout * 3;
+        if let Some(op) = self.reclaims.get_mut(&id) {
+            op.finding = false;
+            op.deadline = deadline;
+            self.schedule(deadline, Timer::Reclaim(id));
+        }
         match result {
             Ok(cert) => self.sign_reclaim(o, id, &cert),
             Err(LookupError::NotFound { file }) => self.end_reclaim(o, id, Err(ReclaimError::NotFound { file })),
@@ -167,15 +197,32 @@ impl Past {
 
     fn send_reclaim(&mut self, o: &mut dyn Net<PastMessage>, id: u64, certificate: ReclaimCertificate) {
         let request = self.fresh();
-        let own = o.id();
         let Some(op) = self.reclaims.get_mut(&id) else {
             return;
         };
         op.request = request;
         op.digest = certificate.digest();
-        op.certificate = Some(certificate.clone());
-        let key = op.file.key();
-        o.route(key, PastMessage::Reclaim(ReclaimRequest { certificate, client: own, request }));
+        op.certificate = Some(certificate);
+        self.route_reclaim(o, id);
+    }
+
+    /// Routes the reclaim certificate to the fileId (again, on a randomized route, when an
+    /// earlier route went unanswered).
+    fn route_reclaim(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
+        let (own, now, timeout) = (o.id(), o.now(), self.config.request_timeout);
+        let Some(op) = self.reclaims.get_mut(&id) else {
+            return;
+        };
+        let Some(certificate) = op.certificate.clone() else {
+            return;
+        };
+        let attempt = op.routes;
+        op.routes = op.routes.saturating_add(1);
+        op.routed_at = now;
+        op.deadline = op.deadline.max(now + timeout * 2);
+        let request = ReclaimRequest { certificate, client: own, request: op.request };
+        o.route_attempt(op.file.key(), PastMessage::Reclaim(request), attempt);
+        self.schedule(now + timeout, Timer::Reclaim(id));
     }
 
     /// The reclaim reached the root: ask every node that may hold the file. Besides the k
@@ -327,9 +374,17 @@ impl Past {
         let Some(op) = self.reclaims.get(&id) else {
             return;
         };
-        if op.deadline > o.now() {
-            let deadline = op.deadline;
-            self.schedule(deadline, Timer::Reclaim(id));
+        if op.finding {
+            return;
+        }
+        let now = o.now();
+        let retry_at = op.retry_at(self.config.request_timeout, self.config.route_attempts);
+        if retry_at.is_some_and(|at| at <= now) {
+            return self.route_reclaim(o, id);
+        }
+        if op.deadline > now {
+            let next = retry_at.map_or(op.deadline, |at| at.min(op.deadline));
+            self.schedule(next, Timer::Reclaim(id));
             return;
         }
         let result = if op.receipts.is_empty() && op.rejections.is_empty() {

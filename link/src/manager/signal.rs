@@ -84,7 +84,8 @@ impl PeerManager {
             // Our tables do not hold its target, but we are connected to it (it just
             // joined, or it is a leaf we lost): hand it over.
             let body = RoutedBody::App(AppMessage::Signal(signal.clone()));
-            let message = Message::Route(Routed { key: signal.to, hops: hops.saturating_add(1).max(2), body });
+            let message =
+                Message::Route(Routed { key: signal.to, hops: hops.saturating_add(1).max(2), attempt: 0, body });
             return self.send_on(signal.to, &message, now);
         }
         if let SignalKind::Reject { reason } = &signal.kind {
@@ -146,7 +147,7 @@ impl PeerManager {
         match offer.last_hop.filter(|&hop| self.is_open(hop)) {
             Some(hop) => {
                 let body = RoutedBody::App(AppMessage::Signal(signal));
-                self.send_on(hop, &Message::Route(Routed { key: offer.from, hops: 1, body }), now);
+                self.send_on(hop, &Message::Route(Routed { key: offer.from, hops: 1, attempt: 0, body }), now);
             }
             None => self.send_signal(signal, now),
         }
@@ -297,7 +298,8 @@ impl PeerManager {
     /// first again when there are fewer).
     fn send_signal_along(&mut self, signal: OverlaySignal, nth: usize, now: Time) {
         let key = signal.to;
-        let message = Message::Route(Routed { key, hops: 1, body: RoutedBody::App(AppMessage::Signal(signal)) });
+        let message =
+            Message::Route(Routed { key, hops: 1, attempt: 0, body: RoutedBody::App(AppMessage::Signal(signal)) });
         let ways = self.signal_ways(key);
         match ways.get(nth).or(ways.first()) {
             Some(&first) => self.send_on(first, &message, now),
@@ -334,7 +336,8 @@ impl PeerManager {
         message: Message<AppMessage>,
         now: Time,
     ) -> Option<Message<AppMessage>> {
-        let Message::Route(Routed { key, hops, body: RoutedBody::App(AppMessage::Signal(signal)) }) = &message else {
+        let Message::Route(Routed { key, hops, body: RoutedBody::App(AppMessage::Signal(signal)), .. }) = &message
+        else {
             return Some(message);
         };
         let (key, first_hop) = (*key, *hops <= 1);
