@@ -45,7 +45,12 @@ async fn refused(page: &Page, name: &str, peer: &str, why: &str) -> anyhow::Resu
 
 /// Starts a native node with `seed`'s key and waits until it has authenticated connections
 /// to both pages; returns it, its id and its peer ids for the pages.
-async fn start_rogue(ws_url: &str, seed: u8, id_a: &str, id_b: &str) -> anyhow::Result<(NodeHandle, String, PeerId, PeerId)> {
+async fn start_rogue(
+    ws_url: &str,
+    seed: u8,
+    id_a: &str,
+    id_b: &str,
+) -> anyhow::Result<(NodeHandle, String, PeerId, PeerId)> {
     let mut config = NodeConfig::new(ws_url);
     config.key = Some(SigningKey::from_bytes(&[seed; 32]));
     let (node, mut events) = start(config).await?;
