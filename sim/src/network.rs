@@ -194,6 +194,10 @@ pub struct Network<A: SimApp = LookupApp> {
     counters: Counters,
     lookups: Vec<Lookup>,
     events: Vec<(u32, Event)>,
+    /// Nodes that silently drop the routed messages they should forward.
+    droppers: Vec<bool>,
+    /// Routed messages the droppers dropped.
+    dropped: u64,
 }
 
 impl<A: SimApp> Network<A> {
@@ -217,6 +221,8 @@ impl<A: SimApp> Network<A> {
             counters: Counters::default(),
             lookups: Vec::new(),
             events: Vec::new(),
+            droppers: Vec::with_capacity(expected),
+            dropped: 0,
         }
     }
 
@@ -292,6 +298,25 @@ impl<A: SimApp> Network<A> {
         &self.plane
     }
 
+    /// Makes a node faulty or malicious (or honest again): it silently drops every routed
+    /// message it should forward for others, and behaves normally otherwise (its own routed
+    /// messages, deliveries and answers, direct messages). A message forwarded for another
+    /// node is one that has taken at least one hop already (the first relay of a join, which
+    /// arrives with 0 hops, is let through).
+    pub fn set_dropper(&mut self, node: u32, drops: bool) {
+        self.droppers[node as usize] = drops;
+    }
+
+    /// Routed messages dropped by droppers so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Whether `from` drops this message instead of sending it.
+    fn drops(&self, from: u32, message: &Message<A::Message>) -> bool {
+        self.droppers[from as usize] && matches!(message, Message::Route(Routed { hops, .. }) if *hops >= 2)
+    }
+
     /// Lookups made so far.
     pub fn lookups(&self) -> &[Lookup] {
         &self.lookups
@@ -359,6 +384,7 @@ impl<A: SimApp> Network<A> {
         self.nodes.push(Node::new(id, config, app));
         self.ids.push(id);
         self.alive.push(true);
+        self.droppers.push(false);
         self.wake_at.push(None);
         self.deadline.push(None);
         self.index.insert(id, node);
@@ -417,6 +443,10 @@ impl<A: SimApp> Network<A> {
         self.measure(node);
         let from = node;
         while let Some(transmit) = self.nodes[node as usize].poll_transmit() {
+            if self.drops(from, &transmit.message) {
+                self.dropped += 1;
+                continue;
+            }
             self.counters.count(&transmit.message);
             let target = self.index.get(&transmit.to).copied();
             match target.filter(|&t| self.alive[t as usize]) {

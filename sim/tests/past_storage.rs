@@ -25,11 +25,14 @@ fn diversion_fills_the_network_further() {
     let both = storage(&params(50, Diversion::Both));
     let (none_last, both_last) = (none.last().unwrap(), both.last().unwrap());
     assert!(both_last.utilization > none_last.utilization, "{both_last:?} vs {none_last:?}");
-    let at = |r: &past_sim::past::experiment::StorageReport| r.at(0.8).map(|p| p.failed_share());
     assert!(both.diverted_replicas > 0);
-    if let (Some(n), Some(b)) = (at(&none), at(&both)) {
-        assert!(b <= n, "fewer failures at 80% with diversion: {b} vs {n}");
-    }
+    // Compare where the run without diversion gave up (52 % full with this seed: 93 of 400
+    // inserts failed); the run with diversion got there too, with fewer failures so far (146
+    // of 860).
+    let with = both.at(none_last.utilization).expect("with diversion the network fills as far");
+    assert!(with.utilization >= none_last.utilization);
+    let (n, b) = (none_last.failed_share(), with.failed_share());
+    assert!(b < n, "fewer failures at {:.0}% with diversion: {b} vs {n}", none_last.utilization * 100.0);
 }
 
 #[test]

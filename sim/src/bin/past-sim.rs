@@ -1,5 +1,6 @@
 //! `past-sim`: the PAST paper's experiments on the simulated network, with the real core:
-//! storage utilization under diversion, durability under failures, caching.
+//! storage utilization under diversion, durability under failures, caching, and lookups
+//! past nodes that drop what they should forward (randomized routing).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use past_sim::past::experiment::{
     CachingReport, Diversion, FilesParams, StorageParams, StorageReport, caching, durability, storage,
 };
 use past_sim::past::plot::line_chart;
+use past_sim::past::randomized::{DropParams, DropReport, dropping};
 use past_sim::past::workload::{FileSizes, TruncatedNormal};
 use past_sim::plot::Series;
 
@@ -104,6 +106,31 @@ enum Command {
         /// Node capacities are PAST's d1 divided by this.
         #[arg(long, default_value_t = 10.0)]
         capacity_scale: f64,
+    },
+    /// Some nodes silently drop what they should forward: lookup success with retries on
+    /// the same route and on randomized routes.
+    Droppers {
+        #[command(flatten)]
+        network: NetworkArgs,
+        /// Files of 1 KiB inserted before any node drops.
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        /// Lookups per share of droppers and per chance.
+        #[arg(long, default_value_t = 2000)]
+        lookups: usize,
+        /// Shares of the nodes that drop.
+        #[arg(long, value_delimiter = ',', default_value = "0,0.01,0.05,0.1")]
+        shares: Vec<f64>,
+        /// Routes a lookup may take.
+        #[arg(long, default_value_t = 3)]
+        attempts: u8,
+        /// Chances that a node forwards a retry to its best hop, one network each (1: the
+        /// retries take the first route).
+        #[arg(long, value_delimiter = ',', default_value = "1,0.5")]
+        chances: Vec<f64>,
+        /// Write the plot of failed lookups against droppers here.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }
 
@@ -272,9 +299,102 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Droppers {
+            network: NetworkArgs { nodes, leaf_set, k, seed },
+            files,
+            lookups,
+            shares,
+            attempts,
+            chances,
+            plot,
+        } => {
+            println!(
+                "# past-sim droppers: N={nodes} l={leaf_set} k={k} seed={seed} files={files} (1 KiB) lookups={lookups} per row, up to {attempts} routes per lookup (10 s timeout each), caching off"
+            );
+            let reports: Vec<DropReport> = chances
+                .iter()
+                .map(|&best_hop_chance| {
+                    let params = DropParams {
+                        nodes,
+                        leaf_set,
+                        k,
+                        seed,
+                        files,
+                        lookups,
+                        shares: shares.clone(),
+                        attempts,
+                        best_hop_chance,
+                    };
+                    let report = dropping(&params);
+                    println!(
+                        "best-hop chance {best_hop_chance}: {} files inserted, {:.1} s wall",
+                        report.files,
+                        report.wall.as_secs_f64()
+                    );
+                    report
+                })
+                .collect();
+            print_drop_table(&reports);
+            if let Some(path) = plot {
+                let labels: Vec<String> = reports.iter().map(|r| retry_label(r.params.best_hop_chance)).collect();
+                let series: Vec<Series<'_>> = reports
+                    .iter()
+                    .zip(&labels)
+                    .map(|(r, label)| Series {
+                        label,
+                        points: r.rows.iter().map(|row| (row.share * 100.0, (1.0 - row.success()) * 100.0)).collect(),
+                    })
+                    .collect();
+                let x_max = shares.iter().fold(0.0f64, |a, &b| a.max(b)) * 100.0;
+                let y_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(1.0f64, f64::max);
+                line_chart(
+                    &path,
+                    &format!("PAST lookups with nodes dropping what they forward (N = {nodes}, {attempts} routes)"),
+                    "nodes dropping (%)",
+                    "lookups failed (%)",
+                    (0.0, x_max.max(1.0)),
+                    (0.0, (y_max * 1.2).ceil()),
+                    &series,
+                )
+                .with_context(|| format!("writing {}", path.display()))?;
+                println!("\nplot written to {}", path.display());
+            }
+        }
     }
     println!("\ntotal wall time {:.1} s, peak memory {}", started.elapsed().as_secs_f64(), past_sim::peak_memory());
     Ok(())
+}
+
+fn retry_label(best_hop_chance: f64) -> String {
+    if best_hop_chance >= 1.0 {
+        "retries on the same route".into()
+    } else {
+        format!("randomized retries (best hop {:.0}%)", best_hop_chance * 100.0)
+    }
+}
+
+fn print_drop_table(reports: &[DropReport]) {
+    println!(
+        "\n| nodes dropping | retries | lookups | found | failed | success | mean hops (found) | messages dropped |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let rows = reports.iter().flat_map(|r| r.rows.iter().map(move |row| (r.params.best_hop_chance, row)));
+    let mut rows: Vec<_> = rows.collect();
+    rows.sort_by(|a, b| a.1.share.total_cmp(&b.1.share).then(b.0.total_cmp(&a.0)));
+    for (chance, row) in rows {
+        println!(
+            "| {:.0}% ({}) | {} | {} | {} | {} | {:.2}% | {:.2} | {} |",
+            row.share * 100.0,
+            row.droppers,
+            retry_label(chance),
+            row.lookups,
+            row.found,
+            row.lookups - row.found,
+            row.success() * 100.0,
+            row.mean_hops,
+            row.dropped
+        );
+    }
 }
 
 fn print_storage(r: &StorageReport) {

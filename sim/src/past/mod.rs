@@ -5,10 +5,12 @@
 //! [`PastSim`] builds the network and starts inserts, lookups and reclaims at chosen
 //! nodes, runs the network, and collects the outcomes; it also measures what no node sees
 //! (global utilization, how many of the k closest live nodes hold each file). The
-//! experiments of the PAST paper are in [`experiment`].
+//! experiments of the PAST paper are in [`experiment`]; lookups past nodes that drop what
+//! they should forward (randomized routing) in [`randomized`].
 
 pub mod experiment;
 pub mod plot;
+pub mod randomized;
 pub mod store;
 pub mod workload;
 
