@@ -28,7 +28,7 @@ use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::browser::{
     BrowserContextId, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
 };
-use chromiumoxide::cdp::browser_protocol::target::{CreateBrowserContextParams, CreateTargetParams};
+use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, CreateBrowserContextParams, CreateTargetParams};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::types::{Command, Method, MethodId};
 use futures::StreamExt as _;
@@ -37,6 +37,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
+
+pub mod churn;
 
 /// Environment variable naming the page's directory (set by `cargo xtask test`).
 pub const ENV_WEB_DIR: &str = "PAST_WEB_DIR";
@@ -270,6 +272,16 @@ impl Chromium {
             .build()
             .map_err(|e| anyhow!("SetDownloadBehaviorParams: {e}"))?;
         self.browser.execute(params).await.context("CDP Browser.setDownloadBehavior")?;
+        Ok(())
+    }
+
+    /// Closes `page`'s tab from the browser side (CDP `Target.closeTarget`), which works also
+    /// for a page whose renderer crashed and no longer answers `Page.close`.
+    pub async fn close_target(&self, page: &Page) -> anyhow::Result<()> {
+        self.browser
+            .execute(CloseTargetParams::new(page.target_id().clone()))
+            .await
+            .context("CDP Target.closeTarget")?;
         Ok(())
     }
 
