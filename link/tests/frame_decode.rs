@@ -12,6 +12,7 @@ use past_link::frame::{self, FrameError, Incoming, MAX_MESSAGE_BYTES, Reassemble
 use past_link::{AuthMessage, Handshake};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 
 const LIMIT: usize = MAX_FRAME_BYTES;
 
@@ -65,7 +66,7 @@ fn encode(incoming: &Incoming) -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, rng_seed: RngSeed::Fixed(13), ..ProptestConfig::default() })]
 
     #[test]
     fn every_kind_of_message_round_trips(messages in vec(incoming(), 1..6)) {

@@ -8,7 +8,7 @@ use std::fmt;
 use past_core::past::{Ed25519Signer, Keyring, MemoryStore, Past, PastConfig, SyncPast};
 use past_core::{Config, Node, Time};
 use proptest::prelude::*;
-use proptest::strategy::Union;
+use proptest::strategy::{Union, ValueTree};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::{Serialize, forward_to_deserialize_any};
 
@@ -105,4 +105,18 @@ pub(crate) fn assert_covers<T>(cases: &[&'static str], names: &'static [&'static
         "{}: variants without a strategy {missing:?}, strategies for no variant {unknown:?}, or a duplicate",
         std::any::type_name::<T>()
     );
+}
+
+/// Fails unless each case's strategy builds values of the variant it is named after.
+pub(crate) fn assert_cases_build_their_variant<T>(cases: Cases<T>)
+where
+    T: fmt::Debug + Serialize + for<'de> Deserialize<'de>,
+{
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for (name, strategy) in cases {
+        for _ in 0..8 {
+            let value = strategy.new_tree(&mut runner).expect("a value").current();
+            assert_eq!(variant_of(&value), name, "{value:?}");
+        }
+    }
 }
