@@ -268,21 +268,29 @@ async fn enforces_the_peer_limit_and_the_register_timeout() {
 }
 
 #[tokio::test]
-async fn refuses_websockets_beyond_the_socket_limit() {
-    let server =
-        ServerHandle::spawn(Config { max_peers: 1, ..Config::loopback_ephemeral() }).await.expect("server starts");
+async fn refuses_unregistered_websockets_beyond_the_address_limit() {
+    let server = ServerHandle::spawn(Config { max_unregistered_per_address: 3, ..Config::loopback_ephemeral() })
+        .await
+        .expect("server starts");
     let mut open = Vec::new();
-    for _ in 0..1 + past_signaling::EXTRA_SOCKETS {
-        open.push(connect(&server).await.0);
+    for _ in 0..3 {
+        open.push(connect(&server).await);
     }
-    match connect_async(server.ws_url()).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 503);
+    let refused = || async {
+        match connect_async(server.ws_url()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+            other => panic!("expected HTTP 429, got {:?}", other.map(|_| ())),
         }
-        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
-    }
-    // A closed socket frees its slot.
-    let mut first = open.swap_remove(0);
+    };
+    refused().await;
+    // A socket that registers leaves the pool of unregistered ones...
+    let (mut registered, nonce) = open.pop().expect("a socket");
+    send(&mut registered, &Key::new(7).register(&nonce)).await;
+    assert!(matches!(recv(&mut registered).await, ServerMessage::Welcome { .. }));
+    open.push(connect(&server).await);
+    refused().await;
+    // ...and so does one that closes.
+    let (mut first, _) = open.swap_remove(0);
     first.close(None).await.expect("close");
     drop(first);
     let freed = tokio::time::timeout(WAIT, async {

@@ -161,6 +161,11 @@ async fn start_server(
         pkg_dir: Some(pkg_dir.to_path_buf()),
         ..ServerConfig::default()
     };
+    // The embedded server sizes its connection caps from the open-file limit.
+    match past_signaling::raise_fd_limit() {
+        Ok(limit) => tracing::debug!("open-file limit: {limit}"),
+        Err(err) => tracing::warn!("cannot raise the open-file limit: {err}"),
+    }
     let server = ServerHandle::spawn(config)
         .await
         .map_err(|e| Failure::new(ErrorKind::BadInput, format!("cannot serve the page on {listen}: {e}")))?;
