@@ -254,6 +254,41 @@ mod tests {
             .collect()
     }
 
+    /// Follows the route of `key` from node `start`, each hop chosen by `step` (given the
+    /// node and its best hop), and checks that every hop lengthens the prefix shared with
+    /// the key or gets numerically closer (a hop other than the best keeps the prefix at
+    /// least), that the route never loops, and that it ends at the node closest to the key.
+    fn walk(
+        ids: &[Id],
+        nodes: &[RoutingState],
+        key: Id,
+        start: usize,
+        mut step: impl FnMut(&RoutingState, Hop) -> Hop,
+    ) -> Result<(), TestCaseError> {
+        let base = DigitBase::DEFAULT;
+        let mut at = start;
+        let mut path = vec![ids[at]];
+        loop {
+            let best = nodes[at].next_hop(key, None);
+            let Hop::Forward(next) = step(&nodes[at], best) else {
+                prop_assert_eq!(best, Hop::Local, "a route is delivered only where the best hop delivers");
+                break;
+            };
+            let here = ids[at];
+            let (mine, theirs) = (base.shared_prefix(here, key), base.shared_prefix(next, key));
+            let closer = key.ring_distance(next) < key.ring_distance(here);
+            prop_assert!(theirs > mine || closer, "hop {:?} -> {:?} made no progress", here, next);
+            if best != Hop::Forward(next) {
+                prop_assert!(theirs >= mine, "random hop {:?} -> {:?} shortened the prefix", here, next);
+            }
+            at = ids.binary_search(&next).unwrap();
+            prop_assert!(!path.contains(&next), "route loops back to {:?}", next);
+            path.push(next);
+        }
+        prop_assert_eq!(ids[at], key.closest(ids.iter().copied()).unwrap());
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn routes_end_at_closest_node_and_always_progress(
@@ -264,26 +299,8 @@ mod tests {
         ) {
             let ids: Vec<Id> = raw.into_iter().map(id).collect();
             let nodes = network(&ids, leaf_set_size, sparse);
-            let base = DigitBase::DEFAULT;
             for (k, key) in keys.into_iter().enumerate() {
-                let key = id(key);
-                let mut at = k % ids.len();
-                let mut path = vec![ids[at]];
-                loop {
-                    match nodes[at].next_hop(key, None) {
-                        Hop::Local => break,
-                        Hop::Forward(next) => {
-                            let here = ids[at];
-                            let longer = base.shared_prefix(next, key) > base.shared_prefix(here, key);
-                            let closer = key.ring_distance(next) < key.ring_distance(here);
-                            prop_assert!(longer || closer, "hop {:?} -> {:?} made no progress", here, next);
-                            at = ids.binary_search(&next).unwrap();
-                            prop_assert!(!path.contains(&next), "route loops back to {:?}", next);
-                            path.push(next);
-                        }
-                    }
-                }
-                prop_assert_eq!(ids[at], key.closest(ids.iter().copied()).unwrap());
+                walk(&ids, &nodes, id(key), k % ids.len(), |_, best| best)?;
             }
         }
 
@@ -300,36 +317,11 @@ mod tests {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let ids: Vec<Id> = raw.into_iter().map(id).collect();
             let nodes = network(&ids, leaf_set_size, sparse);
-            let base = DigitBase::DEFAULT;
             for (k, key) in keys.into_iter().enumerate() {
                 let key = id(key);
-                let mut at = k % ids.len();
-                let mut path = vec![ids[at]];
-                loop {
-                    let best = nodes[at].next_hop(key, None);
-                    match nodes[at].random_step(key, None, best_chance, || rng.next_u64()).0 {
-                        Hop::Local => {
-                            prop_assert_eq!(best, Hop::Local, "a retry is delivered where the first attempt is");
-                            break;
-                        }
-                        Hop::Forward(next) => {
-                            let here = ids[at];
-                            let (mine, theirs) = (base.shared_prefix(here, key), base.shared_prefix(next, key));
-                            let closer = key.ring_distance(next) < key.ring_distance(here);
-                            if best != Hop::Forward(next) {
-                                prop_assert!(
-                                    theirs > mine || (theirs == mine && closer),
-                                    "random hop {:?} -> {:?} made no progress", here, next
-                                );
-                            }
-                            prop_assert!(theirs > mine || closer, "hop {:?} -> {:?} made no progress", here, next);
-                            at = ids.binary_search(&next).unwrap();
-                            prop_assert!(!path.contains(&next), "route loops back to {:?}", next);
-                            path.push(next);
-                        }
-                    }
-                }
-                prop_assert_eq!(ids[at], key.closest(ids.iter().copied()).unwrap());
+                walk(&ids, &nodes, key, k % ids.len(), |node, _| {
+                    node.random_step(key, None, best_chance, || rng.next_u64()).0
+                })?;
             }
         }
     }

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    Cases, assert_cases_build_their_variant, assert_covers, lone_node, names, union, variant_names, variant_of,
+    Cases, Frame, assert_cases_build_their_variant, assert_covers, flip_and_handle, lone_node, names, union,
+    variant_names, variant_of,
 };
 use past_core::past::certificate::{CertificateError, ContentHasher, chunk_list_digest};
 use past_core::past::messages::{InsertRequest, LookupRequest, Prepare, ReclaimRequest};
@@ -21,8 +22,6 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::RngSeed;
-
-type Frame = Message<PastMessage>;
 
 fn id() -> impl Strategy<Value = Id> + Clone {
     any::<u128>().prop_map(Id::from_u128)
@@ -421,20 +420,7 @@ proptest! {
         routed in any::<bool>(),
     ) {
         let [direct, route] = frames(message, Id::from_u128(9));
-        let mut bytes = encode(if routed { &route } else { &direct }).unwrap();
-        for (index, bit) in flips {
-            let i = index.index(bytes.len());
-            bytes[i] ^= 1 << bit;
-        }
-        if let Ok(decoded) = decode::<Frame>(&bytes) {
-            // Whatever decodes is a message like any other: it round-trips.
-            let again = encode(&decoded).unwrap();
-            prop_assert_eq!(decode::<Frame>(&again).unwrap(), decoded.clone());
-            let mut node = lone_node();
-            node.handle_message(Id::from_u128(5), decoded, Time::from_micros(1000));
-            while node.poll_transmit().is_some() {}
-            node.handle_timeout(Time::from_micros(1_000_000_000));
-        }
+        flip_and_handle(encode(if routed { &route } else { &direct }).unwrap(), flips)?;
     }
 
     #[test]

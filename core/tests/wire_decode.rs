@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    Cases, assert_cases_build_their_variant, assert_covers, lone_node, names, union, variant_names, variant_of,
+    Cases, Frame, assert_cases_build_their_variant, assert_covers, flip_and_handle, lone_node, names, union,
+    variant_names, variant_of,
 };
 use past_core::past::{FileId, PastMessage};
 use past_core::wire::{
@@ -19,8 +20,6 @@ use past_core::{Id, Time};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-
-type Frame = Message<PastMessage>;
 
 /// The variant of a message, by name; no wildcard, so a new variant does not compile until
 /// it is named here (and then `every_variant_has_a_strategy` asks for its strategy).
@@ -186,19 +185,7 @@ proptest! {
         (_, message) in named_message(),
         flips in vec((any::<prop::sample::Index>(), 0..8u8), 1..4),
     ) {
-        let mut bytes = encode(&message).unwrap();
-        for (index, bit) in flips {
-            let i = index.index(bytes.len());
-            bytes[i] ^= 1 << bit;
-        }
-        if let Ok(decoded) = decode::<Frame>(&bytes) {
-            let again = encode(&decoded).unwrap();
-            prop_assert_eq!(decode::<Frame>(&again).unwrap(), decoded.clone());
-            let mut node = lone_node();
-            node.handle_message(Id::from_u128(5), decoded, Time::from_micros(1000));
-            while node.poll_transmit().is_some() {}
-            node.handle_timeout(Time::from_micros(1_000_000_000));
-        }
+        flip_and_handle(encode(&message).unwrap(), flips)?;
     }
 
     #[test]

@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use past_core::past::{Ed25519Signer, Keyring, MemoryStore, Past, PastConfig, SyncPast};
-use past_core::{Config, Node, Time};
+use past_core::past::{Ed25519Signer, Keyring, MemoryStore, Past, PastConfig, PastMessage, SyncPast};
+use past_core::wire::{Message, decode, encode};
+use past_core::{Config, Id, Node, Time};
 use proptest::prelude::*;
 use proptest::strategy::{Union, ValueTree};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
@@ -37,6 +38,27 @@ pub(crate) fn lone_node() -> Node<SyncPast<MemoryStore, Keyring>> {
     let mut node = Node::new(id, Config::with_seed(1), SyncPast::new(past, MemoryStore::new(), ring));
     node.join(None, Time::ZERO);
     node
+}
+
+/// A Pastry frame carrying PAST messages, as nodes exchange them.
+pub(crate) type Frame = Message<PastMessage>;
+
+/// Flips the given bits of `bytes` (positions wrap around its length); whatever still
+/// decodes must round-trip and is handed to a [`lone_node`], which must not panic.
+pub(crate) fn flip_and_handle(mut bytes: Vec<u8>, flips: Vec<(prop::sample::Index, u8)>) -> Result<(), TestCaseError> {
+    for (index, bit) in flips {
+        let i = index.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+    }
+    if let Ok(decoded) = decode::<Frame>(&bytes) {
+        let again = encode(&decoded).expect("a decoded frame encodes");
+        prop_assert_eq!(decode::<Frame>(&again).expect("re-encoded frame decodes"), decoded.clone());
+        let mut node = lone_node();
+        node.handle_message(Id::from_u128(5), decoded, Time::from_micros(1000));
+        while node.poll_transmit().is_some() {}
+        node.handle_timeout(Time::from_micros(1_000_000_000));
+    }
+    Ok(())
 }
 
 struct Names<'a>(&'a mut Option<&'static [&'static str]>);
