@@ -10,6 +10,7 @@
 //! failure recovery, scale) and is the harness of the deterministic simulation tests. Its
 //! binaries print the figures kept in `docs/results.md`.
 
+pub mod churn;
 pub mod experiment;
 pub mod measure;
 pub mod network;
