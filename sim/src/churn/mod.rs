@@ -162,26 +162,29 @@ pub struct Report {
 /// Runs a scenario: one network, observers of every policy in it.
 pub fn run(scenario: &Scenario) -> Vec<Report> {
     let mut population = Population::new(scenario.nodes, scenario.sessions, scenario.seed);
-    let ids: Vec<u128> = (0..Policy::ALL.len() * scenario.observers).map(|_| population.random_id()).collect();
+    let ids: Vec<u128> = (0..scenario.observers).map(|_| population.random_id()).collect();
     for &id in &ids {
         population.add_permanent(id);
     }
-    let policies = Policy::ALL.iter().flat_map(|&p| std::iter::repeat_n(p, scenario.observers));
-    let mut observers: Vec<Observer> = ids
-        .iter()
-        .zip(policies)
-        .map(|(&id, policy)| Observer::join(id, policy, scenario.budget, scenario.pace_hours, &mut population))
+    // Every policy's k-th observer has the same id and seed: the policies are compared on
+    // the same nodes of the same network (the network does not depend on the observers).
+    let policies = Policy::ALL.iter().flat_map(|&p| (0..scenario.observers).map(move |k| (p, k)));
+    let mut observers: Vec<Observer> = policies
+        .map(|(policy, k)| {
+            let seed = scenario.seed.wrapping_mul(1000).wrapping_add(k as u64);
+            Observer::join(ids[k], policy, scenario.budget, scenario.pace_hours, seed, &population)
+        })
         .collect();
     let end = scenario.hours * 3_600_000.0;
     let mut tick = 60_000.0;
     while tick <= end {
         while let Some((at, change)) = population.next_change(tick) {
             for observer in &mut observers {
-                observer.on_change(change, at, &mut population);
+                observer.on_change(change, at, &population);
             }
         }
         for observer in &mut observers {
-            observer.tick(tick, &mut population);
+            observer.tick(tick, &population);
         }
         tick += 60_000.0;
     }

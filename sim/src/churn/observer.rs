@@ -1,9 +1,11 @@
 //! One long-lived node in the churn model: its leaf set, its routing table, the peers that
 //! keep it in their tables, and the peer connections all of that costs it under a policy.
 
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
 use rustc_hash::FxHashMap;
 
-use super::population::{Change, Population, ROWS, digit, shared_digits, with_digit};
+use super::population::{Change, Population, ROWS, digit, shared_digits, uniform, with_digit};
 use super::{Counts, Policy};
 
 /// Leaf set half size (core `Config::default().leaf_set_size` is 16).
@@ -49,11 +51,21 @@ pub(crate) struct Observer {
     pub(crate) extra_hops: f64,
     pub(crate) samples: u32,
     now: f64,
+    /// The node's own random choices (which candidate, whether a peer picks it).
+    rng: ChaCha8Rng,
 }
 
 impl Observer {
-    /// A node with `id` (already live in `population`) joining at time 0.
-    pub(crate) fn join(id: u128, policy: Policy, budget: u32, pace_hours: f64, population: &mut Population) -> Self {
+    /// A node with `id` (already live in `population`) joining at time 0; `seed` seeds its
+    /// random choices.
+    pub(crate) fn join(
+        id: u128,
+        policy: Policy,
+        budget: u32,
+        pace_hours: f64,
+        seed: u64,
+        population: &Population,
+    ) -> Self {
         let mut observer = Observer {
             id,
             policy,
@@ -72,13 +84,14 @@ impl Observer {
             extra_hops: 0.0,
             samples: 0,
             now: 0.0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
         };
         observer.rebuild(population, &[]);
         observer
     }
 
     /// Reacts to a change of the live set at `now` (ms).
-    pub(crate) fn on_change(&mut self, change: Change, now: f64, population: &mut Population) {
+    pub(crate) fn on_change(&mut self, change: Change, now: f64, population: &Population) {
         self.now = now;
         match change {
             Change::Joined(id) => self.on_joined(id, population),
@@ -90,7 +103,7 @@ impl Observer {
     }
 
     /// Once a minute: samples the table, evicts and refills as the policy says.
-    pub(crate) fn tick(&mut self, now: f64, population: &mut Population) {
+    pub(crate) fn tick(&mut self, now: f64, population: &Population) {
         self.now = now;
         if self.policy == Policy::Today {
             self.evict_incoming();
@@ -104,7 +117,7 @@ impl Observer {
         }
     }
 
-    fn on_joined(&mut self, id: u128, population: &mut Population) {
+    fn on_joined(&mut self, id: u128, population: &Population) {
         if self.in_leaf_range(id) {
             self.refresh_leaves(population);
         }
@@ -114,12 +127,12 @@ impl Observer {
             self.fill(row, column, id);
         }
         // The newcomer's entry for our group: it picks one of the group's live members.
-        if population.uniform() * (population.group_size(self.id, row + 1) as f64) < 1.0 {
+        if uniform(&mut self.rng) * (population.group_size(self.id, row + 1) as f64) < 1.0 {
             self.incoming(id);
         }
     }
 
-    fn on_left(&mut self, id: u128, population: &mut Population) {
+    fn on_left(&mut self, id: u128, population: &Population) {
         self.peers.remove(&id);
         if self.leaves.contains(&id) {
             self.refresh_leaves(population);
@@ -137,12 +150,12 @@ impl Observer {
 
     /// The nodes that kept `gone` in their table replace it by another member of its group;
     /// for each group that contains us, some of them (in expectation) pick us.
-    fn replacements_naming_us(&mut self, gone: u128, shared: usize, population: &mut Population) {
+    fn replacements_naming_us(&mut self, gone: u128, shared: usize, population: &Population) {
         for row in 0..shared {
             let candidates = population.group_size(gone, row + 1);
             let pointing = population.group_size(gone, row).saturating_sub(candidates);
             let expected = pointing as f64 / ((candidates + 1) * candidates.max(1)) as f64;
-            let count = expected.floor() as usize + usize::from(population.uniform() < expected.fract());
+            let count = expected.floor() as usize + usize::from(uniform(&mut self.rng) < expected.fract());
             for _ in 0..count {
                 if let Some(peer) = self.outside_member(gone, row, population) {
                     self.incoming(peer);
@@ -153,15 +166,17 @@ impl Observer {
 
     /// A live candidate for the entry of row `row` that `id` belongs to: under the reuse
     /// policies a peer already connected if there is one, else any live member.
-    fn candidate(&self, id: u128, row: usize, population: &mut Population) -> Option<u128> {
-        let connected = || self.peers.keys().copied().find(|&p| shared_digits(p, id) > row);
-        let reused = if self.policy.reuses() { connected() } else { None };
-        reused.or_else(|| population.member(id, row + 1))
+    fn candidate(&mut self, id: u128, row: usize, population: &Population) -> Option<u128> {
+        let reused = match self.policy.reuses() {
+            true => self.peers.keys().copied().find(|&p| shared_digits(p, id) > row),
+            false => None,
+        };
+        reused.or_else(|| population.member(id, row + 1, &mut self.rng))
     }
 
     /// A live id sharing exactly `row` digits with `id`, if one is found in a few tries.
-    fn outside_member(&self, id: u128, row: usize, population: &mut Population) -> Option<u128> {
-        (0..8).find_map(|_| population.member(id, row).filter(|&m| shared_digits(m, id) == row))
+    fn outside_member(&mut self, id: u128, row: usize, population: &Population) -> Option<u128> {
+        (0..8).find_map(|_| population.member(id, row, &mut self.rng).filter(|&m| shared_digits(m, id) == row))
     }
 
     /// A peer put us in its routing table and connects to us.
@@ -209,7 +224,7 @@ impl Observer {
     }
 
     /// Fills empty entries, row 0 first, while the policy allows.
-    fn refill(&mut self, population: &mut Population) {
+    fn refill(&mut self, population: &Population) {
         for row in 0..ROWS {
             if population.group_size(self.id, row) <= 1 {
                 break;
@@ -263,14 +278,14 @@ impl Observer {
 
     /// The tab reloads: same id, a fresh budget; it joins again and the peers that keep it
     /// in their tables reconnect.
-    fn reload(&mut self, population: &mut Population) {
+    fn reload(&mut self, population: &Population) {
         self.first_exhausted.get_or_insert(self.now / 3_600_000.0);
         self.reloads += 1;
         let incoming: Vec<u128> = self.peers.iter().filter(|(_, f)| **f & INCOMING != 0).map(|(p, _)| *p).collect();
         self.rebuild(population, &incoming);
     }
 
-    fn rebuild(&mut self, population: &mut Population, incoming: &[u128]) {
+    fn rebuild(&mut self, population: &Population, incoming: &[u128]) {
         self.peers.clear();
         self.leaves.clear();
         self.table = vec![[None; 16]; ROWS];

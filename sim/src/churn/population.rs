@@ -106,11 +106,6 @@ impl Population {
         }
     }
 
-    /// A uniform number in [0, 1).
-    pub(crate) fn uniform(&mut self) -> f64 {
-        uniform(&mut self.rng)
-    }
-
     /// Adds a node that never leaves (an observed node).
     pub(crate) fn add_permanent(&mut self, id: u128) {
         self.insert(id, None);
@@ -130,9 +125,9 @@ impl Population {
 
     /// A live id sharing the first `len` digits of `id` (not uniform: the first live id at or
     /// after a random point of the group's range), if any.
-    pub(crate) fn member(&mut self, id: u128, len: usize) -> Option<u128> {
+    pub(crate) fn member(&self, id: u128, len: usize, rng: &mut ChaCha8Rng) -> Option<u128> {
         let (low, high) = group_range(id, len);
-        let point = low + random_u128(&mut self.rng) % (high - low).saturating_add(1).max(1);
+        let point = low + random_u128(rng) % (high - low).saturating_add(1).max(1);
         self.live.range(point..=high).next().or_else(|| self.live.range(low..point).next_back()).copied()
     }
 
