@@ -217,7 +217,9 @@ impl<A: Application> Node<A> {
     }
 
     /// The transport could not deliver `message` to `to` (the peer is unreachable). The
-    /// peer is marked failed and a routed message is routed again around it.
+    /// peer is marked failed and a routed message is routed again around it. The failed
+    /// forward stays counted as a hop of the route: it cost a send and the time to learn
+    /// that it failed.
     pub fn handle_send_failed(&mut self, to: Id, message: Message<A::Message>, now: Time) {
         self.overlay.now = now;
         if self.overlay.phase == Phase::Left {
@@ -225,13 +227,10 @@ impl<A: Application> Node<A> {
         }
         self.overlay.node_failed(to, None);
         match message {
-            Message::Route(Routed { key, hops, attempt, body }) => {
-                let hops = hops.saturating_sub(1);
-                match body {
-                    RoutedBody::App(message) => self.route_app(key, message, (hops, attempt)),
-                    body => self.overlay.reroute(key, (hops, attempt), body),
-                }
-            }
+            Message::Route(Routed { key, hops, attempt, body }) => match body {
+                RoutedBody::App(message) => self.route_app(key, message, (hops, attempt)),
+                body => self.overlay.reroute(key, (hops, attempt), body),
+            },
             Message::Direct(message) => self.app.send_failed(&mut self.overlay, to, message),
             _ => {}
         }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use past_core::{Config, DigitBase, Proximity};
 
 use crate::measure::{LookupStats, TableStats, leaf_set_errors, lookup_stats, table_stats};
-use crate::network::{Counters, Network};
+use crate::network::{Counters, Jitter, Network};
 
 /// Parameters of a Pastry experiment.
 #[derive(Clone, Debug)]
@@ -24,11 +24,14 @@ pub struct Params {
     pub lookups: usize,
     /// Seed of the whole run.
     pub seed: u64,
+    /// How nodes measure round-trip times: [`Proximity::Probes`] as deployed nodes do, or
+    /// [`Proximity::Driver`], exact times from the latency model, instantly.
+    pub proximity: Proximity,
 }
 
 impl Params {
     /// The node configuration for a simulation: no periodic maintenance while building (the
-    /// network is static), failed table entries repaired.
+    /// network is static), failed table entries repaired, proximity measured as asked.
     pub fn config(&self) -> Config {
         let mut config = Config::default();
         config.base = self.base;
@@ -36,7 +39,7 @@ impl Params {
         config.neighborhood_size = self.neighborhood_size;
         config.keepalive_interval = None;
         config.table_probe_interval = None;
-        config.proximity = Proximity::Driver;
+        config.proximity = self.proximity;
         config
     }
 }
@@ -56,10 +59,12 @@ pub struct BuildReport {
     pub tables: TableStats,
 }
 
-/// Builds a network of `params.nodes` nodes, joining one by one through the real protocol.
+/// Builds a network of `params.nodes` nodes, joining one by one through the real protocol,
+/// every message delayed by [`Jitter::DEFAULT`] on top of the latency model.
 pub fn build(params: &Params) -> (Network, BuildReport) {
     let started = Instant::now();
     let mut network = Network::new(params.config(), params.nodes, params.seed);
+    network.set_jitter(Jitter::DEFAULT);
     for _ in 0..params.nodes {
         network.add_node();
     }
@@ -106,7 +111,8 @@ pub struct FailureReport {
     /// Routing tables before the failures.
     pub tables_before: TableStats,
     /// Lookups right after the failures, with no repair (nodes only drop entries whose
-    /// messages fail).
+    /// messages fail; each failed forward counts as a hop, and the time the sender takes to
+    /// learn it failed counts as its latency).
     pub no_repair: LookupStats,
     /// Routing tables after the failures, before repair.
     pub tables_failed: TableStats,

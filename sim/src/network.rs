@@ -1,6 +1,10 @@
 //! The simulated network: real core nodes, an event queue in virtual time, and a latency
 //! model. Deterministic for a given seed.
 //!
+//! Every message is delivered after the one-way latency of the [`Plane`] model plus, once
+//! [`Network::set_jitter`] is called, a random extra delay ([`Jitter`]), so that round-trip
+//! times measured by probes are noisy as on a real network.
+//!
 //! Each node's state comes only from the messages it receives; the simulator's global view
 //! (all ids, who is alive) is used for nothing but choosing a nearby join contact, as the
 //! Pastry paper assumes, and for measuring the results.
@@ -17,6 +21,29 @@ use rustc_hash::FxHashMap;
 
 use crate::plane::{Plane, Point, SIDE_MS};
 
+/// Random extra delay added to every one-way delivery: exponentially distributed with a
+/// mean of `relative` times the base latency plus `constant`, drawn from the network's
+/// seeded jitter generator. Messages between two nodes may therefore overtake each other.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Jitter {
+    /// Mean extra delay as a share of the base latency.
+    pub relative: f64,
+    /// Mean extra delay added whatever the latency.
+    pub constant: Duration,
+}
+
+impl Jitter {
+    /// The model of the Pastry experiments: a mean extra delay of 5 % of the latency plus
+    /// 0.5 ms.
+    pub const DEFAULT: Jitter = Jitter { relative: 0.05, constant: Duration::from_micros(500) };
+
+    /// An extra delay for a message with base latency `latency`; `unit` is uniform in [0, 1).
+    fn delay(&self, latency: Duration, unit: f64) -> Duration {
+        let mean = latency.as_secs_f64() * self.relative + self.constant.as_secs_f64();
+        Duration::from_secs_f64(-mean * (1.0 - unit).ln())
+    }
+}
+
 /// A lookup in flight or done.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Lookup {
@@ -28,7 +55,8 @@ pub struct Lookup {
     pub delivered_at: Option<u32>,
     /// Hops taken.
     pub hops: u8,
-    /// Sum of the latencies of the hops taken.
+    /// Sum of the model latencies of the hops taken (without jitter), plus the failure
+    /// detection delay for each forward that failed.
     pub distance: Duration,
 }
 
@@ -172,6 +200,9 @@ impl<M> Queue<M> {
     }
 }
 
+/// Mixed into the seed of the jitter generator.
+const JITTER_SEED: u64 = 0x6a69_7474_6572;
+
 /// A simulated Pastry network whose nodes run the application `A`.
 pub struct Network<A: SimApp = LookupApp> {
     config: Config,
@@ -191,6 +222,10 @@ pub struct Network<A: SimApp = LookupApp> {
     in_flight: usize,
     /// How long a sender takes to notice that its peer is gone.
     failure_delay: Duration,
+    /// Extra delay of every delivery, if any.
+    jitter: Option<Jitter>,
+    /// Draws the jitter, apart from `rng` so that ids and positions do not depend on it.
+    jitter_rng: ChaCha8Rng,
     counters: Counters,
     lookups: Vec<Lookup>,
     events: Vec<(u32, Event)>,
@@ -218,12 +253,24 @@ impl<A: SimApp> Network<A> {
             now: Time::ZERO,
             in_flight: 0,
             failure_delay: Duration::from_millis(500),
+            jitter: None,
+            jitter_rng: ChaCha8Rng::seed_from_u64(seed ^ JITTER_SEED),
             counters: Counters::default(),
             lookups: Vec::new(),
             events: Vec::new(),
             droppers: Vec::with_capacity(expected),
             dropped: 0,
         }
+    }
+
+    /// Adds a random extra delay to every message delivered from now on.
+    pub fn set_jitter(&mut self, jitter: Jitter) {
+        self.jitter = Some(jitter);
+    }
+
+    /// How long a sender takes to learn that a message to a dead node failed.
+    pub fn failure_delay(&self) -> Duration {
+        self.failure_delay
     }
 
     /// Current virtual time.
@@ -452,15 +499,16 @@ impl<A: SimApp> Network<A> {
             match target.filter(|&t| self.alive[t as usize]) {
                 Some(to) => {
                     let latency = self.plane.latency(from, to);
-                    if let Message::Route(Routed { body: RoutedBody::App(message), .. }) = &transmit.message
-                        && let Some(l) = A::lookup_of(message).and_then(|i| self.lookups.get_mut(i as usize))
-                    {
-                        l.distance += latency;
-                    }
-                    self.schedule(self.now + latency, Kind::Deliver { from, to, message: transmit.message });
+                    self.add_distance(&transmit.message, latency);
+                    let jitter = self.jitter.map_or(Duration::ZERO, |j| {
+                        let unit = (self.jitter_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                        j.delay(latency, unit)
+                    });
+                    self.schedule(self.now + latency + jitter, Kind::Deliver { from, to, message: transmit.message });
                 }
                 None => {
                     self.counters.failed_sends += 1;
+                    self.add_distance(&transmit.message, self.failure_delay);
                     let at = self.now + self.failure_delay;
                     self.schedule(at, Kind::SendFailed { from, to: transmit.to, message: transmit.message });
                 }
@@ -477,6 +525,15 @@ impl<A: SimApp> Network<A> {
             }
         }
         self.reschedule_wake(node);
+    }
+
+    /// Adds `latency` to the distance of the lookup `message` belongs to, if any.
+    fn add_distance(&mut self, message: &Message<A::Message>, latency: Duration) {
+        if let Message::Route(Routed { body: RoutedBody::App(message), .. }) = message
+            && let Some(l) = A::lookup_of(message).and_then(|i| self.lookups.get_mut(i as usize))
+        {
+            l.distance += latency;
+        }
     }
 
     /// Answers the node's requests for round-trip times from the latency model, as a

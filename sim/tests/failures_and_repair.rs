@@ -3,12 +3,21 @@
 
 use core::time::Duration;
 
-use past_core::DigitBase;
+use past_core::{DigitBase, Hop, Id, Proximity};
 use past_sim::experiment::{Params, build, fail_and_repair};
 use past_sim::measure::hop_bound;
+use past_sim::network::{Lookup, Network};
 
 fn params() -> Params {
-    Params { nodes: 1000, base: DigitBase::DEFAULT, leaf_set_size: 16, neighborhood_size: 32, lookups: 20_000, seed: 7 }
+    Params {
+        nodes: 1000,
+        base: DigitBase::DEFAULT,
+        leaf_set_size: 16,
+        neighborhood_size: 32,
+        lookups: 20_000,
+        seed: 7,
+        proximity: Proximity::Probes,
+    }
 }
 
 #[test]
@@ -46,4 +55,43 @@ fn same_seed_same_run() {
         (report.before, report.after, report.maintenance, network.live_ids())
     };
     assert_eq!(run(), run());
+}
+
+/// Looks `key` up from `source`, runs the network until quiet and returns the lookup and the
+/// sends to dead nodes it caused.
+fn lookup_once(network: &mut Network, source: u32, key: Id) -> (Lookup, u64) {
+    let failed_before = network.counters().failed_sends;
+    network.clear_lookups();
+    network.lookup(source, key);
+    network.run_until_quiet();
+    (network.lookups()[0], network.counters().failed_sends - failed_before)
+}
+
+#[test]
+fn a_failed_forward_counts_as_a_hop_and_costs_the_failure_delay() {
+    let mut small = params();
+    small.nodes = 300;
+    let (mut network, _) = build(&small);
+    network.set_maintenance(None, None, false);
+    let source = 0;
+    // A key whose route takes at least two hops, so its first hop is not its destination.
+    let (key, first_hop) = loop {
+        let key = network.random_id();
+        let (lookup, _) = lookup_once(&mut network, source, key);
+        if lookup.hops >= 2
+            && let Hop::Forward(first) = network.node(source).state().next_hop(key, None)
+        {
+            break (key, first);
+        }
+    };
+    let first_hop = network.index_of(first_hop).expect("the first hop is a node of the network");
+    network.kill(first_hop);
+
+    let (failed, failed_sends) = lookup_once(&mut network, source, key);
+    let (rerouted, none) = lookup_once(&mut network, source, key);
+    assert_eq!(none, 0, "the nodes on the way dropped the dead node");
+    assert!(failed_sends >= 1, "the first lookup after the failure tried the dead node");
+    assert_eq!(failed.delivered_at, rerouted.delivered_at);
+    assert_eq!(failed.hops, rerouted.hops + failed_sends as u8, "each failed forward is a hop");
+    assert_eq!(failed.distance, rerouted.distance + network.failure_delay() * failed_sends as u32);
 }

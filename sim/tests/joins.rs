@@ -2,7 +2,8 @@
 
 use core::time::Duration;
 
-use past_core::{Config, DigitBase, Event, Id};
+use past_core::{Config, DigitBase, Event, Id, Proximity};
+use past_sim::experiment::{Params, build};
 use past_sim::measure::{closest_live, leaf_set_errors, table_stats};
 use past_sim::network::Network;
 
@@ -84,4 +85,25 @@ fn a_leaving_node_leaves_every_leaf_set_at_once() {
     network.run_for(Duration::from_secs(30));
     assert!(network.live_nodes().iter().all(|&n| !network.node(n).state().knows(id)));
     assert_eq!(table_stats(&network, DigitBase::DEFAULT).dead, 0);
+}
+
+#[test]
+fn with_probes_messages_per_join_include_the_probes_and_their_answers() {
+    let params = |proximity| Params {
+        nodes: 200,
+        base: DigitBase::DEFAULT,
+        leaf_set_size: 16,
+        neighborhood_size: 32,
+        lookups: 0,
+        seed: 3,
+        proximity,
+    };
+    let (_, probes) = build(&params(Proximity::Probes));
+    let (_, driver) = build(&params(Proximity::Driver));
+    assert_eq!(probes.leaf_set_errors, 0, "probes: exact leaf sets");
+    assert_eq!(driver.leaf_set_errors, 0, "driver: exact leaf sets");
+    // The driver's measurements cost no message; every probe is answered, so with probes
+    // at least twice as many probe messages go as with the driver's one-way announcements.
+    assert!(probes.messages.probe >= 2 * driver.messages.probe, "{probes:?} against {driver:?}");
+    assert!(probes.messages.total() > driver.messages.total() + driver.messages.probe);
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Parser;
-use past_core::DigitBase;
+use clap::{Parser, ValueEnum};
+use past_core::{DigitBase, Proximity};
 use past_sim::experiment::{FailureReport, Params, build, fail_and_repair, random_lookups};
 use past_sim::measure::{LookupStats, TableStats};
 use past_sim::plot::{Series, line_chart_log_x};
@@ -48,14 +48,37 @@ struct Args {
     /// Write a plot of average hops against N to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// How nodes measure round-trip times.
+    #[arg(long, value_enum, default_value_t = ProximityArg::Probes)]
+    proximity: ProximityArg,
+}
+
+/// The values of `--proximity`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProximityArg {
+    /// Nodes send probes and time their answers, as browser and native nodes do; every
+    /// message has jitter, so the times are noisy.
+    Probes,
+    /// The simulator hands nodes the exact round-trip time of its latency model, instantly
+    /// and with no message (as FreePastry's simulator does).
+    Driver,
+}
+
+impl From<ProximityArg> for Proximity {
+    fn from(arg: ProximityArg) -> Self {
+        match arg {
+            ProximityArg::Probes => Proximity::Probes,
+            ProximityArg::Driver => Proximity::Driver,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let base = DigitBase::new(args.b)?;
     println!(
-        "# pastry-sim: b={} l={} M={} lookups={} seed={}",
-        args.b, args.leaf_set, args.neighborhood, args.lookups, args.seed
+        "# pastry-sim: b={} l={} M={} lookups={} seed={} proximity={:?}",
+        args.b, args.leaf_set, args.neighborhood, args.lookups, args.seed, args.proximity
     );
     let mut points = Vec::new();
     for &nodes in &args.nodes {
@@ -66,19 +89,21 @@ fn main() -> anyhow::Result<()> {
             neighborhood_size: args.neighborhood,
             lookups: args.lookups,
             seed: args.seed,
+            proximity: args.proximity.into(),
         };
         let started = Instant::now();
         let (mut network, report) = build(&params);
         let messages_per_join = report.messages.total() as f64 / nodes as f64;
         println!("\n## N = {nodes}");
         println!(
-            "build: {:.2} s wall, {:.0} messages per join (join {}, probe {}, leaf set {}, new node {}), leaf sets not exact: {}, routing table entries {} (missing {}, by row {:?})",
+            "build: {:.2} s wall, {:.0} messages per join (join {}, probe {}, leaf set {}, new node {}, table repair {}), leaf sets not exact: {}, routing table entries {} (missing {}, by row {:?})",
             report.wall.as_secs_f64(),
             messages_per_join,
             report.messages.join,
             report.messages.probe,
             report.messages.leaf_set,
             report.messages.new_node,
+            report.messages.repair,
             report.leaf_set_errors,
             report.tables.entries,
             report.tables.missing,
