@@ -21,13 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ed25519_dalek::{Signer as _, SigningKey};
 use futures::{SinkExt as _, StreamExt as _};
-use past_core::Id;
 use past_signaling::{Config, raise_fd_limit};
-use past_signaling_proto::{
-    ClientMessage, MAX_SDP_BYTES, PeerId, ServerMessage, SignalPayload, register_transcript, to_hex,
-};
+use past_signaling_proto::{ClientMessage, MAX_SDP_BYTES, PeerId, ServerMessage, SignalPayload};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
@@ -37,6 +33,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{WebSocketStream, client_async};
+
+#[path = "../tests/identity/mod.rs"]
+mod identity;
+use identity::Key;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -86,32 +86,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
     field(11) + field(12)
-}
-
-struct Key(SigningKey);
-
-impl Key {
-    fn new(n: u64) -> Self {
-        let mut seed = [0u8; 32];
-        seed[..8].copy_from_slice(&n.to_le_bytes());
-        seed[31] = 0xa5;
-        Key(SigningKey::from_bytes(&seed))
-    }
-
-    fn peer(&self) -> PeerId {
-        let id = Id::from_public_key(&self.0.verifying_key().to_bytes());
-        PeerId::new(to_hex(&id.to_bytes())).expect("a valid id")
-    }
-
-    fn register(&self, nonce: &str) -> ClientMessage {
-        let peer = self.peer();
-        let signature = self.0.sign(&register_transcript(nonce, &peer)).to_bytes();
-        ClientMessage::Register {
-            peer,
-            public_key: to_hex(&self.0.verifying_key().to_bytes()),
-            signature: to_hex(&signature),
-        }
-    }
 }
 
 async fn tcp_from(from: Ipv4Addr, server: SocketAddr, small_window: bool) -> std::io::Result<TcpStream> {

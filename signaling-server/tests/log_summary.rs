@@ -40,14 +40,14 @@ async fn ten_thousand_bad_frames_make_a_handful_of_lines() {
     // Every bad frame gets a JSON error (dropped when the client's queue is full): read them.
     let replies = tokio::spawn(async move {
         let mut errors = 0;
-        loop {
+        let end = loop {
             match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
                 Ok(Some(Ok(Message::Text(text)))) if text.contains("\"error\"") => errors += 1,
                 Ok(Some(Ok(_))) => {}
-                _ => break,
+                other => break format!("{other:?}"),
             }
-        }
-        errors
+        };
+        (errors, end)
     });
     for i in 0..BAD_FRAMES {
         sink.feed(Message::text(format!("not json {i}"))).await.expect("send");
@@ -56,8 +56,8 @@ async fn ten_thousand_bad_frames_make_a_handful_of_lines() {
     // Wait until the server has read them all (its counts reach the log at the close).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = sink.close().await;
-    let answered = replies.await.expect("the reader");
-    assert!(answered > 0, "bad frames are answered with errors");
+    let (answered, end) = replies.await.expect("the reader");
+    assert!(answered > 0, "bad frames are answered with errors (the reader ended with {end})");
 
     // 1,000 handshakes from other origins.
     for _ in 0..1_000 {

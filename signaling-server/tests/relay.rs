@@ -2,16 +2,16 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::{Signer as _, SigningKey};
 use futures::{SinkExt, StreamExt};
 use past_core::Id;
 use past_signaling::{Config, ServerHandle};
-use past_signaling_proto::{
-    ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PeerId, ServerMessage, SignalPayload, register_transcript, to_hex,
-};
+use past_signaling_proto::{ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PeerId, ServerMessage, SignalPayload, to_hex};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+mod identity;
+use identity::Key;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -19,33 +19,6 @@ const WAIT: Duration = Duration::from_secs(5);
 
 fn id(s: &str) -> PeerId {
     PeerId::new(s).expect("valid id")
-}
-
-/// A test identity: an Ed25519 key from a seed, and its nodeId.
-struct Key(SigningKey);
-
-impl Key {
-    fn new(seed: u8) -> Self {
-        Key(SigningKey::from_bytes(&[seed; 32]))
-    }
-
-    fn id(&self) -> Id {
-        Id::from_public_key(&self.0.verifying_key().to_bytes())
-    }
-
-    fn peer(&self) -> PeerId {
-        id(&to_hex(&self.id().to_bytes()))
-    }
-
-    fn register(&self, nonce: &str) -> ClientMessage {
-        let peer = self.peer();
-        let signature = self.0.sign(&register_transcript(nonce, &peer)).to_bytes();
-        ClientMessage::Register {
-            peer,
-            public_key: to_hex(&self.0.verifying_key().to_bytes()),
-            signature: to_hex(&signature),
-        }
-    }
 }
 
 /// Connects and reads the challenge.

@@ -12,11 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signer as _, SigningKey};
 use futures::{SinkExt as _, StreamExt as _};
-use past_core::Id;
 use past_signaling::Config;
-use past_signaling_proto::{ClientMessage, PeerId, ServerMessage, SignalPayload, register_transcript, to_hex};
+use past_signaling_proto::{ClientMessage, ServerMessage, SignalPayload};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
@@ -25,6 +23,10 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{WebSocketStream, client_async};
+
+#[path = "../identity/mod.rs"]
+mod identity;
+pub(crate) use identity::Key;
 
 pub type Ws = WebSocketStream<TcpStream>;
 
@@ -152,33 +154,6 @@ pub fn refused_status(result: &Result<Ws, tungstenite::Error>) -> Option<u16> {
         Ok(_) => None,
         Err(tungstenite::Error::Http(response)) => Some(response.status().as_u16()),
         Err(other) => panic!("expected an HTTP refusal, got {other}"),
-    }
-}
-
-/// A test identity: an Ed25519 key from a number, and its nodeId.
-pub struct Key(SigningKey);
-
-impl Key {
-    pub fn new(n: u64) -> Self {
-        let mut seed = [0u8; 32];
-        seed[..8].copy_from_slice(&n.to_le_bytes());
-        seed[31] = 0x5a;
-        Key(SigningKey::from_bytes(&seed))
-    }
-
-    pub fn peer(&self) -> PeerId {
-        let id = Id::from_public_key(&self.0.verifying_key().to_bytes());
-        PeerId::new(to_hex(&id.to_bytes())).expect("a valid peer id")
-    }
-
-    pub fn register(&self, nonce: &str) -> ClientMessage {
-        let peer = self.peer();
-        let signature = self.0.sign(&register_transcript(nonce, &peer)).to_bytes();
-        ClientMessage::Register {
-            peer,
-            public_key: to_hex(&self.0.verifying_key().to_bytes()),
-            signature: to_hex(&signature),
-        }
     }
 }
 
