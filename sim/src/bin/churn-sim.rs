@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use past_sim::churn::{Counts, Policy, Report, Scenario, Sessions, run};
+use past_sim::churn::{Counts, Policy, Report, Scenario, Sessions, core_counts, run};
 use past_sim::plot::{Series, line_chart_log_x};
 
 /// Simulates browser-like churn and a long-lived tab's connection budget.
@@ -38,6 +38,10 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Instead of the model's tables: the real core's nodes (simulator network) under the
+    /// same churn, new peers per hour beside the model's keep-all, for each size and median.
+    #[arg(long)]
+    core_check: bool,
     /// Writes a plot of connections per hour (policy keep-all) to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -45,6 +49,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.core_check {
+        core_check(&args);
+        return Ok(());
+    }
     println!(
         "| N | median | policy | conns hour 1 | conns/h after (leaf + table + in + re-in) | first {} at | reloads in {} h | table kept / possible | extra hops |",
         args.budget, args.hours
@@ -88,6 +96,43 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the real core's new peers per hour beside the model's (keep-all).
+fn core_check(args: &Args) {
+    println!("| N | median | counted by | new peers/h after hour 1 (leaf + table + in) |");
+    println!("|---|---|---|---|");
+    for &nodes in &args.nodes {
+        for &median in &args.medians {
+            let sessions = Sessions { median_minutes: median, sigma: args.sigma };
+            let started = Instant::now();
+            let core = core_counts(nodes, sessions, args.hours, args.observers, args.seed);
+            let scenario = Scenario {
+                nodes,
+                sessions: Some(sessions),
+                hours: args.hours,
+                observers: args.observers,
+                budget: u32::MAX,
+                pace_hours: args.pace_hours,
+                seed: args.seed,
+            };
+            let reports = run(&scenario);
+            let model = reports.iter().find(|r| r.policy == Policy::KeepAll).map(after_first_hour).unwrap_or_default();
+            println!("| {nodes} | {median} min | real core | {} |", split(&mean_after_first(&core)));
+            println!("| {nodes} | {median} min | model | {} |", split(&model));
+            eprintln!("N = {nodes}, median {median} min: {:.1} s", started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn split(counts: &Counts) -> String {
+    format!(
+        "{:.0} ({:.0} + {:.0} + {:.0})",
+        counts.leaf + counts.table + counts.incoming,
+        counts.leaf,
+        counts.table,
+        counts.incoming
+    )
+}
+
 /// The table cells of one policy after N and the median.
 fn row(report: &Report) -> String {
     let first = report.per_hour.first().map_or(0.0, Counts::total);
@@ -121,7 +166,12 @@ fn min(values: &[f64]) -> f64 {
 
 /// Mean connections per hour over the hours after the first.
 fn after_first_hour(report: &Report) -> Counts {
-    let later = report.per_hour.get(1..).unwrap_or_default();
+    mean_after_first(&report.per_hour)
+}
+
+/// Mean of `per_hour` over the hours after the first.
+fn mean_after_first(per_hour: &[Counts]) -> Counts {
+    let later = per_hour.get(1..).unwrap_or_default();
     let n = later.len().max(1) as f64;
     let mut mean = Counts::default();
     for counts in later {

@@ -26,8 +26,11 @@
 //! - **Policies** ([`Policy`]) decide what the node connects to; every policy reloads the
 //!   tab (same id, fresh budget, a new join) when the budget is spent.
 
+mod core_check;
 mod observer;
 mod population;
+
+pub use core_check::core_counts;
 
 use observer::Observer;
 use population::{Population, normal, uniform};
