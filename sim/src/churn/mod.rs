@@ -25,6 +25,9 @@
 //!   and failed attempts, so the counts are lower bounds for the real node.
 //! - **Policies** ([`Policy`]) decide what the node connects to; every policy reloads the
 //!   tab (same id, fresh budget, a new join) when the budget is spent.
+//!
+//! [`core_counts`] makes the same count on the real core's nodes in the simulator's network,
+//! to check the model at small N (`docs/results-churn-scale.md`).
 
 mod core_check;
 mod observer;
