@@ -1,5 +1,6 @@
 //! The storage experiment on a small network: diversion lets the network fill further with
-//! fewer failed inserts, and a run is the same for the same seed.
+//! fewer failed inserts, and a run is the same for the same seed, whether or not the nodes
+//! share the certificates they verified.
 
 use past_sim::past::experiment::{Diversion, StorageParams, storage};
 use past_sim::past::workload::{FileSizes, TruncatedNormal};
@@ -16,6 +17,7 @@ fn params(nodes: usize, diversion: Diversion) -> StorageParams {
         batch: 20,
         max_inserts: 100_000,
         window: 100,
+        share_verified: true,
     }
 }
 
@@ -43,4 +45,16 @@ fn same_seed_same_run() {
         storage(&p).points
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn sharing_verified_certificates_changes_nothing() {
+    let run = |share_verified| {
+        let mut p = params(30, Diversion::Both);
+        p.max_inserts = 300;
+        p.share_verified = share_verified;
+        let report = storage(&p);
+        (report.points, report.diverted_replicas, report.file_diversions, report.errors)
+    };
+    assert_eq!(run(true), run(false));
 }

@@ -4,6 +4,7 @@ use core::time::Duration;
 
 use crate::past::certificate::MAX_FILE_SIZE;
 use crate::past::crypto::PublicKey;
+use crate::past::verified::SharedVerified;
 
 /// Parameters of a PAST node. The storage thresholds are the PAST paper's (section 4.2:
 /// t_pri = 0.1, t_div = 0.05).
@@ -70,6 +71,9 @@ pub struct PastConfig {
     /// randomized routing): a node that drops what it should forward blocks one attempt,
     /// not all.
     pub route_attempts: u8,
+    /// Certificates other nodes of this process already verified (the simulator): this node
+    /// does not verify them again. `None` (the default) in a real node.
+    pub shared_verified: Option<SharedVerified>,
 }
 
 impl PastConfig {
@@ -99,6 +103,7 @@ impl PastConfig {
             audit_interval: Some(Duration::from_secs(600)),
             lookup_attempts: 4,
             route_attempts: 3,
+            shared_verified: None,
         }
     }
 

@@ -73,6 +73,7 @@ pub mod sources;
 pub mod store;
 mod sync;
 pub mod transfer;
+mod verified;
 
 pub use cache::GreedyDualSize;
 pub use certificate::{
@@ -91,3 +92,4 @@ pub use store::{
     UploadId,
 };
 pub use sync::SyncPast;
+pub use verified::SharedVerified;

@@ -390,11 +390,15 @@ impl Past {
     ) -> Result<(), crate::past::certificate::CertificateError> {
         crate::past::certificate::check_certificate_fields(cert, max_k, max_size)?;
         let digest = cert.digest();
-        if self.verified.contains(&digest) {
+        let shared = self.config.shared_verified.as_ref();
+        if self.verified.contains(&digest) || shared.is_some_and(|s| s.contains(&digest)) {
             return Ok(());
         }
         if !cert.verify() {
             return Err(crate::past::certificate::CertificateError::BadSignature);
+        }
+        if let Some(shared) = shared {
+            shared.insert(digest);
         }
         if self.verified.len() >= VERIFIED {
             self.verified.pop_front();

@@ -182,6 +182,7 @@ fn main() -> anyhow::Result<()> {
                     batch,
                     max_inserts,
                     window: 2000,
+                    share_verified: true,
                 };
                 let report = storage(&params);
                 print_storage(&report);
@@ -247,6 +248,14 @@ fn main() -> anyhow::Result<()> {
                     s.maintenance_bytes as f64 / bytes.max(1) as f64,
                     s.maintenance_files,
                     n = loaded.files.len(),
+                );
+            }
+            for s in &scenarios {
+                println!(
+                    "{}: the lookups right after the failures took {:.1} s of virtual time, while PAST maintenance re-created {} replicas",
+                    s.name,
+                    s.lookup_time.as_secs_f64(),
+                    s.files_during_lookups,
                 );
             }
         }

@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::time::Instant;
 
 use past_core::Config;
-use past_core::past::{FileId, PastConfig};
+use past_core::past::{FileId, PastConfig, SharedVerified};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -68,6 +68,10 @@ pub struct StorageParams {
     pub max_inserts: usize,
     /// Stop when half of this many last inserts failed (2,000 in the figures).
     pub window: usize,
+    /// Whether the nodes share one set of verified certificates ([`SharedVerified`]), so
+    /// that a certificate is verified once rather than by the root and each storing node:
+    /// the same run, faster.
+    pub share_verified: bool,
 }
 
 /// One measurement during the storage experiment.
@@ -137,6 +141,7 @@ pub fn storage(params: &StorageParams) -> StorageReport {
     let started = Instant::now();
     let diversion = params.diversion;
     let capacity = params.capacity;
+    let shared = params.share_verified.then(SharedVerified::new);
     let mut sim = PastSim::build(
         pastry_config(params.leaf_set),
         params.nodes,
@@ -146,6 +151,7 @@ pub fn storage(params: &StorageParams) -> StorageReport {
             let mut config = PastConfig::new(key, capacity);
             config.caching = false;
             config.audit_interval = None;
+            config.shared_verified = shared.clone();
             match diversion {
                 Diversion::None => config.without_diversion(),
                 Diversion::Replica => {
@@ -358,8 +364,15 @@ pub struct FailureScenario {
     pub killed: usize,
     /// Files with k replicas before the failures.
     pub full_before: usize,
-    /// Files retrievable right after the failures (before any repair).
+    /// Files retrievable by the lookups made right after the failures, before maintenance
+    /// is turned on (nodes learn of a dead node only from a failed send, see
+    /// [`durability`]).
     pub retrievable_after_failure: usize,
+    /// Virtual time those lookups took.
+    pub lookup_time: Duration,
+    /// Replicas PAST maintenance re-created while those lookups ran (nodes that saw a failed
+    /// send repaired their leaf set, and PAST maintenance reacted `maintenance_delay` later).
+    pub files_during_lookups: u64,
     /// Files with k replicas on the k closest live nodes after maintenance.
     pub full_after: usize,
     /// Files with no copy left.
@@ -384,7 +397,10 @@ fn fail_and_maintain(loaded: &mut Loaded, k: u8, name: &str, victims: Vec<u32>, 
     for &v in &victims {
         loaded.sim.network.kill(v);
     }
+    let killed_at = loaded.sim.network.now();
     let retrievable_after_failure = retrieve_all(loaded);
+    let lookup_time = loaded.sim.network.now().since(killed_at);
+    let files_during_lookups = loaded.sim.total(|s| s.maintenance_files) - files_before;
     let maintenance_time = Duration::from_secs(90);
     loaded.sim.network.set_maintenance(Some(Duration::from_secs(5)), Some(Duration::from_secs(30)), true);
     loaded.sim.run_for(maintenance_time);
@@ -401,6 +417,8 @@ fn fail_and_maintain(loaded: &mut Loaded, k: u8, name: &str, victims: Vec<u32>, 
         killed: victims.len(),
         full_before,
         retrievable_after_failure,
+        lookup_time,
+        files_during_lookups,
         full_after,
         lost,
         retrievable_after_maintenance,
@@ -413,6 +431,14 @@ fn fail_and_maintain(loaded: &mut Loaded, k: u8, name: &str, victims: Vec<u32>, 
 
 /// The durability experiment: (1) for as many files as have holder sets far enough apart,
 /// kill 4 of the k = 5 holders of each, all at once; (2) kill 10% of the nodes at random.
+///
+/// After each failure every file is looked up at once, with keep-alives and table probes
+/// still off: a node learns that a peer died only when a send to it fails, then drops it
+/// from its leaf set and routing table, asks for a replacement leaf, and (its leaf set
+/// having changed) starts PAST maintenance `maintenance_delay` later. So the lookups see
+/// stale leaf sets and tables except where failed sends already repaired them, and some
+/// replica maintenance may run while they do ([`FailureScenario::files_during_lookups`]).
+/// Then keep-alives and table probes run for 90 s, and 30 s more without them.
 pub fn durability(params: &FilesParams) -> (Loaded, Vec<FailureScenario>) {
     let k = params.k;
     let mut loaded = load(params);
