@@ -30,6 +30,7 @@ use chromiumoxide::cdp::browser_protocol::browser::{
 };
 use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, CreateBrowserContextParams, CreateTargetParams};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::handler::Handler;
 use chromiumoxide::types::{Command, Method, MethodId};
 use futures::StreamExt as _;
 use past_signaling::{Config, ServerHandle};
@@ -49,6 +50,9 @@ pub const ENV_CHROMIUM: &str = "PAST_CHROMIUM";
 /// The real Chromium binary of Debian's `chromium` package (`/usr/bin/chromium` is a
 /// wrapper script).
 pub const DEFAULT_CHROMIUM: &str = "/usr/lib/chromium/chromium";
+
+/// Launches of Chromium tried before a test gives up.
+const LAUNCH_ATTEMPTS: u32 = 3;
 
 /// Flags of `shared/chromium-flags.md`, keys without leading dashes (chromiumoxide adds
 /// them; with dashes it silently drops the flag). `--user-data-dir` is added per browser.
@@ -178,13 +182,19 @@ impl Chromium {
                 binary.display()
             );
         }
-        let profile = tempfile::Builder::new()
-            .prefix("past-e2e-chromium-")
-            .tempdir()
-            .context("creating the browser's temporary directory")?;
-        let config = browser_config(&binary, profile.path())?;
-        let (mut browser, mut handler) =
-            Browser::launch(config).await.with_context(|| format!("launching {}", binary.display()))?;
+        // On a loaded machine Chromium sometimes never prints its DevTools address within the
+        // launch timeout; a second launch (fresh profile) then starts normally.
+        let mut attempt = 1;
+        let (profile, mut browser, mut handler) = loop {
+            match Self::start(&binary).await {
+                Ok(started) => break started,
+                Err(err) if attempt < LAUNCH_ATTEMPTS => {
+                    tracing::warn!("Chromium launch {attempt} of {LAUNCH_ATTEMPTS} failed, trying again: {err:#}");
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        };
         let pid = browser.get_mut_child().and_then(|c| c.inner.id());
         // Keep reading Chromium's stderr, or a chatty browser blocks on a full pipe.
         if let Some(stderr) = browser.get_mut_child().and_then(|c| c.stderr.take()) {
@@ -204,6 +214,18 @@ impl Chromium {
             }
         });
         Ok(Self { browser, pid, handler, _profile: profile })
+    }
+
+    /// Starts Chromium once, on a fresh profile directory.
+    async fn start(binary: &Path) -> anyhow::Result<(TempDir, Browser, Handler)> {
+        let profile = tempfile::Builder::new()
+            .prefix("past-e2e-chromium-")
+            .tempdir()
+            .context("creating the browser's temporary directory")?;
+        let config = browser_config(binary, profile.path())?;
+        let (browser, handler) =
+            Browser::launch(config).await.with_context(|| format!("launching {}", binary.display()))?;
+        Ok((profile, browser, handler))
     }
 
     /// The browser process's id (its renderers are its descendants), when known.
