@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::id::Id;
 
 /// The version byte of the wire format described here (2: routed messages carry their
-/// attempt number).
-pub const WIRE_VERSION: u8 = 2;
+/// attempt number; 3: PAST's `Released`).
+pub const WIRE_VERSION: u8 = 3;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
 ///

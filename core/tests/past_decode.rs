@@ -335,6 +335,7 @@ fn past_cases() -> Cases<PastMessage> {
         ("Replicate", vec((certificate(), id()), 0..3).prop_map(|files| P::Replicate { files }).boxed()),
         ("Holding", vec(file(), 0..8).prop_map(|files| P::Holding { files }).boxed()),
         ("Release", file().prop_map(|file| P::Release { file }).boxed()),
+        ("Released", vec(file(), 0..8).prop_map(|files| P::Released { files }).boxed()),
     ]
 }
 

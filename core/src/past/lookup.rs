@@ -446,6 +446,7 @@ impl Past {
             alternatives: Vec::new(),
             reserved: size,
             promote: None,
+            other_sources: Vec::new(),
         };
         self.cache_pending += size;
         self.make_room();

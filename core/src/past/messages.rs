@@ -340,6 +340,13 @@ pub enum PastMessage {
         /// The file.
         file: FileId,
     },
+    /// The sender gave up its replicas of these files (it is no longer among the k closest
+    /// and all of them hold the file); it keeps at most a cached copy. Sent to the nodes it
+    /// knew to hold them, which stop counting it as a holder.
+    Released {
+        /// The files.
+        files: Vec<FileId>,
+    },
 }
 
 impl PastMessage {
@@ -382,7 +389,7 @@ impl PastMessage {
             }
             PastMessage::CacheOffer { certificate, .. } => name_ok(certificate),
             PastMessage::Replicate { files } => files.len() <= MAX_BATCH && files.iter().all(|(c, _)| name_ok(c)),
-            PastMessage::Holding { files } => files.len() <= MAX_FILES,
+            PastMessage::Holding { files } | PastMessage::Released { files } => files.len() <= MAX_FILES,
             _ => true,
         }
     }

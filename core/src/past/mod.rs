@@ -18,7 +18,7 @@
 //!
 //! Modules: [`certificate`] (signed statements, chunks), [`insert`] (the insert protocol
 //! and where content travels), [`lookup`] (lookup and caching), [`reclaim`], [`replica`]
-//! (accepting replicas, replica diversion, maintenance), [`cache`] (GreedyDual-Size),
+//! (accepting replicas, replica diversion), `maintenance` (replica maintenance), [`cache`] (GreedyDual-Size),
 //! [`quota`], [`store`] (the storage interface), [`transfer`] (chunked pulls with flow
 //! control and verification).
 //!
@@ -63,6 +63,7 @@ pub mod file_id;
 pub mod insert;
 mod locate;
 pub mod lookup;
+mod maintenance;
 pub mod messages;
 mod node;
 pub mod quota;

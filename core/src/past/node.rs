@@ -536,6 +536,7 @@ impl Past {
             PastMessage::Replicate { files } => self.on_replicate(o, from, files),
             PastMessage::Holding { files } => self.on_holding(o, from, files),
             PastMessage::Release { file } => self.on_release(o, from, file),
+            PastMessage::Released { files } => self.on_released(o, from, files),
             // Routed messages sent point to point are not accepted.
             PastMessage::Insert(_) | PastMessage::Lookup(_) | PastMessage::Reclaim(_) => {}
         }

@@ -3,9 +3,11 @@
 //! Maintenance asks a node for a replica once per leaf set change (and at each audit, every
 //! ten minutes by default). If that one pull fails (the source's connection could not be
 //! opened in time, the source went away for a moment), the file would stay one replica
-//! short until the next change or audit. So a failed maintenance pull is tried again, from
-//! the same source, after `maintenance_delay` x 2, x 4, x 8, as long as this node is still
-//! among the k closest to the fileId and does not hold the file by then.
+//! short until the next change or audit. So a failed maintenance pull goes on at once from
+//! another source offered while it ran, and when none was, it is tried again from the same
+//! source after `maintenance_delay` x 2, x 4, x 8, as long as this node is still among the
+//! k closest to the fileId and does not hold the file by then (a new offer meanwhile starts
+//! a pull from its source at once).
 
 use crate::id::Id;
 use crate::net::Net;
