@@ -445,7 +445,6 @@ impl Past {
             query: None,
             alternatives: Vec::new(),
             reserved: size,
-            promote: None,
             other_sources: Vec::new(),
         };
         self.cache_pending += size;
@@ -464,7 +463,7 @@ impl Past {
     }
 
     /// A cached copy arrived whole and verified.
-    pub(crate) fn cache_received(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, hashes: Vec<Hash>) {
+    pub(crate) fn cache_received(&mut self, file: FileId, hashes: Vec<Hash>) {
         let Some(h) = self.holdings.get_mut(&file) else {
             return;
         };
@@ -481,29 +480,14 @@ impl Past {
         self.stats.cached_files += 1;
         self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
         self.make_room();
-        // Maintenance asked for a replica while the copy arrived.
-        if let Some((asked_by, _)) = p.promote {
-            self.promote_cached(file);
-            if let Some(h) = self.holdings.get_mut(&file)
-                && !h.holders.contains(&asked_by)
-            {
-                h.holders.push(asked_by);
-            }
-            self.send(o, asked_by, PastMessage::Holding { files: vec![file] });
-        }
     }
 
-    pub(crate) fn cache_failed(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
-        let Some(h) = self.holdings.get(&file).filter(|h| h.role == Role::Cached) else {
-            return;
-        };
-        let Some(p) = &h.pending else {
-            return;
-        };
-        let (cert, promote) = (h.cert.clone(), p.promote);
-        self.drop_holding(o, file, false);
-        if let Some((_, source)) = promote {
-            self.fetch_replica(o, cert, source);
+    /// Forgets the cached copy of `file` if it is still arriving (its transfer failed, or a
+    /// replica is wanted instead).
+    pub(crate) fn forget_arriving_copy(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
+        let arriving = self.holdings.get(&file).is_some_and(|h| h.role == Role::Cached && h.pending.is_some());
+        if arriving {
+            self.drop_holding(o, file, false);
         }
     }
 }

@@ -214,30 +214,24 @@ impl Past {
         let mut held = Vec::new();
         for (cert, source) in files {
             let file = cert.body.file;
+            // A cached copy still arriving may be stalled (its source may have gone away):
+            // the replica is pulled from the source named here instead.
+            self.forget_arriving_copy(o, file);
             if let Some(h) = self.holdings.get_mut(&file) {
+                if !h.holders.contains(&from) {
+                    h.holders.push(from);
+                }
                 if let Some(p) = h.pending.as_mut() {
-                    if h.role == Role::Cached {
-                        p.promote = Some((from, source));
-                    } else {
-                        // Told once the replica is stored, like the k closest; its source
-                        // is tried should this pull fail.
-                        if !h.holders.contains(&from) {
-                            h.holders.push(from);
-                        }
-                        let known = source == p.source_node || p.other_sources.contains(&source);
-                        if !known && p.other_sources.len() < MAX_OTHER_SOURCES {
-                            p.other_sources.push(source);
-                        }
+                    // Told once the replica is stored, like the k closest; its source is
+                    // tried should this pull fail.
+                    let known = source == p.source_node || p.other_sources.contains(&source);
+                    if !known && p.other_sources.len() < MAX_OTHER_SOURCES {
+                        p.other_sources.push(source);
                     }
                     continue;
                 }
                 if h.role == Role::Cached {
                     self.promote_cached(file);
-                }
-                if let Some(h) = self.holdings.get_mut(&file)
-                    && !h.holders.contains(&from)
-                {
-                    h.holders.push(from);
                 }
                 held.push(file);
                 continue;
@@ -246,6 +240,9 @@ impl Past {
                 continue;
             }
             self.fetch_replica(o, cert, source);
+            if let Some(h) = self.holdings.get_mut(&file) {
+                h.holders.push(from);
+            }
         }
         for batch in held.chunks(MAX_FILES) {
             self.send(o, from, PastMessage::Holding { files: batch.to_vec() });

@@ -69,10 +69,6 @@ pub(crate) struct Pending {
     pub(crate) alternatives: Vec<Id>,
     /// Bytes reserved: counted in `used` (replicas) or `cache_pending` (cached copies).
     pub(crate) reserved: u64,
-    /// A cached copy still arriving that maintenance asked this node to hold as a replica:
-    /// the node that asked and the source it named. The copy becomes a replica when it
-    /// arrives; should it fail, the replica is fetched from that source.
-    pub(crate) promote: Option<(Id, Id)>,
     /// Further sources maintenance offered while this replica was being pulled, tried in
     /// turn should the pull fail (at most [`MAX_OTHER_SOURCES`]).
     pub(crate) other_sources: Vec<Id>,
@@ -178,7 +174,6 @@ impl Past {
             query: None,
             alternatives: Vec::new(),
             reserved: 0,
-            promote: None,
             other_sources: Vec::new(),
         };
         if accepts(size, self.free(), t) {
@@ -427,7 +422,7 @@ impl Past {
         }
     }
 
-    /// Chunks of a pending replica arrived.
+    /// Chunks of a pending replica (or cached copy) arrived: it is not stalled.
     pub(crate) fn replica_progress(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         let now = o.now();
         let stall = self.config.stall_timeout;
@@ -550,6 +545,9 @@ impl Past {
         }
     }
 
+    /// A pending holding's deadline: one that made no progress in time fails like its
+    /// transfer would (a maintenance pull goes on elsewhere); one ready but never committed is
+    /// dropped.
     pub(crate) fn pending_timer(&mut self, o: &mut dyn Net<PastMessage>, file: FileId) {
         let Some(p) = self.holdings.get(&file).and_then(|h| h.pending.clone()) else {
             return;
@@ -558,13 +556,14 @@ impl Past {
             self.schedule(p.deadline, Timer::Pending(file));
             return;
         }
-        if !p.ready
-            && let Some(c) = p.coordinator
-        {
-            let own = o.id();
-            self.send(o, c, PastMessage::Failed { file, nonce: p.nonce, node: own, reason: Refusal::Stalled });
+        let cached = self.holdings.get(&file).is_some_and(|h| h.role == Role::Cached);
+        if cached {
+            self.forget_arriving_copy(o, file);
+        } else if !p.ready {
+            self.replica_failed(o, file, Refusal::Stalled);
+        } else {
+            self.drop_holding(o, file, true);
         }
-        self.drop_holding(o, file, true);
     }
 
     /// Forgets a file held here, freeing its space; with `tell`, a pending pointer's diverted

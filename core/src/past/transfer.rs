@@ -248,7 +248,7 @@ impl Past {
                 Sink::Reader(op) => self.lookup_chunk(op, index, data),
             }
         }
-        if matches!(sink, Sink::Replica) {
+        if matches!(sink, Sink::Replica | Sink::Cache) {
             self.replica_progress(o, file);
         }
         self.pump_transfer(o, id);
@@ -352,7 +352,7 @@ impl Past {
         };
         match t.sink {
             Sink::Replica => self.replica_received(o, t.file, t.hashes, t.bytes),
-            Sink::Cache => self.cache_received(o, t.file, t.hashes),
+            Sink::Cache => self.cache_received(t.file, t.hashes),
             Sink::Reader(op) => self.lookup_received(o, op, t.peer),
         }
     }
@@ -363,7 +363,7 @@ impl Past {
         };
         match t.sink {
             Sink::Replica => self.replica_failed(o, t.file, reason),
-            Sink::Cache => self.cache_failed(o, t.file),
+            Sink::Cache => self.forget_arriving_copy(o, t.file),
             Sink::Reader(op) => self.lookup_source_failed(o, op, t.peer, t.hashes, reason),
         }
     }
