@@ -86,11 +86,10 @@ impl Page {
         if stats.created >= budget {
             detail.push_str("; connection budget used up, routing through open connections");
         } else if manager.reload_advised() {
-            detail.push_str(&format!(
-                "; connection budget nearly used up ({} of {budget}): reload the page to renew it \
-                 (its identity and replicas are kept)",
-                stats.created
-            ));
+            detail.push_str(
+                "; connection budget nearly used up: reload the page to renew it (its identity and \
+                 replicas are kept)",
+            );
         }
         if status != self.status || detail != self.detail {
             self.status = status;

@@ -70,10 +70,11 @@ impl Sessions {
 /// What a node connects to, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// The peer manager as it is (`link/src/manager`): keep the leaf set and every table
-    /// entry, answer every peer; above 64 open connections, idle ones of peers we do not
-    /// keep close, so a peer that keeps us in its table reconnects at its next table probe
-    /// (every 60 s); at the budget no new connection (modelled as an immediate reload).
+    /// The peer manager as it was before issue 14 (`link/src/manager`): keep the leaf set
+    /// and every table entry, answer every peer; above 64 open connections, idle ones of
+    /// peers we do not keep close, so a peer that keeps us in its table reconnects at its
+    /// next table probe (every 60 s); at the budget no new connection (modelled as an
+    /// immediate reload). The manager now does what [`Policy::Paced`] says.
     Today,
     /// As today, but connections of peers that keep us in their tables are not evicted.
     KeepAll,
