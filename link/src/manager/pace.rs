@@ -106,11 +106,11 @@ impl PeerManager {
         reload_due(&self.config, self.stats.created)
     }
 
-    /// Counts a created connection against the budget; reports the budget's milestones.
+    /// Counts a created connection against the budget; reports the budget's milestones
+    /// (each once: the count goes up one at a time).
     pub(super) fn spend(&mut self) {
-        let advised = self.reload_advised();
         self.stats.created += 1;
-        if !advised && self.reload_advised() {
+        if self.stats.created == reload_point(&self.config) {
             self.events.push_back(PeerEvent::ReloadAdvised);
         }
         if self.budget_exhausted() {
@@ -122,6 +122,12 @@ impl PeerManager {
 /// Whether `created` connections leave at most the reload reserve of the budget.
 fn reload_due(config: &ManagerConfig, created: u32) -> bool {
     created.saturating_add(config.reload_reserve) >= config.connection_budget
+}
+
+/// The connection whose creation advises a reload: the first that leaves at most the
+/// reserve (the first of all when the budget is not larger than the reserve).
+fn reload_point(config: &ManagerConfig) -> u32 {
+    config.connection_budget.saturating_sub(config.reload_reserve).max(1)
 }
 
 #[cfg(test)]
@@ -172,5 +178,9 @@ mod tests {
         assert!(!reload_due(&config, 463));
         assert!(reload_due(&config, 464));
         assert!(reload_due(&config, 480));
+        assert_eq!(reload_point(&config), 464);
+        let small = ManagerConfig { connection_budget: 5, ..config };
+        assert!(reload_due(&small, 0));
+        assert_eq!(reload_point(&small), 1);
     }
 }
