@@ -45,6 +45,10 @@ fn the_budget_is_never_exceeded_and_messages_fail_past_it() {
     assert_eq!(net.nodes[0].creates.len(), BUDGET as usize);
     assert!(net.manager(0).budget_exhausted());
     assert!(net.nodes[0].events.iter().any(|(_, e)| *e == PeerEvent::BudgetExhausted));
+    // The reserve (16) exceeds this budget: a reload was advised once, at the first one.
+    let advised = net.nodes[0].events.iter().filter(|(_, e)| *e == PeerEvent::ReloadAdvised).count();
+    assert_eq!(advised, 1);
+    assert!(net.manager(0).reload_advised());
     for i in 6..10 {
         assert_eq!(send_failed(&net.nodes[0].events, net.id(i)), 1, "peer {i}");
     }

@@ -425,6 +425,11 @@ impl Driver {
                  connections; reload the page to renew it",
                 self.stack.manager().stats().created
             )),
+            StackEvent::ReloadAdvised => {
+                let stats = self.stack.manager().stats();
+                let budget = self.settings.manager.connection_budget;
+                self.page.emit("reloadAdvised", &[("created", stats.created.into()), ("budget", budget.into())]);
+            }
             other => tracing::debug!("unhandled stack event {other:?}"),
         }
     }

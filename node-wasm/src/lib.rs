@@ -123,6 +123,10 @@ struct StartOptions {
     /// `RTCPeerConnection`s this page may create (at most 500, Chromium's limit).
     #[serde(default)]
     connection_budget: Option<u32>,
+    /// Hours over which the budget is spent on connections other than the leaf set's (8 by
+    /// default; 0: not paced).
+    #[serde(default)]
+    pace_hours: Option<f64>,
     /// How long a connection may take to open and authenticate.
     #[serde(default)]
     connect_timeout_ms: Option<u64>,
@@ -183,6 +187,15 @@ impl StartOptions {
             tombstone: core.probe_timeout * 2,
             ..Default::default()
         };
+        manager.pace = match self.pace_hours {
+            Some(0.0) => None,
+            Some(hours) => Some(past_link::manager::Pace::over_hours(hours).map_err(|e| e.to_string())?),
+            None => manager.pace,
+        };
+        if let Some(probes) = core.table_probe_interval {
+            // A peer keeps us in its tables while it probes us: at least once per period.
+            manager.holder_memory = probes * 5 / 2;
+        }
         if let Some(keepalive) = core.keepalive_interval {
             manager.idle = (keepalive * 3).max(manager.eviction_grace);
             // A peer that failed is tried again after three keep-alive periods (15 s by
@@ -215,7 +228,7 @@ impl StartOptions {
 ///
 /// `config`: `{ signalingUrl, iceServers?, keepaliveMs?, probeTimeoutMs?, tableProbeMs?,
 /// joinTimeoutMs?, failedMemoryMs?, leafSetSize?, digitBits?, maxConnections?, connectionBudget?,
-/// connectTimeoutMs?, iceTransportPolicy?, identityNamespace?, onEvent? }`.
+/// paceHours?, connectTimeoutMs?, iceTransportPolicy?, identityNamespace?, onEvent? }`.
 #[wasm_bindgen]
 pub async fn start(config: JsValue) -> Result<Node, JsError> {
     logging::init();
@@ -313,7 +326,8 @@ impl Node {
     /// openConnections, digitBits, leafSetSize, leafSet: {counterClockwise,
     /// clockwise}, routingTable: [{row, column, id, rttMs}], neighborhood: [{id, rttMs}],
     /// connections: [{id, state, direction, via, rttMs, leaf, table, backlog}],
-    /// peerConnectionsCreated, peerConnectionLimit, connectionBudget, maxConnections}`.
+    /// peerConnectionsCreated, peerConnectionLimit, connectionBudget, maxConnections,
+    /// reloadAdvised}`.
     pub fn view(&self) -> Object {
         self.driver.try_borrow().map(|d| page::view(&d)).unwrap_or_default()
     }

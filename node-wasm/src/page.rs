@@ -85,6 +85,11 @@ impl Page {
         }
         if stats.created >= budget {
             detail.push_str("; connection budget used up, routing through open connections");
+        } else if manager.reload_advised() {
+            detail.push_str(
+                "; connection budget nearly used up: reload the page to renew it (its identity and \
+                 replicas are kept)",
+            );
         }
         if status != self.status || detail != self.detail {
             self.status = status;
@@ -263,5 +268,6 @@ pub(crate) fn view(driver: &Driver) -> Object {
     set(&view, "rttsByProbe", (rtts.probes as f64).into());
     set(&view, "connectionBudget", driver.settings.manager.connection_budget.into());
     set(&view, "maxConnections", (driver.settings.manager.max_connections as u32).into());
+    set(&view, "reloadAdvised", driver.stack.manager().reload_advised().into());
     view
 }

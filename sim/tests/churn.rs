@@ -1,5 +1,6 @@
 //! The churn model (`past_sim::churn`): a long-lived tab's peer connections per hour.
 
+use past_link::manager::Pace;
 use past_sim::churn::{Counts, Policy, Report, Scenario, Sessions, run};
 
 fn scenario(nodes: usize, median_minutes: Option<f64>) -> Scenario {
@@ -9,7 +10,7 @@ fn scenario(nodes: usize, median_minutes: Option<f64>) -> Scenario {
         hours: 3.0,
         observers: 2,
         budget: 480,
-        pace_hours: 8.0,
+        pace: Pace::default(),
         seed: 7,
     }
 }

@@ -6,9 +6,12 @@ impl PeerManager {
     /// Whether an attempt to `peer` may start. `incoming`: the peer offered (it is alive, so
     /// our backoff for it does not apply; the other limits do, since answering costs a peer
     /// connection too).
-    pub(super) fn admission(&mut self, peer: Id, incoming: bool, now: Time) -> Admission {
+    pub(super) fn admission(&mut self, peer: Id, incoming: bool, tables: &impl Tables, now: Time) -> Admission {
         if self.budget_exhausted() {
             return Admission::Refuse("the connection budget is used up");
+        }
+        if self.beyond_pace(peer, tables, now) {
+            return Admission::Refuse("beyond the pace at which the connection budget is spent");
         }
         let record = self.peers.get(&peer);
         if !incoming && record.is_some_and(|p| p.tombstone.is_some_and(|t| t > now)) {
@@ -85,10 +88,7 @@ impl PeerManager {
             Charge::Introducer(introducer) => self.introducers.charge(introducer, &self.config.limits, now),
             Charge::Settled => {}
         }
-        self.stats.created += 1;
-        if self.budget_exhausted() {
-            self.events.push_back(PeerEvent::BudgetExhausted);
-        }
+        self.spend();
         self.next_conn += 1;
         let id = self.next_conn;
         let record = self.peers.entry(peer).or_default();
@@ -114,6 +114,7 @@ impl PeerManager {
             last_used: now,
             last_heard: now,
             joined: false,
+            probed_us: None,
             transfer,
         });
         self.by_conn.insert(id, peer);
@@ -132,7 +133,7 @@ impl PeerManager {
                 self.fail_pending(peer);
                 continue;
             }
-            match self.admission(peer, false, now) {
+            match self.admission(peer, false, tables, now) {
                 Admission::Start(charge) => self.start(peer, charge, tables, now),
                 Admission::Wait => break,
                 Admission::Refuse(reason) => {

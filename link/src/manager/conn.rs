@@ -93,6 +93,8 @@ pub(crate) struct Conn {
     pub(crate) last_heard: Time,
     /// The peer said it was joined in its hello.
     pub(crate) joined: bool,
+    /// When the peer last sent a probe of its own (it keeps us in its tables).
+    pub(crate) probed_us: Option<Time>,
     /// We opened it to carry PAST content (a chunk pull, a lookup's answer): it closes once
     /// idle for `ManagerConfig::transfer_idle`, unless the node's tables keep the peer.
     pub(crate) transfer: bool,

@@ -1,4 +1,5 @@
-//! How connections end: failed attempts, closes, refused peers, eviction, timeouts.
+//! How connections end: failed attempts, closes, refused peers, idle transfers, timeouts
+//! (which idle connections are evicted: [`super::retention`]).
 
 use super::*;
 
@@ -108,35 +109,6 @@ impl PeerManager {
             record.backoff.failed(&self.config.limits, now);
         }
         self.drop_conn(peer, reason, false, now);
-    }
-
-    /// Closes idle connections that the node does not keep, least recently used first,
-    /// until `room` more fit under the limit.
-    pub(super) fn evict(&mut self, room: usize, tables: &impl Tables, now: Time) {
-        let count = self.peers.values().filter(|p| p.conn.is_some()).count();
-        let excess = (count + room).saturating_sub(self.config.max_connections);
-        if excess == 0 {
-            self.evict_at = None;
-            return;
-        }
-        // Open, idle-able connections the node does not keep, with when they may go.
-        let candidates: Vec<(Time, Id, Time)> = self
-            .peers
-            .iter()
-            .filter_map(|(id, p)| p.conn.as_ref().filter(|_| p.pending.is_empty()).map(|c| (*id, c)))
-            .filter(|(id, c)| c.is_open() && !tables.keeps(*id) && !self.protected.contains(id))
-            .map(|(id, c)| {
-                (c.last_used, id, (c.created + self.config.eviction_grace).max(c.last_used + self.config.idle))
-            })
-            .collect();
-        let (mut victims, later): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|(_, _, at)| *at <= now);
-        victims.sort_unstable();
-        // Not enough can go now: look again when the next one may (`handle_timeout` is only
-        // called at `poll_timeout`, and a driver of the manager alone has no other timer).
-        self.evict_at = (victims.len() < excess).then(|| later.iter().map(|(_, _, at)| *at).min()).flatten();
-        for (_, peer, _) in victims.into_iter().take(excess) {
-            self.close_gracefully(peer, "evicted", now);
-        }
     }
 
     /// Closes the connections opened for a transfer that have been idle for

@@ -162,6 +162,7 @@ impl PeerManager {
         if let Message::Route(Routed { key, body: RoutedBody::Join(_), .. }) = &message {
             self.note_joiner(*key, now);
         }
+        self.note_holder(peer, &message, now);
         for id in mentioned(&message) {
             if id == self.own {
                 continue;

@@ -31,10 +31,14 @@
 //! - **Queues**: messages for a peer wait (bounded) while its connection is set up; when it
 //!   cannot be, each goes back to the core as [`PeerEvent::SendFailed`].
 //! - **Cost**: new connections within the [`Limits`] (rate, failures, hearsay, backoff) and
-//!   the lifetime budget; see [`limits`].
+//!   the lifetime budget; see [`limits`]. The budget is spent at a [`Pace`]: the leaf set
+//!   always, other connections only at a pace that makes the budget last the target time
+//!   (the routing table holds fewer entries instead), and a reload is advised when little
+//!   is left; see [`pace`].
 //! - **Eviction**: above `max_connections`, idle connections that are neither leaves nor
-//!   routing table entries (nor protected, like the join contacts) close, least recently
-//!   used first, with a close notice so the peer does not take us for failed.
+//!   routing table entries (nor protected, like the join contacts), and whose peers do not
+//!   keep us in their own tables, close, least recently used first, with a close notice so
+//!   the peer does not take us for failed; see [`retention`].
 //!
 //! It is **not** a transport: it never sees an `RTCPeerConnection`, only the SDP text and the
 //! bytes of one data channel per peer. Backpressure on a channel is the driver's.
@@ -44,6 +48,8 @@ mod conn;
 mod ending;
 mod handshake;
 pub mod limits;
+pub mod pace;
+pub mod retention;
 mod signal;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -63,6 +69,7 @@ use conn::{Auth, Charge, Conn, Pending};
 pub use conn::{ConnId, Role, State, Via};
 use limits::{Backoff, Bucket, Introducers, Introductions, Outcome};
 pub use limits::{Limits, Source};
+pub use pace::{Pace, PaceError};
 use signal::signal_target;
 
 /// What the manager needs to know of the Pastry node.
@@ -72,6 +79,9 @@ pub trait Tables {
     /// Whether the node keeps `id` in its leaf set or routing table (its connection is not
     /// evicted).
     fn keeps(&self, id: Id) -> bool;
+    /// Whether `id` is in the node's leaf set or would enter it (it lies within the leaf
+    /// set's range): its connection is never paced.
+    fn is_leaf(&self, id: Id) -> bool;
 }
 
 impl<A: Application> Tables for Node<A> {
@@ -81,6 +91,11 @@ impl<A: Application> Tables for Node<A> {
 
     fn keeps(&self, id: Id) -> bool {
         self.state().leaf_set.contains(id) || self.state().table.contains(id)
+    }
+
+    fn is_leaf(&self, id: Id) -> bool {
+        let leaves = &self.state().leaf_set;
+        leaves.contains(id) || leaves.covers(id)
     }
 }
 
@@ -115,6 +130,16 @@ pub struct ManagerConfig {
     pub linger: Duration,
     /// Limits on new connections.
     pub limits: Limits,
+    /// How fast the budget may be spent on connections other than the leaf set's
+    /// ([`pace`]); `None`: as fast as the limits allow.
+    pub pace: Option<Pace>,
+    /// Connections left in the budget at which a reload is advised
+    /// ([`PeerEvent::ReloadAdvised`]): enough to keep the leaf set while the page reloads.
+    pub reload_reserve: u32,
+    /// A peer that sent us a probe of its own within this keeps us in its leaf set, routing
+    /// table or neighborhood set: its idle connection is not evicted ([`retention`]). The
+    /// default is two and a half of the core's table probe periods (60 s).
+    pub holder_memory: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -132,6 +157,9 @@ impl Default for ManagerConfig {
             max_pending_bytes: 1 << 20,
             linger: Duration::from_secs(1),
             limits: Limits::default(),
+            pace: Some(Pace::default()),
+            reload_reserve: 16,
+            holder_memory: Duration::from_secs(150),
         }
     }
 }
@@ -243,6 +271,9 @@ pub enum PeerEvent {
     },
     /// The connection budget is used up: no new peer connection will be made.
     BudgetExhausted,
+    /// At most [`ManagerConfig::reload_reserve`] connections are left in the budget: the
+    /// page should reload (keeping its identity and replicas) to start with a fresh one.
+    ReloadAdvised,
 }
 
 /// What the manager knows of one peer.
@@ -340,6 +371,8 @@ pub struct PeerManager {
     own: Id,
     public_key: [u8; 32],
     config: ManagerConfig,
+    /// When the manager started (the page load): the pace counts from then.
+    started: Time,
     rng: ChaCha20Rng,
     peers: BTreeMap<Id, Peer>,
     by_conn: BTreeMap<ConnId, Id>,
@@ -373,6 +406,7 @@ impl PeerManager {
         PeerManager {
             own,
             public_key,
+            started: now,
             attempts: Bucket::new(limits.attempts_burst, limits.attempts_per_minute, now),
             failures: Bucket::new(limits.failures_burst, limits.failures_per_minute, now),
             config,
@@ -573,7 +607,7 @@ impl PeerManager {
         if source == Source::Server {
             self.peers.entry(peer).or_default().known = true;
         }
-        match self.admission(peer, false, now) {
+        match self.admission(peer, false, tables, now) {
             Admission::Start(charge) => self.start(peer, charge, tables, now),
             Admission::Wait => {
                 self.peers.entry(peer).or_default().waiting.get_or_insert(now);
@@ -604,7 +638,7 @@ impl PeerManager {
         let size = message_size(&message);
         let has_attempt = self.peers.get(&to).is_some_and(|p| p.conn.is_some() || p.waiting.is_some());
         if !has_attempt {
-            match self.admission(to, false, now) {
+            match self.admission(to, false, tables, now) {
                 Admission::Start(charge) => {
                     self.queue(to, message, size);
                     return self.start(to, charge, tables, now);

@@ -227,7 +227,7 @@ impl PeerManager {
             // The peer's offer replaces what we had (its messages stay queued).
             self.replace_conn(from, now);
         }
-        let admission = self.admission(from, true, now);
+        let admission = self.admission(from, true, tables, now);
         match admission {
             Admission::Start(charge) => self.create(from, Role::Answerer, via, session, charge, Some(sdp), tables, now),
             Admission::Wait | Admission::Refuse(_) => {

@@ -84,6 +84,9 @@ pub enum StackEvent {
     },
     /// The connection budget is used up.
     BudgetExhausted,
+    /// Little of the connection budget is left: the page should reload, keeping its identity
+    /// and replicas, to start with a fresh one ([`PeerManager::reload_advised`]).
+    ReloadAdvised,
     /// An outcome of the PAST storage layer (an insert, lookup or reclaim, a chunk).
     Past(PastEvent),
 }
@@ -436,6 +439,7 @@ impl Stack {
             PeerEvent::Closed { peer, reason } => self.events.push_back(StackEvent::Closed { peer, reason }),
             PeerEvent::Refused { peer, reason } => self.events.push_back(StackEvent::Refused { peer, reason }),
             PeerEvent::BudgetExhausted => self.events.push_back(StackEvent::BudgetExhausted),
+            PeerEvent::ReloadAdvised => self.events.push_back(StackEvent::ReloadAdvised),
         }
     }
 

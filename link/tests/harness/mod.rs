@@ -131,7 +131,10 @@ impl Endpoint for Stack {
 #[derive(Clone, Debug, Default)]
 pub struct FakeTables {
     pub joined: bool,
+    /// The leaves and routing table entries.
     pub keeps: BTreeSet<Id>,
+    /// The leaves (also in `keeps`) and the ids that would enter the leaf set.
+    pub leaves: BTreeSet<Id>,
 }
 
 impl Tables for FakeTables {
@@ -140,6 +143,9 @@ impl Tables for FakeTables {
     }
     fn keeps(&self, id: Id) -> bool {
         self.keeps.contains(&id)
+    }
+    fn is_leaf(&self, id: Id) -> bool {
+        self.leaves.contains(&id)
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use past_link::manager::Pace;
 use past_sim::churn::{Counts, Policy, Report, Scenario, Sessions, core_counts, run};
 use past_sim::plot::{Series, line_chart_log_x};
 
@@ -49,8 +50,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let pace = Pace::over_hours(args.pace_hours)?;
     if args.core_check {
-        core_check(&args);
+        core_check(&args, &pace);
         return Ok(());
     }
     println!(
@@ -68,7 +70,7 @@ fn main() -> anyhow::Result<()> {
                 hours: args.hours,
                 observers: args.observers,
                 budget: args.budget,
-                pace_hours: args.pace_hours,
+                pace: pace.clone(),
                 seed: args.seed,
             };
             let started = Instant::now();
@@ -97,7 +99,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Prints the real core's new peers per hour beside the model's (keep-all).
-fn core_check(args: &Args) {
+fn core_check(args: &Args, pace: &Pace) {
     println!("| N | median | counted by | new peers/h after hour 1 (leaf + table + in) |");
     println!("|---|---|---|---|");
     for &nodes in &args.nodes {
@@ -111,7 +113,7 @@ fn core_check(args: &Args) {
                 hours: args.hours,
                 observers: args.observers,
                 budget: u32::MAX,
-                pace_hours: args.pace_hours,
+                pace: pace.clone(),
                 seed: args.seed,
             };
             let reports = run(&scenario);

@@ -36,6 +36,7 @@ mod population;
 pub use core_check::core_counts;
 
 use observer::Observer;
+use past_link::manager::Pace;
 use population::{Population, normal, uniform};
 use rand_chacha::ChaCha8Rng;
 
@@ -69,10 +70,11 @@ impl Sessions {
 /// What a node connects to, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// The peer manager as it is (`link/src/manager`): keep the leaf set and every table
-    /// entry, answer every peer; above 64 open connections, idle ones of peers we do not
-    /// keep close, so a peer that keeps us in its table reconnects at its next table probe
-    /// (every 60 s); at the budget no new connection (modelled as an immediate reload).
+    /// The peer manager as it was before issue 14 (`link/src/manager`): keep the leaf set
+    /// and every table entry, answer every peer; above 64 open connections, idle ones of
+    /// peers we do not keep close, so a peer that keeps us in its table reconnects at its
+    /// next table probe (every 60 s); at the budget no new connection (modelled as an
+    /// immediate reload). The manager now does what [`Policy::Paced`] says.
     Today,
     /// As today, but connections of peers that keep us in their tables are not evicted.
     KeepAll,
@@ -82,8 +84,9 @@ pub enum Policy {
     Reuse,
     /// Reuse, with connections other than the leaf set (table entries, peers that want
     /// us in their tables) paced: allowed while the count since the last (re)join is below
-    /// 100 + (budget - 100) x (time since the join / pace hours); empty entries are refilled
-    /// each minute, row 0 first. The leaf set is always kept.
+    /// 100 + (budget - 100) x (time since the join / pace hours), as the peer manager decides
+    /// (`past_link::manager::Pace::allows`, called here); empty entries are refilled each
+    /// minute, row 0 first. The leaf set is always kept.
     Paced,
 }
 
@@ -140,8 +143,9 @@ pub struct Scenario {
     pub observers: usize,
     /// Peer connections a tab may create between reloads (the manager's default: 480).
     pub budget: u32,
-    /// Hours the paced policy spreads its budget over.
-    pub pace_hours: f64,
+    /// The paced policy's pace (the peer manager's; `Pace::over_hours` spreads it over other
+    /// hours than 8).
+    pub pace: Pace,
     /// Seed of the run.
     pub seed: u64,
 }
@@ -178,7 +182,7 @@ pub fn run(scenario: &Scenario) -> Vec<Report> {
     let mut observers: Vec<Observer> = policies
         .map(|(policy, k)| {
             let seed = scenario.seed.wrapping_mul(1000).wrapping_add(k as u64);
-            Observer::join(ids[k], policy, scenario.budget, scenario.pace_hours, seed, &population)
+            Observer::join(ids[k], policy, scenario.budget, &scenario.pace, seed, &population)
         })
         .collect();
     let end = scenario.hours * 3_600_000.0;

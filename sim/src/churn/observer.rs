@@ -1,6 +1,9 @@
 //! One long-lived node in the churn model: its leaf set, its routing table, the peers that
 //! keep it in their tables, and the peer connections all of that costs it under a policy.
 
+use std::time::Duration;
+
+use past_link::manager::Pace;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use rustc_hash::FxHashMap;
@@ -15,9 +18,6 @@ pub(crate) const LEAF_HALF: usize = 8;
 /// (`ManagerConfig::default().max_connections`).
 const MAX_CONNECTIONS: usize = 64;
 
-/// Connections the paced policy lets a (re)joining node spend at once.
-const PACE_JOIN: f64 = 100.0;
-
 /// Why a connection is open (bit flags).
 const LEAF: u8 = 1;
 const TABLE: u8 = 2;
@@ -28,8 +28,8 @@ pub(crate) struct Observer {
     id: u128,
     policy: Policy,
     budget: u32,
-    /// Hours the paced policy spreads its budget over.
-    pace_hours: f64,
+    /// The paced policy's pace: the peer manager's own decision.
+    pace: Pace,
     leaves: Vec<u128>,
     table: Vec<[Option<u128>; 16]>,
     /// Open connections and why.
@@ -58,19 +58,12 @@ pub(crate) struct Observer {
 impl Observer {
     /// A node with `id` (already live in `population`) joining at time 0; `seed` seeds its
     /// random choices.
-    pub(crate) fn join(
-        id: u128,
-        policy: Policy,
-        budget: u32,
-        pace_hours: f64,
-        seed: u64,
-        population: &Population,
-    ) -> Self {
+    pub(crate) fn join(id: u128, policy: Policy, budget: u32, pace: &Pace, seed: u64, population: &Population) -> Self {
         let mut observer = Observer {
             id,
             policy,
             budget,
-            pace_hours,
+            pace: pace.clone(),
             leaves: Vec::new(),
             table: vec![[None; 16]; ROWS],
             peers: FxHashMap::default(),
@@ -196,10 +189,11 @@ impl Observer {
         self.open(peer, TABLE);
     }
 
-    /// Whether the paced policy may spend a connection on something other than the leaf set.
+    /// Whether the paced policy may spend a connection on something other than the leaf set:
+    /// the peer manager's [`Pace::allows`], counted from the last (re)join.
     fn within_pace(&self) -> bool {
-        let share = ((self.now - self.joined_at) / (self.pace_hours * 3_600_000.0)).min(1.0);
-        f64::from(self.created) < PACE_JOIN + (f64::from(self.budget) - PACE_JOIN) * share
+        let elapsed = Duration::from_secs_f64((self.now - self.joined_at).max(0.0) / 1000.0);
+        self.pace.allows(self.budget, self.created, elapsed)
     }
 
     fn in_leaf_range(&self, id: u128) -> bool {
