@@ -163,16 +163,21 @@ impl<M> Overlay<M> {
     /// or the row came from a node that lacked it), while in the sparse last rows most
     /// empty slots have none.
     pub(crate) fn repair_holes(&mut self) {
-        let columns = self.config.base.columns();
         for row in 0..self.state.table.row_count() {
-            // Each slot of a row covers a region 2^b times larger than a slot of the next:
-            // when the next row has several entries, this one should be full.
-            let nearly_full = self.state.table.row(row).count() + MAX_HOLES >= columns - 1;
-            let dense_below = self.state.table.row(row + 1).count() >= DENSE_BELOW;
-            if nearly_full || dense_below {
+            if self.row_should_be_full(row) {
                 self.repair_row(row);
             }
         }
+    }
+
+    /// Whether row `row` likely has a live node for each of its slots: it has at most
+    /// [`MAX_HOLES`] empty slots, or the next row has [`DENSE_BELOW`] entries (each slot of a
+    /// row covers a region 2^b times larger than a slot of the next: when the next row has
+    /// several entries, this one should be full).
+    pub(crate) fn row_should_be_full(&self, row: usize) -> bool {
+        let columns = self.config.base.columns();
+        let nearly_full = self.state.table.row(row).count() + MAX_HOLES >= columns - 1;
+        nearly_full || self.state.table.row(row + 1).count() >= DENSE_BELOW
     }
 
     /// A slot of row `row` was just filled: when that makes the row dense, the row above
@@ -280,6 +285,7 @@ impl<M> Overlay<M> {
         self.phase = Phase::Left;
         self.pending.clear();
         self.repairs.clear();
+        self.deferred.clear();
         self.next_keepalive = None;
         self.next_table_probe = None;
     }

@@ -209,8 +209,8 @@ impl<A: Application> Node<A> {
             Message::NewNode { id, row } => self.overlay.on_new_node(from, id, row),
             Message::RowRequest { row } => self.overlay.on_row_request(from, row),
             Message::RowReply { ids, .. } => self.overlay.on_row_reply(from, ids),
-            Message::EntryRequest { row, column } => self.overlay.on_entry_request(from, row, column),
-            Message::EntryReply { row, column, id } => self.overlay.on_entry_reply(from, row, column, id),
+            Message::EntryRequest { slots } => self.overlay.on_entry_request(from, slots),
+            Message::EntryReply { entries } => self.overlay.on_entry_reply(from, entries),
             Message::Leave => self.overlay.on_leave(from),
         }
         self.dispatch();
@@ -307,8 +307,9 @@ impl<A: Application> Node<A> {
             .min()
     }
 
-    /// Runs the work queued during upcalls: messages the application routed, and the
-    /// leaf set upcall. Commands on [`Node::parts_mut`] call this when done.
+    /// Runs the work queued during upcalls and the input: messages the application routed,
+    /// the leaf set upcall, and the requests of routing table repairs (sent together, one
+    /// per peer). Commands on [`Node::parts_mut`] call this when done.
     pub fn dispatch(&mut self) {
         loop {
             if let Some((key, message, attempt)) = self.overlay.routes.pop_front() {
@@ -321,6 +322,7 @@ impl<A: Application> Node<A> {
                 break;
             }
         }
+        self.overlay.send_slot_requests();
     }
 
     fn on_routed(&mut self, from: Id, routed: Routed<A::Message>) {

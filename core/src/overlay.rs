@@ -13,7 +13,7 @@ use rand_core::{Rng, SeedableRng};
 use crate::config::{Config, Proximity};
 use crate::id::Id;
 use crate::leaf_set::Side;
-use crate::repair::SlotRepair;
+use crate::repair::{DeferredReply, SlotRepair};
 use crate::route::{Hop, RoutingState};
 use crate::time::{Rtt, Time};
 use crate::wire::{Message, Probe, Routed, RoutedBody};
@@ -129,6 +129,8 @@ pub struct Overlay<M> {
     pub(crate) routes: VecDeque<(Id, M, u8)>,
     pub(crate) pending: Vec<Pending>,
     pub(crate) repairs: Vec<SlotRepair>,
+    /// Answers to entry requests waiting for our own repairs.
+    pub(crate) deferred: Vec<DeferredReply>,
     /// Nodes found failed, when, and when last probed again because gossip named one for
     /// our leaf set ([`Overlay::recheck_failed`]; the failure time until then).
     pub(crate) failed: VecDeque<(Id, Time, Time)>,
@@ -159,6 +161,7 @@ impl<M> Overlay<M> {
             routes: VecDeque::new(),
             pending: Vec::new(),
             repairs: Vec::new(),
+            deferred: Vec::new(),
             failed: VecDeque::new(),
             next_keepalive: None,
             next_table_probe: None,
@@ -457,9 +460,10 @@ impl<M> Overlay<M> {
         Some(sent)
     }
 
-    /// The earliest time a pending request expires.
+    /// The earliest time a pending request expires, or a deferred answer is due.
     pub(crate) fn next_expiry(&self) -> Option<Time> {
-        self.pending.iter().map(|p| p.sent + self.config.probe_timeout).min()
+        let expiry = self.pending.iter().map(|p| p.sent + self.config.probe_timeout).min();
+        expiry.into_iter().chain(self.next_deferred_reply()).min()
     }
 }
 

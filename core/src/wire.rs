@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::id::Id;
 
 /// The version byte of the wire format described here (2: routed messages carry their
-/// attempt number; 3: PAST's `Released`).
+/// attempt number; 3: an entry request lists several slots and its reply answers each, and
+/// PAST's `Released`).
 pub const WIRE_VERSION: u8 = 3;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
@@ -63,21 +64,17 @@ pub enum Message<M> {
     },
     /// Asks for the receiver's leaf set (answered with [`Message::LeafSet`]).
     LeafSetRequest,
-    /// Asks for the receiver's routing table entry at a slot, to repair the sender's.
+    /// Asks for the receiver's routing table entries at some slots (row, column), to
+    /// repair the sender's: one request for every empty slot the receiver can answer.
     EntryRequest {
-        /// Row of the slot.
-        row: u8,
-        /// Column of the slot.
-        column: u8,
+        /// The slots, as (row, column).
+        slots: Vec<(u8, u8)>,
     },
-    /// The answer to [`Message::EntryRequest`].
+    /// The answer to [`Message::EntryRequest`], and to a routed slot search: for each slot
+    /// asked, (row, column, a node of the receiver's that fits it, if any).
     EntryReply {
-        /// Row of the slot.
-        row: u8,
-        /// Column of the slot.
-        column: u8,
-        /// The entry, if the receiver had one.
-        id: Option<Id>,
+        /// The slots and their entries.
+        entries: Vec<(u8, u8, Option<Id>)>,
     },
     /// The sender leaves the network for good: forget it now.
     Leave,
@@ -246,8 +243,8 @@ mod tests {
             Message::NewNode { id, row: 2 },
             Message::RowRequest { row: 3 },
             Message::RowReply { row: 3, ids: vec![id] },
-            Message::EntryRequest { row: 1, column: 2 },
-            Message::EntryReply { row: 1, column: 2, id: None },
+            Message::EntryRequest { slots: vec![(1, 2), (0, 5)] },
+            Message::EntryReply { entries: vec![(1, 2, None), (0, 5, Some(id))] },
             Message::Leave,
             Message::Direct(vec![0; 100]),
         ]
@@ -266,6 +263,7 @@ mod tests {
     fn bad_frames_are_errors() {
         assert_eq!(decode::<Msg>(&[]), Err(DecodeError::Empty));
         assert_eq!(decode::<Msg>(&[1, 0]), Err(DecodeError::Version(1)), "version 1 had no attempt numbers");
+        assert_eq!(decode::<Msg>(&[2, 0]), Err(DecodeError::Version(2)), "version 2 asked for one slot at a time");
         assert!(matches!(decode::<Msg>(&vec![1; MAX_FRAME_BYTES + 1]), Err(DecodeError::TooLarge { .. })));
         let mut frame = encode(&Message::<Vec<u8>>::Leave).unwrap();
         frame.push(0);

@@ -113,11 +113,11 @@ fn message_cases() -> Cases<Frame> {
         ("RowReply", (any::<u8>(), ids()).prop_map(|(row, ids)| Message::RowReply { row, ids }).boxed()),
         ("NewNode", (id(), any::<u8>()).prop_map(|(id, row)| Message::NewNode { id, row }).boxed()),
         ("LeafSetRequest", Just(Message::LeafSetRequest).boxed()),
-        ("EntryRequest", any::<(u8, u8)>().prop_map(|(row, column)| Message::EntryRequest { row, column }).boxed()),
+        ("EntryRequest", vec(any::<(u8, u8)>(), 0..8).prop_map(|slots| Message::EntryRequest { slots }).boxed()),
         (
             "EntryReply",
-            (any::<u8>(), any::<u8>(), proptest::option::of(id()))
-                .prop_map(|(row, column, id)| Message::EntryReply { row, column, id })
+            vec((any::<u8>(), any::<u8>(), proptest::option::of(id())), 0..8)
+                .prop_map(|entries| Message::EntryReply { entries })
                 .boxed(),
         ),
         ("Leave", Just(Message::Leave).boxed()),

@@ -159,7 +159,7 @@ pub fn fail_and_repair(network: &mut Network, params: &Params, fraction: f64, ma
     network.run_for(maintenance);
     network.set_maintenance(None, None, true);
     network.run_until_quiet();
-    let maintenance_counters = difference(network.counters(), counters_before);
+    let maintenance_counters = network.counters().since(&counters_before);
 
     let (after, _) = random_lookups(network, base, params.lookups);
     FailureReport {
@@ -173,18 +173,5 @@ pub fn fail_and_repair(network: &mut Network, params: &Params, fraction: f64, ma
         leaf_set_errors_after: leaf_set_errors(network, params.leaf_set_size),
         maintenance: maintenance_counters,
         maintenance_time: maintenance,
-    }
-}
-
-fn difference(after: Counters, before: Counters) -> Counters {
-    Counters {
-        join: after.join - before.join,
-        probe: after.probe - before.probe,
-        leaf_set: after.leaf_set - before.leaf_set,
-        new_node: after.new_node - before.new_node,
-        repair: after.repair - before.repair,
-        app: after.app - before.app,
-        leave: after.leave - before.leave,
-        failed_sends: after.failed_sends - before.failed_sends,
     }
 }

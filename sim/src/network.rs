@@ -126,6 +126,17 @@ pub struct Counters {
     pub leave: u64,
     /// Sends to failed nodes.
     pub failed_sends: u64,
+    /// Of `leaf_set`: requests for a leaf set (leaf set repair).
+    pub leaf_set_requests: u64,
+    /// Of `leaf_set`: leaf sets sent in answer to a request.
+    pub leaf_set_answers: u64,
+    /// Of `repair`: entry requests (each may list several slots).
+    pub entry_requests: u64,
+    /// Of `repair`: entry replies that named no node for any slot asked (each names one or
+    /// more slots).
+    pub empty_entry_replies: u64,
+    /// Of `repair`: hops of routed slot searches.
+    pub find_slot_hops: u64,
 }
 
 impl Counters {
@@ -134,7 +145,32 @@ impl Counters {
         self.join + self.probe + self.leaf_set + self.new_node + self.repair + self.app + self.leave
     }
 
+    /// Leaf sets pushed unasked (stabilization), the rest of `leaf_set`.
+    pub fn leaf_set_pushes(&self) -> u64 {
+        self.leaf_set - self.leaf_set_requests - self.leaf_set_answers
+    }
+
+    /// The counts of `self` minus those of `earlier`.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            join: self.join - earlier.join,
+            probe: self.probe - earlier.probe,
+            leaf_set: self.leaf_set - earlier.leaf_set,
+            new_node: self.new_node - earlier.new_node,
+            repair: self.repair - earlier.repair,
+            app: self.app - earlier.app,
+            leave: self.leave - earlier.leave,
+            failed_sends: self.failed_sends - earlier.failed_sends,
+            leaf_set_requests: self.leaf_set_requests - earlier.leaf_set_requests,
+            leaf_set_answers: self.leaf_set_answers - earlier.leaf_set_answers,
+            entry_requests: self.entry_requests - earlier.entry_requests,
+            empty_entry_replies: self.empty_entry_replies - earlier.empty_entry_replies,
+            find_slot_hops: self.find_slot_hops - earlier.find_slot_hops,
+        }
+    }
+
     fn count<M>(&mut self, message: &Message<M>) {
+        self.count_detail(message);
         let slot = match message {
             Message::Route(Routed { body: RoutedBody::Join(_), .. }) | Message::JoinReply(_) => &mut self.join,
             Message::Route(Routed { body: RoutedBody::App(_), .. }) | Message::Direct(_) => &mut self.app,
@@ -148,6 +184,18 @@ impl Counters {
             Message::Leave => &mut self.leave,
         };
         *slot += 1;
+    }
+
+    fn count_detail<M>(&mut self, message: &Message<M>) {
+        let detail = match message {
+            Message::LeafSetRequest => &mut self.leaf_set_requests,
+            Message::LeafSet { answer: true, .. } => &mut self.leaf_set_answers,
+            Message::EntryRequest { .. } => &mut self.entry_requests,
+            Message::EntryReply { entries } if entries.iter().all(|e| e.2.is_none()) => &mut self.empty_entry_replies,
+            Message::Route(Routed { body: RoutedBody::FindSlot { .. }, .. }) => &mut self.find_slot_hops,
+            _ => return,
+        };
+        *detail += 1;
     }
 }
 

@@ -746,7 +746,7 @@ fn mentioned(message: &Message<AppMessage>) -> Vec<Id> {
         Message::LeafSet { leaves, .. } => leaves.clone(),
         Message::RowReply { ids, .. } => ids.clone(),
         Message::NewNode { id, .. } => vec![*id],
-        Message::EntryReply { id, .. } => id.iter().copied().collect(),
+        Message::EntryReply { entries } => entries.iter().filter_map(|&(_, _, id)| id).collect(),
         Message::Route(Routed { key, body: RoutedBody::Join(request), .. }) => {
             request.rows.iter().flatten().chain(&request.neighborhood).chain([key]).copied().collect()
         }

@@ -192,4 +192,15 @@ fn print_failure(report: &FailureReport) {
         report.repair_rpcs_per_failed_node(),
         report.leaf_set_errors_after,
     );
+    println!(
+        "maintenance detail: leaf set requests {}, answers {}, pushes {}; entry requests {}, entry replies {} ({} empty), slot search hops {}; sends to failed nodes {}",
+        m.leaf_set_requests,
+        m.leaf_set_answers,
+        m.leaf_set_pushes(),
+        m.entry_requests,
+        m.repair - m.entry_requests - m.find_slot_hops,
+        m.empty_entry_replies,
+        m.find_slot_hops,
+        m.failed_sends,
+    );
 }
