@@ -5,12 +5,16 @@
 use past_core::Config;
 use past_sim::past::randomized::{DropParams, DropRow, dropping};
 
-fn run(best_hop_chance: f64) -> DropRow {
+/// Seeds run: a sum over several networks, so that the comparison does not rest on how
+/// many lookups one network's droppers happen to meet.
+const SEEDS: core::ops::Range<u64> = 7..12;
+
+fn run(seed: u64, best_hop_chance: f64) -> DropRow {
     let params = DropParams {
         nodes: 200,
         leaf_set: 16,
         k: 3,
-        seed: 9,
+        seed,
         files: 50,
         lookups: 400,
         shares: vec![0.05],
@@ -22,16 +26,22 @@ fn run(best_hop_chance: f64) -> DropRow {
 
 #[test]
 fn randomized_retries_get_past_nodes_that_drop() {
-    // 1.0: every node forwards a retry to its best hop, so it takes the first route again.
-    let same = run(1.0);
-    let randomized = run(Config::default().retry_best_hop_chance);
-    assert_eq!((same.droppers, same.lookups), (10, 400));
-    assert!(same.dropped > 0 && randomized.dropped > 0, "droppers met lookups: {same:?} {randomized:?}");
-    // Seed 9: 386 of 400 found on the same route, 397 on randomized routes. (The seed was 7
-    // until routing table repair changed, which changed the tables this run builds: with
-    // seed 7 the same route then found 397, as few lookups met droppers; seeds 8 and 11
-    // give 394 and 396, seed 13 passes.)
-    assert!(same.success() < 0.985, "retries on the same route meet the same dropper: {same:?}");
-    assert!(randomized.found >= same.found + 4, "randomized retries find more: {randomized:?} vs {same:?}");
-    assert!(randomized.success() >= 0.985, "{randomized:?}");
+    let (mut same_missed, mut randomized_missed) = (0, 0);
+    for seed in SEEDS {
+        // 1.0: every node forwards a retry to its best hop, so it takes the first route again.
+        let same = run(seed, 1.0);
+        let randomized = run(seed, Config::default().retry_best_hop_chance);
+        assert_eq!((same.droppers, same.lookups), (10, 400));
+        assert!(same.dropped > 0 && randomized.dropped > 0, "droppers met lookups: {same:?} {randomized:?}");
+        eprintln!("seed {seed}: found {} on the same route, {} on randomized routes", same.found, randomized.found);
+        same_missed += same.lookups - same.found;
+        randomized_missed += randomized.lookups - randomized.found;
+    }
+    // 2,000 lookups on each side; 2026-12-01: 40 missed on the same route (3, 6, 14, 13
+    // and 4 by seed), 6 on randomized routes (0, 1, 3, 2, 0).
+    assert!(same_missed >= 20, "retries on the same route meet the same dropper: {same_missed} missed");
+    assert!(
+        randomized_missed * 3 <= same_missed,
+        "randomized retries miss at most a third as many: {randomized_missed} vs {same_missed}"
+    );
 }

@@ -20,13 +20,17 @@ struct Done {
     dropped: u64,
 }
 
-fn run(best_hop_chance: f64) -> Done {
+/// Seeds run: a sum over several networks, so that the comparison does not rest on how
+/// many operations one network's droppers happen to meet.
+const SEEDS: core::ops::Range<u64> = 11..16;
+
+fn run(seed: u64, best_hop_chance: f64) -> Done {
     let mut config = pastry_config(16);
     config.retry_best_hop_chance = best_hop_chance;
     let mut sim = PastSim::build(
         config,
         NODES,
-        13,
+        seed,
         |_| 16 << 20,
         |key, capacity| {
             let mut config = PastConfig::new(key, capacity);
@@ -70,14 +74,20 @@ fn insert(sim: &mut PastSim, seeds: core::ops::Range<u64>) -> Vec<(u32, FileId)>
 
 #[test]
 fn inserts_and_reclaims_get_past_nodes_that_drop() {
-    let same = run(1.0);
-    let randomized = run(Config::default().retry_best_hop_chance);
-    assert!(same.dropped > 0 && randomized.dropped > 0);
-    assert!(same.inserted < FILES && same.reclaimed < FILES, "{same:?}");
-    // Seed 13: 134 inserts and 136 reclaims of 150 acknowledged on the same route, 142 and
-    // 145 on randomized routes. (The seed was 11 until routing table repair changed, which
-    // changed the tables this run builds: with seed 11 randomized routes then got 147 and
-    // 142 against 140 and 140, seed 12 fails the same way, seed 14 passes.)
-    assert!(randomized.inserted >= same.inserted + 4, "{randomized:?} vs {same:?}");
-    assert!(randomized.reclaimed >= same.reclaimed + 3, "{randomized:?} vs {same:?}");
+    let (mut same_missed, mut randomized_missed) = (0, 0);
+    for seed in SEEDS {
+        let same = run(seed, 1.0);
+        let randomized = run(seed, Config::default().retry_best_hop_chance);
+        assert!(same.dropped > 0 && randomized.dropped > 0);
+        eprintln!("seed {seed}: same route {same:?}, randomized routes {randomized:?}");
+        same_missed += 2 * FILES - same.inserted - same.reclaimed;
+        randomized_missed += 2 * FILES - randomized.inserted - randomized.reclaimed;
+    }
+    // 750 inserts and 750 reclaims on each side; 2026-12-01: 125 not acknowledged on the
+    // same route (66 inserts, 59 reclaims), 59 on randomized routes (27 and 32).
+    assert!(same_missed >= 40, "retries on the same route meet the same dropper: {same_missed} missed");
+    assert!(
+        randomized_missed * 3 <= same_missed * 2,
+        "randomized retries miss at most two thirds as many: {randomized_missed} vs {same_missed}"
+    );
 }
