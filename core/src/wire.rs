@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::id::Id;
+use crate::routing_table::Entry;
 
 /// The version byte of the wire format described here (2: routed messages carry their
-/// attempt number).
-pub const WIRE_VERSION: u8 = 2;
+/// attempt number; 3: a row reply carries the sender's round-trip time to each entry).
+pub const WIRE_VERSION: u8 = 3;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
 ///
@@ -49,8 +50,10 @@ pub enum Message<M> {
     RowReply {
         /// The row.
         row: u8,
-        /// Its entries.
-        ids: Vec<Id>,
+        /// Its entries, each with the sender's round-trip time to it: the receiver, which
+        /// knows its own round-trip time to the sender, probes only the entries that may be
+        /// closer than what it holds (triangle inequality).
+        entries: Vec<Entry>,
     },
     /// A node that filled an empty routing table slot of the sender, passed along the ring
     /// to every node sharing at least `row` digits with it (they are contiguous on the
@@ -245,7 +248,7 @@ mod tests {
             Message::LeafSetRequest,
             Message::NewNode { id, row: 2 },
             Message::RowRequest { row: 3 },
-            Message::RowReply { row: 3, ids: vec![id] },
+            Message::RowReply { row: 3, entries: vec![Entry { id, rtt: crate::time::Rtt::from_micros(1500) }] },
             Message::EntryRequest { row: 1, column: 2 },
             Message::EntryReply { row: 1, column: 2, id: None },
             Message::Leave,
@@ -266,6 +269,7 @@ mod tests {
     fn bad_frames_are_errors() {
         assert_eq!(decode::<Msg>(&[]), Err(DecodeError::Empty));
         assert_eq!(decode::<Msg>(&[1, 0]), Err(DecodeError::Version(1)), "version 1 had no attempt numbers");
+        assert_eq!(decode::<Msg>(&[2, 0]), Err(DecodeError::Version(2)), "version 2 had no round-trip times in rows");
         assert!(matches!(decode::<Msg>(&vec![1; MAX_FRAME_BYTES + 1]), Err(DecodeError::TooLarge { .. })));
         let mut frame = encode(&Message::<Vec<u8>>::Leave).unwrap();
         frame.push(0);

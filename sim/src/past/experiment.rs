@@ -19,6 +19,7 @@ pub fn pastry_config(leaf_set: usize) -> Config {
     config.leaf_set_size = leaf_set;
     config.keepalive_interval = None;
     config.table_probe_interval = None;
+    config.row_exchange_interval = None;
     config
 }
 
