@@ -21,6 +21,7 @@
 //! [`Config::refine_sources`]: crate::Config::refine_sources
 //! [`Config::row_exchange_interval`]: crate::Config::row_exchange_interval
 
+use crate::config::Proximity;
 use crate::id::Id;
 use crate::overlay::{Overlay, Phase, Waiting};
 use crate::routing_table::Entry;
@@ -98,7 +99,9 @@ impl<M> Overlay<M> {
             return;
         }
         let entries: Vec<Entry> = self.state.table.row(row as usize).map(|(_, e)| e).collect();
-        if exchange.closest_first && (entries.iter().any(|e| !e.rtt.is_known()) || self.probing_row(row)) {
+        let unmeasured: Vec<Id> = entries.iter().filter(|e| !e.rtt.is_known()).map(|e| e.id).collect();
+        if exchange.closest_first && (!unmeasured.is_empty() || self.probing_row(row)) {
+            self.measure_entries(unmeasured);
             return;
         }
         let fresh: Vec<Entry> = entries.into_iter().filter(|e| !exchange.asked.contains(&e.id)).collect();
@@ -120,6 +123,17 @@ impl<M> Overlay<M> {
             }
             None => {
                 self.exchanges.swap_remove(index);
+            }
+        }
+    }
+
+    /// Gets unmeasured entries measured: a node that took an empty slot by contacting us
+    /// (a request, not a probe) is not measured otherwise until the next table probe round,
+    /// and the exchange waits for it. With the driver measuring, the request is out already.
+    fn measure_entries(&mut self, ids: Vec<Id>) {
+        if self.config.proximity == Proximity::Probes {
+            for id in ids {
+                self.probe(id);
             }
         }
     }
@@ -255,6 +269,20 @@ mod tests {
         overlay.on_row_reply(closer, 1, Vec::new());
         assert!(overlay.exchanges.is_empty());
         assert!(sent(&mut overlay).iter().all(|(_, m)| !matches!(m, Message::RowRequest { .. })));
+    }
+
+    #[test]
+    fn an_unmeasured_entry_is_probed_before_the_exchange_starts() {
+        let mut overlay = joined(1);
+        let unmeasured = id(0x0910);
+        overlay.state.table.consider(unmeasured, Rtt::UNKNOWN);
+        overlay.plan_refinement();
+        let probe_only: Vec<Id> = sent(&mut overlay).into_iter().map(|(to, _)| to).collect();
+        assert_eq!(probe_only, vec![unmeasured]);
+        answer_probe(&mut overlay, unmeasured, 500);
+        let requests: Vec<(Id, Message<u8>)> =
+            sent(&mut overlay).into_iter().filter(|(_, m)| matches!(m, Message::RowRequest { .. })).collect();
+        assert_eq!(requests, vec![(unmeasured, Message::RowRequest { row: 1 })]);
     }
 
     #[test]
