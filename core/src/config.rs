@@ -26,6 +26,17 @@ pub struct Config {
     /// How often a node probes every routing table entry. `None` turns it off: failed
     /// entries are then found only when a message to them fails.
     pub table_probe_interval: Option<Duration>,
+    /// How many nodes a new node asks for each of its dense routing table rows in the
+    /// second phase of its join (Pastry section 2.5), closest first. Each costs a request
+    /// and its answer, plus probes of the entries that may be closer than what we hold
+    /// (each probe to a peer not yet connected costs the browser node a WebRTC connection).
+    /// 0 turns the second phase off.
+    pub refine_sources: usize,
+    /// How often a node asks one entry of each dense routing table row, at random, for its
+    /// row, and probes the entries that may be closer than its own (MSPastry's periodic
+    /// routing table maintenance). `None` turns it off. Every entry asked is already in the
+    /// table, so only the probed candidates may cost new connections.
+    pub row_exchange_interval: Option<Duration>,
     /// Who measures proximity (round-trip times) to other nodes.
     pub proximity: Proximity,
     /// Whether failed routing table entries are replaced by asking other nodes.
@@ -55,6 +66,8 @@ impl Default for Config {
             probe_timeout: Duration::from_secs(3),
             keepalive_interval: Some(Duration::from_secs(5)),
             table_probe_interval: Some(Duration::from_secs(60)),
+            refine_sources: 3,
+            row_exchange_interval: Some(Duration::from_secs(600)),
             proximity: Proximity::Probes,
             table_repair: true,
             join_timeout: Duration::from_secs(10),

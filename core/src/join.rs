@@ -6,7 +6,7 @@
 //! X), and Z, the node numerically closest to X, answers with everything and its leaf set.
 //! X then probes every node in its new state: the probes measure proximity, so X keeps the
 //! closest candidate for each slot, and they announce X, so those nodes take X into their
-//! own tables.
+//! own tables. The second phase, asking nearby nodes for their rows, is in `refine.rs`.
 
 use crate::id::Id;
 use crate::overlay::{Event, Overlay, Phase};
@@ -133,61 +133,6 @@ impl<M> Overlay<M> {
         // Probe every candidate, kept or not: the answers rank them by proximity.
         for id in candidates {
             self.introduce(id);
-        }
-    }
-
-    /// The second phase of the join (Pastry section 2.5): for each row beyond the first
-    /// with many entries (so that the slots have many candidates to choose from), ask the
-    /// closest node of that row, once all of them are measured, for its own row, and keep
-    /// whichever candidates are closer. Holes in rows that should be full (a contact with a
-    /// sparse row passed its holes on) are repaired.
-    fn plan_refinement(&mut self) {
-        let columns = self.config.base.columns();
-        self.refine = (1..self.state.table.row_count())
-            .filter(|&r| self.state.table.row(r).count() * 2 >= columns)
-            .map(|r| r as u8)
-            .collect();
-    }
-
-    /// `peer` answered a probe: if it is the first of a row still to refine, ask it for
-    /// that row.
-    pub(crate) fn refine_with(&mut self, peer: Id) {
-        if self.refine.is_empty() {
-            return;
-        }
-        let Some((row, _)) = self.state.table.slot_of(peer) else { return };
-        let Some(i) = self.refine.iter().position(|&r| r as usize == row) else { return };
-        // Once every entry of the row is measured, ask the closest.
-        if self.state.table.row(row).any(|(_, e)| !e.rtt.is_known()) {
-            return;
-        }
-        self.refine.swap_remove(i);
-        if let Some((_, closest)) = self.state.table.row(row).min_by_key(|&(_, e)| (e.rtt, e.id)) {
-            self.transmit(closest.id, Message::RowRequest { row: row as u8 });
-        }
-    }
-
-    /// A peer asks for one of our routing table rows.
-    pub(crate) fn on_row_request(&mut self, from: Id, row: u8) {
-        if self.phase == Phase::Joined {
-            self.heard_from(from);
-            let ids = self.state.table.row(row as usize).map(|(_, e)| e.id).filter(|&id| id != from).collect();
-            self.transmit(from, Message::RowReply { row, ids });
-        }
-    }
-
-    /// A row arrived for our join's second phase: probe the candidates that could take a
-    /// slot, to compare them with its holder.
-    pub(crate) fn on_row_reply(&mut self, from: Id, ids: Vec<Id>) {
-        if self.phase != Phase::Joined {
-            return;
-        }
-        self.heard_from(from);
-        for id in ids.into_iter().take(self.config.base.columns()) {
-            if id != self.id() && !self.recently_failed(id) && !self.state.table.contains(id) {
-                self.learn(id);
-                self.introduce(id);
-            }
         }
     }
 

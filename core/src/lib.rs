@@ -75,6 +75,7 @@ mod net;
 mod node;
 mod overlay;
 pub mod past;
+mod refine;
 mod repair;
 mod route;
 mod routing_table;

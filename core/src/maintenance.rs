@@ -28,6 +28,7 @@ impl<M> Overlay<M> {
     pub(crate) fn schedule_maintenance(&mut self) {
         self.next_keepalive = self.config.keepalive_interval.map(|i| self.now + i);
         self.next_table_probe = self.config.table_probe_interval.map(|i| self.now + i);
+        self.next_row_exchange = self.config.row_exchange_interval.map(|i| self.now + i);
     }
 
     /// A probe arrived from `from`.
@@ -130,6 +131,10 @@ impl<M> Overlay<M> {
         if self.next_table_probe.is_some_and(|t| t <= now) {
             self.next_table_probe = self.config.table_probe_interval.map(|i| now + i);
             self.table_probe_round();
+        }
+        if self.next_row_exchange.is_some_and(|t| t <= now) {
+            self.next_row_exchange = self.config.row_exchange_interval.map(|i| now + i);
+            self.row_exchange_round();
         }
         self.expire(now);
     }
@@ -256,6 +261,7 @@ impl<M> Overlay<M> {
         for (row, column) in waited {
             self.advance_slot_repair(row, column);
         }
+        self.exchange_lost(id);
         !already
     }
 
@@ -288,6 +294,8 @@ impl<M> Overlay<M> {
         self.deferred.clear();
         self.next_keepalive = None;
         self.next_table_probe = None;
+        self.next_row_exchange = None;
+        self.exchanges.clear();
     }
 
     /// `from` left the network.

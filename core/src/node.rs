@@ -149,6 +149,16 @@ impl<A: Application> Node<A> {
         }
     }
 
+    /// Changes how often the node exchanges routing table rows from now on (`None` turns
+    /// it off; see [`Config::row_exchange_interval`]).
+    pub fn set_row_exchange(&mut self, interval: Option<Duration>, now: Time) {
+        self.overlay.now = now;
+        self.overlay.config.row_exchange_interval = interval;
+        if self.overlay.phase == Phase::Joined {
+            self.overlay.next_row_exchange = interval.map(|i| now + i);
+        }
+    }
+
     /// Joins the overlay through `bootstrap` (a node the driver can reach), or founds a new
     /// overlay with `None`.
     pub fn join(&mut self, bootstrap: Option<Id>, now: Time) {
@@ -208,7 +218,7 @@ impl<A: Application> Node<A> {
             Message::LeafSetRequest => self.overlay.on_leaf_set_request(from),
             Message::NewNode { id, row } => self.overlay.on_new_node(from, id, row),
             Message::RowRequest { row } => self.overlay.on_row_request(from, row),
-            Message::RowReply { ids, .. } => self.overlay.on_row_reply(from, ids),
+            Message::RowReply { row, entries } => self.overlay.on_row_reply(from, row, entries),
             Message::EntryRequest { slots } => self.overlay.on_entry_request(from, slots),
             Message::EntryReply { entries } => self.overlay.on_entry_reply(from, entries),
             Message::Leave => self.overlay.on_leave(from),
@@ -301,10 +311,17 @@ impl<A: Application> Node<A> {
             Phase::Joining { retry_at, .. } => Some(retry_at),
             _ => None,
         };
-        [join, overlay.next_keepalive, overlay.next_table_probe, overlay.next_expiry(), self.app.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            join,
+            overlay.next_keepalive,
+            overlay.next_table_probe,
+            overlay.next_row_exchange,
+            overlay.next_expiry(),
+            self.app.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs the work queued during upcalls and the input: messages the application routed,

@@ -13,6 +13,7 @@ use rand_core::{Rng, SeedableRng};
 use crate::config::{Config, Proximity};
 use crate::id::Id;
 use crate::leaf_set::Side;
+use crate::refine::RowExchange;
 use crate::repair::{DeferredReply, SlotRepair};
 use crate::route::{Hop, RoutingState};
 use crate::time::{Rtt, Time};
@@ -79,6 +80,8 @@ pub(crate) enum Waiting {
     Entry(u8, u8),
     /// The peer's leaf set.
     LeafSet,
+    /// The peer's routing table row (row exchange).
+    Row(u8),
 }
 
 /// Where [`Overlay::learn`] put a node.
@@ -137,8 +140,9 @@ pub struct Overlay<M> {
     pub(crate) next_keepalive: Option<Time>,
     pub(crate) next_table_probe: Option<Time>,
     pub(crate) leaf_set_changed: bool,
-    /// Rows still to refine in the second phase of the join.
-    pub(crate) refine: Vec<u8>,
+    /// Row exchanges in progress (second phase of the join, periodic maintenance).
+    pub(crate) exchanges: Vec<RowExchange>,
+    pub(crate) next_row_exchange: Option<Time>,
     /// Slots whose last repair ended without finding a node, and when.
     pub(crate) vain: Vec<((u8, u8), Time)>,
 }
@@ -166,7 +170,8 @@ impl<M> Overlay<M> {
             next_keepalive: None,
             next_table_probe: None,
             leaf_set_changed: false,
-            refine: Vec::new(),
+            exchanges: Vec::new(),
+            next_row_exchange: None,
             vain: Vec::new(),
         }
     }
@@ -276,6 +281,16 @@ impl<M> Overlay<M> {
             Some(rtt) => rtt.is_known(),
             None => self.state.leaf_set.contains(id) || self.state.neighborhood.contains(id),
         }
+    }
+
+    /// Our measured round-trip time to `id`, [`Rtt::UNKNOWN`] when we hold none.
+    pub(crate) fn known_rtt(&self, id: Id) -> Rtt {
+        self.state
+            .table
+            .rtt_of(id)
+            .filter(|rtt| rtt.is_known())
+            .or_else(|| self.state.neighborhood.entries().iter().find(|e| e.id == id).map(|e| e.rtt))
+            .unwrap_or(Rtt::UNKNOWN)
     }
 
     /// Takes in a node this one has heard of: into the leaf set if it belongs there, into

@@ -9,11 +9,14 @@
 //! Rows are allocated when their first entry arrives: in a network of N nodes only about
 //! log_{2^b} N rows are ever populated.
 
+use serde::{Deserialize, Serialize};
+
 use crate::id::{DigitBase, Id};
 use crate::time::Rtt;
 
-/// One routing table entry: a node and its measured round-trip time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One routing table entry: a node and its measured round-trip time (sent as such in a
+/// [`Message::RowReply`](crate::wire::Message::RowReply)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The node.
     pub id: Id,

@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::id::Id;
+use crate::routing_table::Entry;
 
 /// The version byte of the wire format described here (2: routed messages carry their
-/// attempt number; 3: an entry request lists several slots and its reply answers each, and
-/// PAST's `Released`).
+/// attempt number; 3: a row reply carries the sender's round-trip time to each entry, an
+/// entry request lists several slots and its reply answers each, and PAST's `Released`).
 pub const WIRE_VERSION: u8 = 3;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
@@ -50,8 +51,10 @@ pub enum Message<M> {
     RowReply {
         /// The row.
         row: u8,
-        /// Its entries.
-        ids: Vec<Id>,
+        /// Its entries, each with the sender's round-trip time to it: the receiver, which
+        /// knows its own round-trip time to the sender, probes only the entries that may be
+        /// closer than what it holds (triangle inequality).
+        entries: Vec<Entry>,
     },
     /// A node that filled an empty routing table slot of the sender, passed along the ring
     /// to every node sharing at least `row` digits with it (they are contiguous on the
@@ -242,7 +245,7 @@ mod tests {
             Message::LeafSetRequest,
             Message::NewNode { id, row: 2 },
             Message::RowRequest { row: 3 },
-            Message::RowReply { row: 3, ids: vec![id] },
+            Message::RowReply { row: 3, entries: vec![Entry { id, rtt: crate::time::Rtt::from_micros(1500) }] },
             Message::EntryRequest { slots: vec![(1, 2), (0, 5)] },
             Message::EntryReply { entries: vec![(1, 2, None), (0, 5, Some(id))] },
             Message::Leave,

@@ -16,7 +16,7 @@ use past_core::wire::{
     DecodeError, JoinReply, JoinRequest, MAX_FRAME_BYTES, Message, Probe, Routed, RoutedBody, WIRE_VERSION, decode,
     encode,
 };
-use past_core::{Id, Time};
+use past_core::{Entry, Id, Rtt, Time};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -55,6 +55,12 @@ fn id() -> impl Strategy<Value = Id> + Clone {
 
 fn ids() -> impl Strategy<Value = Vec<Id>> + Clone {
     vec(id(), 0..6)
+}
+
+/// Routing table entries as a row reply carries them, measured or not.
+fn entries() -> impl Strategy<Value = Vec<Entry>> + Clone {
+    let rtt = prop_oneof![any::<u32>().prop_map(Rtt::from_micros), Just(Rtt::UNKNOWN)];
+    vec((id(), rtt).prop_map(|(id, rtt)| Entry { id, rtt }), 0..6)
 }
 
 fn rows() -> impl Strategy<Value = Vec<Vec<Id>>> + Clone {
@@ -110,7 +116,7 @@ fn message_cases() -> Cases<Frame> {
         ),
         ("LeafSet", (ids(), any::<bool>()).prop_map(|(leaves, answer)| Message::LeafSet { leaves, answer }).boxed()),
         ("RowRequest", any::<u8>().prop_map(|row| Message::RowRequest { row }).boxed()),
-        ("RowReply", (any::<u8>(), ids()).prop_map(|(row, ids)| Message::RowReply { row, ids }).boxed()),
+        ("RowReply", (any::<u8>(), entries()).prop_map(|(row, entries)| Message::RowReply { row, entries }).boxed()),
         ("NewNode", (id(), any::<u8>()).prop_map(|(id, row)| Message::NewNode { id, row }).boxed()),
         ("LeafSetRequest", Just(Message::LeafSetRequest).boxed()),
         ("EntryRequest", vec(any::<(u8, u8)>(), 0..8).prop_map(|slots| Message::EntryRequest { slots }).boxed()),
@@ -144,13 +150,14 @@ fn every_strategy_builds_its_variant() {
 
 #[test]
 fn frames_over_the_limit_are_refused_before_decoding() {
-    let huge = Message::<PastMessage>::RowReply { row: 0, ids: vec![Id::MAX; MAX_FRAME_BYTES / 16] };
+    let entry = Entry { id: Id::MAX, rtt: Rtt::UNKNOWN };
+    let huge = Message::<PastMessage>::RowReply { row: 0, entries: vec![entry; MAX_FRAME_BYTES / 16] };
     assert!(encode(&huge).is_err(), "a node never sends a frame over the limit");
     let mut bytes = vec![WIRE_VERSION];
     bytes.resize(MAX_FRAME_BYTES + 1, 0);
     assert_eq!(decode::<Frame>(&bytes), Err(DecodeError::TooLarge { size: MAX_FRAME_BYTES + 1 }));
     // A list announcing 2^32 - 1 ids within a small frame: an error, not an allocation.
-    let mut bytes = encode(&Message::<PastMessage>::RowReply { row: 0, ids: vec![] }).unwrap();
+    let mut bytes = encode(&Message::<PastMessage>::RowReply { row: 0, entries: vec![] }).unwrap();
     bytes.pop();
     bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
     assert!(matches!(decode::<Frame>(&bytes), Err(DecodeError::Malformed(_))));

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use harness::Net;
 use past_core::wire::Message;
-use past_core::{Config, Id};
+use past_core::{Config, Entry, Id, Rtt};
 use past_link::ManagerConfig;
 use past_link::manager::Limits;
 
@@ -79,7 +79,8 @@ fn made_up_ids_cost_the_victim_a_bounded_number_of_connections() {
     while net.now < start + Duration::from_secs(600) {
         let chunk = chunks.next().expect("cycle").to_vec();
         net.inject(ATTACKER, VICTIM, &Message::LeafSet { leaves: chunk.clone(), answer: false });
-        net.inject(ATTACKER, VICTIM, &Message::RowReply { row: (round % 3) as u8, ids: chunk[..16].to_vec() });
+        let entries = chunk[..16].iter().map(|&id| Entry { id, rtt: Rtt::from_micros(1) }).collect();
+        net.inject(ATTACKER, VICTIM, &Message::RowReply { row: (round % 3) as u8, entries });
         net.inject(ATTACKER, VICTIM, &Message::NewNode { id: chunk[16], row: 0 });
         round += 1;
         net.run_for(Duration::from_secs(2));

@@ -39,6 +39,7 @@ impl Params {
         config.neighborhood_size = self.neighborhood_size;
         config.keepalive_interval = None;
         config.table_probe_interval = None;
+        config.row_exchange_interval = None;
         config.proximity = self.proximity;
         config
     }
@@ -77,6 +78,19 @@ pub fn build(params: &Params) -> (Network, BuildReport) {
         tables: table_stats(&network, params.base),
     };
     (network, report)
+}
+
+/// Runs `rounds` rounds of periodic row exchange on every live node (nothing else: no
+/// keep-alives, no table probes), one every [`Config::row_exchange_interval`] of the
+/// default configuration, and lets the last answers arrive. Returns the messages sent.
+pub fn exchange_rows(network: &mut Network, rounds: u32) -> Counters {
+    let before = network.counters();
+    let interval = Config::default().row_exchange_interval.unwrap_or(Duration::from_secs(600));
+    network.set_row_exchange(Some(interval));
+    network.run_for(interval * rounds);
+    network.set_row_exchange(None);
+    network.run_until_quiet();
+    network.counters().since(&before)
 }
 
 /// Lookups started at the same moment.

@@ -520,6 +520,14 @@ impl<A: SimApp> Network<A> {
         }
     }
 
+    /// Changes how often every live node exchanges routing table rows from now on.
+    pub fn set_row_exchange(&mut self, interval: Option<Duration>) {
+        for node in self.live_nodes() {
+            self.nodes[node as usize].set_row_exchange(interval, self.now);
+            self.after_input(node);
+        }
+    }
+
     /// Collects the output of a node after the caller gave it an input through
     /// [`Network::node_mut`].
     pub fn flush(&mut self, node: u32) {

@@ -744,7 +744,7 @@ fn mentioned(message: &Message<AppMessage>) -> Vec<Id> {
             reply.rows.iter().flatten().chain(&reply.leaf_set).chain(&reply.neighborhood).copied().collect()
         }
         Message::LeafSet { leaves, .. } => leaves.clone(),
-        Message::RowReply { ids, .. } => ids.clone(),
+        Message::RowReply { entries, .. } => entries.iter().map(|e| e.id).collect(),
         Message::NewNode { id, .. } => vec![*id],
         Message::EntryReply { entries } => entries.iter().filter_map(|&(_, _, id)| id).collect(),
         Message::Route(Routed { key, body: RoutedBody::Join(request), .. }) => {

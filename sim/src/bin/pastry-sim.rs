@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use past_core::{DigitBase, Proximity};
-use past_sim::experiment::{FailureReport, Params, build, fail_and_repair, random_lookups};
+use past_sim::experiment::{FailureReport, Params, build, exchange_rows, fail_and_repair, random_lookups};
 use past_sim::measure::{LookupStats, TableStats};
 use past_sim::plot::{Series, line_chart_log_x};
 
@@ -48,6 +48,10 @@ struct Args {
     /// Write a plot of average hops against N to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Rounds of periodic row exchange to run after the build, before measuring (one every
+    /// ten minutes of virtual time, nothing else running).
+    #[arg(long, default_value_t = 0)]
+    row_exchange_rounds: u32,
     /// How nodes measure round-trip times.
     #[arg(long, value_enum, default_value_t = ProximityArg::Probes)]
     proximity: ProximityArg,
@@ -109,14 +113,26 @@ fn main() -> anyhow::Result<()> {
             report.tables.missing,
             report.tables.missing_by_row,
         );
-        let locality = past_sim::measure::table_locality(&network, base, 500);
-        let rows: Vec<String> = locality
-            .per_row
-            .iter()
-            .enumerate()
-            .map(|(r, (a, b))| format!("row {r}: {a:.1} ms (best {b:.1})"))
-            .collect();
-        println!("table locality: {}", rows.join(", "));
+        if args.row_exchange_rounds > 0 {
+            print_table_locality("table locality right after the build", &network, base);
+            let (stats, _) = random_lookups(&mut network, base, params.lookups);
+            print_lookups("lookups right after the build", &stats);
+            let started = Instant::now();
+            let m = exchange_rows(&mut network, args.row_exchange_rounds);
+            println!(
+                "row exchange: {} rounds, {:.2} s wall, {} messages, {:.1} per node per round (join-phase row requests and replies {}, probes {}, leaf set {}, new node {}, table repair {})",
+                args.row_exchange_rounds,
+                started.elapsed().as_secs_f64(),
+                m.total(),
+                m.total() as f64 / nodes as f64 / f64::from(args.row_exchange_rounds),
+                m.join,
+                m.probe,
+                m.leaf_set,
+                m.new_node,
+                m.repair,
+            );
+        }
+        print_table_locality("table locality", &network, base);
         let (ideal, ideal_of_sums) =
             past_sim::measure::ideal_relative_distance(&mut network, base, args.leaf_set, 2_000);
         println!("relative distance with ideal tables in this latency model: {ideal:.3} (of sums {ideal_of_sums:.3})");
@@ -147,6 +163,13 @@ fn main() -> anyhow::Result<()> {
         println!("\nplot written to {}", path.display());
     }
     Ok(())
+}
+
+fn print_table_locality(label: &str, network: &past_sim::network::Network, base: DigitBase) {
+    let locality = past_sim::measure::table_locality(network, base, 500);
+    let rows: Vec<String> =
+        locality.per_row.iter().enumerate().map(|(r, (a, b))| format!("row {r}: {a:.1} ms (best {b:.1})")).collect();
+    println!("{label}: {}", rows.join(", "));
 }
 
 fn print_lookups(label: &str, stats: &LookupStats) {
