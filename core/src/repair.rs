@@ -411,14 +411,21 @@ mod tests {
         assert!(overlay.repairs.is_empty(), "and ends");
     }
 
-    #[test]
-    fn a_peer_repairing_the_same_slot_answers_with_what_its_repair_found() {
+    /// A node repairing slot (0, 5) that has asked one peer (`ours`) and is then asked
+    /// about the same slot by another (`asker`).
+    fn asked_while_repairing() -> (Overlay<u8>, Id, Id) {
         let mut overlay = node_missing(5);
         overlay.start_slot_repair(0, 5);
         overlay.send_slot_requests();
         let ours = entry_requests(&sent(&mut overlay))[0].0;
         let asker = (1..16).map(in_column).find(|&p| p != ours && p != in_column(5)).unwrap_or(ours);
         overlay.on_entry_request(asker, vec![(0, 5)]);
+        (overlay, ours, asker)
+    }
+
+    #[test]
+    fn a_peer_repairing_the_same_slot_answers_with_what_its_repair_found() {
+        let (mut overlay, ours, asker) = asked_while_repairing();
         overlay.send_slot_requests();
         assert!(!sent(&mut overlay).iter().any(|(_, m)| matches!(m, Message::EntryReply { .. })), "the answer waits");
         let found = Id::from_u128(5 << 124 | 7);
@@ -431,12 +438,7 @@ mod tests {
 
     #[test]
     fn a_deferred_answer_is_nothing_once_its_time_is_up() {
-        let mut overlay = node_missing(5);
-        overlay.start_slot_repair(0, 5);
-        overlay.send_slot_requests();
-        let ours = entry_requests(&sent(&mut overlay))[0].0;
-        let asker = (1..16).map(in_column).find(|&p| p != ours && p != in_column(5)).unwrap_or(ours);
-        overlay.on_entry_request(asker, vec![(0, 5)]);
+        let (mut overlay, _, asker) = asked_while_repairing();
         let due = overlay.next_deferred_reply();
         assert_eq!(due, Some(overlay.now + overlay.config.probe_timeout / 2));
         overlay.now = overlay.now + overlay.config.probe_timeout / 2;
