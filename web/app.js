@@ -2,13 +2,15 @@
 // exposes the node and what arrived, for people in the console and for tests.
 // URL options (for tests and demos): ?keepalive=MS&probe=MS&tableprobe=MS&join=MS&failedmemory=MS
 // &connect=MS&leaf=L&bits=B&maxconn=N&capacity=BYTES&maxfile=BYTES&quota=BYTES&sources=N&icepolicy=relay
+// &budget=N&pace=HOURS
 
 import init, { start } from "/pkg/past_node.js";
 import { logEvent, renderBudget, renderDetails, setupRouteForm } from "./details.js";
 import { renderMyFiles, renderStored } from "./myfiles.js";
 import { RingView, RoutingTableView } from "./network.js";
 import { hasLink, openLink } from "./open.js";
-import { setupShare } from "./share.js";
+import { setupAutoReload } from "./reload.js";
+import { setupShare, sharing } from "./share.js";
 import { describe, show } from "./status.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +19,7 @@ window.past = past;
 
 let joined;
 const whenJoined = new Promise((ok) => { joined = ok; });
+let reloadIfAdvised = () => {};
 const ring = new RingView($("ring"));
 const table = new RoutingTableView($("table"));
 
@@ -41,6 +44,7 @@ function onEvent(event) {
   if (event.type === "delivered") past.delivered.push({ ...event, at: performance.timeOrigin + performance.now() });
   logEvent(event);
   render();
+  reloadIfAdvised();
 }
 
 function options() {
@@ -62,6 +66,8 @@ function options() {
     maxFileBytes: num("maxfile"),
     quotaBytes: num("quota"),
     lookupSources: num("sources"),
+    connectionBudget: num("budget"),
+    paceHours: num("pace"),
     // "relay" gathers only TURN candidates: with no TURN server configured no connection
     // can open (how a network that needs one behaves; used by a test).
     iceTransportPolicy: q.get("icepolicy") ?? undefined,
@@ -84,13 +90,14 @@ async function main() {
   // Tell the others at once when the tab goes away.
   addEventListener("pagehide", () => node.leave());
   setupShare(node, () => renderMyFiles(node));
+  reloadIfAdvised = setupAutoReload(() => node.view().reloadAdvised, () => sharing() || hasLink());
   setupRouteForm(node);
   renderMyFiles(node);
   openShared();
   addEventListener("hashchange", openShared);
   $("details").addEventListener("toggle", render);
   render();
-  setInterval(render, 1000);
+  setInterval(() => { render(); reloadIfAdvised(); }, 1000);
   document.addEventListener("visibilitychange", render);
   return node;
 }

@@ -15,6 +15,13 @@ const MESSAGES = {
   failed: "The file could not be stored.",
 };
 
+let inProgress = 0;
+
+/** Whether a file is being shared (its insert has not ended). */
+export function sharing() {
+  return inProgress > 0;
+}
+
 /** Wires the drop zone, picker and paste to `insert(file, options)` of `node`;
  * `onInserted(result)` runs after each file is stored. */
 export function setupShare(node, onInserted) {
@@ -48,6 +55,7 @@ async function share(node, file, onInserted) {
   const card = uploadCard(file, k, encrypt);
   $("uploads").prepend(card.el);
   const started = performance.now();
+  inProgress += 1;
   try {
     const result = await node.insert(file, {
       k, encrypt, name: file.name,
@@ -57,6 +65,8 @@ async function share(node, file, onInserted) {
     onInserted(result);
   } catch (err) {
     card.failed(err);
+  } finally {
+    inProgress -= 1;
   }
 }
 

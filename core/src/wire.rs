@@ -13,8 +13,9 @@ use crate::routing_table::Entry;
 
 /// The version byte of the wire format described here (2: routed messages carry their
 /// attempt number; 3: a row reply carries the sender's round-trip time to each entry, an
-/// entry request lists several slots and its reply answers each, and PAST's `Released`).
-pub const WIRE_VERSION: u8 = 3;
+/// entry request lists several slots and its reply answers each, and PAST's `Released`;
+/// 4: the link's overlay offer says whether its connection is for a transfer).
+pub const WIRE_VERSION: u8 = 4;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
 ///
@@ -267,6 +268,7 @@ mod tests {
         assert_eq!(decode::<Msg>(&[]), Err(DecodeError::Empty));
         assert_eq!(decode::<Msg>(&[1, 0]), Err(DecodeError::Version(1)), "version 1 had no attempt numbers");
         assert_eq!(decode::<Msg>(&[2, 0]), Err(DecodeError::Version(2)), "version 2 asked for one slot at a time");
+        assert_eq!(decode::<Msg>(&[3, 0]), Err(DecodeError::Version(3)), "version 3 offers did not say their purpose");
         assert!(matches!(decode::<Msg>(&vec![1; MAX_FRAME_BYTES + 1]), Err(DecodeError::TooLarge { .. })));
         let mut frame = encode(&Message::<Vec<u8>>::Leave).unwrap();
         frame.push(0);

@@ -60,6 +60,9 @@ pub enum SignalKind {
     Offer {
         /// The SDP.
         sdp: String,
+        /// The offerer opens the connection to carry PAST content: the answer does not wait
+        /// for the pace at which the budget is spent (see `crate::manager::pace`).
+        transfer: bool,
     },
     /// The answer to an offer.
     Answer {
@@ -89,7 +92,7 @@ impl AppMessage {
     pub fn within_bounds(&self) -> bool {
         match self {
             AppMessage::Signal(signal) => match &signal.kind {
-                SignalKind::Offer { sdp } | SignalKind::Answer { sdp } => sdp.len() <= MAX_SDP_BYTES,
+                SignalKind::Offer { sdp, .. } | SignalKind::Answer { sdp } => sdp.len() <= MAX_SDP_BYTES,
                 SignalKind::Reject { reason } => reason.len() <= 1024,
             },
             AppMessage::Payload(payload) => payload.data.len() <= MAX_PAYLOAD_BYTES,
@@ -109,7 +112,7 @@ mod tests {
             from: Id::from_u128(1),
             to: Id::from_u128(2),
             session: 7,
-            kind: SignalKind::Offer { sdp: "v=0\r\n".into() },
+            kind: SignalKind::Offer { sdp: "v=0\r\n".into(), transfer: true },
         });
         let message =
             Message::Route(Routed { key: Id::from_u128(2), hops: 0, attempt: 0, body: RoutedBody::App(signal) });

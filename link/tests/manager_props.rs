@@ -123,6 +123,7 @@ impl World {
         let peers = keys.iter().map(identity).collect();
         let config = ManagerConfig {
             connection_budget: BUDGET,
+            reload_reserve: 2,
             max_connections: 3,
             max_pending: 4,
             liveness: Duration::from_secs(1),
@@ -218,7 +219,7 @@ impl World {
             }
             Op::Overlay { from, to_us, session, kind, last_hop, fp } => {
                 let kind = match kind {
-                    0 => SignalKind::Offer { sdp: sdp(fp) },
+                    0 => SignalKind::Offer { sdp: sdp(fp), transfer: fp % 2 == 0 },
                     1 => SignalKind::Answer { sdp: sdp(fp) },
                     _ => SignalKind::Reject { reason: "no".into() },
                 };

@@ -51,12 +51,12 @@ fn a_signal_whose_first_hop_is_not_its_sender_is_dropped() {
     let mut net = network();
     let (victim, x) = (net.id(0), fresh_id(200));
     // Node 1 hands node 0, in the signal's first hop, an offer claiming to come from x.
-    net.inject(1, 0, &signal(victim, 1, x, 7, SignalKind::Offer { sdp: sdp("AA:01") }));
+    net.inject(1, 0, &signal(victim, 1, x, 7, SignalKind::Offer { sdp: sdp("AA:01"), transfer: false }));
     net.run_for(Duration::from_millis(100));
     assert_eq!(creates_for(&net, 0, x), 0, "a forged first hop was answered");
     // The same offer having come further (hops = 2) is answered: the check is what dropped
     // it.
-    net.inject(1, 0, &signal(victim, 2, x, 8, SignalKind::Offer { sdp: sdp("AA:02") }));
+    net.inject(1, 0, &signal(victim, 2, x, 8, SignalKind::Offer { sdp: sdp("AA:02"), transfer: false }));
     assert_eq!(creates_for(&net, 0, x), 1);
     let answered = net.nodes[0].creates.iter().any(|(_, p, c)| {
         *p == x
@@ -125,18 +125,18 @@ fn signals_to(net: &Net<Stack>, i: usize, to: Id, answers: bool) -> Vec<(Id, u64
 fn a_copy_of_an_offer_is_answered_again_and_a_new_offer_replaces_it() {
     let mut net = network();
     let (victim, x) = (net.id(0), fresh_id(203));
-    net.inject(1, 0, &signal(victim, 2, x, 8, SignalKind::Offer { sdp: sdp("CC:01") }));
+    net.inject(1, 0, &signal(victim, 2, x, 8, SignalKind::Offer { sdp: sdp("CC:01"), transfer: false }));
     net.run_for(Duration::from_millis(50));
     assert_eq!(creates_for(&net, 0, x), 1);
     assert_eq!(signals_to(&net, 0, x, true).len(), 1, "answered once");
     // The same offer again (x sent it again along another path, with its session): the
     // answer goes again, with that session; the connection stays.
-    net.inject(1, 0, &signal(victim, 3, x, 8, SignalKind::Offer { sdp: sdp("CC:01") }));
+    net.inject(1, 0, &signal(victim, 3, x, 8, SignalKind::Offer { sdp: sdp("CC:01"), transfer: false }));
     net.run_for(Duration::from_millis(50));
     assert_eq!(creates_for(&net, 0, x), 1, "a copy does not replace the connection");
     assert_eq!(signals_to(&net, 0, x, true), vec![(net.id(1), 8), (net.id(1), 8)]);
     // A new offer (x restarted) replaces it.
-    net.inject(1, 0, &signal(victim, 2, x, 9, SignalKind::Offer { sdp: sdp("CC:02") }));
+    net.inject(1, 0, &signal(victim, 2, x, 9, SignalKind::Offer { sdp: sdp("CC:02"), transfer: false }));
     net.run_for(Duration::from_millis(50));
     assert_eq!(creates_for(&net, 0, x), 2);
 }

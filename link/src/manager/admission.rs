@@ -2,17 +2,38 @@
 
 use super::*;
 
+/// A connection attempt, as admission sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Attempt {
+    /// The peer offered (it is alive, so our backoff for it does not apply; the other limits
+    /// do, since answering costs a peer connection too).
+    pub(super) incoming: bool,
+    /// The connection is opened to carry PAST content (see [`super::pace`]).
+    pub(super) transfer: bool,
+}
+
+impl Attempt {
+    /// An attempt of ours; `transfer`: for PAST content.
+    pub(super) fn outgoing(transfer: bool) -> Attempt {
+        Attempt { incoming: false, transfer }
+    }
+
+    /// The peer's offer; `transfer`: the peer says it is for PAST content.
+    pub(super) fn incoming(transfer: bool) -> Attempt {
+        Attempt { incoming: true, transfer }
+    }
+}
+
 impl PeerManager {
-    /// Whether an attempt to `peer` may start. `incoming`: the peer offered (it is alive, so
-    /// our backoff for it does not apply; the other limits do, since answering costs a peer
-    /// connection too).
-    pub(super) fn admission(&mut self, peer: Id, incoming: bool, tables: &impl Tables, now: Time) -> Admission {
+    /// Whether `attempt` to `peer` may start.
+    pub(super) fn admission(&mut self, peer: Id, attempt: Attempt, tables: &impl Tables, now: Time) -> Admission {
         if self.budget_exhausted() {
             return Admission::Refuse("the connection budget is used up");
         }
-        if self.beyond_pace(peer, tables, now) {
-            return Admission::Refuse("beyond the pace at which the connection budget is spent");
+        if let Some(reason) = self.pace_refusal(peer, attempt.transfer, tables, now) {
+            return Admission::Refuse(reason);
         }
+        let incoming = attempt.incoming;
         let record = self.peers.get(&peer);
         if !incoming && record.is_some_and(|p| p.tombstone.is_some_and(|t| t > now)) {
             return Admission::Refuse("its connection failed a moment ago");
@@ -133,7 +154,8 @@ impl PeerManager {
                 self.fail_pending(peer);
                 continue;
             }
-            match self.admission(peer, false, tables, now) {
+            let transfer = self.peers.get(&peer).is_some_and(|p| p.pending.carries_past());
+            match self.admission(peer, Attempt::outgoing(transfer), tables, now) {
                 Admission::Start(charge) => self.start(peer, charge, tables, now),
                 Admission::Wait => break,
                 Admission::Refuse(reason) => {

@@ -65,6 +65,7 @@ use rand_core::{Rng, SeedableRng};
 use crate::app::{AppMessage, SignalKind};
 use crate::auth::{AuthMessage, Handshake};
 use crate::frame::{self, Data, Incoming, Reassembler};
+use admission::Attempt;
 use conn::{Auth, Charge, Conn, Pending};
 pub use conn::{ConnId, Role, State, Via};
 use limits::{Backoff, Bucket, Introducers, Introductions, Outcome};
@@ -135,6 +136,8 @@ pub struct ManagerConfig {
     pub pace: Option<Pace>,
     /// Connections left in the budget at which a reload is advised
     /// ([`PeerEvent::ReloadAdvised`]): enough to keep the leaf set while the page reloads.
+    /// At most a quarter of the budget is kept; with a [`Pace`], only the leaf set may use
+    /// it.
     pub reload_reserve: u32,
     /// A peer that sent us a probe of its own within this keeps us in its leaf set, routing
     /// table or neighborhood set: its idle connection is not evicted ([`retention`]). The
@@ -607,7 +610,7 @@ impl PeerManager {
         if source == Source::Server {
             self.peers.entry(peer).or_default().known = true;
         }
-        match self.admission(peer, false, tables, now) {
+        match self.admission(peer, Attempt::outgoing(false), tables, now) {
             Admission::Start(charge) => self.start(peer, charge, tables, now),
             Admission::Wait => {
                 self.peers.entry(peer).or_default().waiting.get_or_insert(now);
@@ -638,7 +641,8 @@ impl PeerManager {
         let size = message_size(&message);
         let has_attempt = self.peers.get(&to).is_some_and(|p| p.conn.is_some() || p.waiting.is_some());
         if !has_attempt {
-            match self.admission(to, false, tables, now) {
+            let transfer = matches!(message, Message::Direct(AppMessage::Past(_)));
+            match self.admission(to, Attempt::outgoing(transfer), tables, now) {
                 Admission::Start(charge) => {
                     self.queue(to, message, size);
                     return self.start(to, charge, tables, now);
@@ -726,7 +730,7 @@ fn message_size(message: &Message<AppMessage>) -> usize {
     match app_of(message) {
         Some(AppMessage::Payload(p)) => p.data.len() + 64,
         Some(AppMessage::Signal(s)) => match &s.kind {
-            SignalKind::Offer { sdp } | SignalKind::Answer { sdp } => sdp.len() + 64,
+            SignalKind::Offer { sdp, .. } | SignalKind::Answer { sdp } => sdp.len() + 64,
             SignalKind::Reject { reason } => reason.len() + 64,
         },
         Some(AppMessage::Past(p)) => match p.as_ref() {

@@ -9,17 +9,25 @@
 //! - the **leaf set is always kept**: a connection to a leaf, or to a peer that would enter
 //!   the leaf set ([`Tables::is_leaf`]), and to a protected peer (a join contact), is never
 //!   paced; only the budget bounds it;
+//! - a **transfer** (a connection opened to carry PAST content: a lookup's answer, a chunk
+//!   pull of an insert, a lookup or replica maintenance) is not paced either: refusing it
+//!   would fail a user's insert or lookup, ours or another node's. We know our own
+//!   connection's purpose from its first message; a peer's overlay offer says whether it is
+//!   a transfer (`SignalKind::Offer::transfer`; a peer may lie, which only lets it spend our
+//!   budget faster within the [`super::Limits`], as a peer in our leaf set range can);
 //! - every **other** new connection (a routing table entry, a peer that wants us in its
-//!   table, a transfer) is allowed only while the connections created since the manager
-//!   started (the page load) are within [`Pace::allows`]: [`Pace::at_start`] at once (the
-//!   join), then the rest of the budget spread evenly over [`Pace::target`]. Beyond the pace
-//!   an attempt is refused: the core takes the candidate for failed and its table keeps a
-//!   hole (routes take a few more hops) until the pace allows a new entry, and a peer whose
-//!   offer is refused picks another node for its own table. The table degrades; the budget
-//!   lasts the target;
+//!   table) is allowed only while the connections created since the manager started (the
+//!   page load) are within [`Pace::allows`]: [`Pace::at_start`] at once (the join), then the
+//!   rest of the budget spread evenly over [`Pace::target`]. Beyond the pace an attempt is
+//!   refused: the core takes the candidate for failed and its table keeps a hole (routes
+//!   take a few more hops) until the pace allows a new entry, and a peer whose offer is
+//!   refused picks another node for its own table. The table degrades; the budget lasts
+//!   the target;
 //! - when [`ManagerConfig::reload_reserve`] connections or fewer are left, the manager
 //!   advises a reload ([`PeerEvent::ReloadAdvised`], [`PeerManager::reload_advised`]): the
 //!   page reloads keeping its identity and replicas, and starts again with a fresh budget.
+//!   Until it does, that reserve is kept for the leaf set: every other connection,
+//!   transfers too, is refused.
 //!
 //! [`Pace::allows`] is the one decision: the manager's admission and the churn model
 //! (`sim/src/churn`) both call it.
@@ -90,14 +98,26 @@ impl Pace {
 }
 
 impl PeerManager {
-    /// Whether a new connection to `peer` must wait for the pace: it is not the leaf set's
-    /// (nor protected) and the connections created are at the pace's allowance.
-    pub(super) fn beyond_pace(&self, peer: Id, tables: &impl Tables, now: Time) -> bool {
-        let Some(pace) = &self.config.pace else { return false };
+    /// Why a new connection to `peer` must wait, if pacing is on and it must: it is not the
+    /// leaf set's (nor protected), and either the budget is down to its reload reserve, or
+    /// it is not a transfer and the connections created are at the pace's allowance.
+    pub(super) fn pace_refusal(
+        &self,
+        peer: Id,
+        transfer: bool,
+        tables: &impl Tables,
+        now: Time,
+    ) -> Option<&'static str> {
+        let pace = self.config.pace.as_ref()?;
         if tables.is_leaf(peer) || self.protected.contains(&peer) {
-            return false;
+            return None;
         }
-        !pace.allows(self.config.connection_budget, self.stats.created, now.since(self.started))
+        if self.reload_advised() {
+            return Some("the last connections of the budget are kept for the leaf set");
+        }
+        let elapsed = now.since(self.started);
+        let beyond = !transfer && !pace.allows(self.config.connection_budget, self.stats.created, elapsed);
+        beyond.then_some("beyond the pace at which the connection budget is spent")
     }
 
     /// Whether so little of the budget is left that the page should reload (it keeps its
@@ -119,15 +139,21 @@ impl PeerManager {
     }
 }
 
+/// The reload reserve: [`ManagerConfig::reload_reserve`], at most a quarter of the budget (a
+/// small budget still leaves most of itself to the routing table).
+fn reserve(config: &ManagerConfig) -> u32 {
+    config.reload_reserve.min(config.connection_budget / 4)
+}
+
 /// Whether `created` connections leave at most the reload reserve of the budget.
 fn reload_due(config: &ManagerConfig, created: u32) -> bool {
-    created.saturating_add(config.reload_reserve) >= config.connection_budget
+    created.saturating_add(reserve(config)) >= config.connection_budget
 }
 
 /// The connection whose creation advises a reload: the first that leaves at most the
-/// reserve (the first of all when the budget is not larger than the reserve).
+/// reserve.
 fn reload_point(config: &ManagerConfig) -> u32 {
-    config.connection_budget.saturating_sub(config.reload_reserve).max(1)
+    config.connection_budget.saturating_sub(reserve(config)).max(1)
 }
 
 #[cfg(test)]
@@ -179,8 +205,13 @@ mod tests {
         assert!(reload_due(&config, 464));
         assert!(reload_due(&config, 480));
         assert_eq!(reload_point(&config), 464);
+        // A budget of 5 keeps a quarter (1) in reserve, not 16.
         let small = ManagerConfig { connection_budget: 5, ..config };
-        assert!(reload_due(&small, 0));
-        assert_eq!(reload_point(&small), 1);
+        assert!(!reload_due(&small, 3));
+        assert!(reload_due(&small, 4));
+        assert_eq!(reload_point(&small), 4);
+        let none = ManagerConfig { connection_budget: 3, ..small };
+        assert!(!reload_due(&none, 2));
+        assert_eq!(reload_point(&none), 3);
     }
 }

@@ -10,7 +10,7 @@ use past_signaling_proto::SignalPayload;
 use rand_core::Rng;
 
 use super::limits::Outcome;
-use super::{Admission, Command, Conn, ConnId, PeerEvent, PeerManager, Role, State, Tables, Via};
+use super::{Admission, Attempt, Command, Conn, ConnId, PeerEvent, PeerManager, Role, State, Tables, Via};
 use crate::app::{AppMessage, OverlaySignal, SignalKind};
 
 /// Longest reason put in a reject.
@@ -31,12 +31,12 @@ impl PeerManager {
         if c.state != State::Signaling {
             return;
         }
-        let (role, session, via) = (c.role, c.session, c.via);
+        let (role, session, via, transfer) = (c.role, c.session, c.via, c.transfer);
         c.local_sdp = Some(sdp.clone());
         match via {
             Via::Overlay => {
                 let kind = match role {
-                    Role::Offerer => SignalKind::Offer { sdp },
+                    Role::Offerer => SignalKind::Offer { sdp, transfer },
                     Role::Answerer => SignalKind::Answer { sdp },
                 };
                 self.send_signal(OverlaySignal { from: self.own, to: peer, session, kind }, now);
@@ -59,7 +59,11 @@ impl PeerManager {
             SignalPayload::Offer { sdp } => {
                 self.peers.entry(from).or_default().known = true;
                 let session = self.rng.next_u64();
-                self.on_offer(Offer { from, via: Via::Server, session, sdp, last_hop: None }, tables, now);
+                self.on_offer(
+                    Offer { from, via: Via::Server, session, sdp, last_hop: None, transfer: false },
+                    tables,
+                    now,
+                );
             }
             SignalPayload::Answer { sdp } => self.on_answer(from, None, sdp),
             candidate @ SignalPayload::Candidate { .. } => {
@@ -111,12 +115,13 @@ impl PeerManager {
             return;
         }
         match signal.kind {
-            SignalKind::Offer { sdp } => {
+            SignalKind::Offer { sdp, transfer } => {
                 let introducer = last_hop.unwrap_or(signal.from);
                 if !self.peers.get(&signal.from).is_some_and(|p| p.known) {
                     self.introductions.record(signal.from, introducer);
                 }
-                let offer = Offer { from: signal.from, via: Via::Overlay, session: signal.session, sdp, last_hop };
+                let (from, session) = (signal.from, signal.session);
+                let offer = Offer { from, via: Via::Overlay, session, sdp, last_hop, transfer };
                 self.on_offer(offer, tables, now);
             }
             SignalKind::Answer { sdp } => self.on_answer(signal.from, Some(signal.session), sdp),
@@ -166,7 +171,7 @@ impl PeerManager {
             };
             if let Some(sdp) = c.local_sdp.clone() {
                 c.resends += 1;
-                let kind = SignalKind::Offer { sdp };
+                let kind = SignalKind::Offer { sdp, transfer: c.transfer };
                 due.push((OverlaySignal { from: self.own, to: *peer, session: c.session, kind }, c.resends));
             }
         }
@@ -210,7 +215,7 @@ impl PeerManager {
         if self.is_answered(&offer) {
             return self.answer_again(offer, now);
         }
-        let Offer { from, via, session, sdp, .. } = offer;
+        let Offer { from, via, session, sdp, transfer, .. } = offer;
         if let Some(existing) = self.conn(from) {
             // Whoever sends an overlay offer may write any `from` into it: it may not tear
             // down a connection over which that peer is heard from (a peer that restarted
@@ -227,7 +232,7 @@ impl PeerManager {
             // The peer's offer replaces what we had (its messages stay queued).
             self.replace_conn(from, now);
         }
-        let admission = self.admission(from, true, tables, now);
+        let admission = self.admission(from, Attempt::incoming(transfer), tables, now);
         match admission {
             Admission::Start(charge) => self.create(from, Role::Answerer, via, session, charge, Some(sdp), tables, now),
             Admission::Wait | Admission::Refuse(_) => {
@@ -371,6 +376,8 @@ struct Offer {
     sdp: String,
     /// The peer that handed an overlay offer to us.
     last_hop: Option<Id>,
+    /// The peer says the connection is for PAST content.
+    transfer: bool,
 }
 
 /// A digest of a session description (each offer's is unique: its fingerprint and ICE
