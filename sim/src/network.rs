@@ -199,8 +199,10 @@ impl Counters {
     }
 }
 
+/// A queued event. A delivery carries the sender's id, which the receiver needs, rather
+/// than its index: looking the id up when the message arrives would cost a cache miss.
 enum Kind<M> {
-    Deliver { from: u32, to: u32, message: Message<M> },
+    Deliver { from: Id, to: u32, message: Message<M> },
     SendFailed { from: u32, to: Id, message: Message<M> },
     Wake { node: u32 },
 }
@@ -545,6 +547,7 @@ impl<A: SimApp> Network<A> {
     fn after_input(&mut self, node: u32) {
         self.measure(node);
         let from = node;
+        let from_id = self.nodes[node as usize].id();
         while let Some(transmit) = self.nodes[node as usize].poll_transmit() {
             if self.drops(from, &transmit.message) {
                 self.dropped += 1;
@@ -560,7 +563,10 @@ impl<A: SimApp> Network<A> {
                         let unit = (self.jitter_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
                         j.delay(latency, unit)
                     });
-                    self.schedule(self.now + latency + jitter, Kind::Deliver { from, to, message: transmit.message });
+                    self.schedule(
+                        self.now + latency + jitter,
+                        Kind::Deliver { from: from_id, to, message: transmit.message },
+                    );
                 }
                 None => {
                     self.counters.failed_sends += 1;
@@ -650,8 +656,7 @@ impl<A: SimApp> Network<A> {
                 self.in_flight -= 1;
 
                 if self.alive[to as usize] {
-                    let from_id = self.ids[from as usize];
-                    self.nodes[to as usize].handle_message(from_id, message, now);
+                    self.nodes[to as usize].handle_message(from, message, now);
                     self.after_input(to);
                 }
             }
