@@ -250,6 +250,22 @@ impl<M> Queue<M> {
     }
 }
 
+/// What the simulator keeps of each node beside the node itself, together so that handling
+/// a message touches one cache line of it per node: its position (a copy of the plane's),
+/// its timers, whether it is alive and whether it drops what it should forward.
+#[repr(align(64))]
+struct Peer {
+    point: Point,
+    /// The node's timeout as it stood after its last input (a node changes only on input),
+    /// so that stale wake-ups are dropped without touching the node.
+    deadline: Option<Time>,
+    /// The earliest wake-up queued for the node.
+    wake_at: Option<Time>,
+    alive: bool,
+    /// Whether it silently drops the routed messages it should forward.
+    dropper: bool,
+}
+
 /// Mixed into the seed of the jitter generator.
 const JITTER_SEED: u64 = 0x6a69_7474_6572;
 
@@ -260,14 +276,10 @@ pub struct Network<A: SimApp = LookupApp> {
     plane: Plane,
     nodes: Vec<Node<A>>,
     ids: Vec<Id>,
-    alive: Vec<bool>,
+    /// The simulator's state of each node, by index.
+    peers: Vec<Peer>,
     index: FxHashMap<Id, u32>,
     queue: Queue<A::Message>,
-    /// Each node's timeout as it stood after its last input (a node changes only on input),
-    /// so that stale wake-ups are dropped without touching the node.
-    deadline: Vec<Option<Time>>,
-    /// The earliest wake-up queued for each node.
-    wake_at: Vec<Option<Time>>,
     now: Time,
     in_flight: usize,
     /// How long a sender takes to notice that its peer is gone.
@@ -279,8 +291,6 @@ pub struct Network<A: SimApp = LookupApp> {
     counters: Counters,
     lookups: Vec<Lookup>,
     events: Vec<(u32, Event)>,
-    /// Nodes that silently drop the routed messages they should forward.
-    droppers: Vec<bool>,
     /// Routed messages the droppers dropped.
     dropped: u64,
 }
@@ -295,11 +305,9 @@ impl<A: SimApp> Network<A> {
             plane: Plane::new(expected),
             nodes: Vec::with_capacity(expected),
             ids: Vec::with_capacity(expected),
-            alive: Vec::with_capacity(expected),
+            peers: Vec::with_capacity(expected),
             index: FxHashMap::default(),
             queue: Queue::default(),
-            deadline: Vec::with_capacity(expected),
-            wake_at: Vec::with_capacity(expected),
             now: Time::ZERO,
             in_flight: 0,
             failure_delay: Duration::from_millis(500),
@@ -308,7 +316,6 @@ impl<A: SimApp> Network<A> {
             counters: Counters::default(),
             lookups: Vec::new(),
             events: Vec::new(),
-            droppers: Vec::with_capacity(expected),
             dropped: 0,
         }
     }
@@ -360,7 +367,7 @@ impl<A: SimApp> Network<A> {
 
     /// Whether a node is alive.
     pub fn is_alive(&self, index: u32) -> bool {
-        self.alive[index as usize]
+        self.peers[index as usize].alive
     }
 
     /// The index of the node with this id.
@@ -370,17 +377,17 @@ impl<A: SimApp> Network<A> {
 
     /// One-way latency from a node to the node with id `to`.
     pub fn latency_to(&self, from: u32, to: Id) -> Duration {
-        self.index.get(&to).map_or(Duration::MAX, |&t| self.plane.latency(from, t))
+        self.index.get(&to).map_or(Duration::MAX, |&t| self.latency(from, t))
     }
 
     /// Whether the node with this id is alive.
     pub fn is_alive_id(&self, id: Id) -> bool {
-        self.index.get(&id).is_some_and(|&i| self.alive[i as usize])
+        self.index.get(&id).is_some_and(|&i| self.peers[i as usize].alive)
     }
 
     /// Indexes of the live nodes.
     pub fn live_nodes(&self) -> Vec<u32> {
-        (0..self.nodes.len() as u32).filter(|&i| self.alive[i as usize]).collect()
+        (0..self.nodes.len() as u32).filter(|&i| self.peers[i as usize].alive).collect()
     }
 
     /// Ids of the live nodes, sorted.
@@ -401,7 +408,7 @@ impl<A: SimApp> Network<A> {
     /// node is one that has taken at least one hop already (the first relay of a join, which
     /// arrives with 0 hops, is let through).
     pub fn set_dropper(&mut self, node: u32, drops: bool) {
-        self.droppers[node as usize] = drops;
+        self.peers[node as usize].dropper = drops;
     }
 
     /// Routed messages dropped by droppers so far.
@@ -411,7 +418,7 @@ impl<A: SimApp> Network<A> {
 
     /// Whether `from` drops this message instead of sending it.
     fn drops(&self, from: u32, message: &Message<A::Message>) -> bool {
-        self.droppers[from as usize] && matches!(message, Message::Route(Routed { hops, .. }) if *hops >= 2)
+        self.peers[from as usize].dropper && matches!(message, Message::Route(Routed { hops, .. }) if *hops >= 2)
     }
 
     /// Lookups made so far.
@@ -480,10 +487,7 @@ impl<A: SimApp> Network<A> {
         config.rng_seed = self.rng.next_u64();
         self.nodes.push(Node::new(id, config, app));
         self.ids.push(id);
-        self.alive.push(true);
-        self.droppers.push(false);
-        self.wake_at.push(None);
-        self.deadline.push(None);
+        self.peers.push(Peer { point, deadline: None, wake_at: None, alive: true, dropper: false });
         self.index.insert(id, node);
         let bootstrap = contact.map(|c| self.ids[c as usize]);
         self.nodes[node as usize].join(bootstrap, self.now);
@@ -500,7 +504,7 @@ impl<A: SimApp> Network<A> {
     pub fn leave(&mut self, node: u32) {
         self.nodes[node as usize].leave(self.now);
         self.after_input(node);
-        self.alive[node as usize] = false;
+        self.peers[node as usize].alive = false;
         self.plane.remove_present(node);
     }
 
@@ -510,7 +514,7 @@ impl<A: SimApp> Network<A> {
 
     /// Kills a node at once, without a goodbye.
     pub fn kill(&mut self, node: u32) {
-        self.alive[node as usize] = false;
+        self.peers[node as usize].alive = false;
         self.plane.remove_present(node);
     }
 
@@ -555,9 +559,9 @@ impl<A: SimApp> Network<A> {
             }
             self.counters.count(&transmit.message);
             let target = self.index.get(&transmit.to).copied();
-            match target.filter(|&t| self.alive[t as usize]) {
+            match target.filter(|&t| self.peers[t as usize].alive) {
                 Some(to) => {
-                    let latency = self.plane.latency(from, to);
+                    let latency = self.latency(from, to);
                     self.add_distance(&transmit.message, latency);
                     let jitter = self.jitter.map_or(Duration::ZERO, |j| {
                         let unit = (self.jitter_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -603,26 +607,32 @@ impl<A: SimApp> Network<A> {
     fn measure(&mut self, node: u32) {
         while let Some(peer) = self.nodes[node as usize].poll_measure() {
             let Some(&other) = self.index.get(&peer) else { continue };
-            if self.alive[other as usize] {
-                let rtt = Rtt::from_duration(self.plane.latency(node, other) * 2);
+            if self.peers[other as usize].alive {
+                let rtt = Rtt::from_duration(self.latency(node, other) * 2);
                 self.nodes[node as usize].handle_rtt(peer, rtt, self.now);
             }
         }
     }
 
     fn reschedule_wake(&mut self, node: u32) {
-        self.deadline[node as usize] = self.nodes[node as usize].poll_timeout();
+        self.peers[node as usize].deadline = self.nodes[node as usize].poll_timeout();
         self.ensure_wake(node);
+    }
+
+    /// One-way latency between two nodes, as [`Plane::latency`].
+    fn latency(&self, a: u32, b: u32) -> Duration {
+        self.peers[a as usize].point.latency(self.peers[b as usize].point)
     }
 
     /// Queues a wake-up for the node's deadline unless one at or before it is queued.
     fn ensure_wake(&mut self, node: u32) {
-        let Some(at) = self.deadline[node as usize] else {
+        let peer = &mut self.peers[node as usize];
+        let Some(at) = peer.deadline else {
             return;
         };
         let at = at.max(self.now);
-        if self.wake_at[node as usize].is_none_or(|w| at < w) {
-            self.wake_at[node as usize] = Some(at);
+        if peer.wake_at.is_none_or(|w| at < w) {
+            peer.wake_at = Some(at);
             self.schedule(at, Kind::Wake { node });
         }
     }
@@ -655,26 +665,27 @@ impl<A: SimApp> Network<A> {
             Kind::Deliver { from, to, message } => {
                 self.in_flight -= 1;
 
-                if self.alive[to as usize] {
+                if self.peers[to as usize].alive {
                     self.nodes[to as usize].handle_message(from, message, now);
                     self.after_input(to);
                 }
             }
             Kind::SendFailed { from, to, message } => {
                 self.in_flight -= 1;
-                if self.alive[from as usize] {
+                if self.peers[from as usize].alive {
                     self.nodes[from as usize].handle_send_failed(to, message, now);
                     self.after_input(from);
                 }
             }
             Kind::Wake { node } => {
-                if self.wake_at[node as usize] == Some(at) {
-                    self.wake_at[node as usize] = None;
+                let peer = &mut self.peers[node as usize];
+                if peer.wake_at == Some(at) {
+                    peer.wake_at = None;
                 }
-                if !self.alive[node as usize] {
+                if !peer.alive {
                     return true;
                 }
-                if self.deadline[node as usize].is_some_and(|t| t <= now) {
+                if peer.deadline.is_some_and(|t| t <= now) {
                     self.nodes[node as usize].handle_timeout(now);
                     self.after_input(node);
                 } else {
