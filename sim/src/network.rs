@@ -266,6 +266,15 @@ struct Peer {
     dropper: bool,
 }
 
+/// A node as a sender finds it by id: its index, whether it is alive and its position,
+/// together so that a send costs one lookup (copies of what [`Peer`] holds).
+#[derive(Clone, Copy, Debug)]
+struct Target {
+    node: u32,
+    alive: bool,
+    point: Point,
+}
+
 /// Mixed into the seed of the jitter generator.
 const JITTER_SEED: u64 = 0x6a69_7474_6572;
 
@@ -278,7 +287,8 @@ pub struct Network<A: SimApp = LookupApp> {
     ids: Vec<Id>,
     /// The simulator's state of each node, by index.
     peers: Vec<Peer>,
-    index: FxHashMap<Id, u32>,
+    /// Each node by id, with what sending to it needs (see [`Target`]).
+    index: FxHashMap<Id, Target>,
     queue: Queue<A::Message>,
     now: Time,
     in_flight: usize,
@@ -372,17 +382,17 @@ impl<A: SimApp> Network<A> {
 
     /// The index of the node with this id.
     pub fn index_of(&self, id: Id) -> Option<u32> {
-        self.index.get(&id).copied()
+        self.index.get(&id).map(|t| t.node)
     }
 
     /// One-way latency from a node to the node with id `to`.
     pub fn latency_to(&self, from: u32, to: Id) -> Duration {
-        self.index.get(&to).map_or(Duration::MAX, |&t| self.latency(from, t))
+        self.index.get(&to).map_or(Duration::MAX, |t| self.latency(from, t.node))
     }
 
     /// Whether the node with this id is alive.
     pub fn is_alive_id(&self, id: Id) -> bool {
-        self.index.get(&id).is_some_and(|&i| self.peers[i as usize].alive)
+        self.index.get(&id).is_some_and(|t| t.alive)
     }
 
     /// Indexes of the live nodes.
@@ -488,7 +498,7 @@ impl<A: SimApp> Network<A> {
         self.nodes.push(Node::new(id, config, app));
         self.ids.push(id);
         self.peers.push(Peer { point, deadline: None, wake_at: None, alive: true, dropper: false });
-        self.index.insert(id, node);
+        self.index.insert(id, Target { node, alive: true, point });
         let bootstrap = contact.map(|c| self.ids[c as usize]);
         self.nodes[node as usize].join(bootstrap, self.now);
         self.after_input(node);
@@ -504,7 +514,7 @@ impl<A: SimApp> Network<A> {
     pub fn leave(&mut self, node: u32) {
         self.nodes[node as usize].leave(self.now);
         self.after_input(node);
-        self.peers[node as usize].alive = false;
+        self.set_dead(node);
         self.plane.remove_present(node);
     }
 
@@ -514,7 +524,7 @@ impl<A: SimApp> Network<A> {
 
     /// Kills a node at once, without a goodbye.
     pub fn kill(&mut self, node: u32) {
-        self.peers[node as usize].alive = false;
+        self.set_dead(node);
         self.plane.remove_present(node);
     }
 
@@ -558,10 +568,10 @@ impl<A: SimApp> Network<A> {
                 continue;
             }
             self.counters.count(&transmit.message);
-            let target = self.index.get(&transmit.to).copied();
-            match target.filter(|&t| self.peers[t as usize].alive) {
-                Some(to) => {
-                    let latency = self.latency(from, to);
+            let target = self.index.get(&transmit.to).filter(|t| t.alive).map(|t| (t.node, t.point));
+            match target {
+                Some((to, point)) => {
+                    let latency = self.peers[from as usize].point.latency(point);
                     self.add_distance(&transmit.message, latency);
                     let jitter = self.jitter.map_or(Duration::ZERO, |j| {
                         let unit = (self.jitter_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -606,8 +616,8 @@ impl<A: SimApp> Network<A> {
     /// transport would from its connections (FreePastry's simulator does the same).
     fn measure(&mut self, node: u32) {
         while let Some(peer) = self.nodes[node as usize].poll_measure() {
-            let Some(&other) = self.index.get(&peer) else { continue };
-            if self.peers[other as usize].alive {
+            let Some(&Target { node: other, alive, .. }) = self.index.get(&peer) else { continue };
+            if alive {
                 let rtt = Rtt::from_duration(self.latency(node, other) * 2);
                 self.nodes[node as usize].handle_rtt(peer, rtt, self.now);
             }
@@ -617,6 +627,14 @@ impl<A: SimApp> Network<A> {
     fn reschedule_wake(&mut self, node: u32) {
         self.peers[node as usize].deadline = self.nodes[node as usize].poll_timeout();
         self.ensure_wake(node);
+    }
+
+    /// Marks a node dead, for deliveries and for senders.
+    fn set_dead(&mut self, node: u32) {
+        self.peers[node as usize].alive = false;
+        if let Some(target) = self.index.get_mut(&self.ids[node as usize]) {
+            target.alive = false;
+        }
     }
 
     /// One-way latency between two nodes, as [`Plane::latency`].
