@@ -191,6 +191,14 @@ pub fn leaf_set_errors<A: SimApp>(network: &Network<A>, leaf_set_size: usize) ->
     errors
 }
 
+/// The live nodes' ids with their indexes, sorted by id: latencies between indexes come
+/// straight from the plane, with no lookup of an id.
+fn live_with_indexes<A: SimApp>(network: &Network<A>) -> Vec<(Id, u32)> {
+    let mut live: Vec<(Id, u32)> = network.live_nodes().into_iter().map(|i| (network.id(i), i)).collect();
+    live.sort_unstable();
+    live
+}
+
 /// How close routing table entries are compared with the closest node that would fit.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TableLocality {
@@ -201,7 +209,7 @@ pub struct TableLocality {
 
 /// Compares the entries of `sample` live nodes with the closest live node fitting each slot.
 pub fn table_locality<A: SimApp>(network: &Network<A>, base: DigitBase, sample: usize) -> TableLocality {
-    let live = network.live_ids();
+    let live = live_with_indexes(network);
     let nodes = network.live_nodes();
     let step = (nodes.len() / sample.max(1)).max(1);
     let mut sums: Vec<(f64, f64, usize)> = Vec::new();
@@ -213,11 +221,11 @@ pub fn table_locality<A: SimApp>(network: &Network<A>, base: DigitBase, sample: 
             }
             let low = base.key_in_slot(n.id(), row, column as u8, 0);
             let high = base.key_in_slot(n.id(), row, column as u8, u128::MAX);
-            let start = live.partition_point(|&id| id < low);
+            let start = live.partition_point(|&(id, _)| id < low);
             let best = live[start..]
                 .iter()
-                .take_while(|&&id| id <= high)
-                .map(|&id| network.latency_to(node, id).as_secs_f64())
+                .take_while(|&&(id, _)| id <= high)
+                .map(|&(_, other)| network.plane().latency(node, other).as_secs_f64())
                 .fold(f64::MAX, f64::min);
             let actual = network.latency_to(node, entry.id).as_secs_f64();
             if sums.len() <= row {
@@ -242,6 +250,7 @@ pub fn ideal_relative_distance<A: SimApp>(
     samples: usize,
 ) -> (f64, f64) {
     let live = network.live_ids();
+    let by_id = live_with_indexes(network);
     let nodes = network.live_nodes();
     let n = live.len();
     let half = leaf_set_size.div_ceil(2);
@@ -263,13 +272,12 @@ pub fn ideal_relative_distance<A: SimApp>(
                 let row = base.shared_prefix(at, key);
                 let low = base.key_in_slot(at, row, base.digit(key, row), 0);
                 let high = base.key_in_slot(at, row, base.digit(key, row), u128::MAX);
-                let start = live.partition_point(|&id| id < low);
-                live[start..]
+                let start = by_id.partition_point(|&(id, _)| id < low);
+                by_id[start..]
                     .iter()
-                    .take_while(|&&id| id <= high)
-                    .min_by(|&&a, &&b| network.latency_to(from, a).cmp(&network.latency_to(from, b)))
-                    .copied()
-                    .unwrap_or(target)
+                    .take_while(|&&(id, _)| id <= high)
+                    .min_by_key(|&&(_, other)| network.plane().latency(from, other))
+                    .map_or(target, |&(id, _)| id)
             };
             distance += network.latency_to(from, next).as_secs_f64();
             at = next;

@@ -199,8 +199,10 @@ impl Counters {
     }
 }
 
+/// A queued event. A delivery carries the sender's id, which the receiver needs, rather
+/// than its index: looking the id up when the message arrives would cost a cache miss.
 enum Kind<M> {
-    Deliver { from: u32, to: u32, message: Message<M> },
+    Deliver { from: Id, to: u32, message: Message<M> },
     SendFailed { from: u32, to: Id, message: Message<M> },
     Wake { node: u32 },
 }
@@ -248,6 +250,31 @@ impl<M> Queue<M> {
     }
 }
 
+/// What the simulator keeps of each node beside the node itself, together so that handling
+/// a message touches one cache line of it per node: its position (a copy of the plane's),
+/// its timers, whether it is alive and whether it drops what it should forward.
+#[repr(align(64))]
+struct Peer {
+    point: Point,
+    /// The node's timeout as it stood after its last input (a node changes only on input),
+    /// so that stale wake-ups are dropped without touching the node.
+    deadline: Option<Time>,
+    /// The earliest wake-up queued for the node.
+    wake_at: Option<Time>,
+    alive: bool,
+    /// Whether it silently drops the routed messages it should forward.
+    dropper: bool,
+}
+
+/// A node as a sender finds it by id: its index, whether it is alive and its position,
+/// together so that a send costs one lookup (copies of what [`Peer`] holds).
+#[derive(Clone, Copy, Debug)]
+struct Target {
+    node: u32,
+    alive: bool,
+    point: Point,
+}
+
 /// Mixed into the seed of the jitter generator.
 const JITTER_SEED: u64 = 0x6a69_7474_6572;
 
@@ -258,14 +285,11 @@ pub struct Network<A: SimApp = LookupApp> {
     plane: Plane,
     nodes: Vec<Node<A>>,
     ids: Vec<Id>,
-    alive: Vec<bool>,
-    index: FxHashMap<Id, u32>,
+    /// The simulator's state of each node, by index.
+    peers: Vec<Peer>,
+    /// Each node by id, with what sending to it needs (see [`Target`]).
+    index: FxHashMap<Id, Target>,
     queue: Queue<A::Message>,
-    /// Each node's timeout as it stood after its last input (a node changes only on input),
-    /// so that stale wake-ups are dropped without touching the node.
-    deadline: Vec<Option<Time>>,
-    /// The earliest wake-up queued for each node.
-    wake_at: Vec<Option<Time>>,
     now: Time,
     in_flight: usize,
     /// How long a sender takes to notice that its peer is gone.
@@ -277,8 +301,6 @@ pub struct Network<A: SimApp = LookupApp> {
     counters: Counters,
     lookups: Vec<Lookup>,
     events: Vec<(u32, Event)>,
-    /// Nodes that silently drop the routed messages they should forward.
-    droppers: Vec<bool>,
     /// Routed messages the droppers dropped.
     dropped: u64,
 }
@@ -293,11 +315,9 @@ impl<A: SimApp> Network<A> {
             plane: Plane::new(expected),
             nodes: Vec::with_capacity(expected),
             ids: Vec::with_capacity(expected),
-            alive: Vec::with_capacity(expected),
+            peers: Vec::with_capacity(expected),
             index: FxHashMap::default(),
             queue: Queue::default(),
-            deadline: Vec::with_capacity(expected),
-            wake_at: Vec::with_capacity(expected),
             now: Time::ZERO,
             in_flight: 0,
             failure_delay: Duration::from_millis(500),
@@ -306,7 +326,6 @@ impl<A: SimApp> Network<A> {
             counters: Counters::default(),
             lookups: Vec::new(),
             events: Vec::new(),
-            droppers: Vec::with_capacity(expected),
             dropped: 0,
         }
     }
@@ -358,27 +377,27 @@ impl<A: SimApp> Network<A> {
 
     /// Whether a node is alive.
     pub fn is_alive(&self, index: u32) -> bool {
-        self.alive[index as usize]
+        self.peers[index as usize].alive
     }
 
     /// The index of the node with this id.
     pub fn index_of(&self, id: Id) -> Option<u32> {
-        self.index.get(&id).copied()
+        self.index.get(&id).map(|t| t.node)
     }
 
     /// One-way latency from a node to the node with id `to`.
     pub fn latency_to(&self, from: u32, to: Id) -> Duration {
-        self.index.get(&to).map_or(Duration::MAX, |&t| self.plane.latency(from, t))
+        self.index.get(&to).map_or(Duration::MAX, |t| self.latency(from, t.node))
     }
 
     /// Whether the node with this id is alive.
     pub fn is_alive_id(&self, id: Id) -> bool {
-        self.index.get(&id).is_some_and(|&i| self.alive[i as usize])
+        self.index.get(&id).is_some_and(|t| t.alive)
     }
 
     /// Indexes of the live nodes.
     pub fn live_nodes(&self) -> Vec<u32> {
-        (0..self.nodes.len() as u32).filter(|&i| self.alive[i as usize]).collect()
+        (0..self.nodes.len() as u32).filter(|&i| self.peers[i as usize].alive).collect()
     }
 
     /// Ids of the live nodes, sorted.
@@ -399,7 +418,7 @@ impl<A: SimApp> Network<A> {
     /// node is one that has taken at least one hop already (the first relay of a join, which
     /// arrives with 0 hops, is let through).
     pub fn set_dropper(&mut self, node: u32, drops: bool) {
-        self.droppers[node as usize] = drops;
+        self.peers[node as usize].dropper = drops;
     }
 
     /// Routed messages dropped by droppers so far.
@@ -409,7 +428,7 @@ impl<A: SimApp> Network<A> {
 
     /// Whether `from` drops this message instead of sending it.
     fn drops(&self, from: u32, message: &Message<A::Message>) -> bool {
-        self.droppers[from as usize] && matches!(message, Message::Route(Routed { hops, .. }) if *hops >= 2)
+        self.peers[from as usize].dropper && matches!(message, Message::Route(Routed { hops, .. }) if *hops >= 2)
     }
 
     /// Lookups made so far.
@@ -478,11 +497,8 @@ impl<A: SimApp> Network<A> {
         config.rng_seed = self.rng.next_u64();
         self.nodes.push(Node::new(id, config, app));
         self.ids.push(id);
-        self.alive.push(true);
-        self.droppers.push(false);
-        self.wake_at.push(None);
-        self.deadline.push(None);
-        self.index.insert(id, node);
+        self.peers.push(Peer { point, deadline: None, wake_at: None, alive: true, dropper: false });
+        self.index.insert(id, Target { node, alive: true, point });
         let bootstrap = contact.map(|c| self.ids[c as usize]);
         self.nodes[node as usize].join(bootstrap, self.now);
         self.after_input(node);
@@ -498,7 +514,7 @@ impl<A: SimApp> Network<A> {
     pub fn leave(&mut self, node: u32) {
         self.nodes[node as usize].leave(self.now);
         self.after_input(node);
-        self.alive[node as usize] = false;
+        self.set_dead(node);
         self.plane.remove_present(node);
     }
 
@@ -508,7 +524,7 @@ impl<A: SimApp> Network<A> {
 
     /// Kills a node at once, without a goodbye.
     pub fn kill(&mut self, node: u32) {
-        self.alive[node as usize] = false;
+        self.set_dead(node);
         self.plane.remove_present(node);
     }
 
@@ -545,22 +561,26 @@ impl<A: SimApp> Network<A> {
     fn after_input(&mut self, node: u32) {
         self.measure(node);
         let from = node;
+        let from_id = self.nodes[node as usize].id();
         while let Some(transmit) = self.nodes[node as usize].poll_transmit() {
             if self.drops(from, &transmit.message) {
                 self.dropped += 1;
                 continue;
             }
             self.counters.count(&transmit.message);
-            let target = self.index.get(&transmit.to).copied();
-            match target.filter(|&t| self.alive[t as usize]) {
-                Some(to) => {
-                    let latency = self.plane.latency(from, to);
+            let target = self.index.get(&transmit.to).filter(|t| t.alive).map(|t| (t.node, t.point));
+            match target {
+                Some((to, point)) => {
+                    let latency = self.peers[from as usize].point.latency(point);
                     self.add_distance(&transmit.message, latency);
                     let jitter = self.jitter.map_or(Duration::ZERO, |j| {
                         let unit = (self.jitter_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
                         j.delay(latency, unit)
                     });
-                    self.schedule(self.now + latency + jitter, Kind::Deliver { from, to, message: transmit.message });
+                    self.schedule(
+                        self.now + latency + jitter,
+                        Kind::Deliver { from: from_id, to, message: transmit.message },
+                    );
                 }
                 None => {
                     self.counters.failed_sends += 1;
@@ -596,27 +616,41 @@ impl<A: SimApp> Network<A> {
     /// transport would from its connections (FreePastry's simulator does the same).
     fn measure(&mut self, node: u32) {
         while let Some(peer) = self.nodes[node as usize].poll_measure() {
-            let Some(&other) = self.index.get(&peer) else { continue };
-            if self.alive[other as usize] {
-                let rtt = Rtt::from_duration(self.plane.latency(node, other) * 2);
+            let Some(&Target { node: other, alive, .. }) = self.index.get(&peer) else { continue };
+            if alive {
+                let rtt = Rtt::from_duration(self.latency(node, other) * 2);
                 self.nodes[node as usize].handle_rtt(peer, rtt, self.now);
             }
         }
     }
 
     fn reschedule_wake(&mut self, node: u32) {
-        self.deadline[node as usize] = self.nodes[node as usize].poll_timeout();
+        self.peers[node as usize].deadline = self.nodes[node as usize].poll_timeout();
         self.ensure_wake(node);
+    }
+
+    /// Marks a node dead, for deliveries and for senders.
+    fn set_dead(&mut self, node: u32) {
+        self.peers[node as usize].alive = false;
+        if let Some(target) = self.index.get_mut(&self.ids[node as usize]) {
+            target.alive = false;
+        }
+    }
+
+    /// One-way latency between two nodes, as [`Plane::latency`].
+    fn latency(&self, a: u32, b: u32) -> Duration {
+        self.peers[a as usize].point.latency(self.peers[b as usize].point)
     }
 
     /// Queues a wake-up for the node's deadline unless one at or before it is queued.
     fn ensure_wake(&mut self, node: u32) {
-        let Some(at) = self.deadline[node as usize] else {
+        let peer = &mut self.peers[node as usize];
+        let Some(at) = peer.deadline else {
             return;
         };
         let at = at.max(self.now);
-        if self.wake_at[node as usize].is_none_or(|w| at < w) {
-            self.wake_at[node as usize] = Some(at);
+        if peer.wake_at.is_none_or(|w| at < w) {
+            peer.wake_at = Some(at);
             self.schedule(at, Kind::Wake { node });
         }
     }
@@ -649,27 +683,27 @@ impl<A: SimApp> Network<A> {
             Kind::Deliver { from, to, message } => {
                 self.in_flight -= 1;
 
-                if self.alive[to as usize] {
-                    let from_id = self.ids[from as usize];
-                    self.nodes[to as usize].handle_message(from_id, message, now);
+                if self.peers[to as usize].alive {
+                    self.nodes[to as usize].handle_message(from, message, now);
                     self.after_input(to);
                 }
             }
             Kind::SendFailed { from, to, message } => {
                 self.in_flight -= 1;
-                if self.alive[from as usize] {
+                if self.peers[from as usize].alive {
                     self.nodes[from as usize].handle_send_failed(to, message, now);
                     self.after_input(from);
                 }
             }
             Kind::Wake { node } => {
-                if self.wake_at[node as usize] == Some(at) {
-                    self.wake_at[node as usize] = None;
+                let peer = &mut self.peers[node as usize];
+                if peer.wake_at == Some(at) {
+                    peer.wake_at = None;
                 }
-                if !self.alive[node as usize] {
+                if !peer.alive {
                     return true;
                 }
-                if self.deadline[node as usize].is_some_and(|t| t <= now) {
+                if peer.deadline.is_some_and(|t| t <= now) {
                     self.nodes[node as usize].handle_timeout(now);
                     self.after_input(node);
                 } else {

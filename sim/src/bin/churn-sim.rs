@@ -11,6 +11,11 @@ use past_link::manager::Pace;
 use past_sim::churn::{Counts, Policy, Report, Scenario, Sessions, core_counts, run};
 use past_sim::plot::{Series, line_chart_log_x};
 
+/// mimalloc instead of the system allocator: the simulation allocates and frees a small
+/// buffer for most of its tens of millions of messages.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Simulates browser-like churn and a long-lived tab's connection budget.
 #[derive(Parser, Debug)]
 #[command(version, about)]

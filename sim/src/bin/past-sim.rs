@@ -15,6 +15,11 @@ use past_sim::past::randomized::{DropParams, DropReport, dropping};
 use past_sim::past::workload::{FileSizes, TruncatedNormal};
 use past_sim::plot::Series;
 
+/// mimalloc instead of the system allocator: the simulation allocates and frees a small
+/// buffer for most of its tens of millions of messages.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Simulates PAST networks with the real core and reports the PAST paper's figures.
 #[derive(Parser, Debug)]
 #[command(version, about)]
