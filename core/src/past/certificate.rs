@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use crate::id::Id;
-use crate::past::crypto::{PublicKey, Signature, verify};
+use crate::past::crypto::{PublicKey, Signature, verify, verify_all};
 use crate::past::file_id::{FileId, Hash};
 
 /// Size of a content chunk: the unit of transfer, storage requests and verification.
@@ -291,6 +291,14 @@ pub fn check_certificate_fields(cert: &FileCertificate, max_k: u8, max_size: u64
 /// Checks a signed statement that a node claims: signed by the key of that node.
 pub fn check_node_signed<T: SignedBody>(statement: &Signed<T>, node: Id) -> bool {
     statement.signer.node_id() == node && statement.verify()
+}
+
+/// Whether every statement's signature is its signer's signature of its body, checked
+/// together (see [`verify_all`]): `false` if any is bad.
+pub fn verify_signed_all<T: SignedBody>(statements: &[&Signed<T>]) -> bool {
+    let bytes: Vec<Vec<u8>> = statements.iter().map(|s| s.body.signing_bytes()).collect();
+    let checks: Vec<_> = statements.iter().zip(&bytes).map(|(s, b)| (&s.signer, &b[..], &s.signature)).collect();
+    verify_all(&checks)
 }
 
 /// Incremental hashing of content being read or received in order: the chunk hashes and the
