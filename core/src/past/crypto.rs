@@ -79,14 +79,21 @@ impl<'de> Deserialize<'de> for Signature {
 
 /// Whether `signature` is `signer`'s Ed25519 signature of `message` (strict verification).
 pub fn verify(signer: &PublicKey, message: &[u8], signature: &Signature) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(&signer.0) else {
-        return false;
-    };
-    let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-    key.verify_strict(message, &signature).is_ok()
+    verify_parsed(parse_key(signer).as_ref(), message, signature)
 }
 
-/// Whether every `(signer, message, signature)` is a valid signature, with the same checks as
+/// The key as a curve point (decompressed), or `None` if the bytes encode no point.
+pub(crate) fn parse_key(signer: &PublicKey) -> Option<VerifyingKey> {
+    VerifyingKey::from_bytes(&signer.0).ok()
+}
+
+/// [`verify`] with the signer's key already parsed (`None`: the key was not a point).
+pub(crate) fn verify_parsed(key: Option<&VerifyingKey>, message: &[u8], signature: &Signature) -> bool {
+    let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+    key.is_some_and(|key| key.verify_strict(message, &signature).is_ok())
+}
+
+/// Whether every `(key, message, signature)` is a valid signature, with the same checks as
 /// [`verify`] made on all of them at once.
 ///
 /// Ed25519 batch verification (`ed25519_dalek::verify_batch`, one multiscalar multiplication
@@ -95,12 +102,12 @@ pub fn verify(signer: &PublicKey, message: &[u8], signature: &Signature) -> bool
 /// verification adds to the equation are made first on each: canonical and non-small-order
 /// keys and `R`s, canonical `s`. `false` says that at least one is bad, not which: verify
 /// them one by one to find out.
-pub fn verify_all(statements: &[(&PublicKey, &[u8], &Signature)]) -> bool {
+pub(crate) fn verify_all(statements: &[(Option<&VerifyingKey>, &[u8], &Signature)]) -> bool {
     let mut keys = Vec::with_capacity(statements.len());
     let mut messages = Vec::with_capacity(statements.len());
     let mut signatures = Vec::with_capacity(statements.len());
-    for &(signer, message, signature) in statements {
-        let Ok(key) = VerifyingKey::from_bytes(&signer.0) else {
+    for &(key, message, signature) in statements {
+        let Some(&key) = key else {
             return false;
         };
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
@@ -258,11 +265,12 @@ mod tests {
     fn verify_all_agrees_with_verify() {
         let keys: Vec<Ed25519Signer> = (1..=5).map(|i| Ed25519Signer::from_seed([i; 32])).collect();
         let publics: Vec<PublicKey> = keys.iter().map(Ed25519Signer::public_key).collect();
+        let parsed: Vec<Option<VerifyingKey>> = publics.iter().map(parse_key).collect();
         let messages: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
         let mut signatures: Vec<Signature> = keys.iter().zip(&messages).map(|(k, m)| k.sign_message(m)).collect();
         let all = |signatures: &[Signature]| {
             let statements: Vec<_> =
-                publics.iter().zip(&messages).zip(signatures).map(|((p, m), s)| (p, &m[..], s)).collect();
+                parsed.iter().zip(&messages).zip(signatures).map(|((p, m), s)| (p.as_ref(), &m[..], s)).collect();
             verify_all(&statements)
         };
         assert!(all(&signatures));

@@ -50,6 +50,7 @@ use crate::past::file_id::{FileId, Hash};
 use crate::past::messages::{InsertRequest, PastMessage, Prepare, Source};
 use crate::past::node::{InsertRequestSpec, Inserted, OpId, Past, PastEvent, SignWait, StorageWait, Timer};
 use crate::past::store::{Object, Role, StorageError, StorageOp, StorageReply, UploadId};
+use crate::past::verified::SharedVerified;
 use crate::time::Time;
 
 /// An insert started at this node.
@@ -98,12 +99,12 @@ impl Attempt {
     /// Verifies the receipts not verified yet and keeps the good ones, as if each had been
     /// verified when it came: all in one batch verification when they are all good, one by
     /// one otherwise.
-    fn check_receipts(&mut self) {
+    fn check_receipts(&mut self, shared: Option<&SharedVerified>) {
         let unchecked = core::mem::take(&mut self.unchecked);
         let all: Vec<&StoreReceipt> = unchecked.iter().collect();
-        let all_good = all.len() > 1 && verify_signed_all(&all);
+        let all_good = all.len() > 1 && verify_signed_all(&all, shared);
         for receipt in unchecked {
-            if all_good || receipt.verify() {
+            if all_good || receipt.verify_shared(shared) {
                 self.heard = true;
                 self.receipts.insert(receipt.body.node, receipt);
             }
@@ -423,6 +424,7 @@ impl Past {
     }
 
     pub(crate) fn on_receipt(&mut self, _o: &mut dyn Net<PastMessage>, nonce: u64, receipt: StoreReceipt) {
+        let shared = self.config.shared_verified.clone();
         let file = receipt.body.file;
         let Some(id) = self.insert_by_nonce(file, nonce) else {
             return;
@@ -439,14 +441,14 @@ impl Past {
         }
         if attempt.unchecked.iter().any(|r| r.body.node == node) {
             // A node repeats itself: settle what it sent before, so the list stays short.
-            attempt.check_receipts();
+            attempt.check_receipts(shared.as_ref());
         }
         attempt.unchecked.push(receipt);
         let k = usize::from(attempt.cert.body.k);
         if attempt.receipt_nodes() < k {
             return;
         }
-        attempt.check_receipts();
+        attempt.check_receipts(shared.as_ref());
         if attempt.receipts.len() < k {
             return;
         }
@@ -466,11 +468,12 @@ impl Past {
     }
 
     pub(crate) fn insert_timer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
+        let shared = self.config.shared_verified.clone();
         let Some(op) = self.inserts.get_mut(&id) else {
             return;
         };
         if let Some(attempt) = op.current.as_mut() {
-            attempt.check_receipts();
+            attempt.check_receipts(shared.as_ref());
         }
         let now = o.now();
         let retry_at =
@@ -496,6 +499,7 @@ impl Past {
 
     /// Ends an insert with an error: credits the quota back, and reclaims a partial insert.
     fn fail_insert(&mut self, o: &mut dyn Net<PastMessage>, id: u64, error: InsertError) {
+        let shared = self.config.shared_verified.clone();
         let Some(op) = self.inserts.remove(&id) else {
             return;
         };
@@ -503,7 +507,7 @@ impl Past {
             self.quotas.credit(&spec.owner, op.debited);
         }
         if let Some(mut attempt) = op.current {
-            attempt.check_receipts();
+            attempt.check_receipts(shared.as_ref());
             if !attempt.receipts.is_empty() {
                 // Some primaries committed: take the file back so no partial insert stays.
                 let cert = attempt.cert;
