@@ -104,9 +104,9 @@ pub(crate) fn verify_parsed(key: Option<&VerifyingKey>, message: &[u8], signatur
 /// them one by one to find out.
 ///
 /// Every set of signatures that pass [`verify`] passes. The one difference: a signer who
-/// adds a small-order (torsion) component to its own valid signature gets it past the batch
-/// with probability at most 1/2, where strict verification refuses it. That takes the
-/// signer's private key (the prime-order part of the equation must hold), so no one can
+/// adds a small-order (torsion) component to its own valid signature may get it past the
+/// batch (for some sets of coefficients, which a signer can search for), where strict
+/// verification refuses it. That takes the signer's private key (the prime-order part of the equation must hold), so no one can
 /// make a statement in another key's name this way.
 pub(crate) fn verify_all(statements: &[(Option<&VerifyingKey>, &[u8], &Signature)]) -> bool {
     let mut keys = Vec::with_capacity(statements.len());
