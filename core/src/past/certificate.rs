@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use crate::id::Id;
-use crate::past::crypto::{PublicKey, Signature, verify};
+use crate::past::crypto::{PublicKey, Signature, parse_key, verify_all, verify_parsed};
 use crate::past::file_id::{FileId, Hash};
+use crate::past::verified::SharedVerified;
 
 /// Size of a content chunk: the unit of transfer, storage requests and verification.
 pub const CHUNK_SIZE: usize = 64 * 1024;
@@ -94,7 +95,13 @@ pub struct Signed<T> {
 impl<T: SignedBody> Signed<T> {
     /// Whether the signature is the signer's signature of the body.
     pub fn verify(&self) -> bool {
-        verify(&self.signer, &self.body.signing_bytes(), &self.signature)
+        self.verify_shared(None)
+    }
+
+    /// [`Signed::verify`], taking the signer's parsed key from the set the nodes of a
+    /// process share, if any.
+    pub(crate) fn verify_shared(&self, shared: Option<&SharedVerified>) -> bool {
+        verify_parsed(key_of(&self.signer, shared).as_ref(), &self.body.signing_bytes(), &self.signature)
     }
 
     /// SHA-1 of the whole signed statement (body, signer, signature): names this exact
@@ -291,6 +298,24 @@ pub fn check_certificate_fields(cert: &FileCertificate, max_k: u8, max_size: u64
 /// Checks a signed statement that a node claims: signed by the key of that node.
 pub fn check_node_signed<T: SignedBody>(statement: &Signed<T>, node: Id) -> bool {
     statement.signer.node_id() == node && statement.verify()
+}
+
+/// Whether every statement's signature is its signer's signature of its body, checked
+/// together (see [`verify_all`]): `false` if any is bad.
+pub(crate) fn verify_signed_all<T: SignedBody>(statements: &[&Signed<T>], shared: Option<&SharedVerified>) -> bool {
+    let bytes: Vec<Vec<u8>> = statements.iter().map(|s| s.body.signing_bytes()).collect();
+    let keys: Vec<_> = statements.iter().map(|s| key_of(&s.signer, shared)).collect();
+    let checks: Vec<_> =
+        statements.iter().zip(&bytes).zip(&keys).map(|((s, b), k)| (k.as_ref(), &b[..], &s.signature)).collect();
+    verify_all(&checks)
+}
+
+/// A signer's parsed key: from the shared set if there is one, else parsed now.
+fn key_of(signer: &PublicKey, shared: Option<&SharedVerified>) -> Option<ed25519_dalek::VerifyingKey> {
+    match shared {
+        Some(shared) => shared.key(signer),
+        None => parse_key(signer),
+    }
 }
 
 /// Incremental hashing of content being read or received in order: the chunk hashes and the

@@ -36,13 +36,13 @@
 //! relay the file. Pulling from the client costs the client k uploads of the content but no
 //! intermediate node any; every storing node verifies what it stores itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::id::Id;
 use crate::net::Net;
 use crate::past::certificate::{
     CHUNK_SIZE, ContentHasher, FileCertificate, FileCertificateBody, Signed, SignedBody, StoreReceipt,
-    StoreReceiptBody, check_node_signed, chunk_count, chunk_list_digest,
+    StoreReceiptBody, chunk_count, chunk_list_digest, verify_signed_all,
 };
 use crate::past::crypto::{SignError, Signature};
 use crate::past::error::{InsertError, Refusal};
@@ -50,6 +50,7 @@ use crate::past::file_id::{FileId, Hash};
 use crate::past::messages::{InsertRequest, PastMessage, Prepare, Source};
 use crate::past::node::{InsertRequestSpec, Inserted, OpId, Past, PastEvent, SignWait, StorageWait, Timer};
 use crate::past::store::{Object, Role, StorageError, StorageOp, StorageReply, UploadId};
+use crate::past::verified::SharedVerified;
 use crate::time::Time;
 
 /// An insert started at this node.
@@ -76,7 +77,11 @@ struct Attempt {
     cert: FileCertificate,
     digest: Hash,
     nonce: u64,
+    /// Receipts whose signature verified, by node.
     receipts: BTreeMap<Id, StoreReceipt>,
+    /// Receipts not verified yet, in the order they came: verified together once receipts
+    /// from k nodes are in (see [`Attempt::check_receipts`]).
+    unchecked: Vec<StoreReceipt>,
     /// Routes of this certificate sent so far, and when the last one was.
     routes: u8,
     routed_at: Time,
@@ -85,6 +90,27 @@ struct Attempt {
 }
 
 impl Attempt {
+    /// Number of nodes that sent a receipt, verified or not.
+    fn receipt_nodes(&self) -> usize {
+        let new = self.unchecked.iter().filter(|r| !self.receipts.contains_key(&r.body.node));
+        self.receipts.len() + new.map(|r| r.body.node).collect::<BTreeSet<_>>().len()
+    }
+
+    /// Verifies the receipts not verified yet and keeps the good ones, as if each had been
+    /// verified when it came: all in one batch verification when they are all good, one by
+    /// one otherwise.
+    fn check_receipts(&mut self, shared: Option<&SharedVerified>) {
+        let unchecked = core::mem::take(&mut self.unchecked);
+        let all: Vec<&StoreReceipt> = unchecked.iter().collect();
+        let all_good = all.len() > 1 && verify_signed_all(&all, shared);
+        for receipt in unchecked {
+            if all_good || receipt.verify_shared(shared) {
+                self.heard = true;
+                self.receipts.insert(receipt.body.node, receipt);
+            }
+        }
+    }
+
     /// When to route the insert again if the root has not shown it got it by then.
     fn retry_at(&self, timeout: core::time::Duration, attempts: u8) -> Option<Time> {
         (!self.heard && self.routes < attempts).then(|| self.routed_at + timeout)
@@ -297,8 +323,16 @@ impl Past {
         op.files.push(cert.body.file);
         op.deadline = deadline;
         let digest = cert.digest();
-        op.current =
-            Some(Attempt { digest, cert, nonce, receipts: BTreeMap::new(), routes: 0, routed_at: now, heard: false });
+        op.current = Some(Attempt {
+            digest,
+            cert,
+            nonce,
+            receipts: BTreeMap::new(),
+            unchecked: Vec::new(),
+            routes: 0,
+            routed_at: now,
+            heard: false,
+        });
         self.route_insert(o, id);
     }
 
@@ -390,6 +424,7 @@ impl Past {
     }
 
     pub(crate) fn on_receipt(&mut self, _o: &mut dyn Net<PastMessage>, nonce: u64, receipt: StoreReceipt) {
+        let shared = self.config.shared_verified.clone();
         let file = receipt.body.file;
         let Some(id) = self.insert_by_nonce(file, nonce) else {
             return;
@@ -401,12 +436,20 @@ impl Past {
             return;
         };
         let node = receipt.body.node;
-        if receipt.body.certificate != attempt.digest || !check_node_signed(&receipt, node) {
+        if receipt.body.certificate != attempt.digest || receipt.signer.node_id() != node {
             return;
         }
-        attempt.heard = true;
-        attempt.receipts.insert(node, receipt);
-        if attempt.receipts.len() < usize::from(attempt.cert.body.k) {
+        if attempt.unchecked.iter().any(|r| r.body.node == node) {
+            // A node repeats itself: settle what it sent before, so the list stays short.
+            attempt.check_receipts(shared.as_ref());
+        }
+        attempt.unchecked.push(receipt);
+        let k = usize::from(attempt.cert.body.k);
+        if attempt.receipt_nodes() < k {
+            return;
+        }
+        attempt.check_receipts(shared.as_ref());
+        if attempt.receipts.len() < k {
             return;
         }
         let Some(op) = self.inserts.remove(&id) else {
@@ -425,9 +468,13 @@ impl Past {
     }
 
     pub(crate) fn insert_timer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
-        let Some(op) = self.inserts.get(&id) else {
+        let shared = self.config.shared_verified.clone();
+        let Some(op) = self.inserts.get_mut(&id) else {
             return;
         };
+        if let Some(attempt) = op.current.as_mut() {
+            attempt.check_receipts(shared.as_ref());
+        }
         let now = o.now();
         let retry_at =
             op.current.as_ref().and_then(|a| a.retry_at(self.config.request_timeout, self.config.route_attempts));
@@ -452,19 +499,21 @@ impl Past {
 
     /// Ends an insert with an error: credits the quota back, and reclaims a partial insert.
     fn fail_insert(&mut self, o: &mut dyn Net<PastMessage>, id: u64, error: InsertError) {
+        let shared = self.config.shared_verified.clone();
         let Some(op) = self.inserts.remove(&id) else {
             return;
         };
         if let Some(spec) = &op.spec {
             self.quotas.credit(&spec.owner, op.debited);
         }
-        if let Some(attempt) = op.current
-            && !attempt.receipts.is_empty()
-        {
-            // Some primaries committed: take the file back so no partial insert stays.
-            let cert = attempt.cert;
-            let issued = cert.body.created;
-            self.compensate(o, cert, issued);
+        if let Some(mut attempt) = op.current {
+            attempt.check_receipts(shared.as_ref());
+            if !attempt.receipts.is_empty() {
+                // Some primaries committed: take the file back so no partial insert stays.
+                let cert = attempt.cert;
+                let issued = cert.body.created;
+                self.compensate(o, cert, issued);
+            }
         }
         self.emit(PastEvent::InsertDone { op: OpId(id), result: Err(error) });
     }

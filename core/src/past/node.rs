@@ -394,7 +394,7 @@ impl Past {
         if self.verified.contains(&digest) || shared.is_some_and(|s| s.contains(&digest)) {
             return Ok(());
         }
-        if !cert.verify() {
+        if !cert.verify_shared(shared) {
             return Err(crate::past::certificate::CertificateError::BadSignature);
         }
         if let Some(shared) = shared {
