@@ -358,6 +358,17 @@ mod tests {
         overlay
     }
 
+    /// [`node_missing`] `missing`, with a node of that column in its neighborhood set.
+    fn missing_with_near_neighbor(missing: u8) -> (Overlay<u8>, Id) {
+        let mut overlay = node_missing(missing);
+        let near = Id::from_u128(u128::from(missing) << 124 | 9);
+        overlay
+            .state
+            .neighborhood
+            .consider(near, crate::time::Rtt::from_duration(core::time::Duration::from_millis(4)));
+        (overlay, near)
+    }
+
     fn in_column(column: u8) -> Id {
         Id::from_u128(u128::from(column) << 124 | 1)
     }
@@ -450,12 +461,7 @@ mod tests {
 
     #[test]
     fn a_slot_is_filled_from_the_neighborhood_set_without_a_message() {
-        let mut overlay = node_missing(5);
-        let near = Id::from_u128(5 << 124 | 9);
-        overlay
-            .state
-            .neighborhood
-            .consider(near, crate::time::Rtt::from_duration(core::time::Duration::from_millis(4)));
+        let (mut overlay, near) = missing_with_near_neighbor(5);
         overlay.start_slot_repair(0, 5);
         assert_eq!(overlay.state.table.get(0, 5).map(|e| e.id), Some(near));
         assert!(overlay.repairs.is_empty());
@@ -465,12 +471,7 @@ mod tests {
 
     #[test]
     fn a_peer_lacking_the_slot_answers_from_its_neighborhood_set() {
-        let mut overlay = node_missing(5);
-        let near = Id::from_u128(5 << 124 | 9);
-        overlay
-            .state
-            .neighborhood
-            .consider(near, crate::time::Rtt::from_duration(core::time::Duration::from_millis(4)));
+        let (mut overlay, near) = missing_with_near_neighbor(5);
         let asker = in_column(3);
         overlay.on_entry_request(asker, vec![(0, 5)]);
         let out = sent(&mut overlay);

@@ -12,14 +12,19 @@ use past_core::wire::{Message, Probe};
 use past_link::manager::Source;
 use past_link::{AppMessage, ManagerConfig, Payload, PeerEvent};
 
-#[test]
-fn eviction_never_drops_a_kept_peer() {
-    let config = ManagerConfig {
-        max_connections: 3,
+/// Eviction above `max_connections` of connections idle for 2 s, after a grace of 1 s.
+fn quick_eviction(max_connections: usize) -> ManagerConfig {
+    ManagerConfig {
+        max_connections,
         idle: Duration::from_secs(2),
         eviction_grace: Duration::from_secs(1),
         ..ManagerConfig::default()
-    };
+    }
+}
+
+#[test]
+fn eviction_never_drops_a_kept_peer() {
+    let config = quick_eviction(3);
     let mut net = Net::bare(9, 31, &config);
     let hub = net.id(0);
     // The hub keeps five peers (more than max_connections) in its tables.
@@ -76,12 +81,7 @@ fn probe() -> Message<AppMessage> {
 
 #[test]
 fn an_idle_peer_that_keeps_us_is_not_evicted_for_a_newcomer() {
-    let config = ManagerConfig {
-        max_connections: 2,
-        idle: Duration::from_secs(2),
-        eviction_grace: Duration::from_secs(1),
-        ..ManagerConfig::default()
-    };
+    let config = quick_eviction(2);
     let mut net = Net::bare(4, 33, &config);
     for i in 0..4 {
         net.register(i);
