@@ -22,7 +22,7 @@ use sha1::{Digest, Sha1};
 use crate::id::Id;
 use crate::past::crypto::{PublicKey, Signature, parse_key, verify_all, verify_parsed};
 use crate::past::file_id::{FileId, Hash};
-use crate::past::verified::SharedVerified;
+use crate::past::verified::{SharedVerified, signature_digest};
 
 /// Size of a content chunk: the unit of transfer, storage requests and verification.
 pub const CHUNK_SIZE: usize = 64 * 1024;
@@ -101,7 +101,11 @@ impl<T: SignedBody> Signed<T> {
     /// [`Signed::verify`], taking the signer's parsed key from the set the nodes of a
     /// process share, if any.
     pub(crate) fn verify_shared(&self, shared: Option<&SharedVerified>) -> bool {
-        verify_parsed(key_of(&self.signer, shared).as_ref(), &self.body.signing_bytes(), &self.signature)
+        let bytes = self.body.signing_bytes();
+        match shared {
+            Some(shared) => shared.verify(&self.signer, &bytes, &self.signature),
+            None => verify_parsed(parse_key(&self.signer).as_ref(), &bytes, &self.signature),
+        }
     }
 
     /// SHA-1 of the whole signed statement (body, signer, signature): names this exact
@@ -301,20 +305,28 @@ pub fn check_node_signed<T: SignedBody>(statement: &Signed<T>, node: Id) -> bool
 }
 
 /// Whether every statement's signature is its signer's signature of its body, checked
-/// together (see [`verify_all`]): `false` if any is bad.
+/// together (see [`verify_all`]): `false` if any is bad. With a shared set, the signatures it
+/// holds (verified one by one, strictly) are not checked again.
 pub(crate) fn verify_signed_all<T: SignedBody>(statements: &[&Signed<T>], shared: Option<&SharedVerified>) -> bool {
     let bytes: Vec<Vec<u8>> = statements.iter().map(|s| s.body.signing_bytes()).collect();
-    let keys: Vec<_> = statements.iter().map(|s| key_of(&s.signer, shared)).collect();
-    let checks: Vec<_> =
-        statements.iter().zip(&bytes).zip(&keys).map(|((s, b), k)| (k.as_ref(), &b[..], &s.signature)).collect();
-    verify_all(&checks)
-}
-
-/// A signer's parsed key: from the shared set if there is one, else parsed now.
-fn key_of(signer: &PublicKey, shared: Option<&SharedVerified>) -> Option<ed25519_dalek::VerifyingKey> {
-    match shared {
-        Some(shared) => shared.key(signer),
-        None => parse_key(signer),
+    let Some(shared) = shared else {
+        let keys: Vec<_> = statements.iter().map(|s| parse_key(&s.signer)).collect();
+        let checks: Vec<_> =
+            statements.iter().zip(&bytes).zip(&keys).map(|((s, b), k)| (k.as_ref(), &b[..], &s.signature)).collect();
+        return verify_all(&checks);
+    };
+    let digests: Vec<Hash> =
+        statements.iter().zip(&bytes).map(|(s, b)| signature_digest(&s.signer, b, &s.signature)).collect();
+    let left: Vec<usize> = (0..statements.len()).filter(|&i| !shared.has_signature(&digests[i])).collect();
+    match left[..] {
+        [] => true,
+        [i] => shared.verify(&statements[i].signer, &bytes[i], &statements[i].signature),
+        _ => {
+            let keys: Vec<_> = left.iter().map(|&i| shared.key(&statements[i].signer)).collect();
+            let checks: Vec<_> =
+                left.iter().zip(&keys).map(|(&i, k)| (k.as_ref(), &bytes[i][..], &statements[i].signature)).collect();
+            verify_all(&checks)
+        }
     }
 }
 
@@ -396,6 +408,40 @@ mod tests {
         wrong.signer = other.public_key();
         wrong.signature = other.sign_message(&wrong.body.signing_bytes());
         assert!(matches!(check_certificate(&wrong, 5, 1 << 20), Err(CertificateError::WrongOwner { .. })));
+    }
+
+    #[test]
+    fn signatures_held_by_a_shared_set_are_taken_and_bad_ones_still_fail() {
+        let receipts: Vec<StoreReceipt> = (1..=4u8)
+            .map(|i| {
+                let key = Ed25519Signer::from_seed([i; 32]);
+                let body = StoreReceiptBody {
+                    file: FileId([i; 20]),
+                    certificate: [2; 20],
+                    node: key.node_id(),
+                    holder: key.node_id(),
+                };
+                let signature = key.sign_message(&body.signing_bytes());
+                Signed { body, signer: key.public_key(), signature }
+            })
+            .collect();
+        let all: Vec<&StoreReceipt> = receipts.iter().collect();
+        let shared = SharedVerified::new();
+        assert!(verify_signed_all(&all, Some(&shared)), "none held: one batch");
+        assert!(receipts[..2].iter().all(|r| r.verify_shared(Some(&shared))), "now two are held");
+        assert!(shared.holds_signature(&receipts[0].signer, &receipts[0].body.signing_bytes(), &receipts[0].signature));
+        assert!(verify_signed_all(&all, Some(&shared)), "two held, two in a batch");
+        let mut bad = receipts.clone();
+        bad[3].signature.0[40] ^= 1;
+        let bad_all: Vec<&StoreReceipt> = bad.iter().collect();
+        assert!(!verify_signed_all(&bad_all, Some(&shared)), "a bad signature fails beside held ones");
+        assert!(!verify_signed_all(&bad_all[2..], Some(&shared)), "and in a batch of its own");
+        assert!(!verify_signed_all(&bad_all[3..], Some(&shared)), "and alone");
+        assert!(!verify_signed_all(&bad_all, None));
+        bad[3] = receipts[3].clone();
+        bad[0].body.holder = Id::ZERO;
+        let changed: Vec<&StoreReceipt> = bad.iter().collect();
+        assert!(!verify_signed_all(&changed, Some(&shared)), "a held signature names its exact bytes");
     }
 
     #[test]

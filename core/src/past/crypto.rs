@@ -18,6 +18,7 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::Id;
+use crate::time::Time;
 
 /// An Ed25519 public key (32 bytes): a node's identity or a file owner's.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -172,6 +173,26 @@ pub trait Signer {
     fn complete(&self, request: &SignRequest) -> Result<Signature, SignError> {
         self.sign(&request.signer, &request.message)
     }
+
+    /// Takes `request`, made at `now`, to answer later, or gives it back to be signed at once
+    /// (what a signer does by default). A signer that takes requests (one that signs on
+    /// another thread) answers them through [`Signer::take_answer`] from the time
+    /// [`Signer::next_answer_at`] gives.
+    fn defer(&mut self, request: SignRequest, now: Time) -> Option<SignRequest> {
+        let _ = now;
+        Some(request)
+    }
+
+    /// When the first answer to a request taken by [`Signer::defer`] is due, if any.
+    fn next_answer_at(&self) -> Option<Time> {
+        None
+    }
+
+    /// An answer due by `now` to a request taken by [`Signer::defer`], if any.
+    fn take_answer(&mut self, now: Time) -> Option<(SignId, Result<Signature, SignError>)> {
+        let _ = now;
+        None
+    }
 }
 
 /// One Ed25519 key held in memory (tests, the simulator, the native node's key file).
@@ -238,6 +259,11 @@ impl Keyring {
         let public = key.public_key();
         self.keys.insert(public, key);
         public
+    }
+
+    /// The key held for `public`, if any.
+    pub fn get(&self, public: &PublicKey) -> Option<&Ed25519Signer> {
+        self.keys.get(public)
     }
 }
 

@@ -12,6 +12,8 @@ use crate::time::Time;
 /// [`Past`] with a synchronous store and signer: after every upcall and command it performs
 /// the storage requests on `store` and the signing requests with `signer`, until none is
 /// left. For tests, the simulator, and a native node with a key file and a blocking store.
+/// A signer may also take requests to answer later ([`Signer::defer`]): their answers are
+/// handed to PAST when due, as timeouts.
 #[derive(Debug)]
 pub struct SyncPast<S, K> {
     /// The PAST state.
@@ -35,8 +37,10 @@ impl<S: Storage, K: Signer> SyncPast<S, K> {
                 let result = self.store.perform(request.op);
                 self.past.handle_storage(overlay, request.id, result);
             } else if let Some(request) = self.past.poll_sign() {
-                let result = self.signer.complete(&request);
-                self.past.handle_signature(overlay, request.id, result);
+                if let Some(request) = self.signer.defer(request, overlay.now()) {
+                    let result = self.signer.complete(&request);
+                    self.past.handle_signature(overlay, request.id, result);
+                }
             } else {
                 break;
             }
@@ -74,10 +78,13 @@ impl<S: Storage, K: Signer> Application for SyncPast<S, K> {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        self.past.poll_timeout()
+        [self.past.poll_timeout(), self.signer.next_answer_at()].into_iter().flatten().min()
     }
 
     fn timeout(&mut self, overlay: &mut dyn Net<PastMessage>) {
+        while let Some((id, result)) = self.signer.take_answer(overlay.now()) {
+            self.past.handle_signature(overlay, id, result);
+        }
         self.past.timeout(overlay);
         self.complete(overlay);
     }

@@ -1,33 +1,68 @@
-//! File certificates whose signature already verified, shared by the nodes of one process.
+//! Signatures and file certificates already verified, shared by the nodes of one process.
 //!
 //! Each node remembers the digests of the last certificates it verified (see
 //! `Past::check_cert`). A process that runs many nodes (the simulator, where the root and
 //! each of the k storing nodes check the same certificate) can also give them one
 //! [`SharedVerified`] set: a certificate whose exact bytes (body, signer, signature) one node
-//! verified is not verified again by another. Verification is a pure function of those
+//! verified is not verified again by another, and a signature (signer, signed bytes,
+//! signature) that verified is not verified again. Verification is a pure function of those
 //! bytes, so the outcome of every check is the same with or without the set; only the time
-//! spent differs. A real node has no such set.
+//! spent, and the thread that spends it, differ: [`SharedVerified::verify`] lets a thread of
+//! the process verify signatures ahead of the nodes that will check them. A real node has no
+//! such set.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::VerifyingKey;
+use sha1::{Digest, Sha1};
 
-use crate::past::crypto::{PublicKey, parse_key};
+use crate::past::crypto::{PublicKey, Signature, parse_key, verify_parsed};
 use crate::past::file_id::Hash;
 
-/// Digests of signed certificates that verified, and the signers' keys already parsed,
-/// shared by the nodes of one process.
+/// Signature digests held in one generation: when the newer generation is this full, the
+/// older one is forgotten, so that the set stays bounded (a signature forgotten is only
+/// verified again).
+const GENERATION: usize = 1 << 20;
+
+/// Digests of signed certificates and of signatures that verified, and the signers' keys
+/// already parsed, shared by the nodes of one process.
 #[derive(Clone, Default)]
 pub struct SharedVerified(Arc<Mutex<Shared>>);
 
 #[derive(Default)]
 struct Shared {
     certificates: BTreeSet<Hash>,
+    /// Digests of signatures that verified ([`signature_digest`]): the newer generation and
+    /// the older one.
+    signatures: [BTreeSet<Hash>; 2],
     /// Public keys decompressed into curve points: a key is parsed once, not for each
     /// signature it made (parsing is a pure function of the key's bytes).
     keys: BTreeMap<PublicKey, VerifyingKey>,
+}
+
+impl Shared {
+    fn has_signature(&self, digest: &Hash) -> bool {
+        self.signatures.iter().any(|generation| generation.contains(digest))
+    }
+
+    fn insert_signature(&mut self, digest: Hash) {
+        if self.signatures[0].len() >= GENERATION {
+            self.signatures[1] = core::mem::take(&mut self.signatures[0]);
+        }
+        self.signatures[0].insert(digest);
+    }
+}
+
+/// Names one verification: the signer, the exact bytes signed and the signature.
+pub(crate) fn signature_digest(signer: &PublicKey, message: &[u8], signature: &Signature) -> Hash {
+    let mut hasher = Sha1::new();
+    hasher.update(b"PAST-v1 verified signature\0");
+    hasher.update(signer.0);
+    hasher.update(signature.0);
+    hasher.update(message);
+    hasher.finalize().into()
 }
 
 impl SharedVerified {
@@ -36,7 +71,28 @@ impl SharedVerified {
         SharedVerified::default()
     }
 
-    /// Whether a node already verified the certificate with this digest.
+    /// Whether `signature` is `signer`'s signature of `message` (strict verification, as
+    /// every node verifies); a good one is remembered, and one remembered is not verified
+    /// again. The lock is not held while verifying, so another thread can
+    /// call this to verify signatures before the nodes need them.
+    pub fn verify(&self, signer: &PublicKey, message: &[u8], signature: &Signature) -> bool {
+        let digest = signature_digest(signer, message, signature);
+        if self.has_signature(&digest) {
+            return true;
+        }
+        let good = verify_parsed(self.key(signer).as_ref(), message, signature);
+        if good && let Ok(mut shared) = self.0.lock() {
+            shared.insert_signature(digest);
+        }
+        good
+    }
+
+    /// Whether `signature` of `message` by `signer` is held as verified.
+    pub fn holds_signature(&self, signer: &PublicKey, message: &[u8], signature: &Signature) -> bool {
+        self.has_signature(&signature_digest(signer, message, signature))
+    }
+
+    /// Whether the certificate with this digest already verified.
     pub(crate) fn contains(&self, digest: &Hash) -> bool {
         self.0.lock().is_ok_and(|shared| shared.certificates.contains(digest))
     }
@@ -48,17 +104,24 @@ impl SharedVerified {
         }
     }
 
+    /// Whether the signature with this [`signature_digest`] already verified.
+    pub(crate) fn has_signature(&self, digest: &Hash) -> bool {
+        self.0.lock().is_ok_and(|shared| shared.has_signature(digest))
+    }
+
     /// `signer` parsed into a curve point, parsed once per process; `None` if it is not a
     /// point.
     pub(crate) fn key(&self, signer: &PublicKey) -> Option<VerifyingKey> {
-        let Ok(mut shared) = self.0.lock() else {
-            return parse_key(signer);
-        };
-        if let Some(key) = shared.keys.get(signer) {
+        if let Ok(shared) = self.0.lock()
+            && let Some(key) = shared.keys.get(signer)
+        {
             return Some(*key);
         }
+        // Parsed without the lock, so that the other threads' checks do not wait for it.
         let key = parse_key(signer)?;
-        shared.keys.insert(*signer, key);
+        if let Ok(mut shared) = self.0.lock() {
+            shared.keys.insert(*signer, key);
+        }
         Some(key)
     }
 
@@ -67,7 +130,7 @@ impl SharedVerified {
         self.0.lock().map_or(0, |shared| shared.certificates.len())
     }
 
-    /// Whether no digest is held.
+    /// Whether no certificate digest is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -80,6 +80,11 @@ enum Command {
         batch: usize,
         #[arg(long, default_value_t = 10_000_000)]
         max_inserts: usize,
+        /// Sign on each node's thread when asked, as runs before 2026-12-02 did, instead of
+        /// on a second thread answering 1 ms of simulated time later (which also verifies
+        /// signatures ahead of the nodes).
+        #[arg(long)]
+        sign_at_once: bool,
         /// Write the failure/utilization plot here.
         #[arg(long)]
         plot: Option<PathBuf>,
@@ -151,6 +156,7 @@ fn main() -> anyhow::Result<()> {
             modes,
             batch,
             max_inserts,
+            sign_at_once,
             plot,
         } => {
             let sizes = match sizes {
@@ -159,7 +165,7 @@ fn main() -> anyhow::Result<()> {
             };
             let capacity = TruncatedNormal::past_d1(capacity_scale);
             println!(
-                "# past-sim storage: N={nodes} l={leaf_set} k={k} seed={seed}; capacities truncated normal mean {:.0} sd {:.0} in [{:.0}, {:.0}] bytes; file sizes lognormal median {:.0} mean {:.0} max {:.0} bytes (sigma {:.3})",
+                "# past-sim storage: N={nodes} l={leaf_set} k={k} seed={seed}; capacities truncated normal mean {:.0} sd {:.0} in [{:.0}, {:.0}] bytes; file sizes lognormal median {:.0} mean {:.0} max {:.0} bytes (sigma {:.3}); {}",
                 capacity.mean,
                 capacity.sd,
                 capacity.low,
@@ -167,7 +173,8 @@ fn main() -> anyhow::Result<()> {
                 sizes.median,
                 sizes.mean,
                 sizes.max,
-                sizes.sigma()
+                sizes.sigma(),
+                if sign_at_once { "signing at once" } else { "signing on a second thread, answered after 1 ms" }
             );
             let mut reports = Vec::new();
             for mode in modes {
@@ -188,6 +195,7 @@ fn main() -> anyhow::Result<()> {
                     max_inserts,
                     window: 2000,
                     share_verified: true,
+                    crypto_thread: !sign_at_once,
                 };
                 let report = storage(&params);
                 print_storage(&report);

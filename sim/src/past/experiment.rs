@@ -73,6 +73,12 @@ pub struct StorageParams {
     /// that a certificate is verified once rather than by the root and each storing node:
     /// the same run, faster.
     pub share_verified: bool,
+    /// Whether the nodes sign on a second thread, which also verifies signatures ahead of
+    /// them into the shared set ([`CryptoThread`](crate::past::crypto_thread::CryptoThread)):
+    /// answers to signing requests then come
+    /// [`SIGN_DELAY`](crate::past::crypto_thread::SIGN_DELAY) later, so the run differs from
+    /// one without, but not from run to run.
+    pub crypto_thread: bool,
 }
 
 /// One measurement during the storage experiment.
@@ -143,26 +149,26 @@ pub fn storage(params: &StorageParams) -> StorageReport {
     let diversion = params.diversion;
     let capacity = params.capacity;
     let shared = params.share_verified.then(SharedVerified::new);
-    let mut sim = PastSim::build(
-        pastry_config(params.leaf_set),
-        params.nodes,
-        params.seed,
-        |rng| capacity.sample(rng) as u64,
-        |key, capacity| {
-            let mut config = PastConfig::new(key, capacity);
-            config.caching = false;
-            config.audit_interval = None;
-            config.shared_verified = shared.clone();
-            match diversion {
-                Diversion::None => config.without_diversion(),
-                Diversion::Replica => {
-                    config.file_diversion_retries = 0;
-                    config
-                }
-                Diversion::Both => config,
+    let node_config = |key, capacity| {
+        let mut config = PastConfig::new(key, capacity);
+        config.caching = false;
+        config.audit_interval = None;
+        config.shared_verified = shared.clone();
+        match diversion {
+            Diversion::None => config.without_diversion(),
+            Diversion::Replica => {
+                config.file_diversion_retries = 0;
+                config
             }
-        },
-    );
+            Diversion::Both => config,
+        }
+    };
+    let (config, draw) = (pastry_config(params.leaf_set), |rng: &mut ChaCha8Rng| capacity.sample(rng) as u64);
+    let mut sim = if params.crypto_thread {
+        PastSim::build_threaded(config, params.nodes, params.seed, shared.clone(), draw, node_config)
+    } else {
+        PastSim::build(config, params.nodes, params.seed, draw, node_config)
+    };
     let total_capacity: u64 = sim.network.live_nodes().iter().map(|&n| sim.past(n).capacity()).sum();
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xf11e);
     let (mut inserts, mut failed, mut file_diversions, mut bytes_inserted) = (0u64, 0u64, 0u64, 0u64);

@@ -8,6 +8,7 @@
 //! experiments of the PAST paper are in [`experiment`]; lookups past nodes that drop what
 //! they should forward (randomized routing) in [`randomized`].
 
+pub mod crypto_thread;
 pub mod experiment;
 pub mod plot;
 pub mod randomized;
@@ -18,17 +19,18 @@ use std::collections::BTreeMap;
 
 use past_core::past::{
     Ed25519Signer, FileId, InsertError, InsertRequestSpec, Inserted, Keyring, LookupError, OpId, Past, PastConfig,
-    PastEvent, PublicKey, ReclaimError, Reclaimed, Role, SyncPast, UploadId, chunk_count,
+    PastEvent, PublicKey, ReclaimError, Reclaimed, Role, SharedVerified, SyncPast, UploadId, chunk_count,
 };
 use past_core::{Config, Id};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::network::{Network, SimApp};
+use crypto_thread::{CryptoThread, SimSigner};
 pub use store::{SimStore, chunk, content, file_name, seed_of};
 
 /// The application of a simulated PAST node.
-pub type PastApp = SyncPast<SimStore, Keyring>;
+pub type PastApp = SyncPast<SimStore, SimSigner>;
 
 impl SimApp for PastApp {
     /// A node whose key does not match `id`: its receipts will not verify. Add PAST nodes
@@ -39,7 +41,7 @@ impl SimApp for PastApp {
         let key = Ed25519Signer::from_seed(seed);
         let mut keys = Keyring::new();
         let public = keys.add(key);
-        SyncPast::new(Past::new(PastConfig::new(public, 0)), SimStore::new(), keys)
+        SyncPast::new(Past::new(PastConfig::new(public, 0)), SimStore::new(), SimSigner::new(keys))
     }
 }
 
@@ -80,6 +82,16 @@ pub struct PastSim {
     running: BTreeMap<(u32, OpId), Running>,
     /// Ended operations.
     pub outcomes: BTreeMap<(u32, OpId), Outcome>,
+    /// Signs for the nodes and verifies ahead of them, if the simulation has it.
+    crypto: Option<CryptoThread>,
+}
+
+/// The signer of a node with `keys`: from the crypto thread, if any.
+fn signer_for(crypto: Option<&CryptoThread>, keys: Keyring) -> SimSigner {
+    match crypto {
+        Some(crypto) => crypto.signer(keys),
+        None => SimSigner::new(keys),
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -99,8 +111,34 @@ impl PastSim {
         config: Config,
         nodes: usize,
         seed: u64,
+        capacity: impl FnMut(&mut ChaCha8Rng) -> u64,
+        past: impl Fn(PublicKey, u64) -> PastConfig,
+    ) -> Self {
+        Self::build_with(config, nodes, seed, capacity, past, None)
+    }
+
+    /// [`PastSim::build`] with a [`CryptoThread`]: the nodes' signatures are made on a
+    /// second thread and answered [`crypto_thread::SIGN_DELAY`] after they are asked for,
+    /// and verified ahead of the nodes into `shared` (the set `past` gives the nodes), if
+    /// any. If the thread cannot start, the nodes sign at once.
+    pub fn build_threaded(
+        config: Config,
+        nodes: usize,
+        seed: u64,
+        shared: Option<SharedVerified>,
+        capacity: impl FnMut(&mut ChaCha8Rng) -> u64,
+        past: impl Fn(PublicKey, u64) -> PastConfig,
+    ) -> Self {
+        Self::build_with(config, nodes, seed, capacity, past, CryptoThread::start(shared).ok())
+    }
+
+    fn build_with(
+        config: Config,
+        nodes: usize,
+        seed: u64,
         mut capacity: impl FnMut(&mut ChaCha8Rng) -> u64,
         past: impl Fn(PublicKey, u64) -> PastConfig,
+        crypto: Option<CryptoThread>,
     ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_9a57);
         let mut network = Network::new(config, nodes, seed);
@@ -114,11 +152,21 @@ impl PastSim {
             let public = key.public_key();
             let mut ring = Keyring::new();
             ring.add(key);
-            let app = SyncPast::new(Past::new(past(public, capacity(&mut rng))), SimStore::new(), ring);
+            let signer = signer_for(crypto.as_ref(), ring);
+            let app = SyncPast::new(Past::new(past(public, capacity(&mut rng))), SimStore::new(), signer);
             index.insert(id, network.add_node_with(id, app));
             keys.push(public);
         }
-        PastSim { network, keys, index, rng, next_upload: 1, running: BTreeMap::new(), outcomes: BTreeMap::new() }
+        PastSim {
+            network,
+            keys,
+            index,
+            rng,
+            next_upload: 1,
+            running: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            crypto,
+        }
     }
 
     /// Starts the join of a new node with `key` and PAST configuration `config`, without
@@ -128,7 +176,8 @@ impl PastSim {
         let (id, public) = (key.node_id(), key.public_key());
         let mut ring = Keyring::new();
         ring.add(key);
-        let node = self.network.spawn_with(id, SyncPast::new(Past::new(config), SimStore::new(), ring));
+        let signer = signer_for(self.crypto.as_ref(), ring);
+        let node = self.network.spawn_with(id, SyncPast::new(Past::new(config), SimStore::new(), signer));
         self.network.mark_present(node);
         self.index.insert(id, node);
         self.keys.push(public);
