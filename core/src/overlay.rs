@@ -469,7 +469,9 @@ impl<M> Overlay<M> {
     pub(crate) fn answered(&mut self, peer: Id, what: impl Fn(Waiting) -> bool) -> Option<Time> {
         let index = self.pending.iter().position(|p| p.peer == peer && what(p.waiting))?;
         let sent = self.pending.swap_remove(index).sent;
-        if self.pending.is_empty() && self.pending.capacity() > 16 {
+        // Most nodes wait for nothing: a fresh buffer for the next request is in the cache
+        // where a kept one is not.
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
             self.pending = Vec::new();
         }
         Some(sent)
