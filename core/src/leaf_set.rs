@@ -52,12 +52,18 @@ impl LeafSet {
         }
     }
 
-    /// The leaf set `own` has when the live nodes are exactly `ids` (which may include `own`).
+    /// The leaf set `own` has when the live nodes are exactly `ids` (which may include `own`):
+    /// the same as inserting them one by one into an empty set (whose halves hold the same
+    /// ids until both are full), built by one sort instead.
     pub fn from_ids<I: IntoIterator<Item = Id>>(own: Id, size: usize, ids: I) -> Self {
         let mut set = LeafSet::new(own, size);
-        for id in ids {
-            set.insert(id);
-        }
+        let mut all: Vec<Id> = ids.into_iter().filter(|&id| id != own).collect();
+        // Nearest clockwise first; the reverse is nearest counter-clockwise first.
+        all.sort_unstable_by_key(|&x| own.clockwise_to(x));
+        all.dedup();
+        set.clockwise.extend(all.iter().take(set.half));
+        set.counter_clockwise.extend(all.iter().rev().take(set.half));
+        set.reindex();
         set
     }
 
@@ -305,6 +311,11 @@ mod tests {
             let ids: Vec<Id> = raw.into_iter().map(id).collect();
             let set = LeafSet::from_ids(own, size, ids.iter().copied());
             set.check().map_err(TestCaseError::fail)?;
+            let mut inserted = LeafSet::new(own, size);
+            for &x in &ids {
+                inserted.insert(x);
+            }
+            prop_assert_eq!(&inserted, &set, "one by one as at once");
             let half = size.div_ceil(2);
             prop_assert_eq!(set.side(Side::Clockwise), &expected_half(own, &ids, half, |x| own.clockwise_to(x))[..]);
             prop_assert_eq!(set.side(Side::CounterClockwise), &expected_half(own, &ids, half, |x| x.clockwise_to(own))[..]);
