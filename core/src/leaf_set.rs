@@ -141,23 +141,23 @@ impl LeafSet {
     }
 
     fn insert_with(&mut self, id: Id, contiguous: bool) -> bool {
-        if id == self.own || !self.within_reach(id) {
+        let own = self.own;
+        // A half takes `id` only if it is no farther than the half's farthest leaf, or the
+        // half has room: the cheap test that turns away most ids, side by side.
+        let reach = [own.clockwise_to(id) <= self.reach[0], id.clockwise_to(own) <= self.reach[1]];
+        if id == own || reach == [false, false] {
             return false;
         }
-        let extend = contiguous || self.covers_ring();
-        let own = self.own;
-        let cw = insert_sorted(&mut self.clockwise, self.half, id, extend, |x| own.clockwise_to(x));
-        let ccw = insert_sorted(&mut self.counter_clockwise, self.half, id, extend, |x| x.clockwise_to(own));
+        // Only a half with room looks at `extend` (for an id beyond its farthest leaf).
+        let room = self.clockwise.len() < self.half || self.counter_clockwise.len() < self.half;
+        let extend = contiguous || (room && self.covers_ring());
+        let cw = reach[0] && insert_sorted(&mut self.clockwise, self.half, id, extend, |x| own.clockwise_to(x));
+        let ccw =
+            reach[1] && insert_sorted(&mut self.counter_clockwise, self.half, id, extend, |x| x.clockwise_to(own));
         if cw || ccw {
             self.reindex();
         }
         cw || ccw
-    }
-
-    /// Whether `id` is no farther than the farthest leaf of a side, or a side has room: the
-    /// cheap test that turns away most ids.
-    fn within_reach(&self, id: Id) -> bool {
-        self.own.clockwise_to(id) <= self.reach[0] || id.clockwise_to(self.own) <= self.reach[1]
     }
 
     /// Removes `id`; returns whether it was there.
