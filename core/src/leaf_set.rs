@@ -183,10 +183,19 @@ impl LeafSet {
     /// Whether `key` lies within the range of the leaf set (between its farthest members on
     /// either side, through the owner), where the closest leaf is the closest node.
     pub fn covers(&self, key: Id) -> bool {
-        // When the halves overlap, their two arcs cover the ring between them.
-        let in_cw = self.clockwise.last().is_some_and(|&far| self.own.clockwise_to(key) <= self.own.clockwise_to(far));
-        let in_ccw =
-            self.counter_clockwise.last().is_some_and(|&far| key.clockwise_to(self.own) <= far.clockwise_to(self.own));
+        // When the halves overlap, their two arcs cover the ring between them. A full half's
+        // reach is kept beside the lists, so routing a key that is not a leaf's touches
+        // neither list.
+        let own = self.own;
+        let (cw, ccw) = (own.clockwise_to(key), key.clockwise_to(own));
+        let in_cw = match self.reach[0] {
+            u128::MAX => self.clockwise.last().is_some_and(|&far| cw <= own.clockwise_to(far)),
+            reach => cw <= reach,
+        };
+        let in_ccw = match self.reach[1] {
+            u128::MAX => self.counter_clockwise.last().is_some_and(|&far| ccw <= far.clockwise_to(own)),
+            reach => ccw <= reach,
+        };
         in_cw || in_ccw || key == self.own || (self.clockwise.is_empty() && self.counter_clockwise.is_empty())
     }
 
