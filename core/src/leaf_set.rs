@@ -57,12 +57,13 @@ impl LeafSet {
     /// ids until both are full), built by one sort instead.
     pub fn from_ids<I: IntoIterator<Item = Id>>(own: Id, size: usize, ids: I) -> Self {
         let mut set = LeafSet::new(own, size);
-        let mut all: Vec<Id> = ids.into_iter().filter(|&id| id != own).collect();
-        // Nearest clockwise first; the reverse is nearest counter-clockwise first.
-        all.sort_unstable_by_key(|&x| own.clockwise_to(x));
+        // Clockwise distances, nearest first; the reverse is nearest counter-clockwise first.
+        let mut all: Vec<u128> = ids.into_iter().filter(|&id| id != own).map(|id| own.clockwise_to(id)).collect();
+        all.sort_unstable();
         all.dedup();
-        set.clockwise.extend(all.iter().take(set.half));
-        set.counter_clockwise.extend(all.iter().rev().take(set.half));
+        let id_at = |distance: &u128| Id::from_u128(own.as_u128().wrapping_add(*distance));
+        set.clockwise.extend(all.iter().take(set.half).map(id_at));
+        set.counter_clockwise.extend(all.iter().rev().take(set.half).map(id_at));
         set.reindex();
         set
     }
