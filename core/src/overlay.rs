@@ -269,6 +269,7 @@ impl<M> Overlay<M> {
     /// ignored). Entries are purged only when another node fails, so the time is checked
     /// here: otherwise two nodes that once failed each other would ignore each other for
     /// good in a network where nothing else fails.
+    #[inline]
     pub(crate) fn recently_failed(&self, id: Id) -> bool {
         !self.failed.is_empty()
             && self.failed.iter().any(|&(f, at, _)| f == id && at + self.config.failed_memory > self.now)
