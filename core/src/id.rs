@@ -119,7 +119,14 @@ impl DigitBase {
 
     /// Number of digits in an id, ceil(128 / b): the number of routing table rows.
     pub const fn rows(self) -> usize {
-        128_usize.div_ceil(self.0 as usize)
+        self.per_digit(128 + self.0 as usize - 1)
+    }
+
+    /// `bits / b`: a shift when `b` is a power of two, as it nearly always is. Routing
+    /// asks for a slot several times per message, and divisions in a row are slow.
+    const fn per_digit(self, bits: usize) -> usize {
+        let b = self.0 as usize;
+        if b.is_power_of_two() { bits >> b.trailing_zeros() } else { bits / b }
     }
 
     /// Number of values a digit takes, 2^b: the number of routing table columns.
@@ -142,7 +149,7 @@ impl DigitBase {
     /// Number of leading digits `a` and `b` share.
     pub const fn shared_prefix(self, a: Id, b: Id) -> usize {
         let bits = (a.0 ^ b.0).leading_zeros() as usize;
-        if bits == 128 { self.rows() } else { bits / self.0 as usize }
+        if bits == 128 { self.rows() } else { self.per_digit(bits) }
     }
 
     /// The routing table slot `(row, column)` that `other` takes in the table of `own`,

@@ -52,12 +52,19 @@ impl LeafSet {
         }
     }
 
-    /// The leaf set `own` has when the live nodes are exactly `ids` (which may include `own`).
+    /// The leaf set `own` has when the live nodes are exactly `ids` (which may include `own`):
+    /// the same as inserting them one by one into an empty set (whose halves hold the same
+    /// ids until both are full), built by one sort instead.
     pub fn from_ids<I: IntoIterator<Item = Id>>(own: Id, size: usize, ids: I) -> Self {
         let mut set = LeafSet::new(own, size);
-        for id in ids {
-            set.insert(id);
-        }
+        // Clockwise distances, nearest first; the reverse is nearest counter-clockwise first.
+        let mut all: Vec<u128> = ids.into_iter().filter(|&id| id != own).map(|id| own.clockwise_to(id)).collect();
+        all.sort_unstable();
+        all.dedup();
+        let id_at = |distance: &u128| Id::from_u128(own.as_u128().wrapping_add(*distance));
+        set.clockwise.extend(all.iter().take(set.half).map(id_at));
+        set.counter_clockwise.extend(all.iter().rev().take(set.half).map(id_at));
+        set.reindex();
         set
     }
 
@@ -135,23 +142,23 @@ impl LeafSet {
     }
 
     fn insert_with(&mut self, id: Id, contiguous: bool) -> bool {
-        if id == self.own || !self.within_reach(id) {
+        let own = self.own;
+        // A half takes `id` only if it is no farther than the half's farthest leaf, or the
+        // half has room: the cheap test that turns away most ids, side by side.
+        let reach = [own.clockwise_to(id) <= self.reach[0], id.clockwise_to(own) <= self.reach[1]];
+        if id == own || reach == [false, false] {
             return false;
         }
-        let extend = contiguous || self.covers_ring();
-        let own = self.own;
-        let cw = insert_sorted(&mut self.clockwise, self.half, id, extend, |x| own.clockwise_to(x));
-        let ccw = insert_sorted(&mut self.counter_clockwise, self.half, id, extend, |x| x.clockwise_to(own));
+        // Only a half with room looks at `extend` (for an id beyond its farthest leaf).
+        let room = self.clockwise.len() < self.half || self.counter_clockwise.len() < self.half;
+        let extend = contiguous || (room && self.covers_ring());
+        let cw = reach[0] && insert_sorted(&mut self.clockwise, self.half, id, extend, |x| own.clockwise_to(x));
+        let ccw =
+            reach[1] && insert_sorted(&mut self.counter_clockwise, self.half, id, extend, |x| x.clockwise_to(own));
         if cw || ccw {
             self.reindex();
         }
         cw || ccw
-    }
-
-    /// Whether `id` is no farther than the farthest leaf of a side, or a side has room: the
-    /// cheap test that turns away most ids.
-    fn within_reach(&self, id: Id) -> bool {
-        self.own.clockwise_to(id) <= self.reach[0] || id.clockwise_to(self.own) <= self.reach[1]
     }
 
     /// Removes `id`; returns whether it was there.
@@ -177,10 +184,19 @@ impl LeafSet {
     /// Whether `key` lies within the range of the leaf set (between its farthest members on
     /// either side, through the owner), where the closest leaf is the closest node.
     pub fn covers(&self, key: Id) -> bool {
-        // When the halves overlap, their two arcs cover the ring between them.
-        let in_cw = self.clockwise.last().is_some_and(|&far| self.own.clockwise_to(key) <= self.own.clockwise_to(far));
-        let in_ccw =
-            self.counter_clockwise.last().is_some_and(|&far| key.clockwise_to(self.own) <= far.clockwise_to(self.own));
+        // When the halves overlap, their two arcs cover the ring between them. A full half's
+        // reach is kept beside the lists, so routing a key that is not a leaf's touches
+        // neither list.
+        let own = self.own;
+        let (cw, ccw) = (own.clockwise_to(key), key.clockwise_to(own));
+        let in_cw = match self.reach[0] {
+            u128::MAX => self.clockwise.last().is_some_and(|&far| cw <= own.clockwise_to(far)),
+            reach => cw <= reach,
+        };
+        let in_ccw = match self.reach[1] {
+            u128::MAX => self.counter_clockwise.last().is_some_and(|&far| ccw <= far.clockwise_to(own)),
+            reach => ccw <= reach,
+        };
         in_cw || in_ccw || key == self.own || (self.clockwise.is_empty() && self.counter_clockwise.is_empty())
     }
 
@@ -305,6 +321,11 @@ mod tests {
             let ids: Vec<Id> = raw.into_iter().map(id).collect();
             let set = LeafSet::from_ids(own, size, ids.iter().copied());
             set.check().map_err(TestCaseError::fail)?;
+            let mut inserted = LeafSet::new(own, size);
+            for &x in &ids {
+                inserted.insert(x);
+            }
+            prop_assert_eq!(&inserted, &set, "one by one as at once");
             let half = size.div_ceil(2);
             prop_assert_eq!(set.side(Side::Clockwise), &expected_half(own, &ids, half, |x| own.clockwise_to(x))[..]);
             prop_assert_eq!(set.side(Side::CounterClockwise), &expected_half(own, &ids, half, |x| x.clockwise_to(own))[..]);

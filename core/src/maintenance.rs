@@ -14,7 +14,7 @@
 
 use crate::config::Proximity;
 use crate::id::Id;
-use crate::leaf_set::{LeafSet, Side};
+use crate::leaf_set::Side;
 use crate::overlay::{Event, Overlay, Phase, Waiting};
 use crate::time::{Rtt, Time};
 use crate::wire::{MAX_IDS, Message, Probe};
@@ -91,9 +91,22 @@ impl<M> Overlay<M> {
     }
 
     /// Whether the leaf set `ids` of `from` lacks a node we know of within its own range.
+    ///
+    /// Their leaf set is the one [`crate::LeafSet::from_ids`] builds, kept as the sorted clockwise
+    /// distances from `from`: its halves are the first and the last `half` of them, so an
+    /// id within either half's reach is a member exactly when its distance is listed.
     fn misses_known_nodes(&self, from: Id, ids: &[Id]) -> bool {
-        let theirs = LeafSet::from_ids(from, self.config.leaf_set_size, ids.iter().copied());
-        self.state.leaf_set.ids().chain([self.id()]).any(|id| id != from && theirs.covers(id) && !theirs.contains(id))
+        let mut theirs: Vec<u128> = ids.iter().filter(|&&id| id != from).map(|&id| from.clockwise_to(id)).collect();
+        theirs.sort_unstable();
+        theirs.dedup();
+        let k = self.state.leaf_set.half().min(theirs.len());
+        // With no leaves, their leaf set covers the whole ring.
+        let covered =
+            |d: u128| k == 0 || d <= theirs[k - 1] || d.wrapping_neg() <= theirs[theirs.len() - k].wrapping_neg();
+        self.state.leaf_set.ids().chain([self.id()]).any(|id| {
+            let d = from.clockwise_to(id);
+            id != from && covered(d) && theirs.binary_search(&d).is_err()
+        })
     }
 
     /// A neighbor tells us of a node that filled an empty slot of row `row` of its routing

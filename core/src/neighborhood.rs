@@ -77,12 +77,12 @@ impl NeighborhoodSet {
                 return false;
             }
             self.entries.remove(position);
-        } else if self.entries.len() == self.capacity
-            && self.entries.last().is_some_and(|far| (far.rtt, far.id) <= (rtt, id))
-        {
+        } else if self.farthest.is_some_and(|far| far <= (rtt, id)) {
             return false;
         }
-        let position = self.entries.partition_point(|e| (e.rtt, e.id) < (rtt, id));
+        // A linear scan rather than a binary search: its loads do not wait on one another,
+        // so the cache misses on a list nobody touched for a while overlap.
+        let position = self.entries.iter().position(|e| (e.rtt, e.id) >= (rtt, id)).unwrap_or(self.entries.len());
         self.entries.insert(position, Entry { id, rtt });
         self.entries.truncate(self.capacity);
         self.reindex();

@@ -269,6 +269,7 @@ impl<M> Overlay<M> {
     /// ignored). Entries are purged only when another node fails, so the time is checked
     /// here: otherwise two nodes that once failed each other would ignore each other for
     /// good in a network where nothing else fails.
+    #[inline]
     pub(crate) fn recently_failed(&self, id: Id) -> bool {
         !self.failed.is_empty()
             && self.failed.iter().any(|&(f, at, _)| f == id && at + self.config.failed_memory > self.now)
@@ -469,7 +470,9 @@ impl<M> Overlay<M> {
     pub(crate) fn answered(&mut self, peer: Id, what: impl Fn(Waiting) -> bool) -> Option<Time> {
         let index = self.pending.iter().position(|p| p.peer == peer && what(p.waiting))?;
         let sent = self.pending.swap_remove(index).sent;
-        if self.pending.is_empty() && self.pending.capacity() > 16 {
+        // Most nodes wait for nothing: a fresh buffer for the next request is in the cache
+        // where a kept one is not.
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
             self.pending = Vec::new();
         }
         Some(sent)

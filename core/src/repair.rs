@@ -216,21 +216,23 @@ impl<M> Overlay<M> {
     fn repair_contact(&mut self, row: usize, column: usize, index: usize) -> Contact {
         let rows = self.state.table.row_count();
         for r in row..rows {
-            let candidates: Vec<Id> = self
-                .state
-                .table
-                .row(r)
-                .filter(|&(c, e)| (r, c) != (row, column) && !self.repairs[index].asked.contains(&e.id))
-                .map(|(_, e)| e.id)
-                .collect();
-            if candidates.is_empty() {
+            let candidates = || {
+                self.state
+                    .table
+                    .row(r)
+                    .filter(|&(c, e)| (r, c) != (row, column) && !self.repairs[index].asked.contains(&e.id))
+                    .map(|(_, e)| e.id)
+            };
+            let probed = |id: Id| self.is_waiting(id, |w| matches!(w, Waiting::Probe(_)));
+            if candidates().next().is_none() {
                 continue;
             }
-            let (free, probed): (Vec<Id>, Vec<Id>) =
-                candidates.into_iter().partition(|&id| !self.is_waiting(id, |w| matches!(w, Waiting::Probe(_))));
-            if !probed.is_empty() && self.now < self.repairs[index].since + self.config.probe_timeout {
+            // Checked before collecting anything: a node repairing slots while its probes
+            // are out asks this on every input.
+            if self.now < self.repairs[index].since + self.config.probe_timeout && candidates().any(probed) {
                 return Contact::Busy;
             }
+            let (free, probed): (Vec<Id>, Vec<Id>) = candidates().partition(|&id| !probed(id));
             let pool = if free.is_empty() { probed } else { free };
             let pick = (self.random() % pool.len() as u64) as usize;
             return Contact::Peer(pool[pick]);

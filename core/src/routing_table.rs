@@ -169,6 +169,8 @@ impl RoutingTable {
         };
         let columns = self.base.columns();
         if self.slots.len() <= row * columns {
+            // Exactly the rows needed: doubling would hold 8 rows for the usual 5.
+            self.slots.reserve_exact((row + 1) * columns - self.slots.len());
             self.slots.resize((row + 1) * columns, Slot::default());
         }
         let slot = &mut self.slots[row * columns + column];
