@@ -45,7 +45,7 @@ type Check = (PublicKey, Vec<u8>, Signature);
 /// What the thread has to do and what it made, shared with the nodes' signers.
 #[derive(Default)]
 struct Queues {
-    signing: VecDeque<(u64, Ed25519Signer, Vec<u8>)>,
+    signing: VecDeque<(u64, Box<Ed25519Signer>, Vec<u8>)>,
     checks: VecDeque<Check>,
     /// Signatures made, by request token, until their node takes them.
     made: BTreeMap<u64, Signature>,
@@ -71,7 +71,7 @@ impl Work {
         let mut queues = self.lock().filter(|q| !q.closed)?;
         let token = queues.next_token;
         queues.next_token += 1;
-        queues.signing.push_back((token, key, message));
+        queues.signing.push_back((token, Box::new(key), message));
         self.wake.notify_one();
         Some(token)
     }
@@ -145,7 +145,7 @@ impl Work {
 }
 
 enum Job {
-    Sign(u64, Ed25519Signer, Vec<u8>),
+    Sign(u64, Box<Ed25519Signer>, Vec<u8>),
     /// Signatures verified in one batch.
     Check(Vec<Check>),
 }
