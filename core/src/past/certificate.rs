@@ -22,7 +22,7 @@ use sha1::{Digest, Sha1};
 use crate::id::Id;
 use crate::past::crypto::{PublicKey, Signature, parse_key, verify_all, verify_parsed};
 use crate::past::file_id::{FileId, Hash};
-use crate::past::verified::{SharedVerified, signature_digest};
+use crate::past::verified::SharedVerified;
 
 /// Size of a content chunk: the unit of transfer, storage requests and verification.
 pub const CHUNK_SIZE: usize = 64 * 1024;
@@ -306,28 +306,18 @@ pub fn check_node_signed<T: SignedBody>(statement: &Signed<T>, node: Id) -> bool
 
 /// Whether every statement's signature is its signer's signature of its body, checked
 /// together (see [`verify_all`]): `false` if any is bad. With a shared set, the signatures it
-/// holds (verified one by one, strictly) are not checked again.
+/// holds are not checked again ([`SharedVerified::verify_many`]).
 pub(crate) fn verify_signed_all<T: SignedBody>(statements: &[&Signed<T>], shared: Option<&SharedVerified>) -> bool {
-    let bytes: Vec<Vec<u8>> = statements.iter().map(|s| s.body.signing_bytes()).collect();
+    let bytes = statements.iter().map(|s| s.body.signing_bytes());
     let Some(shared) = shared else {
+        let bytes: Vec<Vec<u8>> = bytes.collect();
         let keys: Vec<_> = statements.iter().map(|s| parse_key(&s.signer)).collect();
         let checks: Vec<_> =
             statements.iter().zip(&bytes).zip(&keys).map(|((s, b), k)| (k.as_ref(), &b[..], &s.signature)).collect();
         return verify_all(&checks);
     };
-    let digests: Vec<Hash> =
-        statements.iter().zip(&bytes).map(|(s, b)| signature_digest(&s.signer, b, &s.signature)).collect();
-    let left: Vec<usize> = (0..statements.len()).filter(|&i| !shared.has_signature(&digests[i])).collect();
-    match left[..] {
-        [] => true,
-        [i] => shared.verify(&statements[i].signer, &bytes[i], &statements[i].signature),
-        _ => {
-            let keys: Vec<_> = left.iter().map(|&i| shared.key(&statements[i].signer)).collect();
-            let checks: Vec<_> =
-                left.iter().zip(&keys).map(|(&i, k)| (k.as_ref(), &bytes[i][..], &statements[i].signature)).collect();
-            verify_all(&checks)
-        }
-    }
+    let checks: Vec<_> = statements.iter().zip(bytes).map(|(s, b)| (s.signer, b, s.signature)).collect();
+    shared.verify_many(&checks)
 }
 
 /// Incremental hashing of content being read or received in order: the chunk hashes and the

@@ -56,7 +56,7 @@ impl Shared {
 }
 
 /// Names one verification: the signer, the exact bytes signed and the signature.
-pub(crate) fn signature_digest(signer: &PublicKey, message: &[u8], signature: &Signature) -> Hash {
+fn signature_digest(signer: &PublicKey, message: &[u8], signature: &Signature) -> Hash {
     let mut hasher = Sha1::new();
     hasher.update(b"PAST-v1 verified signature\0");
     hasher.update(signer.0);
@@ -87,11 +87,11 @@ impl SharedVerified {
         good
     }
 
-    /// Verifies several signatures into the set in one batch, as a client checks its store
-    /// receipts (the same checks, at about half the cost per signature), and if the batch
-    /// fails one by one as [`SharedVerified::verify`]: for a thread that checks signatures
-    /// ahead of the nodes.
-    pub fn verify_many(&self, checks: &[(PublicKey, Vec<u8>, Signature)]) {
+    /// Whether every `(signer, signed bytes, signature)` verifies, checking those not held in
+    /// one batch, as a client checks its store receipts (the same checks, at about half the
+    /// cost per signature); if the batch fails, one by one as [`SharedVerified::verify`].
+    /// The good ones are held afterwards.
+    pub fn verify_many(&self, checks: &[(PublicKey, Vec<u8>, Signature)]) -> bool {
         let digests: Vec<Hash> = checks.iter().map(|(k, m, s)| signature_digest(k, m, s)).collect();
         let left: Vec<usize> = (0..checks.len()).filter(|&i| !self.has_signature(&digests[i])).collect();
         let keys: Vec<Option<VerifyingKey>> = left.iter().map(|&i| self.key(&checks[i].0)).collect();
@@ -101,11 +101,11 @@ impl SharedVerified {
             if let Ok(mut shared) = self.0.lock() {
                 left.iter().for_each(|&i| shared.insert_signature(digests[i]));
             }
-            return;
+            return true;
         }
-        for &i in &left {
-            self.verify(&checks[i].0, &checks[i].1, &checks[i].2);
-        }
+        // Every one, so that the good ones are held.
+        let bad = left.iter().filter(|&&i| !self.verify(&checks[i].0, &checks[i].1, &checks[i].2)).count();
+        bad == 0
     }
 
     /// Whether `signature` of `message` by `signer` is held as verified.
@@ -126,7 +126,7 @@ impl SharedVerified {
     }
 
     /// Whether the signature with this [`signature_digest`] already verified.
-    pub(crate) fn has_signature(&self, digest: &Hash) -> bool {
+    fn has_signature(&self, digest: &Hash) -> bool {
         self.0.lock().is_ok_and(|shared| shared.has_signature(digest))
     }
 
@@ -177,14 +177,14 @@ mod tests {
             })
             .collect();
         let shared = SharedVerified::new();
-        shared.verify_many(&checks);
+        assert!(shared.verify_many(&checks));
         assert!(checks.iter().all(|(k, m, s)| shared.holds_signature(k, m, s)));
         let mut bad = checks.clone();
         for (_, message, _) in &mut bad {
             message.push(0);
         }
         bad[2].2 = Ed25519Signer::from_seed([3; 32]).sign_message(&bad[2].1);
-        shared.verify_many(&bad);
+        assert!(!shared.verify_many(&bad));
         let held: Vec<bool> = bad.iter().map(|(k, m, s)| shared.holds_signature(k, m, s)).collect();
         assert_eq!(held, [false, false, true, false, false], "only the one good signature");
     }

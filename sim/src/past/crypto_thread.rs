@@ -106,6 +106,7 @@ impl Work {
             match job {
                 Job::Sign(token, key, message) => self.make(token, &key, message),
                 Job::Check(checks) => {
+                    // A bad signature is only left for the nodes to find.
                     if let Some(shared) = &self.shared {
                         shared.verify_many(&checks);
                     }
