@@ -137,9 +137,11 @@ impl Work {
     fn make(&self, token: u64, key: &Ed25519Signer, message: Vec<u8>) {
         let signature = key.sign_message(&message);
         let Some(mut queues) = self.lock() else { return };
-        if !queues.abandoned.remove(&token) {
-            queues.made.insert(token, signature);
+        // A node that signed this itself has queued its check already.
+        if queues.abandoned.remove(&token) {
+            return;
         }
+        queues.made.insert(token, signature);
         drop(queues);
         self.check((key.public_key(), message, signature));
     }
