@@ -136,6 +136,7 @@ impl PeerManager {
             last_heard: now,
             joined: false,
             probed_us: None,
+            early: Vec::new(),
             transfer,
         });
         self.by_conn.insert(id, peer);

@@ -98,7 +98,14 @@ pub(crate) struct Conn {
     /// We opened it to carry PAST content (a chunk pull, a lookup's answer): it closes once
     /// idle for `ManagerConfig::transfer_idle`, unless the node's tables keep the peer.
     pub(crate) transfer: bool,
+    /// Messages that came before the driver reported the channel open (a browser may run a
+    /// channel's first messages before the promise that applied the answer): handled once it
+    /// is, at most [`MAX_EARLY`] of them.
+    pub(crate) early: Vec<Vec<u8>>,
 }
+
+/// Most messages kept from before a channel opened: the peer's hello and proof.
+pub(crate) const MAX_EARLY: usize = 4;
 
 impl Conn {
     pub(crate) fn is_open(&self) -> bool {

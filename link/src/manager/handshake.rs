@@ -1,6 +1,7 @@
 //! A connection's channel: the handshake, then the Pastry frames of an authenticated peer.
 
 use super::*;
+use crate::manager::conn::MAX_EARLY;
 
 impl PeerManager {
     /// The data channel of `conn` opened; `local_sdp` and `remote_sdp` are the connection's
@@ -25,7 +26,11 @@ impl PeerManager {
                 let hello = frame::encode_auth(&handshake.hello(tables.is_joined()));
                 c.state = State::Authenticating;
                 c.auth = Some(Auth { handshake: Box::new(handshake), proof_sent: false, peer_proved: false });
+                let early = core::mem::take(&mut c.early);
                 self.commands.push_back(Command::Send { conn, bytes: hello });
+                for bytes in early {
+                    self.handle_data(conn, &Data::Bytes(bytes), now);
+                }
             }
             Err(err) => self.attempt_failed(peer, &format!("authentication: {err}"), now),
         }
@@ -38,7 +43,10 @@ impl PeerManager {
             return self.refuse(peer, "a text message", now);
         };
         if c.state == State::Signaling {
-            return self.refuse(peer, "data before the channel opened", now);
+            if c.early.len() >= MAX_EARLY {
+                return self.refuse(peer, "data before the channel opened", now);
+            }
+            return c.early.push(bytes.clone());
         }
         let incoming = match c.frames.push(bytes) {
             Ok(Some(incoming)) => incoming,

@@ -34,6 +34,8 @@ use past_signaling_proto::SignalPayload;
 
 /// One-way delay of a data channel message or a server signal.
 pub const LATENCY: Duration = Duration::from_millis(5);
+/// How much later a [`Net::late_open`] node hears that its channel opened.
+pub const LATE_OPEN: Duration = Duration::from_millis(20);
 /// The round trip a transport's statistics report (`MeasureRtt`): deliberately unlike a
 /// probe's (2 × [`LATENCY`]) so that a test can tell who measured.
 pub const STATS_RTT: Duration = Duration::from_millis(7);
@@ -266,6 +268,10 @@ pub struct Net<E: Endpoint> {
     pub muted: BTreeSet<usize>,
     /// No connection of these nodes ever opens (ICE fails).
     pub ice_fails: BTreeSet<usize>,
+    /// These nodes' transport reports a channel open [`LATE_OPEN`] after it opened, while
+    /// its messages come at once (a browser running a channel's first messages before the
+    /// promise that applied the answer).
+    pub late_open: BTreeSet<usize>,
     /// The transport of these nodes has no statistics: `MeasureRtt` is answered `None`
     /// (the others answer [`STATS_RTT`]).
     pub no_stats: BTreeSet<usize>,
@@ -367,6 +373,7 @@ impl<E: Endpoint> Net<E> {
             second: BTreeSet::new(),
             muted: BTreeSet::new(),
             ice_fails: BTreeSet::new(),
+            late_open: BTreeSet::new(),
             no_stats: BTreeSet::new(),
             blocked: BTreeSet::new(),
 
@@ -559,8 +566,10 @@ impl<E: Endpoint> Net<E> {
                 if self.ice_fails.contains(&i) || self.ice_fails.contains(&j) || self.blocked.contains(&pair) {
                     return;
                 }
-                self.schedule(now + LATENCY, Delivery::Open(i, conn));
-                self.schedule(now + LATENCY, Delivery::Open(j, cj));
+                let late = |k: usize| if self.late_open.contains(&k) { LATE_OPEN } else { Duration::ZERO };
+                let (late_i, late_j) = (late(i), late(j));
+                self.schedule(now + LATENCY + late_i, Delivery::Open(i, conn));
+                self.schedule(now + LATENCY + late_j, Delivery::Open(j, cj));
             }
             Command::AddCandidate { .. } => {}
             Command::ToServer { to, payload } => {
@@ -633,7 +642,8 @@ impl<E: Endpoint> Net<E> {
                 i
             }
             Delivery::Data(i, conn, bytes) => {
-                if !self.ends.get(&(i, conn)).is_some_and(|e| !e.closed && e.open) {
+                let late = self.late_open.contains(&i);
+                if !self.ends.get(&(i, conn)).is_some_and(|e| !e.closed && (e.open || late && e.paired.is_some())) {
                     return;
                 }
                 self.nodes[i].ep.data(conn, &Data::Bytes(bytes), now);
