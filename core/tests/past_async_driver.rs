@@ -373,7 +373,7 @@ fn maintenance_asking_for_a_replica_while_a_cached_copy_arrives_gets_a_replica()
 
     // The node starts pulling a cached copy, and before it arrives maintenance asks it for
     // a replica (as when a holder has just failed).
-    let offer = PastMessage::CacheOffer { certificate: certificate.clone(), holder: holder_id };
+    let offer = PastMessage::CacheOffer { certificate: Box::new(certificate.clone()), holder: holder_id };
     hosts[other].node.handle_message(holder_id, Message::Direct(offer), now);
     let replicate = PastMessage::Replicate { files: vec![(certificate, holder_id)] };
     hosts[other].node.handle_message(holder_id, Message::Direct(replicate), now);

@@ -208,14 +208,16 @@ fn past_cases() -> Cases<PastMessage> {
         (
             "Insert",
             (certificate(), id(), nonce())
-                .prop_map(|(certificate, client, nonce)| P::Insert(InsertRequest { certificate, client, nonce }))
+                .prop_map(|(certificate, client, nonce)| {
+                    P::Insert(Box::new(InsertRequest { certificate, client, nonce }))
+                })
                 .boxed(),
         ),
         (
             "Prepare",
             (certificate(), id(), source(), id(), nonce(), ids(), any::<bool>(), any::<bool>())
                 .prop_map(|(certificate, source_node, source, coordinator, nonce, primaries, diverted, insert)| {
-                    P::Prepare(Prepare {
+                    P::Prepare(Box::new(Prepare {
                         certificate,
                         source_node,
                         source,
@@ -224,7 +226,7 @@ fn past_cases() -> Cases<PastMessage> {
                         primaries,
                         diverted,
                         insert,
-                    })
+                    }))
                 })
                 .boxed(),
         ),
@@ -253,7 +255,12 @@ fn past_cases() -> Cases<PastMessage> {
                 .prop_map(|(file, nonce, node, reason)| P::InsertFailed { file, nonce, node, reason })
                 .boxed(),
         ),
-        ("Receipt", (nonce(), store_receipt).prop_map(|(nonce, receipt)| P::Receipt { nonce, receipt }).boxed()),
+        (
+            "Receipt",
+            (nonce(), store_receipt)
+                .prop_map(|(nonce, receipt)| P::Receipt { nonce, receipt: Box::new(receipt) })
+                .boxed(),
+        ),
         ("SpaceQuery", (file(), nonce()).prop_map(|(file, query)| P::SpaceQuery { file, query }).boxed()),
         (
             "SpaceReply",
@@ -302,7 +309,7 @@ fn past_cases() -> Cases<PastMessage> {
             (nonce(), certificate(), id(), any::<u8>(), ids(), any::<bool>(), ids())
                 .prop_map(|(request, certificate, holder, hops, route, cached, others)| P::Found {
                     request,
-                    certificate,
+                    certificate: Box::new(certificate),
                     holder,
                     hops,
                     route,
@@ -314,17 +321,21 @@ fn past_cases() -> Cases<PastMessage> {
         ("NotFound", (nonce(), file()).prop_map(|(request, file)| P::NotFound { request, file }).boxed()),
         (
             "CacheOffer",
-            (certificate(), id()).prop_map(|(certificate, holder)| P::CacheOffer { certificate, holder }).boxed(),
+            (certificate(), id())
+                .prop_map(|(certificate, holder)| P::CacheOffer { certificate: Box::new(certificate), holder })
+                .boxed(),
         ),
-        ("Reclaim", reclaim_request().prop_map(P::Reclaim).boxed()),
-        ("ReclaimHolder", reclaim_request().prop_map(P::ReclaimHolder).boxed()),
+        ("Reclaim", reclaim_request().prop_map(|r| P::Reclaim(Box::new(r))).boxed()),
+        ("ReclaimHolder", reclaim_request().prop_map(|r| P::ReclaimHolder(Box::new(r))).boxed()),
         (
             "ReclaimAck",
             (nonce(), any::<u8>()).prop_map(|(request, holders)| P::ReclaimAck { request, holders }).boxed(),
         ),
         (
             "ReclaimReceipt",
-            (nonce(), reclaim_receipt).prop_map(|(request, receipt)| P::ReclaimReceipt { request, receipt }).boxed(),
+            (nonce(), reclaim_receipt)
+                .prop_map(|(request, receipt)| P::ReclaimReceipt { request, receipt: Box::new(receipt) })
+                .boxed(),
         ),
         (
             "ReclaimRejected",

@@ -351,7 +351,7 @@ impl Past {
         attempt.routed_at = now;
         op.deadline = op.deadline.max(now + timeout * 2 + self.config.stall_timeout);
         let request = InsertRequest { certificate: attempt.cert.clone(), client: own, nonce: attempt.nonce };
-        o.route_attempt(attempt.cert.body.file.key(), PastMessage::Insert(request), route);
+        o.route_attempt(attempt.cert.body.file.key(), PastMessage::Insert(Box::new(request)), route);
         self.schedule(now + timeout, Timer::Insert(id));
     }
 
@@ -566,7 +566,7 @@ impl Past {
         );
         self.schedule(deadline, Timer::Coordination(file, nonce));
         for primary in primaries {
-            self.send(o, primary, PastMessage::Prepare(prepare.clone()));
+            self.send(o, primary, PastMessage::Prepare(Box::new(prepare.clone())));
         }
     }
 

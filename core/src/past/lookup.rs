@@ -170,11 +170,11 @@ impl Past {
             self.stats.replica_hits += 1;
         }
         for &node in &request.cache_at {
-            self.send(o, node, PastMessage::CacheOffer { certificate: certificate.clone(), holder });
+            self.send(o, node, PastMessage::CacheOffer { certificate: Box::new(certificate.clone()), holder });
         }
         let found = PastMessage::Found {
             request: request.request,
-            certificate,
+            certificate: Box::new(certificate),
             holder,
             hops: request.hops,
             route: request.route.clone(),

@@ -115,9 +115,9 @@ pub struct ReclaimRequest {
 #[non_exhaustive]
 pub enum PastMessage {
     /// Routed: client to root.
-    Insert(InsertRequest),
+    Insert(Box<InsertRequest>),
     /// Root to each of the k closest; a primary to the node it diverts to.
-    Prepare(Prepare),
+    Prepare(Box<Prepare>),
     /// Answer to [`PastMessage::Prepare`]: the node that will hold the content, or a refusal.
     Prepared {
         /// The file.
@@ -184,7 +184,7 @@ pub enum PastMessage {
         /// The insert's nonce.
         nonce: u64,
         /// The receipt.
-        receipt: StoreReceipt,
+        receipt: Box<StoreReceipt>,
     },
     /// A diverting primary asks a leaf how much space it has.
     SpaceQuery {
@@ -269,7 +269,7 @@ pub enum PastMessage {
         /// The reader's request.
         request: u64,
         /// The file certificate.
-        certificate: FileCertificate,
+        certificate: Box<FileCertificate>,
         /// The node holding the content.
         holder: Id,
         /// Routing hops the lookup took.
@@ -292,14 +292,14 @@ pub enum PastMessage {
     /// A holder offers a node on a lookup route the file to cache.
     CacheOffer {
         /// The file certificate.
-        certificate: FileCertificate,
+        certificate: Box<FileCertificate>,
         /// The node to fetch it from.
         holder: Id,
     },
     /// Routed: a reclaim.
-    Reclaim(ReclaimRequest),
+    Reclaim(Box<ReclaimRequest>),
     /// Root to each node that may hold the file.
-    ReclaimHolder(ReclaimRequest),
+    ReclaimHolder(Box<ReclaimRequest>),
     /// Root to client: how many nodes were asked.
     ReclaimAck {
         /// The reclaim.
@@ -312,7 +312,7 @@ pub enum PastMessage {
         /// The reclaim.
         request: u64,
         /// The receipt.
-        receipt: ReclaimReceipt,
+        receipt: Box<ReclaimReceipt>,
     },
     /// A node refused a reclaim (or did not hold the file).
     ReclaimRejected {

@@ -498,7 +498,7 @@ impl Past {
             return;
         }
         match message {
-            PastMessage::Prepare(p) => self.on_prepare(o, from, p),
+            PastMessage::Prepare(p) => self.on_prepare(o, from, *p),
             PastMessage::Prepared { file, nonce, result } => self.on_prepared(o, from, file, nonce, result),
             PastMessage::Ready { file, nonce } => self.on_ready(o, from, file, nonce),
             PastMessage::Progress { file, nonce } => self.on_progress(o, from, file, nonce),
@@ -508,7 +508,7 @@ impl Past {
             PastMessage::InsertFailed { file, nonce, node, reason } => {
                 self.on_insert_failed(o, file, nonce, node, reason)
             }
-            PastMessage::Receipt { nonce, receipt } => self.on_receipt(o, nonce, receipt),
+            PastMessage::Receipt { nonce, receipt } => self.on_receipt(o, nonce, *receipt),
             PastMessage::SpaceQuery { file, query } => {
                 let reply =
                     PastMessage::SpaceReply { query, free: self.free(), holds: self.holdings.contains_key(&file) };
@@ -523,13 +523,13 @@ impl Past {
             PastMessage::Locate { lookup } => self.on_locate(o, from, lookup),
             PastMessage::Located { reader, request, held } => self.on_located(o, from, reader, request, held),
             PastMessage::Found { request, certificate, holder, hops, route, cached, others } => {
-                self.on_found(o, from, request, certificate, (holder, others), (hops, route), cached)
+                self.on_found(o, from, request, *certificate, (holder, others), (hops, route), cached)
             }
             PastMessage::NotFound { request, file } => self.on_not_found(o, request, file),
-            PastMessage::CacheOffer { certificate, holder } => self.on_cache_offer(o, certificate, holder),
-            PastMessage::ReclaimHolder(request) => self.on_reclaim_holder(o, from, request),
+            PastMessage::CacheOffer { certificate, holder } => self.on_cache_offer(o, *certificate, holder),
+            PastMessage::ReclaimHolder(request) => self.on_reclaim_holder(o, from, *request),
             PastMessage::ReclaimAck { request, holders } => self.on_reclaim_ack(o, request, holders),
-            PastMessage::ReclaimReceipt { request, receipt } => self.on_reclaim_receipt(o, request, receipt),
+            PastMessage::ReclaimReceipt { request, receipt } => self.on_reclaim_receipt(o, request, *receipt),
             PastMessage::ReclaimRejected { request, node, reason } => {
                 self.on_reclaim_rejected(o, request, node, reason)
             }
@@ -582,14 +582,14 @@ impl Past {
             SignWait::StoreReceipt { client, nonce, body } => {
                 if let Ok(signature) = result {
                     let receipt = StoreReceipt { body, signer: self.config.node_key, signature };
-                    self.send(overlay, client, PastMessage::Receipt { nonce, receipt });
+                    self.send(overlay, client, PastMessage::Receipt { nonce, receipt: Box::new(receipt) });
                 }
             }
             SignWait::ReclaimCertificate { op, body } => self.on_reclaim_signed(overlay, op, body, result),
             SignWait::ReclaimReceipt { client, request, body } => {
                 if let Ok(signature) = result {
                     let receipt = ReclaimReceipt { body, signer: self.config.node_key, signature };
-                    self.send(overlay, client, PastMessage::ReclaimReceipt { request, receipt });
+                    self.send(overlay, client, PastMessage::ReclaimReceipt { request, receipt: Box::new(receipt) });
                 }
             }
         }
@@ -619,9 +619,9 @@ impl Application for Past {
     fn deliver(&mut self, overlay: &mut dyn Net<PastMessage>, _key: Id, message: PastMessage, _hops: u8) {
         if message.within_bounds() {
             match message {
-                PastMessage::Insert(request) => self.on_insert(overlay, request),
+                PastMessage::Insert(request) => self.on_insert(overlay, *request),
                 PastMessage::Lookup(request) => self.on_lookup_delivered(overlay, request),
-                PastMessage::Reclaim(request) => self.on_reclaim(overlay, request),
+                PastMessage::Reclaim(request) => self.on_reclaim(overlay, *request),
                 _ => {}
             }
         }

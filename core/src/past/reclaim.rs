@@ -221,7 +221,7 @@ impl Past {
         op.routed_at = now;
         op.deadline = op.deadline.max(now + timeout * 2);
         let request = ReclaimRequest { certificate, client: own, request: op.request };
-        o.route_attempt(op.file.key(), PastMessage::Reclaim(request), attempt);
+        o.route_attempt(op.file.key(), PastMessage::Reclaim(Box::new(request)), attempt);
         self.schedule(now + timeout, Timer::Reclaim(id));
     }
 
@@ -235,7 +235,7 @@ impl Past {
         let holders = u8::try_from(targets.len()).unwrap_or(u8::MAX);
         self.send(o, request.client, PastMessage::ReclaimAck { request: request.request, holders });
         for target in targets {
-            self.send(o, target, PastMessage::ReclaimHolder(request.clone()));
+            self.send(o, target, PastMessage::ReclaimHolder(Box::new(request.clone())));
         }
     }
 

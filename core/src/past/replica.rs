@@ -313,7 +313,7 @@ impl Past {
             insert: p.insert,
         };
         self.stats.replicas_diverted += 1;
-        self.send(o, target, PastMessage::Prepare(prepare));
+        self.send(o, target, PastMessage::Prepare(Box::new(prepare)));
     }
 
     /// A pending replica cannot be held: tell the coordinator and forget it.

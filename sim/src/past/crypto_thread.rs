@@ -121,7 +121,10 @@ impl Work {
             if queues.closed {
                 return None;
             }
-            while let Some((token, key, message)) = queues.signing.pop_front() {
+            // Newest first: a node takes the oldest when they fall due and signs those the
+            // thread has not made itself, so the two work from both ends of a burst instead of
+            // making the same signatures side by side.
+            while let Some((token, key, message)) = queues.signing.pop_back() {
                 if !queues.abandoned.remove(&token) {
                     return Some(Job::Sign(token, key, message));
                 }

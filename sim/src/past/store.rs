@@ -26,18 +26,27 @@ pub fn seed_of(name: &str) -> Option<u64> {
 
 /// Chunk `index` of the content of `size` bytes generated from `seed`.
 pub fn chunk(seed: u64, size: u64, index: u32) -> Vec<u8> {
-    let mut out = vec![0; chunk_len(size, index)];
+    let len = chunk_len(size, index);
+    let mut out = Vec::with_capacity(len);
     let mut state = seed ^ (u64::from(index) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for word in out.chunks_mut(8) {
-        // splitmix64, one little-endian word at a time
+    let mut next_word = || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        word.copy_from_slice(&z.to_le_bytes()[..word.len()]);
+        splitmix64(state).to_le_bytes()
+    };
+    // Whole words first, then the last one cut: the fixed-size copies compile to stores.
+    for _ in 0..len / 8 {
+        out.extend_from_slice(&next_word());
     }
+    out.extend_from_slice(&next_word()[..len % 8]);
     out
+}
+
+/// splitmix64's output function.
+fn splitmix64(state: u64) -> u64 {
+    let mut z = state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The whole content generated from `seed` (for checks in tests; small files only).
