@@ -453,7 +453,8 @@ impl<M> Overlay<M> {
 
     /// Sends our leaf set to `to`: pushed (`answer` false) or answering (true).
     pub(crate) fn send_leaf_set(&mut self, to: Id, answer: bool) {
-        let mut ids: Vec<Id> = self.state.leaf_set.ids().collect();
+        let mut ids: Vec<Id> = Vec::with_capacity(2 * self.state.leaf_set.half() + 1);
+        ids.extend(self.state.leaf_set.ids());
         ids.push(self.id());
         self.transmit(to, Message::LeafSet { leaves: ids, answer });
     }
