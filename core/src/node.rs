@@ -296,13 +296,13 @@ impl<A: Application> Node<A> {
         transmit
     }
 
-    /// Gives the node an empty buffer to collect the messages of its next input in, so that
-    /// it allocates none: a driver of many nodes lends each, before its input, the one
-    /// buffer it takes back with [`Node::take_transmits`]. Ignored while messages wait.
-    pub fn lend_outbox(&mut self, mut buffer: VecDeque<Transmit<A::Message>>) {
-        if self.overlay.outbox.is_empty() {
-            buffer.clear();
-            self.overlay.outbox = buffer;
+    /// Swaps in the empty `buffer` for the node to collect the messages of its next input in,
+    /// so that it allocates none: a driver of many nodes lends each, before its input, the
+    /// one buffer it takes back with [`Node::take_transmits`]. Nothing is swapped while
+    /// messages wait or when `buffer` is not empty.
+    pub fn lend_outbox(&mut self, buffer: &mut VecDeque<Transmit<A::Message>>) {
+        if self.overlay.outbox.is_empty() && buffer.is_empty() {
+            std::mem::swap(&mut self.overlay.outbox, buffer);
         }
     }
 

@@ -612,8 +612,7 @@ impl<A: SimApp> Network<A> {
     /// Lends the node the buffer for the messages of its next input, taken back by
     /// [`Network::after_input`].
     fn lend_outbox(&mut self, node: u32) {
-        let buffer = std::mem::take(&mut self.outbox);
-        self.nodes[node as usize].lend_outbox(buffer);
+        self.nodes[node as usize].lend_outbox(&mut self.outbox);
     }
 
     /// Adds `latency` to the distance of the lookup `message` belongs to, if any.
