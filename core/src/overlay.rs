@@ -481,7 +481,8 @@ impl<M> Overlay<M> {
 
     /// The earliest time a pending request expires, or a deferred answer is due.
     pub(crate) fn next_expiry(&self) -> Option<Time> {
-        let expiry = self.pending.iter().map(|p| p.sent + self.config.probe_timeout).min();
+        // The earliest sent expires first: one addition, not one per request.
+        let expiry = self.pending.iter().map(|p| p.sent).min().map(|sent| sent + self.config.probe_timeout);
         expiry.into_iter().chain(self.next_deferred_reply()).min()
     }
 }
