@@ -142,8 +142,13 @@ impl DigitBase {
             return 0;
         }
         let width = if start + b > 128 { 128 - start } else { b };
-        // The digit's bits to the top, then down: two shifts and no mask.
-        ((id.0 << start) >> (128 - width)) as u8
+        // The digit's bits to the top, then down: two shifts and no mask, of the high half
+        // alone when the digit lies in it (the rows a routing table fills).
+        if start + width <= 64 {
+            (((id.0 >> 64) as u64) << start >> (64 - width)) as u8
+        } else {
+            ((id.0 << start) >> (128 - width)) as u8
+        }
     }
 
     /// Number of leading digits `a` and `b` share.
