@@ -22,10 +22,15 @@ impl IdFilter {
     pub(crate) fn of(ids: impl IntoIterator<Item = Id>) -> Self {
         let mut filter = IdFilter::default();
         for id in ids {
-            let (word, mask) = Self::bit(id);
-            filter.0[word] |= mask;
+            filter.add(id);
         }
         filter
+    }
+
+    /// Adds `id`.
+    pub(crate) fn add(&mut self, id: Id) {
+        let (word, mask) = Self::bit(id);
+        self.0[word] |= mask;
     }
 
     /// False when `id` is certainly not among the ids.

@@ -142,8 +142,13 @@ impl DigitBase {
             return 0;
         }
         let width = if start + b > 128 { 128 - start } else { b };
-        let shifted = id.0 >> (128 - start - width);
-        (shifted & ((1u128 << width) - 1)) as u8
+        // The digit's bits to the top, then down: two shifts and no mask, of the high half
+        // alone when the digit lies in it (the rows a routing table fills).
+        if start + width <= 64 {
+            (((id.0 >> 64) as u64) << start >> (64 - width)) as u8
+        } else {
+            ((id.0 << start) >> (128 - width)) as u8
+        }
     }
 
     /// Number of leading digits `a` and `b` share.
@@ -155,8 +160,13 @@ impl DigitBase {
     /// The routing table slot `(row, column)` that `other` takes in the table of `own`,
     /// or `None` when they are the same id.
     pub const fn slot(self, own: Id, other: Id) -> Option<(usize, usize)> {
-        let row = self.shared_prefix(own, other);
-        if row >= self.rows() { None } else { Some((row, self.digit(other, row) as usize)) }
+        let differ = own.0 ^ other.0;
+        if differ == 0 {
+            return None;
+        }
+        // Distinct ids share fewer than 128 bits, so the row is below `rows()`.
+        let row = self.per_digit(differ.leading_zeros() as usize);
+        Some((row, self.digit(other, row) as usize))
     }
 
     /// An id sharing the first `row` digits with `own`, having `column` as digit `row`, and
@@ -222,6 +232,26 @@ mod tests {
         assert_eq!(base.shared_prefix(a, a), 32);
         assert_eq!(base.slot(a, b), Some((3, 0xe)));
         assert_eq!(base.slot(a, a), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn slot_is_the_shared_prefix_and_the_next_digit(bits in 1u8..=8, a: u128, b: u128, shared in 0u32..=128) {
+            let base = DigitBase::new(bits).unwrap();
+            // `b` shares at least `shared` leading bits with `a`.
+            let mask = u128::MAX.checked_shr(shared).unwrap_or(0);
+            let (a, b) = (Id::from_u128(a), Id::from_u128(a & !mask | b & mask));
+            let row = base.shared_prefix(a, b);
+            // Digit `row` of `b`, its bits shifted down and masked.
+            let digit = |row: usize| {
+                let start = row * usize::from(bits);
+                let width = usize::from(bits).min(128 - start);
+                (b.as_u128() >> (128 - start - width) & ((1u128 << width) - 1)) as usize
+            };
+            let expected = (row < base.rows()).then(|| (row, digit(row)));
+            proptest::prop_assert_eq!(base.slot(a, b), expected);
+            proptest::prop_assert!(expected.is_none_or(|(_, column)| column < base.columns()));
+        }
     }
 
     #[test]

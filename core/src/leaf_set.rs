@@ -89,8 +89,16 @@ impl LeafSet {
     /// Every distinct id in the leaf set, counter-clockwise half first (farthest to
     /// nearest), then the clockwise half (nearest to farthest): ring order.
     pub fn ids(&self) -> impl Iterator<Item = Id> + '_ {
+        // The halves share ids only when the clockwise one reaches as far as the farthest
+        // counter-clockwise leaf (a network of at most l other nodes); otherwise nothing of
+        // one half is looked for in the other.
+        let own = self.own;
+        let overlap = match (self.clockwise.last(), self.counter_clockwise.last()) {
+            (Some(&cw), Some(&ccw)) => own.clockwise_to(cw) >= own.clockwise_to(ccw),
+            _ => false,
+        };
         let ccw = self.counter_clockwise.iter().rev().copied();
-        let cw = self.clockwise.iter().copied().filter(|id| !self.counter_clockwise.contains(id));
+        let cw = self.clockwise.iter().copied().filter(move |id| !overlap || !self.counter_clockwise.contains(id));
         ccw.chain(cw)
     }
 
@@ -314,6 +322,15 @@ mod tests {
         others
     }
 
+    /// Every distinct leaf in ring order, the plain way: the counter-clockwise half from its
+    /// far end, then each clockwise leaf not seen yet.
+    fn distinct_ids(set: &LeafSet) -> Vec<Id> {
+        let ccw = set.side(Side::CounterClockwise);
+        let mut ids: Vec<Id> = ccw.iter().rev().copied().collect();
+        ids.extend(set.side(Side::Clockwise).iter().filter(|x| !ccw.contains(x)));
+        ids
+    }
+
     proptest! {
         #[test]
         fn insertion_order_does_not_matter(own in any::<u128>(), raw in prop::collection::vec(any::<u128>(), 0..60), size in 2usize..34) {
@@ -326,6 +343,7 @@ mod tests {
                 inserted.insert(x);
             }
             prop_assert_eq!(&inserted, &set, "one by one as at once");
+            prop_assert_eq!(set.ids().collect::<Vec<Id>>(), distinct_ids(&set));
             let half = size.div_ceil(2);
             prop_assert_eq!(set.side(Side::Clockwise), &expected_half(own, &ids, half, |x| own.clockwise_to(x))[..]);
             prop_assert_eq!(set.side(Side::CounterClockwise), &expected_half(own, &ids, half, |x| x.clockwise_to(own))[..]);
@@ -354,6 +372,7 @@ mod tests {
                 set.remove(victim);
                 prop_assert!(!set.contains(victim));
                 set.check().map_err(TestCaseError::fail)?;
+                prop_assert_eq!(set.ids().collect::<Vec<Id>>(), distinct_ids(&set));
             }
         }
     }

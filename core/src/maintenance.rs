@@ -47,7 +47,8 @@ impl<M> Overlay<M> {
         // We want a measurement of a prober we have none of (an answer to our own probe was
         // just measured).
         let unmeasured = !just_measured && !self.has_measured(from);
-        if self.phase == Phase::Joined {
+        // `measured` took it in already: a second time would find it where it is.
+        if self.phase == Phase::Joined && !just_measured {
             self.heard_from(from);
         }
         if unmeasured && driver_measures {

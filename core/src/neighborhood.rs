@@ -84,8 +84,14 @@ impl NeighborhoodSet {
         // so the cache misses on a list nobody touched for a while overlap.
         let position = self.entries.iter().position(|e| (e.rtt, e.id) >= (rtt, id)).unwrap_or(self.entries.len());
         self.entries.insert(position, Entry { id, rtt });
-        self.entries.truncate(self.capacity);
-        self.reindex();
+        if self.entries.len() > self.capacity {
+            self.entries.truncate(self.capacity);
+            self.reindex();
+        } else {
+            // Nobody left: the filter only gains `id` (it held it already if it moved).
+            self.filter.add(id);
+            self.farthest = self.entries.last().filter(|_| self.entries.len() >= self.capacity).map(|e| (e.rtt, e.id));
+        }
         true
     }
 
@@ -109,6 +115,9 @@ impl NeighborhoodSet {
         }
         if self.entries.windows(2).any(|w| (w[0].rtt, w[0].id) >= (w[1].rtt, w[1].id)) {
             return Err("neighborhood set not sorted by proximity".into());
+        }
+        if self.filter != IdFilter::of(self.entries.iter().map(|e| e.id)) {
+            return Err("neighborhood set filter out of date".into());
         }
         Ok(())
     }

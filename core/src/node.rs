@@ -2,6 +2,7 @@
 
 use core::fmt::Debug;
 use core::time::Duration;
+use std::collections::VecDeque;
 
 use crate::config::Config;
 use crate::id::Id;
@@ -72,7 +73,8 @@ pub trait Application {
 /// - `handle_*` take input from the network or a timer, each with the current time;
 /// - commands ([`Node::join`], [`Node::route`], [`Node::send`], [`Node::leave`]) come
 ///   from the user;
-/// - after any input or command, drain [`Node::poll_transmit`] and [`Node::poll_event`]
+/// - after any input or command, drain [`Node::poll_transmit`] (or [`Node::take_transmits`])
+///   and [`Node::poll_event`]
 ///   (and [`Node::poll_measure`] when the driver measures proximity, answering with
 ///   [`Node::handle_rtt`]), then ask [`Node::poll_timeout`] when to call
 ///   [`Node::handle_timeout`] next.
@@ -292,6 +294,22 @@ impl<A: Application> Node<A> {
             self.overlay.outbox = Default::default();
         }
         transmit
+    }
+
+    /// Swaps in the empty `buffer` for the node to collect the messages of its next input in,
+    /// so that it allocates none: a driver of many nodes lends each, before its input, the
+    /// one buffer it takes back with [`Node::take_transmits`]. Nothing is swapped while
+    /// messages wait or when `buffer` is not empty.
+    pub fn lend_outbox(&mut self, buffer: &mut VecDeque<Transmit<A::Message>>) {
+        if self.overlay.outbox.is_empty() && buffer.is_empty() {
+            std::mem::swap(&mut self.overlay.outbox, buffer);
+        }
+    }
+
+    /// Every message to send, in order, at once (instead of [`Node::poll_transmit`]); the
+    /// node keeps no buffer.
+    pub fn take_transmits(&mut self) -> VecDeque<Transmit<A::Message>> {
+        std::mem::take(&mut self.overlay.outbox)
     }
 
     /// The next peer whose round-trip time the node wants from the driver (with

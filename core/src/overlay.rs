@@ -453,7 +453,8 @@ impl<M> Overlay<M> {
 
     /// Sends our leaf set to `to`: pushed (`answer` false) or answering (true).
     pub(crate) fn send_leaf_set(&mut self, to: Id, answer: bool) {
-        let mut ids: Vec<Id> = self.state.leaf_set.ids().collect();
+        let mut ids: Vec<Id> = Vec::with_capacity(2 * self.state.leaf_set.half() + 1);
+        ids.extend(self.state.leaf_set.ids());
         ids.push(self.id());
         self.transmit(to, Message::LeafSet { leaves: ids, answer });
     }
@@ -480,7 +481,8 @@ impl<M> Overlay<M> {
 
     /// The earliest time a pending request expires, or a deferred answer is due.
     pub(crate) fn next_expiry(&self) -> Option<Time> {
-        let expiry = self.pending.iter().map(|p| p.sent + self.config.probe_timeout).min();
+        // The earliest sent expires first: one addition, not one per request.
+        let expiry = self.pending.iter().map(|p| p.sent).min().map(|sent| sent + self.config.probe_timeout);
         expiry.into_iter().chain(self.next_deferred_reply()).min()
     }
 }

@@ -95,16 +95,12 @@ impl<M> Overlay<M> {
     fn advance_exchange(&mut self, row: u8) {
         let Some(index) = self.exchanges.iter().position(|x| x.row == row) else { return };
         let exchange = &self.exchanges[index];
-        if exchange.awaiting.is_some() {
+        if exchange.awaiting.is_some() || (exchange.closest_first && self.measure_row(row)) {
             return;
         }
-        let entries: Vec<Entry> = self.state.table.row(row as usize).map(|(_, e)| e).collect();
-        let unmeasured: Vec<Id> = entries.iter().filter(|e| !e.rtt.is_known()).map(|e| e.id).collect();
-        if exchange.closest_first && (!unmeasured.is_empty() || self.probing_row(row)) {
-            self.measure_entries(unmeasured);
-            return;
-        }
-        let fresh: Vec<Entry> = entries.into_iter().filter(|e| !exchange.asked.contains(&e.id)).collect();
+        let exchange = &self.exchanges[index];
+        let entries = self.state.table.row(row as usize).map(|(_, e)| e);
+        let fresh: Vec<Entry> = entries.filter(|e| !exchange.asked.contains(&e.id)).collect();
         let next = if exchange.asked.len() >= exchange.sources {
             None
         } else if exchange.closest_first {
@@ -127,15 +123,25 @@ impl<M> Overlay<M> {
         }
     }
 
-    /// Gets unmeasured entries measured: a node that took an empty slot by contacting us
-    /// (a request, not a probe) is not measured otherwise until the next table probe round,
-    /// and the exchange waits for it. With the driver measuring, the request is out already.
-    fn measure_entries(&mut self, ids: Vec<Id>) {
-        if self.config.proximity == Proximity::Probes {
-            for id in ids {
-                self.probe(id);
+    /// Gets the unmeasured entries of row `row` measured; returns whether the row waits for
+    /// measurements (an entry unmeasured, or a candidate for it being probed). A node that
+    /// took an empty slot by contacting us (a request, not a probe) is not measured otherwise
+    /// until the next table probe round, and the exchange waits for it. With the driver
+    /// measuring, the request is out already. Called after every measurement while the
+    /// exchange lasts, so it collects nothing.
+    fn measure_row(&mut self, row: u8) -> bool {
+        let mut unmeasured = false;
+        for column in 0..self.config.base.columns() {
+            if let Some(entry) = self.state.table.get(row as usize, column)
+                && !entry.rtt.is_known()
+            {
+                unmeasured = true;
+                if self.config.proximity == Proximity::Probes {
+                    self.probe(entry.id);
+                }
             }
         }
+        unmeasured || self.probing_row(row)
     }
 
     /// Whether a probe is out to a candidate for row `row`.

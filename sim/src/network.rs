@@ -11,10 +11,10 @@
 
 use core::time::Duration;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use past_core::wire::{Message, Routed, RoutedBody};
-use past_core::{Application, Config, Event, Id, Net, Node, Rtt, Time};
+use past_core::{Application, Config, Event, Id, Net, Node, Rtt, Time, Transmit};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use rustc_hash::FxHashMap;
@@ -290,6 +290,9 @@ pub struct Network<A: SimApp = LookupApp> {
     /// Each node by id, with what sending to it needs (see [`Target`]).
     index: FxHashMap<Id, Target>,
     queue: Queue<A::Message>,
+    /// The buffer each node collects the messages of an input in ([`Node::lend_outbox`]):
+    /// one for all, so that no node allocates one or keeps it.
+    outbox: VecDeque<Transmit<A::Message>>,
     now: Time,
     in_flight: usize,
     /// How long a sender takes to notice that its peer is gone.
@@ -318,6 +321,7 @@ impl<A: SimApp> Network<A> {
             peers: Vec::with_capacity(expected),
             index: FxHashMap::default(),
             queue: Queue::default(),
+            outbox: VecDeque::new(),
             now: Time::ZERO,
             in_flight: 0,
             failure_delay: Duration::from_millis(500),
@@ -562,7 +566,8 @@ impl<A: SimApp> Network<A> {
         self.measure(node);
         let from = node;
         let from_id = self.nodes[node as usize].id();
-        while let Some(transmit) = self.nodes[node as usize].poll_transmit() {
+        let mut outbox = self.nodes[node as usize].take_transmits();
+        while let Some(transmit) = outbox.pop_front() {
             if self.drops(from, &transmit.message) {
                 self.dropped += 1;
                 continue;
@@ -590,6 +595,7 @@ impl<A: SimApp> Network<A> {
                 }
             }
         }
+        self.outbox = outbox;
         while let Some(event) = self.nodes[node as usize].poll_event() {
             self.events.push((node, event));
         }
@@ -601,6 +607,12 @@ impl<A: SimApp> Network<A> {
             }
         }
         self.reschedule_wake(node);
+    }
+
+    /// Lends the node the buffer for the messages of its next input, taken back by
+    /// [`Network::after_input`].
+    fn lend_outbox(&mut self, node: u32) {
+        self.nodes[node as usize].lend_outbox(&mut self.outbox);
     }
 
     /// Adds `latency` to the distance of the lookup `message` belongs to, if any.
@@ -684,6 +696,7 @@ impl<A: SimApp> Network<A> {
                 self.in_flight -= 1;
 
                 if self.peers[to as usize].alive {
+                    self.lend_outbox(to);
                     self.nodes[to as usize].handle_message(from, message, now);
                     self.after_input(to);
                 }
@@ -691,6 +704,7 @@ impl<A: SimApp> Network<A> {
             Kind::SendFailed { from, to, message } => {
                 self.in_flight -= 1;
                 if self.peers[from as usize].alive {
+                    self.lend_outbox(from);
                     self.nodes[from as usize].handle_send_failed(to, message, now);
                     self.after_input(from);
                 }
@@ -704,6 +718,7 @@ impl<A: SimApp> Network<A> {
                     return true;
                 }
                 if peer.deadline.is_some_and(|t| t <= now) {
+                    self.lend_outbox(node);
                     self.nodes[node as usize].handle_timeout(now);
                     self.after_input(node);
                 } else {
@@ -720,6 +735,7 @@ impl Network<LookupApp> {
     pub fn lookup(&mut self, source: u32, key: Id) {
         let lookup = self.lookups.len() as u32;
         self.lookups.push(Lookup { source, key, ..Lookup::default() });
+        self.lend_outbox(source);
         self.nodes[source as usize].route(key, lookup, self.now);
         self.after_input(source);
     }
