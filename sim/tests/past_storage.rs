@@ -32,6 +32,9 @@ fn diversion_fills_the_network_further() {
     let (none_last, both_last) = (none.last().unwrap(), both.last().unwrap());
     assert!(both_last.utilization > none_last.utilization, "{both_last:?} vs {none_last:?}");
     assert!(both.diverted_replicas > 0);
+    // Each replica diverted took a query of at least one leaf; without diversion nobody asks.
+    assert!(both.space_queries >= both.diverted_replicas, "{} queries", both.space_queries);
+    assert_eq!(none.space_queries, 0);
     // Compare where the run without diversion gave up (52 % full with this seed: 93 of 400
     // inserts failed); the run with diversion got there too, with fewer failures so far (146
     // of 860).

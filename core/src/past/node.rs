@@ -125,6 +125,8 @@ pub struct PastStats {
     pub replicas_stored: u64,
     /// Replicas this node diverted to another node.
     pub replicas_diverted: u64,
+    /// Leaves asked for their free space, to divert a replica to one of them.
+    pub space_queries: u64,
     /// Replicas fetched by replica maintenance.
     pub maintenance_files: u64,
     /// Content bytes fetched by replica maintenance.

@@ -236,6 +236,7 @@ impl Past {
         };
         self.holdings.insert(file, holding);
         self.schedule(pending_deadline, Timer::Pending(file));
+        self.stats.space_queries += candidates.len() as u64;
         for candidate in candidates {
             self.send(o, candidate, PastMessage::SpaceQuery { file, query });
         }

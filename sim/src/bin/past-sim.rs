@@ -435,6 +435,7 @@ fn print_storage(r: &StorageReport) {
         r.wall.as_secs_f64()
     );
     println!("failures by error: {:?}", r.errors);
+    println!("space queries sent for replica diversion: {}", r.space_queries);
 }
 
 fn print_storage_table(reports: &[StorageReport]) {

@@ -110,6 +110,8 @@ pub struct StorageReport {
     pub capacity: u64,
     /// Replicas diverted.
     pub diverted_replicas: u64,
+    /// Leaves asked for their free space by primaries that diverted or tried to.
+    pub space_queries: u64,
     /// Successful inserts that needed file diversion.
     pub file_diversions: u64,
     /// Bytes of the files inserted successfully.
@@ -235,6 +237,7 @@ pub fn storage(params: &StorageParams) -> StorageReport {
         points,
         capacity: total_capacity,
         diverted_replicas: sim.total(|s| s.replicas_diverted),
+        space_queries: sim.total(|s| s.space_queries),
         file_diversions,
         bytes_inserted,
         mean_failed_size: failed_bytes / failed.max(1) as f64,
