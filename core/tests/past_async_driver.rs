@@ -21,6 +21,8 @@ struct Host {
     full: bool,
     /// Gone without a word: messages to it are lost.
     silent: bool,
+    /// Store receipts this host received.
+    receipts: usize,
 }
 
 fn hosts(n: u8) -> Vec<Host> {
@@ -38,7 +40,7 @@ fn hosts_with(n: u8, change: impl Fn(&mut PastConfig)) -> Vec<Host> {
             change(&mut config);
             let node = Node::new(id, Config::with_seed(u64::from(i)), Past::new(config));
             let (store, storage, signing, events) = (MemoryStore::new(), Vec::new(), Vec::new(), Vec::new());
-            Host { node, store, keys, storage, signing, events, full: false, silent: false }
+            Host { node, store, keys, storage, signing, events, full: false, silent: false, receipts: 0 }
         })
         .collect()
 }
@@ -56,6 +58,9 @@ fn round(hosts: &mut [Host], now: &mut Time) -> bool {
                 let to = ids.iter().position(|&id| id == t.to).expect("known node");
                 let from = hosts[i].node.id();
                 if !hosts[to].silent {
+                    if matches!(t.message, Message::Direct(PastMessage::Receipt { .. })) {
+                        hosts[to].receipts += 1;
+                    }
                     hosts[to].node.handle_message(from, t.message, *now);
                 }
                 moved = true;
@@ -256,6 +261,60 @@ fn a_store_that_fills_up_mid_insert_fails_the_insert_and_keeps_what_it_held() {
         assert_eq!(host.store.content(&kept).as_deref(), Some(&first[..]), "the earlier file is intact");
         assert_eq!(host.node.app().used(), first.len() as u64, "nothing of the failed insert is held");
     }
+}
+
+/// Whether `request` asks for a store receipt's signature.
+fn is_receipt(request: &SignRequest) -> bool {
+    request.message.starts_with(b"PAST-v1 store receipt\0")
+}
+
+#[test]
+fn a_storing_node_has_its_receipt_signed_while_the_content_comes_and_sends_it_only_on_commit() {
+    let mut hosts = hosts(3);
+    let mut now = Time::ZERO;
+    joined(&mut hosts, &mut now);
+    // Four chunks: the content takes several rounds to arrive.
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 5 % 251) as u8).collect();
+    hosts[0].store.add_upload(UploadId(3), content.clone());
+    let owner = hosts[0].node.app().config().node_key;
+    let spec = InsertRequestSpec { name: "early".into(), owner, k: 3, upload: UploadId(3), size: 200_000, created: 7 };
+    let op = hosts[0].node.insert(spec, now).expect("insert starts");
+    // For each storing node: whether its receipt was asked for before its content was whole.
+    let mut signed_early = [false; 3];
+    let mut rounds = 0;
+    while round(&mut hosts, &mut now) {
+        rounds += 1;
+        assert!(rounds < 10_000, "no quiet");
+        for (i, host) in hosts.iter().enumerate() {
+            let whole =
+                host.store.records().any(|(f, _)| host.store.content(f).is_some_and(|c| c.len() == content.len()));
+            if !whole && host.signing.iter().any(is_receipt) {
+                signed_early[i] = true;
+            }
+        }
+    }
+    let done = hosts[0].events.iter().any(|e| matches!(e, PastEvent::InsertDone { op: o, result: Ok(_) } if *o == op));
+    assert!(done, "the insert succeeds with k receipts");
+    // The client stores a replica too: its own receipt goes through no channel.
+    assert_eq!(hosts[0].receipts, 2, "the other two storing nodes' receipts");
+    assert_eq!(signed_early, [true; 3], "each node had its receipt signed before its content was in");
+
+    // An insert that one node cannot hold is aborted: the receipts the others had signed
+    // never leave them.
+    hosts[2].full = true;
+    hosts[0].store.add_upload(UploadId(4), content.iter().map(|b| b ^ 1).collect());
+    let spec =
+        InsertRequestSpec { name: "aborted".into(), owner, k: 3, upload: UploadId(4), size: 200_000, created: 8 };
+    let op = hosts[0].node.insert(spec, now).expect("insert starts");
+    let mut receipts_signed = 0;
+    while round(&mut hosts, &mut now) {
+        receipts_signed += hosts.iter().map(|h| h.signing.iter().filter(|r| is_receipt(r)).count()).sum::<usize>();
+    }
+    let failed =
+        hosts[0].events.iter().any(|e| matches!(e, PastEvent::InsertDone { op: o, result: Err(_) } if *o == op));
+    assert!(failed, "the insert fails");
+    assert!(receipts_signed >= 2, "the nodes with room signed their receipts early ({receipts_signed})");
+    assert_eq!(hosts[0].receipts, 2, "no receipt of the aborted insert reached the client");
 }
 
 /// Four hosts reading with up to `sources` sources, a 20-chunk file stored on three of them;

@@ -6,6 +6,11 @@ use crate::past::certificate::MAX_FILE_SIZE;
 use crate::past::crypto::PublicKey;
 use crate::past::verified::SharedVerified;
 
+/// Leaves a diverting primary asks for their free space by default: the most free space of a
+/// random eight is nearly always among the best few of the twenty-odd candidates, for under a
+/// third of the messages (docs/results-past.md, "Fifth round").
+pub const SPACE_QUERY_FANOUT: usize = 8;
+
 /// Parameters of a PAST node. The storage thresholds are the PAST paper's (section 4.2:
 /// t_pri = 0.1, t_div = 0.05).
 #[derive(Clone, Debug)]
@@ -22,6 +27,10 @@ pub struct PastConfig {
     pub t_div: f64,
     /// Whether a refusing primary diverts its replica to a leaf-set node.
     pub replica_diversion: bool,
+    /// Leaves a diverting primary asks for their free space: that many, drawn at random from
+    /// the leaves that are not primaries of the file, and the one with the most free space
+    /// is asked to hold the replica. `usize::MAX`: all of them.
+    pub space_query_fanout: usize,
     /// How many times a client retries a refused insert with a new salt (file diversion).
     pub file_diversion_retries: u8,
     /// Whether the node caches files looked up through it in its unused space.
@@ -85,6 +94,7 @@ impl PastConfig {
             t_pri: 0.1,
             t_div: 0.05,
             replica_diversion: true,
+            space_query_fanout: SPACE_QUERY_FANOUT,
             file_diversion_retries: 3,
             caching: true,
             cache_fraction: 0.5,

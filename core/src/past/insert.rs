@@ -14,9 +14,10 @@
 //!    refuses. The node that will hold the content pulls it straight from the client, 64 KiB
 //!    chunks with a window of requests, checking each chunk against the certificate, and
 //!    writes it to its store uncommitted. It reports [`PastMessage::Ready`] when the whole
-//!    content matched.
+//!    content matched. A node that accepts has its store receipt signed at once, while the
+//!    content comes (the driver's signing overlaps the transfer); it keeps it until the commit.
 //! 4. When all k are ready, the root sends [`PastMessage::Commit`]; each primary commits and
-//!    returns a signed store receipt to the client. Any refusal, bad chunk, stall or failed
+//!    returns its signed store receipt to the client. Any refusal, bad chunk, stall or failed
 //!    node before that makes the root send [`PastMessage::Abort`] to all and
 //!    [`PastMessage::InsertFailed`] to the client, and every uncommitted replica is dropped
 //!    (and dropped anyway after a timeout if the root itself fails).
@@ -41,8 +42,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::id::Id;
 use crate::net::Net;
 use crate::past::certificate::{
-    CHUNK_SIZE, ContentHasher, FileCertificate, FileCertificateBody, Signed, SignedBody, StoreReceipt,
-    StoreReceiptBody, chunk_count, chunk_list_digest, verify_signed_all,
+    CHUNK_SIZE, ContentHasher, FileCertificate, FileCertificateBody, Signed, SignedBody, StoreReceipt, chunk_count,
+    chunk_list_digest, verify_signed_all,
 };
 use crate::past::crypto::{SignError, Signature};
 use crate::past::error::{InsertError, Refusal};
@@ -722,29 +723,32 @@ impl Past {
         }
         let client = p.client;
         let insert = p.insert;
-        h.pending = None;
+        let receipt = h.pending.take().and_then(|p| p.receipt);
         h.holders = holders.clone();
         if !h.holders.contains(&own) {
             h.holders.push(own);
         }
         let record = h.record();
         let role = h.role;
-        let digest = h.cert.digest();
         self.store(StorageOp::PutRecord { file, record }, StorageWait::Other);
-        let holder = match role {
-            Role::Pointer { holder } => {
-                self.send(o, holder, PastMessage::Commit { file, nonce, holders });
-                holder
-            }
-            _ => own,
-        };
+        if let Role::Pointer { holder } = role {
+            self.send(o, holder, PastMessage::Commit { file, nonce, holders });
+        }
         if insert {
             self.stats.replicas_stored += 1;
         }
         if matches!(role, Role::Primary | Role::Pointer { .. }) && insert {
-            let body = StoreReceiptBody { file, certificate: digest, node: own, holder };
-            let message = body.signing_bytes();
-            self.sign(self.config.node_key, message, SignWait::StoreReceipt { client, nonce, body });
+            match receipt {
+                Some(receipt) => self.send(o, client, PastMessage::Receipt { nonce, receipt }),
+                // Still being signed, or not asked for yet: sent when signed
+                // (`Past::receipt_signed`).
+                None => {
+                    self.receipts_owed.insert((file, nonce), client);
+                    if !self.signing_receipt(file, nonce) {
+                        self.sign_receipt(o, file, nonce);
+                    }
+                }
+            }
         }
     }
 

@@ -446,6 +446,7 @@ impl Past {
             alternatives: Vec::new(),
             reserved: size,
             other_sources: Vec::new(),
+            receipt: None,
         };
         self.cache_pending += size;
         self.make_room();

@@ -165,8 +165,8 @@ pub(crate) enum StorageWait {
 pub(crate) enum SignWait {
     /// The file certificate of an insert attempt.
     Certificate { op: u64, body: crate::past::certificate::FileCertificateBody },
-    /// A store receipt after a commit.
-    StoreReceipt { client: Id, nonce: u64, body: crate::past::certificate::StoreReceiptBody },
+    /// The store receipt of a ready replica, for the commit to come.
+    StoreReceipt { nonce: u64, body: crate::past::certificate::StoreReceiptBody },
     /// A reclaim certificate.
     ReclaimCertificate { op: u64, body: crate::past::certificate::ReclaimCertificateBody },
     /// A reclaim receipt.
@@ -239,6 +239,8 @@ pub struct Past {
     pub(crate) refetch: BTreeMap<FileId, Refetch>,
     pub(crate) reclaims: BTreeMap<u64, ReclaimOp>,
     pub(crate) queries: BTreeMap<u64, SpaceQueryState>,
+    /// Commits whose store receipt is still being signed: (file, nonce) to the client.
+    pub(crate) receipts_owed: BTreeMap<(FileId, u64), Id>,
     pub(crate) maintenance_at: Option<Time>,
     pub(crate) audit_at: Option<Time>,
     pub(crate) stats: PastStats,
@@ -280,6 +282,7 @@ impl Past {
             refetch: BTreeMap::new(),
             reclaims: BTreeMap::new(),
             queries: BTreeMap::new(),
+            receipts_owed: BTreeMap::new(),
             maintenance_at: None,
             audit_at: None,
             stats: PastStats::default(),
@@ -581,11 +584,11 @@ impl Past {
         };
         match wait {
             SignWait::Certificate { op, body } => self.on_certificate_signed(overlay, op, body, result),
-            SignWait::StoreReceipt { client, nonce, body } => {
-                if let Ok(signature) = result {
-                    let receipt = StoreReceipt { body, signer: self.config.node_key, signature };
-                    self.send(overlay, client, PastMessage::Receipt { nonce, receipt: Box::new(receipt) });
-                }
+            SignWait::StoreReceipt { nonce, body } => {
+                let file = body.file;
+                let receipt =
+                    result.ok().map(|signature| StoreReceipt { body, signer: self.config.node_key, signature });
+                self.receipt_signed(overlay, file, nonce, receipt);
             }
             SignWait::ReclaimCertificate { op, body } => self.on_reclaim_signed(overlay, op, body, result),
             SignWait::ReclaimReceipt { client, request, body } => {

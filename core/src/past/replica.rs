@@ -8,9 +8,10 @@
 //! evenly.
 //!
 //! # Replica diversion
-//! A primary that refuses asks the nodes of its leaf set that are not among the k closest
-//! how much space they have ([`PastMessage::SpaceQuery`]), and asks the one with the most
-//! free space that does not hold f yet to store the replica under t_div. The primary keeps a
+//! A primary that refuses asks some nodes of its leaf set that are not among the k closest
+//! how much space they have ([`PastMessage::SpaceQuery`]; `PastConfig::space_query_fanout`
+//! of them, drawn at random), and asks the one with the most free space that does not hold
+//! f yet to store the replica under t_div. The primary keeps a
 //! pointer to it ([`Role::Pointer`]) and answers lookups with it; the diverted replica
 //! ([`Role::Diverted`]) names its primary. If the chosen node refuses too, the insert fails
 //! and the client diverts the file. The file survives the loss of either: the other replicas
@@ -24,11 +25,11 @@ use std::collections::BTreeSet;
 
 use crate::id::Id;
 use crate::net::Net;
-use crate::past::certificate::FileCertificate;
+use crate::past::certificate::{FileCertificate, SignedBody, StoreReceipt, StoreReceiptBody};
 use crate::past::error::Refusal;
 use crate::past::file_id::{FileId, Hash};
 use crate::past::messages::{PastMessage, Prepare, Source};
-use crate::past::node::{Past, StorageWait, Timer};
+use crate::past::node::{Past, SignWait, StorageWait, Timer};
 use crate::past::store::{FileRecord, Role, StorageOp};
 use crate::past::transfer::Sink;
 use crate::time::Time;
@@ -72,6 +73,8 @@ pub(crate) struct Pending {
     /// Further sources maintenance offered while this replica was being pulled, tried in
     /// turn should the pull fail (at most [`MAX_OTHER_SOURCES`]).
     pub(crate) other_sources: Vec<Id>,
+    /// The store receipt, signed while the commit is awaited and sent when it comes.
+    pub(crate) receipt: Option<Box<StoreReceipt>>,
 }
 
 /// How many further sources a pull remembers.
@@ -109,6 +112,19 @@ pub(crate) struct SpaceQueryState {
     waiting: BTreeSet<Id>,
     replies: Vec<(Id, u64)>,
     deadline: Time,
+}
+
+/// `count` of `ids` drawn at random (all of them if there are no more).
+fn sample(o: &mut dyn Net<PastMessage>, mut ids: Vec<Id>, count: usize) -> BTreeSet<Id> {
+    if count >= ids.len() {
+        return ids.into_iter().collect();
+    }
+    for i in 0..count {
+        let pick = i + (o.random() % (ids.len() - i) as u64) as usize;
+        ids.swap(i, pick);
+    }
+    ids.truncate(count);
+    ids.into_iter().collect()
 }
 
 /// Whether a node with `free` bytes accepts `size` more under threshold `t`.
@@ -175,6 +191,7 @@ impl Past {
             alternatives: Vec::new(),
             reserved: 0,
             other_sources: Vec::new(),
+            receipt: None,
         };
         if accepts(size, self.free(), t) {
             let role = if prepare.diverted { Role::Diverted { primary: prepare.coordinator } } else { Role::Primary };
@@ -204,15 +221,19 @@ impl Past {
             );
             if let Some(c) = coordinator {
                 self.send(o, c, PastMessage::Prepared { file, nonce, result: Ok(own) });
+                if prepare.insert && !prepare.diverted {
+                    self.sign_receipt(o, file, nonce);
+                }
             }
             return;
         }
-        let candidates: BTreeSet<Id> = o
+        let leaves: Vec<Id> = o
             .state()
             .leaf_set
             .ids()
             .filter(|id| !prepare.primaries.contains(id) && *id != prepare.coordinator)
             .collect();
+        let candidates = sample(o, leaves, self.config.space_query_fanout);
         if prepare.diverted || !self.config.replica_diversion || candidates.is_empty() {
             if let Some(c) = coordinator {
                 self.send(o, c, PastMessage::Prepared { file, nonce, result: Err(Refusal::NoSpace) });
@@ -350,9 +371,12 @@ impl Past {
         }
         match result {
             Ok(_) => {
-                let coordinator = self.holdings.get(&file).and_then(|h| h.pending.as_ref()).and_then(|p| p.coordinator);
-                if let Some(c) = coordinator {
+                let pending = self.holdings.get(&file).and_then(|h| h.pending.as_ref());
+                if let Some((c, insert)) = pending.and_then(|p| Some((p.coordinator?, p.insert))) {
                     self.send(o, c, PastMessage::Prepared { file, nonce, result: Ok(from) });
+                    if insert {
+                        self.sign_receipt(o, file, nonce);
+                    }
                 }
             }
             // The target already holds the file (another primary diverted there a moment
@@ -478,6 +502,59 @@ impl Past {
         match coordinator {
             Some(c) => self.send(o, c, PastMessage::Ready { file, nonce }),
             None => self.commit_alone(o, file),
+        }
+    }
+
+    /// Asks for the store receipt of an accepted replica (or of a pointer whose diverted
+    /// replica was accepted) of an insert, so that it is signed while the content comes and
+    /// the commit is awaited, not after the commit. The receipt leaves only with the commit.
+    pub(crate) fn sign_receipt(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, nonce: u64) {
+        let Some(holder) = self.receipt_holder(o.id(), file) else {
+            return;
+        };
+        let Some(h) = self.holdings.get(&file) else {
+            return;
+        };
+        let body = StoreReceiptBody { file, certificate: h.cert.digest(), node: o.id(), holder };
+        let message = body.signing_bytes();
+        self.sign(self.config.node_key, message, SignWait::StoreReceipt { nonce, body });
+    }
+
+    /// The node a store receipt for `file` names as holding it: this node for a replica, the
+    /// diverted replica's node for a pointer; `None` if this node gives no receipt for it.
+    fn receipt_holder(&self, own: Id, file: FileId) -> Option<Id> {
+        match self.holdings.get(&file)?.role {
+            Role::Primary => Some(own),
+            Role::Pointer { holder } => Some(holder),
+            _ => None,
+        }
+    }
+
+    /// Whether the store receipt of `file` for the insert `nonce` is being signed.
+    pub(crate) fn signing_receipt(&self, file: FileId, nonce: u64) -> bool {
+        self.sign_waits
+            .values()
+            .any(|w| matches!(w, SignWait::StoreReceipt { nonce: n, body } if *n == nonce && body.file == file))
+    }
+
+    /// A store receipt is signed: kept until the commit, or sent if the commit came first;
+    /// dropped if the insert was aborted or the receipt names another holder by now.
+    pub(crate) fn receipt_signed(
+        &mut self,
+        o: &mut dyn Net<PastMessage>,
+        file: FileId,
+        nonce: u64,
+        receipt: Option<StoreReceipt>,
+    ) {
+        let holder = self.receipt_holder(o.id(), file);
+        let receipt = receipt.filter(|r| Some(r.body.holder) == holder);
+        if let Some(p) = self.holdings.get_mut(&file).and_then(|h| h.pending.as_mut()).filter(|p| p.nonce == nonce) {
+            p.receipt = receipt.map(Box::new);
+            return;
+        }
+        let client = self.receipts_owed.remove(&(file, nonce));
+        if let (Some(client), Some(receipt)) = (client, receipt) {
+            self.send(o, client, PastMessage::Receipt { nonce, receipt: Box::new(receipt) });
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use past_core::past::SPACE_QUERY_FANOUT;
 use past_sim::past::experiment::{
     CachingReport, Diversion, FilesParams, StorageParams, StorageReport, caching, durability, storage,
 };
@@ -85,6 +86,10 @@ enum Command {
         /// signatures ahead of the nodes).
         #[arg(long)]
         sign_at_once: bool,
+        /// Leaves a diverting primary asks for their free space, drawn at random; 0: all of
+        /// them (runs before 2026-12-02 asked all). Default: PAST's default.
+        #[arg(long)]
+        space_query_fanout: Option<usize>,
         /// Write the failure/utilization plot here.
         #[arg(long)]
         plot: Option<PathBuf>,
@@ -157,15 +162,17 @@ fn main() -> anyhow::Result<()> {
             batch,
             max_inserts,
             sign_at_once,
+            space_query_fanout,
             plot,
         } => {
+            let space_query_fanout = space_query_fanout.map(|n| if n == 0 { usize::MAX } else { n });
             let sizes = match sizes {
                 Sizes::Web => FileSizes::web(size_scale),
                 Sizes::Fs => FileSizes::filesystem(size_scale),
             };
             let capacity = TruncatedNormal::past_d1(capacity_scale);
             println!(
-                "# past-sim storage: N={nodes} l={leaf_set} k={k} seed={seed}; capacities truncated normal mean {:.0} sd {:.0} in [{:.0}, {:.0}] bytes; file sizes lognormal median {:.0} mean {:.0} max {:.0} bytes (sigma {:.3}); {}",
+                "# past-sim storage: N={nodes} l={leaf_set} k={k} seed={seed}; capacities truncated normal mean {:.0} sd {:.0} in [{:.0}, {:.0}] bytes; file sizes lognormal median {:.0} mean {:.0} max {:.0} bytes (sigma {:.3}); {}; a diverting primary asks {} for their free space",
                 capacity.mean,
                 capacity.sd,
                 capacity.low,
@@ -174,7 +181,11 @@ fn main() -> anyhow::Result<()> {
                 sizes.mean,
                 sizes.max,
                 sizes.sigma(),
-                if sign_at_once { "signing at once" } else { "signing on a second thread, answered after 1 ms" }
+                if sign_at_once { "signing at once" } else { "signing on a second thread, answered after 1 ms" },
+                match space_query_fanout.unwrap_or(SPACE_QUERY_FANOUT) {
+                    usize::MAX => "every leaf that is not a primary".to_string(),
+                    n => format!("{n} random leaves"),
+                }
             );
             let mut reports = Vec::new();
             for mode in modes {
@@ -196,6 +207,7 @@ fn main() -> anyhow::Result<()> {
                     window: 2000,
                     share_verified: true,
                     crypto_thread: !sign_at_once,
+                    space_query_fanout,
                 };
                 let report = storage(&params);
                 print_storage(&report);
