@@ -22,7 +22,7 @@ fn params(nodes: usize, diversion: Diversion) -> StorageParams {
         window: 100,
         share_verified: true,
         crypto_thread: false,
-        space_query_fanout: None,
+        space_query_fanout: usize::MAX,
     }
 }
 
@@ -88,24 +88,19 @@ fn signing_on_the_crypto_thread_gives_the_same_run_every_time_and_verifying_ahea
 }
 
 #[test]
-fn asking_eight_random_leaves_for_their_space_sends_fewer_queries_and_fills_the_network_as_well() {
+fn asking_eight_random_leaves_first_sends_fewer_queries_and_fills_the_network_as_well() {
     let run = |fanout| {
         let mut p = params(50, Diversion::Both);
         p.space_query_fanout = fanout;
         storage(&p)
     };
-    let (eight, all) = (run(None), run(Some(usize::MAX)));
+    let (eight, all) = (run(8), run(usize::MAX));
     // Leaf sets of 16 less the k = 3 primaries leave about a dozen candidates: all of them
-    // are asked, or 8.
+    // are asked at once, or 8 first and the others only when none of the 8 has room.
     let per_replica =
         |r: &past_sim::past::experiment::StorageReport| r.space_queries as f64 / r.diverted_replicas as f64;
     assert!(per_replica(&all) > 10.0, "all leaves: {:.1} queries per diverted replica", per_replica(&all));
-    assert!(
-        eight.space_queries * 10 < all.space_queries * 8,
-        "{} vs {} queries",
-        eight.space_queries,
-        all.space_queries
-    );
+    assert!(eight.space_queries < all.space_queries, "{} vs {} queries", eight.space_queries, all.space_queries);
     let (e, a) = (eight.last().expect("points"), all.last().expect("points"));
     assert!(e.utilization >= a.utilization - 0.02, "{e:?} vs {a:?}");
     assert!(e.failed_share() <= a.failed_share() + 0.02, "{e:?} vs {a:?}");

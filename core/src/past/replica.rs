@@ -10,8 +10,9 @@
 //! # Replica diversion
 //! A primary that refuses asks some nodes of its leaf set that are not among the k closest
 //! how much space they have ([`PastMessage::SpaceQuery`]; `PastConfig::space_query_fanout`
-//! of them, drawn at random), and asks the one with the most free space that does not hold
-//! f yet to store the replica under t_div. The primary keeps a
+//! of them, drawn at random, and the others too if none of those can take the replica under
+//! t_div), and asks the one with the most free space that does not hold f yet to store the
+//! replica under t_div. The primary keeps a
 //! pointer to it ([`Role::Pointer`]) and answers lookups with it; the diverted replica
 //! ([`Role::Diverted`]) names its primary. If the chosen node refuses too, the insert fails
 //! and the client diverts the file. The file survives the loss of either: the other replicas
@@ -112,19 +113,21 @@ pub(crate) struct SpaceQueryState {
     waiting: BTreeSet<Id>,
     replies: Vec<(Id, u64)>,
     deadline: Time,
+    /// Candidates not asked yet: asked if none of the first answers can take the replica.
+    rest: Vec<Id>,
 }
 
-/// `count` of `ids` drawn at random (all of them if there are no more).
-fn sample(o: &mut dyn Net<PastMessage>, mut ids: Vec<Id>, count: usize) -> BTreeSet<Id> {
+/// `count` of `ids` drawn at random (all of them if there are no more), and the others.
+fn sample(o: &mut dyn Net<PastMessage>, mut ids: Vec<Id>, count: usize) -> (BTreeSet<Id>, Vec<Id>) {
     if count >= ids.len() {
-        return ids.into_iter().collect();
+        return (ids.into_iter().collect(), Vec::new());
     }
     for i in 0..count {
         let pick = i + (o.random() % (ids.len() - i) as u64) as usize;
         ids.swap(i, pick);
     }
-    ids.truncate(count);
-    ids.into_iter().collect()
+    let rest = ids.split_off(count);
+    (ids.into_iter().collect(), rest)
 }
 
 /// Whether a node with `free` bytes accepts `size` more under threshold `t`.
@@ -233,7 +236,7 @@ impl Past {
             .ids()
             .filter(|id| !prepare.primaries.contains(id) && *id != prepare.coordinator)
             .collect();
-        let candidates = sample(o, leaves, self.config.space_query_fanout);
+        let (candidates, rest) = sample(o, leaves, self.config.space_query_fanout);
         if prepare.diverted || !self.config.replica_diversion || candidates.is_empty() {
             if let Some(c) = coordinator {
                 self.send(o, c, PastMessage::Prepared { file, nonce, result: Err(Refusal::NoSpace) });
@@ -244,8 +247,8 @@ impl Past {
         let query = self.fresh();
         pending.query = Some(query);
         let deadline = now + self.config.request_timeout;
-        self.queries
-            .insert(query, SpaceQueryState { file, waiting: candidates.clone(), replies: Vec::new(), deadline });
+        let state = SpaceQueryState { file, waiting: candidates.clone(), replies: Vec::new(), deadline, rest };
+        self.queries.insert(query, state);
         self.schedule(deadline, Timer::Query(query));
         let pending_deadline = pending.deadline;
         let holding = Holding {
@@ -279,8 +282,24 @@ impl Past {
         if let Some((free, false)) = reply {
             q.replies.push((from, free));
         }
-        if q.waiting.is_empty() {
-            self.conclude_query(o, query);
+        if !q.waiting.is_empty() {
+            return;
+        }
+        let (file, most) = (q.file, q.replies.iter().map(|&(_, free)| free).max());
+        let size = self.holdings.get(&file).map_or(u64::MAX, |h| h.cert.body.size);
+        let taker = most.is_some_and(|free| accepts(size, free, self.config.t_div));
+        let Some(q) = self.queries.get_mut(&query).filter(|q| !taker && !q.rest.is_empty()) else {
+            return self.conclude_query(o, query);
+        };
+        // None of those asked can take it under t_div: ask the others too.
+        let rest = core::mem::take(&mut q.rest);
+        q.waiting = rest.iter().copied().collect();
+        q.deadline = o.now() + self.config.request_timeout;
+        let deadline = q.deadline;
+        self.schedule(deadline, Timer::Query(query));
+        self.stats.space_queries += rest.len() as u64;
+        for candidate in rest {
+            self.send(o, candidate, PastMessage::SpaceQuery { file, query });
         }
     }
 

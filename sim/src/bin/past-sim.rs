@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use past_core::past::SPACE_QUERY_FANOUT;
 use past_sim::past::experiment::{
     CachingReport, Diversion, FilesParams, StorageParams, StorageReport, caching, durability, storage,
 };
@@ -86,10 +85,10 @@ enum Command {
         /// signatures ahead of the nodes).
         #[arg(long)]
         sign_at_once: bool,
-        /// Leaves a diverting primary asks for their free space, drawn at random; 0: all of
-        /// them (runs before 2026-12-02 asked all). Default: PAST's default.
-        #[arg(long)]
-        space_query_fanout: Option<usize>,
+        /// Leaves a diverting primary asks for their free space first, drawn at random (the
+        /// others only if none of those has room); 0: all of them at once, PAST's default.
+        #[arg(long, default_value_t = 0)]
+        space_query_fanout: usize,
         /// Write the failure/utilization plot here.
         #[arg(long)]
         plot: Option<PathBuf>,
@@ -165,7 +164,7 @@ fn main() -> anyhow::Result<()> {
             space_query_fanout,
             plot,
         } => {
-            let space_query_fanout = space_query_fanout.map(|n| if n == 0 { usize::MAX } else { n });
+            let space_query_fanout = if space_query_fanout == 0 { usize::MAX } else { space_query_fanout };
             let sizes = match sizes {
                 Sizes::Web => FileSizes::web(size_scale),
                 Sizes::Fs => FileSizes::filesystem(size_scale),
@@ -182,9 +181,9 @@ fn main() -> anyhow::Result<()> {
                 sizes.max,
                 sizes.sigma(),
                 if sign_at_once { "signing at once" } else { "signing on a second thread, answered after 1 ms" },
-                match space_query_fanout.unwrap_or(SPACE_QUERY_FANOUT) {
+                match space_query_fanout {
                     usize::MAX => "every leaf that is not a primary".to_string(),
-                    n => format!("{n} random leaves"),
+                    n => format!("{n} random leaves (the others if none has room)"),
                 }
             );
             let mut reports = Vec::new();

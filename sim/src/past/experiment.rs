@@ -79,8 +79,9 @@ pub struct StorageParams {
     /// [`SIGN_DELAY`](crate::past::crypto_thread::SIGN_DELAY) later, so the run differs from
     /// one without, but not from run to run.
     pub crypto_thread: bool,
-    /// Leaves a diverting primary asks for their free space (`None`: PAST's default).
-    pub space_query_fanout: Option<usize>,
+    /// Leaves a diverting primary asks for their free space first
+    /// ([`PastConfig::space_query_fanout`]; `usize::MAX`: all at once).
+    pub space_query_fanout: usize,
 }
 
 /// One measurement during the storage experiment.
@@ -158,9 +159,7 @@ pub fn storage(params: &StorageParams) -> StorageReport {
         config.caching = false;
         config.audit_interval = None;
         config.shared_verified = shared.clone();
-        if let Some(fanout) = params.space_query_fanout {
-            config.space_query_fanout = fanout;
-        }
+        config.space_query_fanout = params.space_query_fanout;
         match diversion {
             Diversion::None => config.without_diversion(),
             Diversion::Replica => {
