@@ -165,7 +165,7 @@ pub(crate) enum StorageWait {
 pub(crate) enum SignWait {
     /// The file certificate of an insert attempt.
     Certificate { op: u64, body: crate::past::certificate::FileCertificateBody },
-    /// The store receipt of a ready replica, for the commit to come.
+    /// The store receipt of an accepted replica (or pointer), for the commit to come.
     StoreReceipt { nonce: u64, body: crate::past::certificate::StoreReceiptBody },
     /// A reclaim certificate.
     ReclaimCertificate { op: u64, body: crate::past::certificate::ReclaimCertificateBody },

@@ -282,25 +282,35 @@ impl Past {
         if let Some((free, false)) = reply {
             q.replies.push((from, free));
         }
-        if !q.waiting.is_empty() {
-            return;
+        if q.waiting.is_empty() && !self.ask_the_rest(o, query) {
+            self.conclude_query(o, query);
         }
+    }
+
+    /// All those asked answered and none can take the replica under t_div: asks the
+    /// candidates not asked yet, if any (returns whether it did).
+    fn ask_the_rest(&mut self, o: &mut dyn Net<PastMessage>, query: u64) -> bool {
+        let Some(q) = self.queries.get(&query).filter(|q| !q.rest.is_empty()) else {
+            return false;
+        };
         let (file, most) = (q.file, q.replies.iter().map(|&(_, free)| free).max());
         let size = self.holdings.get(&file).map_or(u64::MAX, |h| h.cert.body.size);
-        let taker = most.is_some_and(|free| accepts(size, free, self.config.t_div));
-        let Some(q) = self.queries.get_mut(&query).filter(|q| !taker && !q.rest.is_empty()) else {
-            return self.conclude_query(o, query);
+        if most.is_some_and(|free| accepts(size, free, self.config.t_div)) {
+            return false;
+        }
+        let deadline = o.now() + self.config.request_timeout;
+        let Some(q) = self.queries.get_mut(&query) else {
+            return false;
         };
-        // None of those asked can take it under t_div: ask the others too.
         let rest = core::mem::take(&mut q.rest);
         q.waiting = rest.iter().copied().collect();
-        q.deadline = o.now() + self.config.request_timeout;
-        let deadline = q.deadline;
+        q.deadline = deadline;
         self.schedule(deadline, Timer::Query(query));
         self.stats.space_queries += rest.len() as u64;
         for candidate in rest {
             self.send(o, candidate, PastMessage::SpaceQuery { file, query });
         }
+        true
     }
 
     pub(crate) fn query_timer(&mut self, o: &mut dyn Net<PastMessage>, query: u64) {
