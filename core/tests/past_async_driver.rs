@@ -124,13 +124,19 @@ fn joined(hosts: &mut [Host], now: &mut Time) {
     }
 }
 
-/// Inserts `content` from host 0 with k = 3 and returns its fileId.
-fn insert(hosts: &mut [Host], now: &mut Time, content: &[u8]) -> FileId {
-    hosts[0].store.add_upload(UploadId(1), content.to_vec());
+/// Starts inserting `content` from host 0 with k = 3, as upload `upload` named `name`.
+fn start_insert(hosts: &mut [Host], now: Time, upload: u64, name: &str, content: &[u8]) -> OpId {
+    hosts[0].store.add_upload(UploadId(upload), content.to_vec());
     let owner = hosts[0].node.app().config().node_key;
     let size = content.len() as u64;
-    let spec = InsertRequestSpec { name: "late".into(), owner, k: 3, upload: UploadId(1), size, created: 5 };
-    let op = hosts[0].node.insert(spec, *now).expect("insert starts");
+    let spec =
+        InsertRequestSpec { name: name.into(), owner, k: 3, upload: UploadId(upload), size, created: upload + 4 };
+    hosts[0].node.insert(spec, now).expect("insert starts")
+}
+
+/// Inserts `content` from host 0 with k = 3 and returns its fileId.
+fn insert(hosts: &mut [Host], now: &mut Time, content: &[u8]) -> FileId {
+    let op = start_insert(hosts, *now, 1, "late", content);
     settle(hosts, now);
     hosts[0]
         .events
@@ -275,10 +281,7 @@ fn a_storing_node_has_its_receipt_signed_while_the_content_comes_and_sends_it_on
     joined(&mut hosts, &mut now);
     // Four chunks: the content takes several rounds to arrive.
     let content: Vec<u8> = (0..200_000u32).map(|i| (i * 5 % 251) as u8).collect();
-    hosts[0].store.add_upload(UploadId(3), content.clone());
-    let owner = hosts[0].node.app().config().node_key;
-    let spec = InsertRequestSpec { name: "early".into(), owner, k: 3, upload: UploadId(3), size: 200_000, created: 7 };
-    let op = hosts[0].node.insert(spec, now).expect("insert starts");
+    let op = start_insert(&mut hosts, now, 3, "early", &content);
     // For each storing node: whether its receipt was asked for before its content was whole.
     let mut signed_early = [false; 3];
     let mut rounds = 0;
@@ -302,10 +305,8 @@ fn a_storing_node_has_its_receipt_signed_while_the_content_comes_and_sends_it_on
     // An insert that one node cannot hold is aborted: the receipts the others had signed
     // never leave them.
     hosts[2].full = true;
-    hosts[0].store.add_upload(UploadId(4), content.iter().map(|b| b ^ 1).collect());
-    let spec =
-        InsertRequestSpec { name: "aborted".into(), owner, k: 3, upload: UploadId(4), size: 200_000, created: 8 };
-    let op = hosts[0].node.insert(spec, now).expect("insert starts");
+    let other: Vec<u8> = content.iter().map(|b| b ^ 1).collect();
+    let op = start_insert(&mut hosts, now, 4, "aborted", &other);
     let mut receipts_signed = 0;
     while round(&mut hosts, &mut now) {
         receipts_signed += hosts.iter().map(|h| h.signing.iter().filter(|r| is_receipt(r)).count()).sum::<usize>();

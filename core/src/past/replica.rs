@@ -130,6 +130,17 @@ fn sample(o: &mut dyn Net<PastMessage>, mut ids: Vec<Id>, count: usize) -> (BTre
     (ids.into_iter().collect(), rest)
 }
 
+/// The node a store receipt names as holding a file this node holds in `role`: this node
+/// (`own`) for a replica, the diverted replica's node for a pointer; `None` for a role that
+/// gives no receipt.
+fn receipt_holder(role: Role, own: Id) -> Option<Id> {
+    match role {
+        Role::Primary => Some(own),
+        Role::Pointer { holder } => Some(holder),
+        _ => None,
+    }
+}
+
 /// Whether a node with `free` bytes accepts `size` more under threshold `t`.
 pub(crate) fn accepts(size: u64, free: u64, t: f64) -> bool {
     size <= free && free > 0 && (size as f64) <= t * free as f64
@@ -538,25 +549,15 @@ impl Past {
     /// replica was accepted) of an insert, so that it is signed while the content comes and
     /// the commit is awaited, not after the commit. The receipt leaves only with the commit.
     pub(crate) fn sign_receipt(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, nonce: u64) {
-        let Some(holder) = self.receipt_holder(o.id(), file) else {
+        let Some(h) = self.holdings.get(&file) else {
             return;
         };
-        let Some(h) = self.holdings.get(&file) else {
+        let Some(holder) = receipt_holder(h.role, o.id()) else {
             return;
         };
         let body = StoreReceiptBody { file, certificate: h.cert.digest(), node: o.id(), holder };
         let message = body.signing_bytes();
         self.sign(self.config.node_key, message, SignWait::StoreReceipt { nonce, body });
-    }
-
-    /// The node a store receipt for `file` names as holding it: this node for a replica, the
-    /// diverted replica's node for a pointer; `None` if this node gives no receipt for it.
-    fn receipt_holder(&self, own: Id, file: FileId) -> Option<Id> {
-        match self.holdings.get(&file)?.role {
-            Role::Primary => Some(own),
-            Role::Pointer { holder } => Some(holder),
-            _ => None,
-        }
     }
 
     /// Whether the store receipt of `file` for the insert `nonce` is being signed.
@@ -575,7 +576,7 @@ impl Past {
         nonce: u64,
         receipt: Option<StoreReceipt>,
     ) {
-        let holder = self.receipt_holder(o.id(), file);
+        let holder = self.holdings.get(&file).and_then(|h| receipt_holder(h.role, o.id()));
         let receipt = receipt.filter(|r| Some(r.body.holder) == holder);
         if let Some(p) = self.holdings.get_mut(&file).and_then(|h| h.pending.as_mut()).filter(|p| p.nonce == nonce) {
             p.receipt = receipt.map(Box::new);
