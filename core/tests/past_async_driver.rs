@@ -2,6 +2,8 @@
 //! completed a round after they are made, reads in reverse order. Insert, lookup and reclaim
 //! still work, on three nodes talking through an in-memory loop.
 
+use std::sync::Arc;
+
 use past_core::past::{
     Ed25519Signer, InsertRequestSpec, Keyring, MemoryStore, Past, PastConfig, PastEvent, SignRequest, Signer, Storage,
     StorageError, StorageOp, StorageRequest, UploadId,
@@ -433,9 +435,9 @@ fn maintenance_asking_for_a_replica_while_a_cached_copy_arrives_gets_a_replica()
 
     // The node starts pulling a cached copy, and before it arrives maintenance asks it for
     // a replica (as when a holder has just failed).
-    let offer = PastMessage::CacheOffer { certificate: Box::new(certificate.clone()), holder: holder_id };
+    let offer = PastMessage::CacheOffer { certificate: Arc::new(certificate.clone()), holder: holder_id };
     hosts[other].node.handle_message(holder_id, Message::Direct(offer), now);
-    let replicate = PastMessage::Replicate { files: vec![(certificate, holder_id)] };
+    let replicate = PastMessage::Replicate { files: vec![(Arc::new(certificate), holder_id)] };
     hosts[other].node.handle_message(holder_id, Message::Direct(replicate), now);
     settle(&mut hosts, &mut now);
 

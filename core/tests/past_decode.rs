@@ -209,7 +209,7 @@ fn past_cases() -> Cases<PastMessage> {
             "Insert",
             (certificate(), id(), nonce())
                 .prop_map(|(certificate, client, nonce)| {
-                    P::Insert(Box::new(InsertRequest { certificate, client, nonce }))
+                    P::Insert(Box::new(InsertRequest { certificate: certificate.into(), client, nonce }))
                 })
                 .boxed(),
         ),
@@ -218,7 +218,7 @@ fn past_cases() -> Cases<PastMessage> {
             (certificate(), id(), source(), id(), nonce(), ids(), any::<bool>(), any::<bool>())
                 .prop_map(|(certificate, source_node, source, coordinator, nonce, primaries, diverted, insert)| {
                     P::Prepare(Box::new(Prepare {
-                        certificate,
+                        certificate: certificate.into(),
                         source_node,
                         source,
                         coordinator,
@@ -309,7 +309,7 @@ fn past_cases() -> Cases<PastMessage> {
             (nonce(), certificate(), id(), any::<u8>(), ids(), any::<bool>(), ids())
                 .prop_map(|(request, certificate, holder, hops, route, cached, others)| P::Found {
                     request,
-                    certificate: Box::new(certificate),
+                    certificate: certificate.into(),
                     holder,
                     hops,
                     route,
@@ -322,7 +322,7 @@ fn past_cases() -> Cases<PastMessage> {
         (
             "CacheOffer",
             (certificate(), id())
-                .prop_map(|(certificate, holder)| P::CacheOffer { certificate: Box::new(certificate), holder })
+                .prop_map(|(certificate, holder)| P::CacheOffer { certificate: certificate.into(), holder })
                 .boxed(),
         ),
         ("Reclaim", reclaim_request().prop_map(|r| P::Reclaim(Box::new(r))).boxed()),
@@ -343,7 +343,10 @@ fn past_cases() -> Cases<PastMessage> {
                 .prop_map(|(request, node, reason)| P::ReclaimRejected { request, node, reason })
                 .boxed(),
         ),
-        ("Replicate", vec((certificate(), id()), 0..3).prop_map(|files| P::Replicate { files }).boxed()),
+        (
+            "Replicate",
+            vec((certificate().prop_map(Into::into), id()), 0..3).prop_map(|files| P::Replicate { files }).boxed(),
+        ),
         ("Holding", vec(file(), 0..8).prop_map(|files| P::Holding { files }).boxed()),
         ("Release", file().prop_map(|file| P::Release { file }).boxed()),
         ("Released", vec(file(), 0..8).prop_map(|files| P::Released { files }).boxed()),

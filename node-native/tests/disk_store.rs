@@ -29,7 +29,7 @@ fn record(file: FileId, size: u64, role: Role, committed: bool) -> FileRecord {
         owner: PublicKey([6; 32]),
     };
     let certificate: FileCertificate = Signed { body, signer: PublicKey([6; 32]), signature: Signature([7; 64]) };
-    FileRecord { certificate, chunk_hashes: vec![[8; 20]], role, committed }
+    FileRecord { certificate: certificate.into(), chunk_hashes: vec![[8; 20]], role, committed }
 }
 
 fn chunk(index: u32, len: usize) -> Vec<u8> {

@@ -38,6 +38,7 @@
 //! intermediate node any; every storing node verifies what it stores itself.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::id::Id;
 use crate::net::Net;
@@ -75,7 +76,7 @@ pub(crate) struct InsertOp {
 
 #[derive(Debug)]
 struct Attempt {
-    cert: FileCertificate,
+    cert: Arc<FileCertificate>,
     digest: Hash,
     nonce: u64,
     /// Receipts whose signature verified, by node.
@@ -326,7 +327,7 @@ impl Past {
         let digest = cert.digest();
         op.current = Some(Attempt {
             digest,
-            cert,
+            cert: Arc::new(cert),
             nonce,
             receipts: BTreeMap::new(),
             unchecked: Vec::new(),
@@ -461,7 +462,7 @@ impl Past {
         };
         self.owned.insert(file, attempt.cert.clone());
         let result = Inserted {
-            certificate: attempt.cert,
+            certificate: Arc::unwrap_or_clone(attempt.cert),
             receipts: attempt.receipts.into_values().collect(),
             attempts: op.attempt,
         };

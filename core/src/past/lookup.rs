@@ -29,6 +29,8 @@
 //! Files pass through no node on the way back in this design, so caching costs a pull of
 //! the file by each caching node, once.
 
+use std::sync::Arc;
+
 use crate::id::Id;
 use crate::net::Net;
 use crate::node::Forward;
@@ -66,7 +68,7 @@ pub(crate) struct LookupOp {
     /// Routes that went unanswered.
     unanswered: u8,
     tried: Vec<Id>,
-    cert: Option<FileCertificate>,
+    cert: Option<Arc<FileCertificate>>,
     hashes: Vec<Hash>,
     emitted: u32,
     /// Chunks handed out and not yet reported consumed (with `paced_reads`).
@@ -170,11 +172,11 @@ impl Past {
             self.stats.replica_hits += 1;
         }
         for &node in &request.cache_at {
-            self.send(o, node, PastMessage::CacheOffer { certificate: Box::new(certificate.clone()), holder });
+            self.send(o, node, PastMessage::CacheOffer { certificate: certificate.clone(), holder });
         }
         let found = PastMessage::Found {
             request: request.request,
-            certificate: Box::new(certificate),
+            certificate,
             holder,
             hops: request.hops,
             route: request.route.clone(),
@@ -227,7 +229,7 @@ impl Past {
         o: &mut dyn Net<PastMessage>,
         _from: Id,
         request: u64,
-        cert: FileCertificate,
+        cert: Arc<FileCertificate>,
         (holder, others): (Id, Vec<Id>),
         (hops, route): (u8, Vec<Id>),
         cached: bool,
@@ -255,11 +257,11 @@ impl Past {
         op.cert = Some(cert.clone());
         let (hashes, start, content, purpose) = (op.hashes.clone(), op.emitted, op.content, op.purpose);
         if !content {
-            let found = Found { certificate: cert, holder, hops, cached };
+            let found = Found { certificate: Arc::unwrap_or_clone(cert), holder, hops, cached };
             return self.end_lookup(o, id, Ok(found));
         }
         if first && purpose == Purpose::User {
-            self.emit(PastEvent::LookupFound { op: OpId(id), certificate: cert.clone(), holder, hops, route });
+            self.emit(PastEvent::LookupFound { op: OpId(id), certificate: (*cert).clone(), holder, hops, route });
         }
         let transfer =
             self.start_transfer(o, holder, Source::File(op_file(&cert)), &cert, hashes, start, Sink::Reader(id));
@@ -329,7 +331,7 @@ impl Past {
         let Some(cert) = op.cert.clone() else {
             return;
         };
-        let found = Found { certificate: cert, holder, hops: op.hops, cached: op.cached };
+        let found = Found { certificate: Arc::unwrap_or_clone(cert), holder, hops: op.hops, cached: op.cached };
         self.end_lookup(o, id, Ok(found));
     }
 
@@ -417,7 +419,7 @@ impl Past {
     // ----- caching -----
 
     /// A holder offers this node, which a lookup passed through, the file to cache.
-    pub(crate) fn on_cache_offer(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, holder: Id) {
+    pub(crate) fn on_cache_offer(&mut self, o: &mut dyn Net<PastMessage>, cert: Arc<FileCertificate>, holder: Id) {
         let file = cert.body.file;
         if !self.config.caching || self.holdings.contains_key(&file) {
             return;
@@ -454,7 +456,7 @@ impl Past {
             cert: cert.clone(),
             hashes: Vec::new(),
             role: Role::Cached,
-            pending: Some(pending),
+            pending: Some(Box::new(pending)),
             holders: Vec::new(),
         };
         self.store(StorageOp::Create { file, record: holding.record() }, StorageWait::Other);

@@ -12,6 +12,7 @@
 //! among the k closest again. A periodic audit forgets what is known and checks again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::id::Id;
 use crate::net::Net;
@@ -67,7 +68,7 @@ impl Past {
         let leaves: BTreeSet<Id> = o.state().leaf_set.ids().collect();
         let mut leaf_ids: Vec<Id> = leaves.iter().copied().chain([own]).collect();
         leaf_ids.sort_unstable();
-        let mut notices: BTreeMap<Id, Vec<(FileCertificate, Id)>> = BTreeMap::new();
+        let mut notices: BTreeMap<Id, Vec<(Arc<FileCertificate>, Id)>> = BTreeMap::new();
         let mut release = Vec::new();
         let mut rehome = Vec::new();
         for (file, h) in self.holdings.iter_mut() {
@@ -191,7 +192,7 @@ impl Past {
     }
 
     /// Starts holding a replica fetched from `source` (maintenance).
-    pub(crate) fn fetch_replica(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, source: Id) {
+    pub(crate) fn fetch_replica(&mut self, o: &mut dyn Net<PastMessage>, cert: Arc<FileCertificate>, source: Id) {
         let own = o.id();
         let file = cert.body.file;
         let k = usize::from(cert.body.k);
@@ -210,7 +211,12 @@ impl Past {
     }
 
     /// Replica maintenance: `from` says this node should hold these files.
-    pub(crate) fn on_replicate(&mut self, o: &mut dyn Net<PastMessage>, from: Id, files: Vec<(FileCertificate, Id)>) {
+    pub(crate) fn on_replicate(
+        &mut self,
+        o: &mut dyn Net<PastMessage>,
+        from: Id,
+        files: Vec<(Arc<FileCertificate>, Id)>,
+    ) {
         let mut held = Vec::new();
         for (cert, source) in files {
             let file = cert.body.file;

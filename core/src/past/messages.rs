@@ -7,6 +7,7 @@
 //! [`CHUNK_SIZE`] bytes.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use crate::id::Id;
 use crate::past::certificate::{
@@ -51,7 +52,7 @@ impl Source {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InsertRequest {
     /// The file certificate.
-    pub certificate: FileCertificate,
+    pub certificate: Arc<FileCertificate>,
     /// The client, which serves the content.
     pub client: Id,
     /// Random number naming this insert attempt.
@@ -61,8 +62,8 @@ pub struct InsertRequest {
 /// Asks a node to hold a replica of a file, pulling its content from a source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prepare {
-    /// The file certificate.
-    pub certificate: FileCertificate,
+    /// The file certificate (shared with the holding made from it).
+    pub certificate: Arc<FileCertificate>,
     /// The node to pull the content from.
     pub source_node: Id,
     /// What to pull.
@@ -269,7 +270,7 @@ pub enum PastMessage {
         /// The reader's request.
         request: u64,
         /// The file certificate.
-        certificate: Box<FileCertificate>,
+        certificate: Arc<FileCertificate>,
         /// The node holding the content.
         holder: Id,
         /// Routing hops the lookup took.
@@ -292,7 +293,7 @@ pub enum PastMessage {
     /// A holder offers a node on a lookup route the file to cache.
     CacheOffer {
         /// The file certificate.
-        certificate: Box<FileCertificate>,
+        certificate: Arc<FileCertificate>,
         /// The node to fetch it from.
         holder: Id,
     },
@@ -327,7 +328,7 @@ pub enum PastMessage {
     /// the node given with it.
     Replicate {
         /// Certificates and where to fetch each.
-        files: Vec<(FileCertificate, Id)>,
+        files: Vec<(Arc<FileCertificate>, Id)>,
     },
     /// The sender holds these files (an answer to [`PastMessage::Replicate`], or news after
     /// storing them).

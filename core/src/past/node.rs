@@ -2,6 +2,7 @@
 //! and the commands on a [`Node`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use crate::id::Id;
 use crate::net::{Narrow, Net};
@@ -228,7 +229,7 @@ pub struct Past {
     /// Digests of the last certificates whose signature verified.
     pub(crate) verified: VecDeque<crate::past::file_id::Hash>,
     /// Certificates of files inserted through this node, for reclaims.
-    pub(crate) owned: BTreeMap<FileId, FileCertificate>,
+    pub(crate) owned: BTreeMap<FileId, Arc<FileCertificate>>,
     pub(crate) coordinations: BTreeMap<(FileId, u64), Coordination>,
     pub(crate) transfers: BTreeMap<u64, Transfer>,
     pub(crate) inserts: BTreeMap<u64, InsertOp>,
@@ -332,7 +333,7 @@ impl Past {
 
     /// The certificate of a file this node holds.
     pub fn certificate(&self, file: &FileId) -> Option<&FileCertificate> {
-        self.holdings.get(file).map(|h| &h.cert)
+        self.holdings.get(file).map(|h| &*h.cert)
     }
 
     /// Bytes of quota left to `owner` on this node.
@@ -528,10 +529,10 @@ impl Past {
             PastMessage::Locate { lookup } => self.on_locate(o, from, lookup),
             PastMessage::Located { reader, request, held } => self.on_located(o, from, reader, request, held),
             PastMessage::Found { request, certificate, holder, hops, route, cached, others } => {
-                self.on_found(o, from, request, *certificate, (holder, others), (hops, route), cached)
+                self.on_found(o, from, request, certificate, (holder, others), (hops, route), cached)
             }
             PastMessage::NotFound { request, file } => self.on_not_found(o, request, file),
-            PastMessage::CacheOffer { certificate, holder } => self.on_cache_offer(o, *certificate, holder),
+            PastMessage::CacheOffer { certificate, holder } => self.on_cache_offer(o, certificate, holder),
             PastMessage::ReclaimHolder(request) => self.on_reclaim_holder(o, from, *request),
             PastMessage::ReclaimAck { request, holders } => self.on_reclaim_ack(o, request, holders),
             PastMessage::ReclaimReceipt { request, receipt } => self.on_reclaim_receipt(o, request, *receipt),

@@ -17,6 +17,7 @@
 //! after the owner inserts the same fileId again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::id::Id;
 use crate::net::Net;
@@ -87,7 +88,7 @@ impl Past {
     }
 
     /// Reclaims a partially inserted file (some receipts came, not all).
-    pub(crate) fn compensate(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, issued: u64) {
+    pub(crate) fn compensate(&mut self, o: &mut dyn Net<PastMessage>, cert: Arc<FileCertificate>, issued: u64) {
         let id = self.new_reclaim(o, cert.body.file, cert.body.owner, issued, true);
         self.sign_reclaim(o, id, &cert);
     }

@@ -9,6 +9,8 @@
 //! k closest to the fileId and does not hold the file by then (a new offer meanwhile starts
 //! a pull from its source at once).
 
+use std::sync::Arc;
+
 use crate::id::Id;
 use crate::net::Net;
 use crate::past::certificate::FileCertificate;
@@ -22,7 +24,7 @@ const MAX_RETRIES: u8 = 3;
 /// A maintenance pull to try again.
 #[derive(Debug)]
 pub(crate) struct Refetch {
-    cert: FileCertificate,
+    cert: Arc<FileCertificate>,
     source: Id,
     /// Retries made so far.
     retries: u8,
@@ -31,7 +33,7 @@ pub(crate) struct Refetch {
 impl Past {
     /// The maintenance pull of `cert` from `source` failed: schedules another try, unless
     /// the tries are used up.
-    pub(crate) fn refetch_later(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, source: Id) {
+    pub(crate) fn refetch_later(&mut self, o: &mut dyn Net<PastMessage>, cert: Arc<FileCertificate>, source: Id) {
         let file = cert.body.file;
         let retries = self.refetch.get(&file).map_or(0, |r| r.retries);
         if retries >= MAX_RETRIES {

@@ -23,6 +23,7 @@
 //! `maintenance` module.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::id::Id;
 use crate::net::Net;
@@ -38,12 +39,12 @@ use crate::time::Time;
 /// A file this node holds, in any role, committed or not.
 #[derive(Clone, Debug)]
 pub(crate) struct Holding {
-    pub(crate) cert: FileCertificate,
+    pub(crate) cert: Arc<FileCertificate>,
     /// The chunk hash list (empty for a single-chunk file, or until received).
     pub(crate) hashes: Vec<Hash>,
     pub(crate) role: Role,
     /// `None` once committed.
-    pub(crate) pending: Option<Pending>,
+    pub(crate) pending: Option<Box<Pending>>,
     /// Nodes known to hold the file (this node included), for maintenance.
     pub(crate) holders: Vec<Id>,
 }
@@ -217,7 +218,7 @@ impl Past {
                 cert: prepare.certificate.clone(),
                 hashes: Vec::new(),
                 role,
-                pending: Some(pending),
+                pending: Some(Box::new(pending)),
                 holders: Vec::new(),
             };
             let deadline = holding.pending.as_ref().map_or(now, |p| p.deadline);
@@ -266,7 +267,7 @@ impl Past {
             cert: prepare.certificate,
             hashes: Vec::new(),
             role: Role::Pointer { holder: own },
-            pending: Some(pending),
+            pending: Some(Box::new(pending)),
             holders: Vec::new(),
         };
         self.holdings.insert(file, holding);
@@ -640,7 +641,13 @@ impl Past {
 
     /// A maintenance pull from `failed` failed: pulls from the next source offered
     /// meanwhile, or tries `failed` again later when none was.
-    fn pull_elsewhere(&mut self, o: &mut dyn Net<PastMessage>, cert: FileCertificate, failed: Id, others: Vec<Id>) {
+    fn pull_elsewhere(
+        &mut self,
+        o: &mut dyn Net<PastMessage>,
+        cert: Arc<FileCertificate>,
+        failed: Id,
+        others: Vec<Id>,
+    ) {
         let file = cert.body.file;
         let mut others = others.into_iter().filter(|&s| s != failed);
         let Some(next) = others.next() else {

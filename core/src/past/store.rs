@@ -18,6 +18,7 @@
 //! [`MemoryStore`] (tests, the simulator) and, later, a disk store.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +71,7 @@ impl Role {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
     /// The file certificate.
-    pub certificate: FileCertificate,
+    pub certificate: Arc<FileCertificate>,
     /// The SHA-1 of every chunk (empty for a single-chunk file, whose one hash is the content
     /// hash).
     pub chunk_hashes: Vec<Hash>,
