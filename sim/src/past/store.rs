@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use rustc_hash::FxHashMap;
+
 use past_core::past::{
     FileId, Object, Role, Storage, StorageError, StorageOp, StorageReply, UploadId, chunk_count, chunk_len,
 };
@@ -66,7 +68,9 @@ struct Stored {
 /// A node's store in the simulator.
 #[derive(Clone, Debug, Default)]
 pub struct SimStore {
-    files: BTreeMap<FileId, Stored>,
+    /// Hashed, not ordered: a node looks a file up for every storage request, and a cold
+    /// ordered map of thousands of 20-byte keys costs a cache miss per level.
+    files: FxHashMap<FileId, Stored>,
     uploads: BTreeMap<UploadId, (u64, u64)>,
     corrupt: BTreeSet<(FileId, u32)>,
     /// The last chunks of uploads read: an insert reads each chunk to hash it, then once for
@@ -100,12 +104,19 @@ impl SimStore {
         self.corrupt.insert((file, index));
     }
 
-    /// Files stored (any role), with their role and whether committed and complete.
-    pub fn files(&self) -> impl Iterator<Item = (FileId, Role, bool)> + '_ {
-        self.files.iter().map(|(f, s)| {
-            let complete = !s.role.has_content() || s.written == chunk_count(s.size);
-            (*f, s.role, s.committed && complete)
-        })
+    /// Files stored (any role), with their role and whether committed and complete, in
+    /// fileId order.
+    pub fn files(&self) -> Vec<(FileId, Role, bool)> {
+        let mut files: Vec<(FileId, Role, bool)> = self
+            .files
+            .iter()
+            .map(|(f, s)| {
+                let complete = !s.role.has_content() || s.written == chunk_count(s.size);
+                (*f, s.role, s.committed && complete)
+            })
+            .collect();
+        files.sort_unstable_by_key(|&(file, _, _)| file);
+        files
     }
 
     /// Number of files stored.
