@@ -195,7 +195,9 @@ impl Past {
             return;
         }
         let expected = t.hashes.get(index as usize).copied();
-        if data.len() != chunk_len(t.size, index) || expected != Some(sha1(&data)) {
+        let shared = self.config.shared_verified.as_ref();
+        let matches = |hash: &Hash| shared.map_or_else(|| sha1(&data) == *hash, |s| s.chunk_matches(hash, &data));
+        if data.len() != chunk_len(t.size, index) || !expected.as_ref().is_some_and(matches) {
             self.stats.bad_chunks += 1;
             let file = t.file;
             if self.drop_source(o, id, from) {

@@ -1,4 +1,5 @@
-//! Signatures and file certificates already verified, shared by the nodes of one process.
+//! Signatures, file certificates and chunks already verified, shared by the nodes of one
+//! process.
 //!
 //! Each node remembers the digests of the last certificates it verified (see
 //! `Past::check_cert`). A process that runs many nodes (the simulator, where the root and
@@ -8,19 +9,22 @@
 //! signature) that verified is not verified again. Verification is a pure function of those
 //! bytes, so the outcome of every check is the same with or without the set; only the time
 //! spent, and the thread that spends it, differ: [`SharedVerified::verify`] lets a thread of
-//! the process verify signatures ahead of the nodes that will check them. A real node has no
-//! such set.
+//! the process verify signatures ahead of the nodes that will check them. The k nodes that
+//! pull a new replica check each chunk against its SHA-1; with the set, the first hashes it
+//! and the others compare their bytes with the bytes that matched (a comparison costs a
+//! tenth of a hash, and equal bytes have equal hashes). A real node has no such set.
 
 // Membership sets and a key cache, never iterated, so their order cannot reach a result;
 // hashing 20 bytes is several times cheaper than walking a tree of a million digests.
 #[allow(clippy::disallowed_types)]
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::VerifyingKey;
 use sha1::{Digest, Sha1};
 
+use crate::past::certificate::sha1;
 use crate::past::crypto::{PublicKey, Signature, parse_key, verify_all, verify_parsed};
 use crate::past::file_id::Hash;
 
@@ -28,6 +32,10 @@ use crate::past::file_id::Hash;
 /// older one is forgotten, so that the set stays bounded (a signature forgotten is only
 /// verified again).
 const GENERATION: usize = 1 << 20;
+
+/// Chunks held by their hash, the latest first out (at most 16 MiB of 64 KiB chunks): the k
+/// nodes that pull a replica check its chunks within moments of each other.
+const CHUNKS: usize = 256;
 
 /// Digests of signed certificates and of signatures that verified, and the signers' keys
 /// already parsed, shared by the nodes of one process.
@@ -44,6 +52,9 @@ struct Shared {
     /// Public keys decompressed into curve points: a key is parsed once, not for each
     /// signature it made (parsing is a pure function of the key's bytes).
     keys: HashMap<PublicKey, VerifyingKey>,
+    /// Chunks whose SHA-1 was computed lately, by that hash, and the order they came in.
+    chunks: HashMap<Hash, Arc<[u8]>>,
+    chunk_order: VecDeque<Hash>,
 }
 
 impl Shared {
@@ -56,6 +67,18 @@ impl Shared {
             self.signatures[1] = core::mem::take(&mut self.signatures[0]);
         }
         self.signatures[0].insert(digest);
+    }
+
+    fn insert_chunk(&mut self, hash: Hash, data: Arc<[u8]>) {
+        if self.chunks.insert(hash, data).is_some() {
+            return;
+        }
+        self.chunk_order.push_back(hash);
+        if self.chunk_order.len() > CHUNKS
+            && let Some(oldest) = self.chunk_order.pop_front()
+        {
+            self.chunks.remove(&oldest);
+        }
     }
 }
 
@@ -110,6 +133,23 @@ impl SharedVerified {
         // Every one, so that the good ones are held.
         let bad = left.iter().filter(|&&i| !self.verify(&checks[i].0, &checks[i].1, &checks[i].2)).count();
         bad == 0
+    }
+
+    /// Whether the SHA-1 of `data` is `expected`: `data` is compared with the bytes held
+    /// under `expected` if there are some, and hashed otherwise (then held if it matched).
+    pub(crate) fn chunk_matches(&self, expected: &Hash, data: &[u8]) -> bool {
+        // The comparison is made without the lock: the crypto thread takes it often.
+        let held = self.0.lock().ok().and_then(|shared| shared.chunks.get(expected).cloned());
+        if held.is_some_and(|held| *held == *data) {
+            return true;
+        }
+        if sha1(data) != *expected {
+            return false;
+        }
+        if let Ok(mut shared) = self.0.lock() {
+            shared.insert_chunk(*expected, data.into());
+        }
+        true
     }
 
     /// Whether `signature` of `message` by `signer` is held as verified.
@@ -191,5 +231,27 @@ mod tests {
         assert!(!shared.verify_many(&bad));
         let held: Vec<bool> = bad.iter().map(|(k, m, s)| shared.holds_signature(k, m, s)).collect();
         assert_eq!(held, [false, false, true, false, false], "only the one good signature");
+    }
+
+    #[test]
+    fn a_chunk_matches_its_hash_whether_hashed_or_compared_and_other_bytes_never_do() {
+        let shared = SharedVerified::new();
+        let chunk = vec![7u8; 1000];
+        let hash = sha1(&chunk);
+        let mut other = chunk.clone();
+        other[999] = 8;
+        assert!(!shared.chunk_matches(&hash, &other), "hashed: other bytes");
+        assert!(shared.chunk_matches(&hash, &chunk), "hashed, then held");
+        assert!(shared.chunk_matches(&hash, &chunk), "compared with the bytes held");
+        assert!(!shared.chunk_matches(&hash, &other), "compared: one byte differs");
+        assert!(!shared.chunk_matches(&hash, &chunk[..999]), "compared: shorter");
+        assert!(!shared.chunk_matches(&sha1(b"x"), &chunk), "held under another hash");
+        for i in 0..CHUNKS as u32 {
+            let data = i.to_be_bytes();
+            assert!(shared.chunk_matches(&sha1(&data), &data));
+        }
+        let held = shared.0.lock().map(|s| (s.chunks.len(), s.chunks.contains_key(&hash))).expect("lock");
+        assert_eq!(held, (CHUNKS, false), "bounded: the oldest chunk went first");
+        assert!(shared.chunk_matches(&hash, &chunk), "hashed again once forgotten");
     }
 }
