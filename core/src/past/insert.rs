@@ -460,12 +460,12 @@ impl Past {
         let Some(attempt) = op.current else {
             return;
         };
-        self.owned.insert(file, attempt.cert.clone());
         let result = Inserted {
-            certificate: Arc::unwrap_or_clone(attempt.cert),
+            certificate: (*attempt.cert).clone(),
             receipts: attempt.receipts.into_values().collect(),
             attempts: op.attempt,
         };
+        self.owned.insert(file, attempt.cert);
         self.emit(PastEvent::InsertDone { op: OpId(id), result: Ok(result) });
     }
 

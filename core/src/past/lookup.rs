@@ -257,7 +257,7 @@ impl Past {
         op.cert = Some(cert.clone());
         let (hashes, start, content, purpose) = (op.hashes.clone(), op.emitted, op.content, op.purpose);
         if !content {
-            let found = Found { certificate: Arc::unwrap_or_clone(cert), holder, hops, cached };
+            let found = Found { certificate: (*cert).clone(), holder, hops, cached };
             return self.end_lookup(o, id, Ok(found));
         }
         if first && purpose == Purpose::User {
@@ -328,10 +328,10 @@ impl Past {
         let Some(op) = self.lookups.get(&id) else {
             return;
         };
-        let Some(cert) = op.cert.clone() else {
+        let Some(certificate) = op.cert.as_deref().cloned() else {
             return;
         };
-        let found = Found { certificate: Arc::unwrap_or_clone(cert), holder, hops: op.hops, cached: op.cached };
+        let found = Found { certificate, holder, hops: op.hops, cached: op.cached };
         self.end_lookup(o, id, Ok(found));
     }
 
