@@ -17,6 +17,7 @@ pub mod network;
 pub mod past;
 pub mod plane;
 pub mod plot;
+pub mod transfers;
 
 /// Peak resident memory of this process as the kernel reports it (`VmHWM`, Linux only).
 pub fn peak_memory() -> String {

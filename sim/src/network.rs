@@ -15,11 +15,13 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use past_core::wire::{Message, Routed, RoutedBody};
 use past_core::{Application, Config, Event, Id, Net, Node, Rtt, Time, Transmit};
+use past_link::manager::ManagerConfig;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use rustc_hash::FxHashMap;
 
 use crate::plane::{Plane, Point, SIDE_MS};
+use crate::transfers::TransferCount;
 
 /// Random extra delay added to every one-way delivery: exponentially distributed with a
 /// mean of `relative` times the base latency plus `constant`, drawn from the network's
@@ -306,6 +308,8 @@ pub struct Network<A: SimApp = LookupApp> {
     events: Vec<(u32, Event)>,
     /// Routed messages the droppers dropped.
     dropped: u64,
+    /// The transfer connections counted since [`Network::count_transfers`], if asked.
+    transfers: Option<TransferCount>,
 }
 
 impl<A: SimApp> Network<A> {
@@ -331,7 +335,21 @@ impl<A: SimApp> Network<A> {
             lookups: Vec::new(),
             events: Vec::new(),
             dropped: 0,
+            transfers: None,
         }
+    }
+
+    /// Counts, from now on, the transfer connections direct messages need, each closing
+    /// after the browser node's `transfer_idle` unused (see [`crate::transfers`]); a count
+    /// already running starts again from zero.
+    pub fn count_transfers(&mut self) {
+        self.transfers = Some(TransferCount::new(ManagerConfig::default().transfer_idle));
+    }
+
+    /// The transfer connections counted since [`Network::count_transfers`], which stops
+    /// counting.
+    pub fn take_transfers(&mut self) -> Option<TransferCount> {
+        self.transfers.take()
     }
 
     /// Adds a random extra delay to every message delivered from now on.
@@ -576,6 +594,13 @@ impl<A: SimApp> Network<A> {
             let target = self.index.get(&transmit.to).filter(|t| t.alive).map(|t| (t.node, t.point));
             match target {
                 Some((to, point)) => {
+                    if let Some(transfers) = &mut self.transfers
+                        && matches!(transmit.message, Message::Direct(_))
+                        && !self.nodes[from as usize].state().knows(transmit.to)
+                        && !self.nodes[to as usize].state().knows(from_id)
+                    {
+                        transfers.record(from, to, self.now);
+                    }
                     let latency = self.peers[from as usize].point.latency(point);
                     self.add_distance(&transmit.message, latency);
                     let jitter = self.jitter.map_or(Duration::ZERO, |j| {

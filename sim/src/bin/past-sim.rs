@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use past_link::manager::ManagerConfig;
 use past_sim::past::experiment::{
     CachingReport, Diversion, FilesParams, StorageParams, StorageReport, caching, durability, storage,
 };
@@ -146,6 +147,39 @@ enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+}
+
+/// The transfer connections of the caching experiment's inserts and lookups: pairs that
+/// exchanged a direct PAST message while neither held the other in its tables.
+fn print_transfers(reports: &[CachingReport]) {
+    let budget = ManagerConfig::default().connection_budget;
+    println!(
+        "\ntransfer connections (pairs that exchanged a direct message while neither held the other in its tables; each costs both ends one connection of their {budget}; one closes after {} s unused):",
+        ManagerConfig::default().transfer_idle.as_secs_f64()
+    );
+    println!(
+        "| caching | phase | operations | connections | distinct pairs | per operation | per node: mean | 99th percentile | max | network-wide operations until the busiest node has made {budget} |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in reports {
+        for (phase, operations, t) in
+            [("inserts", r.files, r.insert_transfers), ("lookups", r.lookups, r.lookup_transfers)]
+        {
+            println!(
+                "| {} | {phase} | {operations} | {} | {} | {:.2} | {:.2} | {} | {} | {} |",
+                if r.caching { "on" } else { "off" },
+                t.connections,
+                t.pairs,
+                t.connections as f64 / operations.max(1) as f64,
+                t.mean,
+                t.p99,
+                t.max,
+                (u64::from(budget) * operations as u64)
+                    .checked_div(u64::from(t.max))
+                    .map_or("never".into(), |n| n.to_string()),
+            );
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -331,6 +365,7 @@ fn main() -> anyhow::Result<()> {
                     (1.0 - on.mean_hops / off.mean_hops.max(f64::MIN_POSITIVE)) * 100.0
                 );
             }
+            print_transfers(&reports);
         }
         Command::Droppers {
             network: NetworkArgs { nodes, leaf_set, k, seed },

@@ -11,6 +11,7 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::past::workload::{FileSizes, TruncatedNormal, Zipf};
 use crate::past::{Outcome, PastSim, closest_in};
+use crate::transfers::{Summary, TransferCount};
 
 /// The Pastry configuration of a PAST simulation: leaf set size l, no periodic maintenance
 /// (the network is static unless an experiment turns it on).
@@ -282,6 +283,8 @@ pub struct Loaded {
     pub files: Vec<(FileId, u64, u64)>,
     /// Inserts that failed.
     pub failed: usize,
+    /// The transfer connections the inserts needed.
+    pub insert_transfers: TransferCount,
 }
 
 /// Builds a network and inserts `params.files` files from random clients.
@@ -303,6 +306,7 @@ pub fn load(params: &FilesParams) -> Loaded {
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x10ad);
     let mut files = Vec::new();
     let mut failed = 0;
+    sim.network.count_transfers();
     for batch in (0..params.files).step_by(100) {
         let mut ops = Vec::new();
         for _ in batch..(batch + 100).min(params.files) {
@@ -322,7 +326,8 @@ pub fn load(params: &FilesParams) -> Loaded {
             }
         }
     }
-    Loaded { sim, files, failed }
+    let insert_transfers = sim.network.take_transfers().expect("counted since the build");
+    Loaded { sim, files, failed, insert_transfers }
 }
 
 /// Looks up every file from a random live node; returns how many came back whole and right.
@@ -524,6 +529,12 @@ pub struct CachingReport {
     pub cached_files: u64,
     /// Cached copies evicted.
     pub evictions: u64,
+    /// Files inserted before the lookups.
+    pub files: usize,
+    /// Transfer connections the inserts needed, over the live nodes.
+    pub insert_transfers: Summary,
+    /// Transfer connections the lookups needed (cache fills included), over the live nodes.
+    pub lookup_transfers: Summary,
 }
 
 /// The caching experiment: Zipf-popular lookups from random nodes.
@@ -538,6 +549,7 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64) -> CachingRepor
         order.swap(i, j);
     }
     let (mut ok, mut hits, mut hops, mut answered) = (0, 0, 0u64, 0u64);
+    loaded.sim.network.count_transfers();
     let batch = 100;
     for start in (0..lookups).step_by(batch) {
         let mut ops = Vec::new();
@@ -562,6 +574,8 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64) -> CachingRepor
             }
         }
     }
+    let live = loaded.sim.network.live_nodes();
+    let lookup_transfers = loaded.sim.network.take_transfers().expect("counted since the inserts");
     CachingReport {
         caching: params.caching,
         lookups,
@@ -570,5 +584,8 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64) -> CachingRepor
         mean_hops: hops as f64 / answered.max(1) as f64,
         cached_files: loaded.sim.total(|s| s.cached_files),
         evictions: loaded.sim.total(|s| s.evictions),
+        files: loaded.files.len(),
+        insert_transfers: loaded.insert_transfers.summary(live.iter().copied()),
+        lookup_transfers: lookup_transfers.summary(live),
     }
 }
