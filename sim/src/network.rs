@@ -18,7 +18,7 @@ use past_core::{Application, Config, Event, Id, Net, Node, Rtt, Time, Transmit};
 use past_link::manager::ManagerConfig;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::plane::{Plane, Point, SIDE_MS};
 use crate::transfers::TransferCount;
@@ -310,6 +310,8 @@ pub struct Network<A: SimApp = LookupApp> {
     dropped: u64,
     /// The transfer connections counted since [`Network::count_transfers`], if asked.
     transfers: Option<TransferCount>,
+    /// Pairs of nodes (lower index first) between which no direct message gets through.
+    unconnectable: FxHashSet<(u32, u32)>,
 }
 
 impl<A: SimApp> Network<A> {
@@ -336,6 +338,7 @@ impl<A: SimApp> Network<A> {
             events: Vec::new(),
             dropped: 0,
             transfers: None,
+            unconnectable: FxHashSet::default(),
         }
     }
 
@@ -443,9 +446,24 @@ impl<A: SimApp> Network<A> {
         self.peers[node as usize].dropper = drops;
     }
 
+    /// Makes every direct message between nodes `a` and `b` fail as if its receiver were
+    /// gone, as between two browser nodes that cannot open a connection to each other (a
+    /// path WebRTC cannot traverse, or no connection left in one end's budget). The
+    /// overlay's messages, which go over the connections its tables hold, get through.
+    pub fn set_unconnectable(&mut self, a: u32, b: u32) {
+        self.unconnectable.insert((a.min(b), a.max(b)));
+    }
+
     /// Routed messages dropped by droppers so far.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Whether `message` is direct and `from` and `to` cannot connect.
+    fn cannot_connect(&self, from: u32, to: u32, message: &Message<A::Message>) -> bool {
+        !self.unconnectable.is_empty()
+            && matches!(message, Message::Direct(_))
+            && self.unconnectable.contains(&(from.min(to), from.max(to)))
     }
 
     /// Whether `from` drops this message instead of sending it.
@@ -591,7 +609,11 @@ impl<A: SimApp> Network<A> {
                 continue;
             }
             self.counters.count(&transmit.message);
-            let target = self.index.get(&transmit.to).filter(|t| t.alive).map(|t| (t.node, t.point));
+            let target = self
+                .index
+                .get(&transmit.to)
+                .filter(|t| t.alive && !self.cannot_connect(from, t.node, &transmit.message))
+                .map(|t| (t.node, t.point));
             match target {
                 Some((to, point)) => {
                     if let Some(transfers) = &mut self.transfers

@@ -9,6 +9,12 @@
 //! [`PastMessage::NotFound`]; a node that stays silent (gone without a word) delays that by
 //! at most [`PastConfig::locate_timeout`](crate::past::PastConfig::locate_timeout), so an
 //! unknown fileId is answered within seconds even while the leaf sets still list a dead node.
+//!
+//! A holder whose answer cannot reach the reader (no connection between the two: a path
+//! WebRTC cannot open, or no connection left in either end's budget) hands the lookup on
+//! the same way to the other holders it named, which answer the reader from their own
+//! connections. The reader is then not told when none holds the file: it routes the lookup
+//! again after its timeout, as it would have without the hand-over.
 
 use crate::id::Id;
 use crate::net::Net;
@@ -24,14 +30,27 @@ pub(crate) struct Locating {
     lookup: LookupRequest,
     /// Nodes that have not answered yet.
     waiting: Vec<Id>,
+    /// Whether the reader hears [`PastMessage::NotFound`] when none holds the file (not
+    /// for a lookup handed on by a holder, which does not know that the file is missing).
+    tell_reader: bool,
 }
 
 impl Past {
-    /// Asks `candidates` whether they hold the file of `lookup`.
-    pub(crate) fn start_locate(&mut self, o: &mut dyn Net<PastMessage>, lookup: LookupRequest, candidates: Vec<Id>) {
+    /// Asks `candidates` whether they hold the file of `lookup`; the reader hears when none
+    /// does if `tell_reader`.
+    pub(crate) fn start_locate(
+        &mut self,
+        o: &mut dyn Net<PastMessage>,
+        lookup: LookupRequest,
+        candidates: Vec<Id>,
+        tell_reader: bool,
+    ) {
         let key = (lookup.reader, lookup.request);
         if candidates.is_empty() {
-            return self.not_found(o, &lookup);
+            if tell_reader {
+                self.not_found(o, &lookup);
+            }
+            return;
         }
         if self.locating.len() >= MAX_LOCATING || self.locating.contains_key(&key) {
             return;
@@ -39,8 +58,33 @@ impl Past {
         for &node in &candidates {
             self.send(o, node, PastMessage::Locate { lookup: lookup.clone() });
         }
-        self.locating.insert(key, Locating { lookup, waiting: candidates });
+        self.locating.insert(key, Locating { lookup, waiting: candidates, tell_reader });
         self.schedule(o.now() + self.config.locate_timeout, Timer::Locate(key.0, key.1));
+    }
+
+    /// Our answer ([`PastMessage::Found`]) to the reader of `lookup` could not be sent: the
+    /// holders named in it as `others` are asked to answer instead. The lookup excludes
+    /// this node and every node of the replica set that was not named (holders that failed
+    /// the reader before), so a holder that cannot reach the reader either hands it on only
+    /// to holders not yet tried.
+    pub(crate) fn hand_on_lookup(
+        &mut self,
+        o: &mut dyn Net<PastMessage>,
+        mut lookup: LookupRequest,
+        others: Vec<Id>,
+        k: u8,
+    ) {
+        let others: Vec<Id> = others.into_iter().filter(|&id| id != o.id() && id != lookup.reader).collect();
+        if others.is_empty() {
+            return;
+        }
+        lookup.exclude = Past::closest(o, lookup.file.key(), usize::from(k))
+            .into_iter()
+            .chain([o.id()])
+            .filter(|id| !others.contains(id) && *id != lookup.reader)
+            .collect();
+        self.stats.lookups_handed_on += 1;
+        self.start_locate(o, lookup, others, false);
     }
 
     /// Asked by the root: answers the reader if this node holds the file, and the root either way.
@@ -63,6 +107,7 @@ impl Past {
             self.locating.remove(&key);
         } else if locating.waiting.is_empty()
             && let Some(done) = self.locating.remove(&key)
+            && done.tell_reader
         {
             self.not_found(o, &done.lookup);
         }
@@ -70,7 +115,9 @@ impl Past {
 
     /// Some asked nodes stayed silent and none said it holds the file.
     pub(crate) fn locate_timer(&mut self, o: &mut dyn Net<PastMessage>, reader: Id, request: u64) {
-        if let Some(done) = self.locating.remove(&(reader, request)) {
+        if let Some(done) = self.locating.remove(&(reader, request))
+            && done.tell_reader
+        {
             self.not_found(o, &done.lookup);
         }
     }

@@ -216,7 +216,7 @@ impl Past {
             .into_iter()
             .filter(|id| *id != own && !request.exclude.contains(id))
             .collect();
-        self.start_locate(o, request, candidates);
+        self.start_locate(o, request, candidates, true);
     }
 
     fn lookup_by_request(&self, request: u64) -> Option<u64> {

@@ -146,6 +146,9 @@ pub struct PastStats {
     pub bytes_received: u64,
     /// Chunks received that did not match their certificate.
     pub bad_chunks: u64,
+    /// Lookups this node answered but could not reach the reader of, handed on to the other
+    /// replica holders.
+    pub lookups_handed_on: u64,
 }
 
 /// What a storage request is for.

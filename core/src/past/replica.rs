@@ -30,7 +30,7 @@ use crate::net::Net;
 use crate::past::certificate::{FileCertificate, SignedBody, StoreReceipt, StoreReceiptBody};
 use crate::past::error::Refusal;
 use crate::past::file_id::{FileId, Hash};
-use crate::past::messages::{PastMessage, Prepare, Source};
+use crate::past::messages::{LookupRequest, PastMessage, Prepare, Source};
 use crate::past::node::{Past, SignWait, StorageWait, Timer};
 use crate::past::store::{FileRecord, Role, StorageOp};
 use crate::past::transfer::Sink;
@@ -750,6 +750,15 @@ impl Past {
                 self.send(o, request.client, message);
             }
             PastMessage::SpaceQuery { query, .. } => self.on_space_reply(o, to, query, None),
+            PastMessage::Found { request, certificate, holder, hops, route, cached: false, others }
+                if holder == o.id() =>
+            {
+                let k = certificate.body.k;
+                let file = certificate.body.file;
+                let lookup =
+                    LookupRequest { file, reader: to, request, hops, exclude: Vec::new(), cache_at: Vec::new(), route };
+                self.hand_on_lookup(o, lookup, others, k);
+            }
             _ => {}
         }
     }
