@@ -1,10 +1,11 @@
 //! A holder whose answer cannot reach the reader (no connection between the two: a path
 //! WebRTC cannot open, or a tab out of connections) hands the lookup on to the other replica
-//! holders, and the reader gets the file at once instead of after its request timeout.
+//! holders, or, answering from a cached copy, passes it on along its route; the reader gets
+//! the file at once instead of after its request timeout.
 
 use core::time::Duration;
 
-use past_core::past::{FileId, PastConfig};
+use past_core::past::{FileId, OpId, PastConfig, Role};
 use past_sim::past::experiment::pastry_config;
 use past_sim::past::{Outcome, PastSim};
 
@@ -12,7 +13,7 @@ const NODES: usize = 100;
 const FILES: u64 = 20;
 const K: u8 = 3;
 
-fn network() -> PastSim {
+fn network(caching: bool) -> PastSim {
     PastSim::build(
         pastry_config(16),
         NODES,
@@ -20,16 +21,16 @@ fn network() -> PastSim {
         |_| 16 << 20,
         |key, capacity| {
             let mut config = PastConfig::new(key, capacity);
-            config.caching = false;
+            config.caching = caching;
             config.audit_interval = None;
             config
         },
     )
 }
 
-/// Inserts files of 3 KiB from random nodes; returns their fileIds.
-fn insert(sim: &mut PastSim) -> Vec<FileId> {
-    let ops: Vec<_> = (0..FILES)
+/// Inserts `count` files of 3 KiB from random nodes; returns their fileIds.
+fn insert(sim: &mut PastSim, count: u64) -> Vec<FileId> {
+    let ops: Vec<_> = (0..count)
         .map(|seed| {
             let client = sim.random_live();
             (client, sim.insert(client, seed, 3 * 1024, K, None).expect("a valid insert"))
@@ -46,15 +47,12 @@ fn insert(sim: &mut PastSim) -> Vec<FileId> {
 
 #[test]
 fn a_reader_that_cannot_connect_to_the_holder_that_answers_gets_the_file_from_another() {
-    let mut sim = network();
-    let files = insert(&mut sim);
+    let mut sim = network(false);
+    let files = insert(&mut sim, FILES);
     assert_eq!(files.len(), FILES as usize);
-    let ids = sim.network.live_ids();
-    let request_timeout = PastConfig::new(sim.keys[0], 0).request_timeout;
     let mut lookups = Vec::new();
     for file in files {
-        let holders: Vec<u32> =
-            ids.iter().filter(|&&id| sim.holds_replica(id, file)).filter_map(|&id| sim.index_of(id)).collect();
+        let holders = replica_holders(&sim, file);
         assert_eq!(holders.len(), usize::from(K), "{file:?}");
         // A reader of its own for each file, so that it can reach that file's last holder.
         let reader = loop {
@@ -69,7 +67,21 @@ fn a_reader_that_cannot_connect_to_the_holder_that_answers_gets_the_file_from_an
         }
         lookups.push((reader, sim.lookup(reader, file)));
     }
-    // Less than the request timeout: no lookup is routed a second time.
+    assert_all_read_before_the_timeout(&mut sim, lookups);
+    let handed_on = sim.total(|s| s.lookups_handed_on);
+    assert!(handed_on >= FILES / 2, "most lookups first reach a holder the reader cannot connect to: {handed_on}");
+}
+
+/// The holders of the replicas of `file`, by index, in id order.
+fn replica_holders(sim: &PastSim, file: FileId) -> Vec<u32> {
+    let ids = sim.network.live_ids();
+    ids.iter().filter(|&&id| sim.holds_replica(id, file)).filter_map(|&id| sim.index_of(id)).collect()
+}
+
+/// Runs for less than the request timeout (so no lookup is routed a second time): each
+/// lookup has ended with the right content.
+fn assert_all_read_before_the_timeout(sim: &mut PastSim, lookups: Vec<(u32, OpId)>) {
+    let request_timeout = PastConfig::new(sim.keys[0], 0).request_timeout;
     sim.run_for(request_timeout - Duration::from_secs(1));
     for (reader, op) in lookups {
         match sim.take(reader, op) {
@@ -79,6 +91,48 @@ fn a_reader_that_cannot_connect_to_the_holder_that_answers_gets_the_file_from_an
             other => panic!("the lookup at node {reader} has not ended: {other:?}"),
         }
     }
-    let handed_on = sim.total(|s| s.lookups_handed_on);
-    assert!(handed_on >= FILES / 2, "most lookups first reach a holder the reader cannot connect to: {handed_on}");
+}
+
+#[test]
+fn a_reader_that_cannot_connect_to_the_cached_copy_that_answers_gets_the_file_further_on() {
+    let mut sim = network(true);
+    let files = insert(&mut sim, 4);
+    // Popular files: read from many nodes, so that copies are cached along their routes.
+    let warm: Vec<_> = (0..60)
+        .map(|i| {
+            let reader = sim.random_live();
+            (reader, sim.lookup(reader, files[i % files.len()]))
+        })
+        .collect();
+    sim.run_for(Duration::from_secs(60));
+    for (reader, op) in warm {
+        assert!(matches!(sim.take(reader, op), Some(Outcome::Lookup(o)) if o.content_ok));
+    }
+    let mut lookups = Vec::new();
+    let mut cachers = Vec::new();
+    for &file in &files {
+        let holders = replica_holders(&sim, file);
+        let cached: Vec<u32> =
+            (0..NODES as u32).filter(|&n| matches!(sim.role_at(n, file), Some((Role::Cached, _)))).collect();
+        assert!(!cached.is_empty(), "{file:?} was cached somewhere");
+        for _ in 0..5 {
+            let reader = loop {
+                let node = sim.random_live();
+                if !holders.contains(&node) && !cached.contains(&node) && lookups.iter().all(|&(r, _)| r != node) {
+                    break node;
+                }
+            };
+            // The reader can reach only the last of the replica holders.
+            for &node in cached.iter().chain(&holders[..holders.len() - 1]) {
+                sim.network.set_unconnectable(reader, node);
+            }
+            lookups.push((reader, sim.lookup(reader, file)));
+        }
+        cachers.extend(cached);
+    }
+    cachers.sort_unstable();
+    cachers.dedup();
+    assert_all_read_before_the_timeout(&mut sim, lookups);
+    let passed_on: u64 = cachers.iter().map(|&n| sim.past(n).stats().lookups_handed_on).sum();
+    assert!(passed_on > 0, "some lookups first met a cached copy the reader cannot connect to");
 }

@@ -14,7 +14,8 @@
 //! WebRTC cannot open, or no connection left in either end's budget) hands the lookup on
 //! the same way to the other holders it named, which answer the reader from their own
 //! connections. The reader is then not told when none holds the file: it routes the lookup
-//! again after its timeout, as it would have without the hand-over.
+//! again after its timeout, as it would have without the hand-over. A node answering from a
+//! cached copy knows no other holders: it passes the lookup on along its route instead.
 
 use crate::id::Id;
 use crate::net::Net;
@@ -85,6 +86,16 @@ impl Past {
             .collect();
         self.stats.lookups_handed_on += 1;
         self.start_locate(o, lookup, others, false);
+    }
+
+    /// Our answer from a cached copy could not reach the reader of `lookup`: the lookup
+    /// goes on along its route towards the fileId, excluding this node, to the next cached
+    /// copy or the replica holders. The route only gets closer to the fileId, so it never
+    /// comes back to a node that passed it on.
+    pub(crate) fn pass_on_lookup(&mut self, o: &mut dyn Net<PastMessage>, mut lookup: LookupRequest) {
+        lookup.exclude = vec![o.id()];
+        self.stats.lookups_handed_on += 1;
+        o.route(lookup.file.key(), PastMessage::Lookup(lookup));
     }
 
     /// Asked by the root: answers the reader if this node holds the file, and the root either way.

@@ -147,7 +147,7 @@ pub struct PastStats {
     /// Chunks received that did not match their certificate.
     pub bad_chunks: u64,
     /// Lookups this node answered but could not reach the reader of, handed on to the other
-    /// replica holders.
+    /// replica holders (or, answered from a cached copy, passed on along their route).
     pub lookups_handed_on: u64,
 }
 

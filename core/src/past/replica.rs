@@ -750,14 +750,16 @@ impl Past {
                 self.send(o, request.client, message);
             }
             PastMessage::SpaceQuery { query, .. } => self.on_space_reply(o, to, query, None),
-            PastMessage::Found { request, certificate, holder, hops, route, cached: false, others }
-                if holder == o.id() =>
-            {
+            PastMessage::Found { request, certificate, holder, hops, route, cached, others } if holder == o.id() => {
                 let k = certificate.body.k;
                 let file = certificate.body.file;
                 let lookup =
                     LookupRequest { file, reader: to, request, hops, exclude: Vec::new(), cache_at: Vec::new(), route };
-                self.hand_on_lookup(o, lookup, others, k);
+                if cached {
+                    self.pass_on_lookup(o, lookup);
+                } else {
+                    self.hand_on_lookup(o, lookup, others, k);
+                }
             }
             _ => {}
         }
