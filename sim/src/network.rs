@@ -344,9 +344,11 @@ impl<A: SimApp> Network<A> {
 
     /// Counts, from now on, the transfer connections direct messages need, each closing
     /// after the browser node's `transfer_idle` unused (see [`crate::transfers`]); a count
-    /// already running starts again from zero.
-    pub fn count_transfers(&mut self) {
-        self.transfers = Some(TransferCount::new(ManagerConfig::default().transfer_idle));
+    /// already running starts again from zero. With a `budget`, a node that has opened that
+    /// many opens no more: a direct message that would need one fails as if its receiver
+    /// were gone, as when a tab's manager refuses a connection.
+    pub fn count_transfers(&mut self, budget: Option<u32>) {
+        self.transfers = Some(TransferCount::new(ManagerConfig::default().transfer_idle, budget));
     }
 
     /// The transfer connections counted since [`Network::count_transfers`], which stops
@@ -457,6 +459,22 @@ impl<A: SimApp> Network<A> {
     /// Routed messages dropped by droppers so far.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Counts the transfer connection a direct message from `from` to `to` needs when
+    /// neither holds the other, if transfers are counted; false when an end has no budget
+    /// left for it.
+    fn open_transfer(&mut self, from: u32, to: u32, transmit: &Transmit<A::Message>) -> bool {
+        let Some(transfers) = &mut self.transfers else {
+            return true;
+        };
+        if !matches!(transmit.message, Message::Direct(_))
+            || self.nodes[from as usize].state().knows(transmit.to)
+            || self.nodes[to as usize].state().knows(self.ids[from as usize])
+        {
+            return true;
+        }
+        transfers.record(from, to, self.now)
     }
 
     /// Whether `message` is direct and `from` and `to` cannot connect.
@@ -613,16 +631,10 @@ impl<A: SimApp> Network<A> {
                 .index
                 .get(&transmit.to)
                 .filter(|t| t.alive && !self.cannot_connect(from, t.node, &transmit.message))
-                .map(|t| (t.node, t.point));
+                .map(|t| (t.node, t.point))
+                .filter(|&(to, _)| self.open_transfer(from, to, &transmit));
             match target {
                 Some((to, point)) => {
-                    if let Some(transfers) = &mut self.transfers
-                        && matches!(transmit.message, Message::Direct(_))
-                        && !self.nodes[from as usize].state().knows(transmit.to)
-                        && !self.nodes[to as usize].state().knows(from_id)
-                    {
-                        transfers.record(from, to, self.now);
-                    }
                     let latency = self.peers[from as usize].point.latency(point);
                     self.add_distance(&transmit.message, latency);
                     let jitter = self.jitter.map_or(Duration::ZERO, |j| {

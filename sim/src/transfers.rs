@@ -26,24 +26,36 @@ pub struct TransferCount {
     last: FxHashMap<(u32, u32), Time>,
     per_node: Vec<u32>,
     connections: usize,
+    /// The most connections a node may open, if bounded.
+    budget: Option<u32>,
+    /// Connections not opened because an end had used its budget.
+    refused: u64,
 }
 
 impl TransferCount {
-    /// Counts none yet; a connection unused for `idle` closes.
-    pub fn new(idle: Duration) -> Self {
-        TransferCount { idle, last: FxHashMap::default(), per_node: Vec::new(), connections: 0 }
+    /// Counts none yet; a connection unused for `idle` closes; a node may open at most
+    /// `budget` connections, if bounded.
+    pub fn new(idle: Duration, budget: Option<u32>) -> Self {
+        TransferCount { idle, last: FxHashMap::default(), per_node: Vec::new(), connections: 0, budget, refused: 0 }
     }
 
     /// Records a direct message between nodes `a` and `b` (by index) that neither holds,
     /// sent at `now`: unless the pair's connection is still open, it opens one, which counts
-    /// for each end.
-    pub fn record(&mut self, a: u32, b: u32, now: Time) {
+    /// for each end. Returns false, opening nothing, when that connection is needed and an
+    /// end has used its budget.
+    pub fn record(&mut self, a: u32, b: u32, now: Time) -> bool {
         let pair = (a.min(b), a.max(b));
-        if let Some(last) = self.last.insert(pair, now)
-            && now.since(last) < self.idle
+        if let Some(last) = self.last.get_mut(&pair)
+            && now.since(*last) < self.idle
         {
-            return;
+            *last = now;
+            return true;
         }
+        if self.budget.is_some_and(|budget| self.of(a) >= budget || self.of(b) >= budget) {
+            self.refused += 1;
+            return false;
+        }
+        self.last.insert(pair, now);
         self.connections += 1;
         let needed = pair.1 as usize + 1;
         if self.per_node.len() < needed {
@@ -51,6 +63,12 @@ impl TransferCount {
         }
         self.per_node[a as usize] += 1;
         self.per_node[b as usize] += 1;
+        true
+    }
+
+    /// Connections not opened because an end had used its budget.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// How many connections node `node` was an end of.
@@ -100,7 +118,7 @@ mod tests {
 
     #[test]
     fn a_pair_in_use_shares_one_connection_and_opens_another_once_it_closed() {
-        let mut count = TransferCount::new(IDLE);
+        let mut count = TransferCount::new(IDLE, None);
         count.record(3, 7, at(0));
         count.record(7, 3, at(2_999));
         count.record(3, 7, at(5_000));
@@ -112,8 +130,21 @@ mod tests {
     }
 
     #[test]
+    fn a_node_that_used_its_budget_opens_no_more_but_keeps_those_open() {
+        let mut count = TransferCount::new(IDLE, Some(2));
+        assert!(count.record(0, 1, at(0)));
+        assert!(count.record(2, 0, at(0)));
+        assert!(!count.record(0, 3, at(1_000)), "node 0 has used its 2");
+        assert!(count.record(1, 0, at(2_000)), "its connection to node 1 is still open");
+        assert!(count.record(3, 4, at(2_000)));
+        assert!(!count.record(0, 1, at(6_000)), "closed after 3 s unused: a new one");
+        assert_eq!((count.of(0), count.of(3), count.refused()), (2, 1, 2));
+        assert_eq!(count.summary(0..5).connections, 3);
+    }
+
+    #[test]
     fn the_summary_spreads_over_the_nodes_asked_about_including_those_with_none() {
-        let mut count = TransferCount::new(IDLE);
+        let mut count = TransferCount::new(IDLE, None);
         for b in 1..=4 {
             count.record(0, b, at(0));
         }

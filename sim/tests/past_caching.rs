@@ -22,8 +22,8 @@ fn params(caching: bool) -> FilesParams {
 
 #[test]
 fn caching_shortens_lookups() {
-    let off = caching(&params(false), 1500, 1.0);
-    let on = caching(&params(true), 1500, 1.0);
+    let off = caching(&params(false), 1500, 1.0, None);
+    let on = caching(&params(true), 1500, 1.0, None);
     assert_eq!(off.ok, 1500);
     assert_eq!(on.ok, 1500);
     assert_eq!(off.cache_hits, 0);
@@ -36,8 +36,8 @@ fn caching_shortens_lookups() {
 /// the lookups of popular files, so the busiest node opens far fewer.
 #[test]
 fn caching_spares_the_busiest_node_transfer_connections() {
-    let off = caching(&params(false), 1500, 1.0);
-    let on = caching(&params(true), 1500, 1.0);
+    let off = caching(&params(false), 1500, 1.0, None);
+    let on = caching(&params(true), 1500, 1.0, None);
     let inserts = off.insert_transfers;
     assert!(inserts.connections > 0 && inserts.connections <= off.files * 3, "{inserts:?}");
     assert_eq!(inserts, on.insert_transfers, "the same inserts: {on:?}");

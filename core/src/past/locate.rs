@@ -24,6 +24,8 @@ use crate::past::node::{Past, Timer};
 
 /// Lookups a root asks about at once; more are not answered (their readers time out).
 const MAX_LOCATING: usize = 1024;
+/// Lookups remembered as asked of this node together with the other holders.
+const MAX_ASKED_WITH_OTHERS: usize = 256;
 
 /// A lookup the root is asking the replica set about.
 #[derive(Debug)]
@@ -66,8 +68,9 @@ impl Past {
     /// Our answer ([`PastMessage::Found`]) to the reader of `lookup` could not be sent: the
     /// holders named in it as `others` are asked to answer instead. The lookup excludes
     /// this node and every node of the replica set that was not named (holders that failed
-    /// the reader before), so a holder that cannot reach the reader either hands it on only
-    /// to holders not yet tried.
+    /// the reader before). A lookup this node was asked about together with the other
+    /// holders (by a root, or by a holder handing it on) is not handed on again: they were
+    /// all asked already, and handing on from each would ask them over and over.
     pub(crate) fn hand_on_lookup(
         &mut self,
         o: &mut dyn Net<PastMessage>,
@@ -76,7 +79,7 @@ impl Past {
         k: u8,
     ) {
         let others: Vec<Id> = others.into_iter().filter(|&id| id != o.id() && id != lookup.reader).collect();
-        if others.is_empty() {
+        if others.is_empty() || self.asked_with_others.contains(&(lookup.reader, lookup.request)) {
             return;
         }
         lookup.exclude = Past::closest(o, lookup.file.key(), usize::from(k))
@@ -100,6 +103,10 @@ impl Past {
 
     /// Asked by the root: answers the reader if this node holds the file, and the root either way.
     pub(crate) fn on_locate(&mut self, o: &mut dyn Net<PastMessage>, from: Id, lookup: LookupRequest) {
+        if self.asked_with_others.len() >= MAX_ASKED_WITH_OTHERS {
+            self.asked_with_others.pop_front();
+        }
+        self.asked_with_others.push_back((lookup.reader, lookup.request));
         let held = self.answer(o, &lookup);
         self.send(o, from, PastMessage::Located { reader: lookup.reader, request: lookup.request, held });
     }

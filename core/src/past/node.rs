@@ -239,6 +239,9 @@ pub struct Past {
     pub(crate) lookups: BTreeMap<u64, LookupOp>,
     /// Lookups this node, as their root, asks the replica set about (by reader and request).
     pub(crate) locating: BTreeMap<(Id, u64), Locating>,
+    /// The lookups (reader, request) this node last answered when asked by a root or a
+    /// holder that asked the other holders too: they are not handed on again.
+    pub(crate) asked_with_others: VecDeque<(Id, u64)>,
     /// Maintenance pulls that failed, to try again.
     pub(crate) refetch: BTreeMap<FileId, Refetch>,
     pub(crate) reclaims: BTreeMap<u64, ReclaimOp>,
@@ -283,6 +286,7 @@ impl Past {
             inserts: BTreeMap::new(),
             lookups: BTreeMap::new(),
             locating: BTreeMap::new(),
+            asked_with_others: VecDeque::new(),
             refetch: BTreeMap::new(),
             reclaims: BTreeMap::new(),
             queries: BTreeMap::new(),

@@ -121,6 +121,11 @@ enum Command {
         /// Node capacities are PAST's d1 divided by this.
         #[arg(long, default_value_t = 10.0)]
         capacity_scale: f64,
+        /// Transfer connections a node may open during the lookups (unbounded if not given):
+        /// beyond it, a direct message that needs a new connection fails, as when a tab's
+        /// connection budget is used up.
+        #[arg(long)]
+        transfer_budget: Option<u32>,
     },
     /// Some nodes silently drop what they should forward: lookup success with retries on
     /// the same route and on randomized routes.
@@ -179,6 +184,14 @@ fn print_transfers(reports: &[CachingReport]) {
                     .map_or("never".into(), |n| n.to_string()),
             );
         }
+    }
+    for r in reports {
+        println!(
+            "caching {}: {} transfer connections refused for want of budget, {} lookups handed on by a node that could not reach the reader",
+            if r.caching { "on" } else { "off" },
+            r.refused_transfers,
+            r.handed_on
+        );
     }
 }
 
@@ -324,9 +337,11 @@ fn main() -> anyhow::Result<()> {
             alpha,
             max_size,
             capacity_scale,
+            transfer_budget,
         } => {
             println!(
-                "# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}"
+                "# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}, transfer connections per node during the lookups: {}",
+                transfer_budget.map_or("unbounded".to_string(), |b| format!("at most {b}"))
             );
             let mut reports: Vec<CachingReport> = Vec::new();
             for on in [false, true] {
@@ -341,7 +356,7 @@ fn main() -> anyhow::Result<()> {
                     max_size,
                     caching: on,
                 };
-                reports.push(caching(&params, lookups, alpha));
+                reports.push(caching(&params, lookups, alpha, transfer_budget));
             }
             println!(
                 "\n| caching | lookups | right content | answered by a cached copy | mean hops | copies cached | evicted |"

@@ -306,7 +306,7 @@ pub fn load(params: &FilesParams) -> Loaded {
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x10ad);
     let mut files = Vec::new();
     let mut failed = 0;
-    sim.network.count_transfers();
+    sim.network.count_transfers(None);
     for batch in (0..params.files).step_by(100) {
         let mut ops = Vec::new();
         for _ in batch..(batch + 100).min(params.files) {
@@ -535,10 +535,18 @@ pub struct CachingReport {
     pub insert_transfers: Summary,
     /// Transfer connections the lookups needed (cache fills included), over the live nodes.
     pub lookup_transfers: Summary,
+    /// The most transfer connections a node could open during the lookups, if bounded.
+    pub transfer_budget: Option<u32>,
+    /// Transfer connections refused during the lookups because an end had used its budget.
+    pub refused_transfers: u64,
+    /// Lookups answered by a node that could not reach the reader, handed on to the other
+    /// holders or passed on along their route.
+    pub handed_on: u64,
 }
 
-/// The caching experiment: Zipf-popular lookups from random nodes.
-pub fn caching(params: &FilesParams, lookups: usize, alpha: f64) -> CachingReport {
+/// The caching experiment: Zipf-popular lookups from random nodes, each node opening at
+/// most `transfer_budget` transfer connections during the lookups, if bounded.
+pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, transfer_budget: Option<u32>) -> CachingReport {
     let mut loaded = load(params);
     let zipf = Zipf::new(loaded.files.len(), alpha);
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xcace);
@@ -549,7 +557,7 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64) -> CachingRepor
         order.swap(i, j);
     }
     let (mut ok, mut hits, mut hops, mut answered) = (0, 0, 0u64, 0u64);
-    loaded.sim.network.count_transfers();
+    loaded.sim.network.count_transfers(transfer_budget);
     let batch = 100;
     for start in (0..lookups).step_by(batch) {
         let mut ops = Vec::new();
@@ -587,5 +595,8 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64) -> CachingRepor
         files: loaded.files.len(),
         insert_transfers: loaded.insert_transfers.summary(live.iter().copied()),
         lookup_transfers: lookup_transfers.summary(live),
+        transfer_budget,
+        refused_transfers: lookup_transfers.refused(),
+        handed_on: loaded.sim.total(|s| s.lookups_handed_on),
     }
 }
