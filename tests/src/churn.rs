@@ -29,7 +29,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, anyhow, bail, ensure};
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::page::CrashParams;
@@ -479,10 +479,22 @@ async fn open_tab(
     name: &str,
     bound: Duration,
 ) -> anyhow::Result<(Page, String)> {
-    let page = browser.open_in_context(context, url).await?;
+    let page = bounded(|| format!("opening {name}"), browser.open_in_context(context, url)).await?;
     let id = wait_joined(&page, name, bound).await?;
     install_helpers(&page, HELPERS).await?;
     Ok((page, id))
+}
+
+/// Bound for one browser step of the churn (a new context, opening, reloading or closing a
+/// tab): a step still pending then fails the run, naming the step, instead of waiting for
+/// ever. A full test run on 2026-12-02 waited 12 minutes with no timer pending, so not in
+/// a CDP request (chromiumoxide bounds those) nor in a polling loop: most likely in one of
+/// these steps, which also wait for a page's navigation.
+const STEP_BOUND: Duration = Duration::from_secs(60);
+
+/// `step`, failed with `what` if it has not finished within [`STEP_BOUND`].
+async fn bounded<T>(what: impl FnOnce() -> String, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::time::timeout(STEP_BOUND, step).await.map_err(|_| anyhow!("{} did not finish in {STEP_BOUND:?}", what()))?
 }
 
 /// `RTCPeerConnection`s the page made so far, if it answers.
@@ -566,7 +578,8 @@ impl Churn<'_> {
             net.opened += 1;
             format!("n{}", net.opened - 1)
         };
-        let context = self.browser.new_context(self.origin).await?;
+        let context =
+            bounded(|| format!("a browser context for {name}"), self.browser.new_context(self.origin)).await?;
         let (page, id) = open_tab(self.browser, &context, &self.url, &name, self.soak.join_bound).await?;
         let tab = Tab { name: name.clone(), id, context, page, load: 1 };
         lock(self.net).live.push(tab);
@@ -587,7 +600,8 @@ impl Churn<'_> {
     }
 
     async fn close(&self, tab: Tab) -> anyhow::Result<&'static str> {
-        tab.page.clone().close().await.with_context(|| format!("closing {}", tab.name))?;
+        let closing = async { tab.page.clone().close().await.with_context(|| format!("closing {}", tab.name)) };
+        bounded(|| format!("closing {}", tab.name), closing).await?;
         self.leave(tab);
         Ok("close")
     }
@@ -609,13 +623,18 @@ impl Churn<'_> {
         .await;
         crash.abort();
         crashed?;
-        self.browser.close_target(&tab.page).await.with_context(|| format!("closing crashed {}", tab.name))?;
+        let closing = async {
+            self.browser.close_target(&tab.page).await.with_context(|| format!("closing crashed {}", tab.name))
+        };
+        bounded(|| format!("closing crashed {}", tab.name), closing).await?;
         self.leave(tab);
         Ok("crash")
     }
 
     async fn reload(&self, mut tab: Tab) -> anyhow::Result<&'static str> {
-        tab.page.reload().await.with_context(|| format!("reloading {}", tab.name))?;
+        let reloading =
+            async { tab.page.reload().await.map(|_| ()).with_context(|| format!("reloading {}", tab.name)) };
+        bounded(|| format!("reloading {}", tab.name), reloading).await?;
         let id = wait_joined(&tab.page, &tab.name, self.soak.join_bound).await?;
         ensure!(id == tab.id, "{} reloaded as {id}, not as {}", tab.name, tab.id);
         install_helpers(&tab.page, HELPERS).await?;
@@ -755,7 +774,7 @@ async fn start_tabs(browser: &Chromium, origin: &str, url: &str, soak: &Soak) ->
     let mut net = Network::default();
     for i in 0..soak.tabs {
         let name = format!("n{i}");
-        let context = browser.new_context(origin).await?;
+        let context = bounded(|| format!("a browser context for {name}"), browser.new_context(origin)).await?;
         let (page, id) = open_tab(browser, &context, url, &name, soak.join_bound).await?;
         net.live.push(Tab { name, id, context, page, load: 1 });
     }
