@@ -70,6 +70,8 @@ fn a_reader_that_cannot_connect_to_the_holder_that_answers_gets_the_file_from_an
     assert_all_read_before_the_timeout(&mut sim, lookups);
     let handed_on = sim.total(|s| s.lookups_handed_on);
     assert!(handed_on >= FILES / 2, "most lookups first reach a holder the reader cannot connect to: {handed_on}");
+    // The holders asked together are not asked again by each other.
+    assert!(handed_on <= FILES, "each lookup is handed on once at most: {handed_on}");
 }
 
 /// The holders of the replicas of `file`, by index, in id order.
