@@ -29,7 +29,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail, ensure};
+use anyhow::{Context as _, bail, ensure};
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::page::CrashParams;
@@ -492,9 +492,15 @@ async fn open_tab(
 /// these steps, which also wait for a page's navigation.
 const STEP_BOUND: Duration = Duration::from_secs(60);
 
-/// `step`, failed with `what` if it has not finished within [`STEP_BOUND`].
-async fn bounded<T>(what: impl FnOnce() -> String, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::time::timeout(STEP_BOUND, step).await.map_err(|_| anyhow!("{} did not finish in {STEP_BOUND:?}", what()))?
+/// `step`, its error told as `what`, failed if it has not finished within [`STEP_BOUND`].
+async fn bounded<T, E: Into<anyhow::Error>>(
+    what: impl Fn() -> String,
+    step: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(STEP_BOUND, step).await {
+        Ok(result) => result.map_err(|e| e.into().context(what())),
+        Err(_) => bail!("{} did not finish in {STEP_BOUND:?}", what()),
+    }
 }
 
 /// `RTCPeerConnection`s the page made so far, if it answers.
@@ -600,8 +606,7 @@ impl Churn<'_> {
     }
 
     async fn close(&self, tab: Tab) -> anyhow::Result<&'static str> {
-        let closing = async { tab.page.clone().close().await.with_context(|| format!("closing {}", tab.name)) };
-        bounded(|| format!("closing {}", tab.name), closing).await?;
+        bounded(|| format!("closing {}", tab.name), tab.page.clone().close()).await?;
         self.leave(tab);
         Ok("close")
     }
@@ -623,18 +628,13 @@ impl Churn<'_> {
         .await;
         crash.abort();
         crashed?;
-        let closing = async {
-            self.browser.close_target(&tab.page).await.with_context(|| format!("closing crashed {}", tab.name))
-        };
-        bounded(|| format!("closing crashed {}", tab.name), closing).await?;
+        bounded(|| format!("closing crashed {}", tab.name), self.browser.close_target(&tab.page)).await?;
         self.leave(tab);
         Ok("crash")
     }
 
     async fn reload(&self, mut tab: Tab) -> anyhow::Result<&'static str> {
-        let reloading =
-            async { tab.page.reload().await.map(|_| ()).with_context(|| format!("reloading {}", tab.name)) };
-        bounded(|| format!("reloading {}", tab.name), reloading).await?;
+        bounded(|| format!("reloading {}", tab.name), tab.page.reload()).await?;
         let id = wait_joined(&tab.page, &tab.name, self.soak.join_bound).await?;
         ensure!(id == tab.id, "{} reloaded as {id}, not as {}", tab.name, tab.id);
         install_helpers(&tab.page, HELPERS).await?;
