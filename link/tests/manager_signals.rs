@@ -157,3 +157,21 @@ fn an_unanswered_overlay_offer_goes_again_along_other_first_hops() {
     assert!(hops.len() >= 2, "other first hops: {offers:?}");
     assert!(!net.manager(0).has_connection(y), "the attempt timed out");
 }
+
+#[test]
+fn an_offer_whose_timer_fires_late_goes_again_once() {
+    let mut net = network();
+    for i in 0..4 {
+        net.nodes[i].ep.set_server(false);
+    }
+    let y = fresh_id(205);
+    net.with(0, |s, now| s.connect(y, now));
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(signals_to(&net, 0, y, false).len(), 1, "the offer");
+    // A suspended tab wakes after both copies fell due (a quarter and half the connect
+    // timeout): one copy goes, and nothing is due at once again (a driver would spin).
+    let late = net.now + ManagerConfig::default().connect_timeout * 3 / 5;
+    net.with(0, |s, _| s.handle_timeout(late));
+    assert_eq!(signals_to(&net, 0, y, false).len(), 2, "the offer and one copy");
+    assert!(net.manager(0).poll_timeout().is_none_or(|at| at > late), "a timer still due");
+}

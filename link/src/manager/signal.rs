@@ -171,8 +171,14 @@ impl PeerManager {
             };
             if let Some(sdp) = c.local_sdp.clone() {
                 c.resends += 1;
+                let nth = c.resends;
+                // A late timer (a suspended tab) sends the offer once, not once per
+                // interval it missed, and leaves nothing due now.
+                while resend_at(c, interval).is_some_and(|at| at <= now) {
+                    c.resends += 1;
+                }
                 let kind = SignalKind::Offer { sdp, transfer: c.transfer };
-                due.push((OverlaySignal { from: self.own, to: *peer, session: c.session, kind }, c.resends));
+                due.push((OverlaySignal { from: self.own, to: *peer, session: c.session, kind }, nth));
             }
         }
         for (signal, nth) in due {
