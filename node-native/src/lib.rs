@@ -284,7 +284,8 @@ impl NodeConfig {
             handshake_key: None,
             register_timeout: Duration::from_secs(10),
             core,
-            manager: ManagerConfig::default(),
+            // No tab's lifetime budget: an always-on storage peer must keep making connections.
+            manager: ManagerConfig::native(),
             capacity: 1 << 30,
             store: None,
             page_url: None,

@@ -167,6 +167,22 @@ impl Default for ManagerConfig {
     }
 }
 
+impl ManagerConfig {
+    /// The settings of a native node: the defaults without the browser's lifetime limit.
+    ///
+    /// Chromium lets a tab create 500 `RTCPeerConnection`s in its life, so a tab's budget,
+    /// its pace and its reload reserve exist to make those last. A native node's
+    /// connections are sockets of its own process, closed and reused like any other, and
+    /// an always-on storage peer runs for days: spending a tab's budget would leave it,
+    /// after some hours of churn, unable to reach new leaves or answer new readers. Here
+    /// no budget is set that a node could use up, nothing is paced and no reload is ever
+    /// advised; the number of connections open at once stays bounded by
+    /// [`ManagerConfig::max_connections`], and new ones by [`ManagerConfig::limits`].
+    pub fn native() -> Self {
+        ManagerConfig { connection_budget: u32::MAX, pace: None, reload_reserve: 0, ..ManagerConfig::default() }
+    }
+}
+
 /// Work for the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -129,7 +129,7 @@ impl PeerManager {
     /// Counts a created connection against the budget; reports the budget's milestones
     /// (each once: the count goes up one at a time).
     pub(super) fn spend(&mut self) {
-        self.stats.created += 1;
+        self.stats.created = self.stats.created.saturating_add(1);
         if self.stats.created == reload_point(&self.config) {
             self.events.push_back(PeerEvent::ReloadAdvised);
         }
