@@ -2,7 +2,9 @@
 //! one node is stored on the k nodes closest to its fileId, each pulling the content from
 //! the inserting node over a connection of its own, and a reader far from the file pulls it
 //! from the holder that answered, over a direct connection opened through the overlay
-//! (not hop by hop along the route), which closes once the transfer is over.
+//! (not hop by hop along the route), which closes once the transfer is over. A holder whose
+//! connection to the reader cannot open (the manager's failed attempt comes back to the
+//! core as a failed send) hands the lookup on to the other holders, one of which answers.
 
 mod harness;
 
@@ -68,9 +70,14 @@ fn insert(net: &mut Net<Stack>, from: usize, data: Vec<u8>, k: u8) -> FileId {
 
 /// Looks `file` up from `reader`; the bytes, or the error.
 fn lookup(net: &mut Net<Stack>, reader: usize, file: FileId) -> Result<(Vec<u8>, Id), LookupError> {
+    lookup_for(net, reader, file, Duration::from_secs(5))
+}
+
+/// [`lookup`], given `wait` to end.
+fn lookup_for(net: &mut Net<Stack>, reader: usize, file: FileId, wait: Duration) -> Result<(Vec<u8>, Id), LookupError> {
     let mark = net.nodes[reader].events.len();
     net.with(reader, |stack, now| stack.lookup(file, now));
-    net.run_for(Duration::from_secs(5));
+    net.run_for(wait);
     let mut bytes = Vec::new();
     for event in past_events(net, reader, mark) {
         match event {
@@ -156,4 +163,29 @@ fn a_cancelled_lookup_stops_pulling() {
     assert_eq!(chunks, chunks_then, "no chunk after the cancel");
     assert!(chunks < data.len().div_ceil(CHUNK_SIZE), "the whole file was pulled");
     assert!(!after.iter().any(|e| matches!(e, PastEvent::LookupDone { .. })));
+}
+
+#[test]
+fn a_holder_that_cannot_reach_the_reader_hands_the_lookup_on() {
+    let mut net = network(3);
+    net.record_sent = true;
+    let data = content(100 * 1024 + 3);
+    let file = insert(&mut net, 0, data.clone(), 3);
+    let mut ids = net.ids();
+    ids.sort_by_key(|&id| (file.key().ring_distance(id), id));
+    let holders: Vec<usize> = ids[..3].iter().map(|&id| net.index_of(id).expect("a node")).collect();
+    let reader = stranger_to(&net, &holders, 0);
+    // No connection opens between the reader and the root (the closest holder, which
+    // answers the lookup), nor the next holder: only the third can answer it.
+    for &h in &holders[..2] {
+        net.blocked.insert((reader.min(h), reader.max(h)));
+    }
+    let (bytes, holder) = lookup_for(&mut net, reader, file, Duration::from_secs(40)).expect("found");
+    assert_eq!(bytes, data);
+    assert_eq!(holder, net.id(holders[2]), "the reachable holder answered");
+    let handed_on = net.nodes[holders[0]].sent.iter().any(|(_, to, m)| {
+        *to == net.id(holders[2])
+            && matches!(m, Message::Direct(AppMessage::Past(p)) if matches!(**p, PastMessage::Locate { .. }))
+    });
+    assert!(handed_on, "the root handed the lookup on to the third holder");
 }
