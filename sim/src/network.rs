@@ -351,6 +351,16 @@ impl<A: SimApp> Network<A> {
         self.transfers = Some(TransferCount::new(ManagerConfig::default().transfer_idle, budget));
     }
 
+    /// Exempts `nodes` from the budget of transfer connections (native storage peers), if
+    /// [`Network::count_transfers`] counts them.
+    pub fn exempt_from_transfer_budget(&mut self, nodes: &[u32]) {
+        if let Some(transfers) = &mut self.transfers {
+            for &node in nodes {
+                transfers.exempt(node);
+            }
+        }
+    }
+
     /// The transfer connections counted since [`Network::count_transfers`], which stops
     /// counting.
     pub fn take_transfers(&mut self) -> Option<TransferCount> {

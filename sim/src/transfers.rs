@@ -28,6 +28,8 @@ pub struct TransferCount {
     connections: usize,
     /// The most connections a node may open, if bounded.
     budget: Option<u32>,
+    /// Nodes the budget does not bound (native storage peers), by index.
+    unbounded: Vec<bool>,
     /// Connections not opened because an end had used its budget.
     refused: u64,
 }
@@ -36,7 +38,24 @@ impl TransferCount {
     /// Counts none yet; a connection unused for `idle` closes; a node may open at most
     /// `budget` connections, if bounded.
     pub fn new(idle: Duration, budget: Option<u32>) -> Self {
-        TransferCount { idle, last: FxHashMap::default(), per_node: Vec::new(), connections: 0, budget, refused: 0 }
+        let (last, per_node, unbounded) = (FxHashMap::default(), Vec::new(), Vec::new());
+        TransferCount { idle, last, per_node, connections: 0, budget, unbounded, refused: 0 }
+    }
+
+    /// Exempts `node` from the budget: a native storage peer, which no browser limits
+    /// (`ManagerConfig::native`).
+    pub fn exempt(&mut self, node: u32) {
+        let needed = node as usize + 1;
+        if self.unbounded.len() < needed {
+            self.unbounded.resize(needed, false);
+        }
+        self.unbounded[node as usize] = true;
+    }
+
+    /// Whether `node` has used its budget.
+    fn spent(&self, node: u32) -> bool {
+        let exempt = self.unbounded.get(node as usize).copied().unwrap_or(false);
+        !exempt && self.budget.is_some_and(|budget| self.of(node) >= budget)
     }
 
     /// Records a direct message between nodes `a` and `b` (by index) that neither holds,
@@ -51,7 +70,7 @@ impl TransferCount {
             *last = now;
             return true;
         }
-        if self.budget.is_some_and(|budget| self.of(a) >= budget || self.of(b) >= budget) {
+        if self.spent(a) || self.spent(b) {
             self.refused += 1;
             return false;
         }
@@ -140,6 +159,16 @@ mod tests {
         assert!(!count.record(0, 1, at(6_000)), "closed after 3 s unused: a new one");
         assert_eq!((count.of(0), count.of(3), count.refused()), (2, 1, 2));
         assert_eq!(count.summary(0..5).connections, 3);
+    }
+
+    #[test]
+    fn an_exempt_node_opens_past_the_budget_but_its_peers_do_not() {
+        let mut count = TransferCount::new(IDLE, Some(1));
+        count.exempt(0);
+        assert!(count.record(0, 1, at(0)));
+        assert!(count.record(0, 2, at(0)), "node 0 is not bounded");
+        assert!(!count.record(0, 1, at(5_000)), "node 1 has used its 1");
+        assert_eq!((count.of(0), count.refused()), (2, 1));
     }
 
     #[test]

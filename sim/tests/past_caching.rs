@@ -1,8 +1,9 @@
 //! Caching along lookup routes, on a small network: Zipf lookups hit cached copies and take
 //! fewer hops; every copy handed over is the right content; the nodes that hold popular
-//! files open fewer connections to serve them.
+//! files open fewer connections to serve them; native peers, with no budget, serve readers
+//! that tabs out of connections cannot.
 
-use past_sim::past::experiment::{FilesParams, caching};
+use past_sim::past::experiment::{FilesParams, TransferBudget, caching};
 use past_sim::past::workload::{FileSizes, TruncatedNormal};
 
 /// 120 nodes, k = 3, 40 files; caching on or off.
@@ -22,8 +23,8 @@ fn params(caching: bool) -> FilesParams {
 
 #[test]
 fn caching_shortens_lookups() {
-    let off = caching(&params(false), 1500, 1.0, None);
-    let on = caching(&params(true), 1500, 1.0, None);
+    let off = caching(&params(false), 1500, 1.0, TransferBudget::default());
+    let on = caching(&params(true), 1500, 1.0, TransferBudget::default());
     assert_eq!(off.ok, 1500);
     assert_eq!(on.ok, 1500);
     assert_eq!(off.cache_hits, 0);
@@ -36,8 +37,8 @@ fn caching_shortens_lookups() {
 /// the lookups of popular files, so the busiest node opens far fewer.
 #[test]
 fn caching_spares_the_busiest_node_transfer_connections() {
-    let off = caching(&params(false), 1500, 1.0, None);
-    let on = caching(&params(true), 1500, 1.0, None);
+    let off = caching(&params(false), 1500, 1.0, TransferBudget::default());
+    let on = caching(&params(true), 1500, 1.0, TransferBudget::default());
     let inserts = off.insert_transfers;
     assert!(inserts.connections > 0 && inserts.connections <= off.files * 3, "{inserts:?}");
     assert_eq!(inserts, on.insert_transfers, "the same inserts: {on:?}");
@@ -48,4 +49,19 @@ fn caching_spares_the_busiest_node_transfer_connections() {
     }
     assert!(on.lookup_transfers.connections * 2 < off.lookup_transfers.connections, "{on:?} vs {off:?}");
     assert!(on.lookup_transfers.max * 3 < off.lookup_transfers.max, "{on:?} vs {off:?}");
+}
+
+/// Native storage peers have no transfer budget: when the tabs' budget is short, those
+/// among a popular file's holders serve its readers past it (a holder that cannot reach a
+/// reader hands the lookup on), so more lookups are answered.
+#[test]
+fn native_peers_serve_readers_past_the_tabs_budget() {
+    let tabs_only = TransferBudget { per_tab: Some(10), native_share: 0.0 };
+    let with_natives = TransferBudget { native_share: 0.25, ..tabs_only };
+    let without = caching(&params(false), 1500, 1.0, tabs_only);
+    let with = caching(&params(false), 1500, 1.0, with_natives);
+    assert_eq!((without.native_peers, with.native_peers), (0, 30));
+    assert!(without.lookup_transfers.max <= 10 && with.lookup_transfers.max <= 10, "{with:?}");
+    assert!(with.native_transfers.max > 10, "a native peer served past the budget: {with:?}");
+    assert!(with.ok > without.ok, "{} with native peers, {} without", with.ok, without.ok);
 }

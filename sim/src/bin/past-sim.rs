@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use past_link::manager::ManagerConfig;
 use past_sim::past::experiment::{
-    CachingReport, Diversion, FilesParams, StorageParams, StorageReport, caching, durability, storage,
+    CachingReport, Diversion, FilesParams, StorageParams, StorageReport, TransferBudget, caching, durability, storage,
 };
 use past_sim::past::plot::line_chart;
 use past_sim::past::randomized::{DropParams, DropReport, dropping};
@@ -126,6 +126,10 @@ enum Command {
         /// connection budget is used up.
         #[arg(long)]
         transfer_budget: Option<u32>,
+        /// Share of the nodes, drawn at random, that are native storage peers: no transfer
+        /// budget bounds them (`ManagerConfig::native`).
+        #[arg(long, default_value_t = 0.0)]
+        native_share: f64,
     },
     /// Some nodes silently drop what they should forward: lookup success with retries on
     /// the same route and on randomized routes.
@@ -192,6 +196,17 @@ fn print_transfers(reports: &[CachingReport]) {
             r.refused_transfers,
             r.handed_on
         );
+        if r.native_peers > 0 {
+            let t = r.native_transfers;
+            println!(
+                "caching {}: {} native peers (the rows above are the other nodes), their transfer connections during the lookups: {} in all, mean {:.1}, max {}",
+                if r.caching { "on" } else { "off" },
+                r.native_peers,
+                (t.mean * r.native_peers as f64).round(),
+                t.mean,
+                t.max
+            );
+        }
     }
 }
 
@@ -338,11 +353,13 @@ fn main() -> anyhow::Result<()> {
             max_size,
             capacity_scale,
             transfer_budget,
+            native_share,
         } => {
             println!(
-                "# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}, transfer connections per node during the lookups: {}",
+                "# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}, transfer connections per node during the lookups: {}, native storage peers (unbounded): {native_share}",
                 transfer_budget.map_or("unbounded".to_string(), |b| format!("at most {b}"))
             );
+            let budget = TransferBudget { per_tab: transfer_budget, native_share };
             let mut reports: Vec<CachingReport> = Vec::new();
             for on in [false, true] {
                 let params = FilesParams {
@@ -356,7 +373,7 @@ fn main() -> anyhow::Result<()> {
                     max_size,
                     caching: on,
                 };
-                reports.push(caching(&params, lookups, alpha, transfer_budget));
+                reports.push(caching(&params, lookups, alpha, budget));
             }
             println!(
                 "\n| caching | lookups | right content | answered by a cached copy | mean hops | copies cached | evicted |"

@@ -533,10 +533,15 @@ pub struct CachingReport {
     pub files: usize,
     /// Transfer connections the inserts needed, over the live nodes.
     pub insert_transfers: Summary,
-    /// Transfer connections the lookups needed (cache fills included), over the live nodes.
+    /// Transfer connections the lookups needed (cache fills included), over the live
+    /// nodes other than the native peers.
     pub lookup_transfers: Summary,
-    /// The most transfer connections a node could open during the lookups, if bounded.
-    pub transfer_budget: Option<u32>,
+    /// The same over the native peers (none: all zero).
+    pub native_transfers: Summary,
+    /// The bound on transfer connections during the lookups.
+    pub budget: TransferBudget,
+    /// Native peers among the live nodes.
+    pub native_peers: usize,
     /// Transfer connections refused during the lookups because an end had used its budget.
     pub refused_transfers: u64,
     /// Lookups answered by a node that could not reach the reader, handed on to the other
@@ -544,10 +549,35 @@ pub struct CachingReport {
     pub handed_on: u64,
 }
 
-/// The caching experiment: Zipf-popular lookups from random nodes, each node opening at
-/// most `transfer_budget` transfer connections during the lookups, if bounded.
-pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, transfer_budget: Option<u32>) -> CachingReport {
+/// `share` of the `live` nodes, drawn at random with `seed`, sorted.
+fn native_peers(live: &[u32], share: f64, seed: u64) -> Vec<u32> {
+    let count = ((live.len() as f64 * share).round() as usize).min(live.len());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e61_7469_7665);
+    let mut pool = live.to_vec();
+    for i in 0..count {
+        let j = i + (rng.next_u64() % (pool.len() - i) as u64) as usize;
+        pool.swap(i, j);
+    }
+    pool.truncate(count);
+    pool.sort_unstable();
+    pool
+}
+
+/// How many transfer connections nodes may open during the caching experiment's lookups.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TransferBudget {
+    /// The most a browser node may open, if bounded.
+    pub per_tab: Option<u32>,
+    /// The share of the nodes, drawn at random, that are native storage peers, which no
+    /// budget bounds (`ManagerConfig::native`).
+    pub native_share: f64,
+}
+
+/// The caching experiment: Zipf-popular lookups from random nodes, with transfer
+/// connections bounded by `budget` during the lookups.
+pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, budget: TransferBudget) -> CachingReport {
     let mut loaded = load(params);
+    let natives = native_peers(&loaded.sim.network.live_nodes(), budget.native_share, params.seed);
     let zipf = Zipf::new(loaded.files.len(), alpha);
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xcace);
     // Popularity ranks in a random order of the files.
@@ -557,7 +587,8 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, transfer_budget
         order.swap(i, j);
     }
     let (mut ok, mut hits, mut hops, mut answered) = (0, 0, 0u64, 0u64);
-    loaded.sim.network.count_transfers(transfer_budget);
+    loaded.sim.network.count_transfers(budget.per_tab);
+    loaded.sim.network.exempt_from_transfer_budget(&natives);
     let batch = 100;
     for start in (0..lookups).step_by(batch) {
         let mut ops = Vec::new();
@@ -584,6 +615,7 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, transfer_budget
     }
     let live = loaded.sim.network.live_nodes();
     let lookup_transfers = loaded.sim.network.take_transfers().expect("counted since the inserts");
+    let tabs = live.iter().copied().filter(|n| natives.binary_search(n).is_err());
     CachingReport {
         caching: params.caching,
         lookups,
@@ -594,8 +626,10 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, transfer_budget
         evictions: loaded.sim.total(|s| s.evictions),
         files: loaded.files.len(),
         insert_transfers: loaded.insert_transfers.summary(live.iter().copied()),
-        lookup_transfers: lookup_transfers.summary(live),
-        transfer_budget,
+        lookup_transfers: lookup_transfers.summary(tabs),
+        native_transfers: lookup_transfers.summary(natives.iter().copied()),
+        budget,
+        native_peers: natives.len(),
         refused_transfers: lookup_transfers.refused(),
         handed_on: loaded.sim.total(|s| s.lookups_handed_on),
     }
