@@ -9,7 +9,7 @@ use past_core::past::{FileId, PastConfig, SharedVerified};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::past::workload::{FileSizes, TruncatedNormal, Zipf};
+use crate::past::workload::{FileSizes, TruncatedNormal, Zipf, shuffle};
 use crate::past::{Outcome, PastSim, closest_in};
 use crate::transfers::{Summary, TransferCount};
 
@@ -552,12 +552,8 @@ pub struct CachingReport {
 /// `share` of the `live` nodes, drawn at random with `seed`, sorted.
 fn native_peers(live: &[u32], share: f64, seed: u64) -> Vec<u32> {
     let count = ((live.len() as f64 * share).round() as usize).min(live.len());
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e61_7469_7665);
     let mut pool = live.to_vec();
-    for i in 0..count {
-        let j = i + (rng.next_u64() % (pool.len() - i) as u64) as usize;
-        pool.swap(i, j);
-    }
+    shuffle(&mut pool, &mut ChaCha8Rng::seed_from_u64(seed ^ 0x6e61_7469_7665));
     pool.truncate(count);
     pool.sort_unstable();
     pool
@@ -582,10 +578,7 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, budget: Transfe
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xcace);
     // Popularity ranks in a random order of the files.
     let mut order: Vec<usize> = (0..loaded.files.len()).collect();
-    for i in (1..order.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
+    shuffle(&mut order, &mut rng);
     let (mut ok, mut hits, mut hops, mut answered) = (0, 0, 0u64, 0u64);
     loaded.sim.network.count_transfers(budget.per_tab);
     loaded.sim.network.exempt_from_transfer_budget(&natives);

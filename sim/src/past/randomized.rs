@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::past::experiment::pastry_config;
+use crate::past::workload::shuffle;
 use crate::past::{Outcome, PastSim};
 
 /// Size of every file inserted (one chunk).
@@ -189,12 +190,4 @@ fn look_up(sim: &mut PastSim, files: &[FileId], count: usize, rng: &mut ChaCha8R
         }
     }
     (found, hops)
-}
-
-/// Fisher-Yates with the given generator.
-fn shuffle(items: &mut [u32], rng: &mut ChaCha8Rng) {
-    for i in (1..items.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }
