@@ -3,9 +3,10 @@
 //!
 //! It is a thin driver of [`past_link::Stack`], the Pastry core and PAST (`past-core`) and
 //! the peer manager wired together once for both drivers: the browser tab (`past-node-wasm`)
-//! runs the same stack, so both make the same decisions (glare, connection limits and
-//! budget, the data channel handshake, eviction, signaling through the overlay once joined,
-//! inserts, lookups, replica maintenance). The node registers with the signaling server over
+//! runs the same stack, so both make the same decisions (glare, connection limits, the data
+//! channel handshake, eviction, signaling through the overlay once joined, inserts, lookups,
+//! replica maintenance). Only the browser's lifetime budget of peer connections, its pace
+//! and its reloads are left out ([`past_link::ManagerConfig::native`]). The node registers with the signaling server over
 //! a WebSocket as the nodeId of its Ed25519 key (signing the server's challenge), connects to
 //! the contacts the server names and joins the overlay through one of them.
 //!
