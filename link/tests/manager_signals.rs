@@ -141,14 +141,21 @@ fn a_copy_of_an_offer_is_answered_again_and_a_new_offer_replaces_it() {
     assert_eq!(creates_for(&net, 0, x), 2);
 }
 
-#[test]
-fn an_unanswered_overlay_offer_goes_again_along_other_first_hops() {
+/// The network without its server, node 0 connecting to `fresh_id(n)`, a node that never
+/// answers: its offer goes over the overlay.
+fn offering_over_the_overlay(n: u8) -> (Net<Stack>, Id) {
     let mut net = network();
     for i in 0..4 {
         net.nodes[i].ep.set_server(false);
     }
-    let y = fresh_id(204);
+    let y = fresh_id(n);
     net.with(0, |s, now| s.connect(y, now));
+    (net, y)
+}
+
+#[test]
+fn an_unanswered_overlay_offer_goes_again_along_other_first_hops() {
+    let (mut net, y) = offering_over_the_overlay(204);
     net.run_for(ManagerConfig::default().connect_timeout + Duration::from_secs(1));
     let offers = signals_to(&net, 0, y, false);
     assert_eq!(offers.len(), 3, "the offer and two copies: {offers:?}");
@@ -160,12 +167,7 @@ fn an_unanswered_overlay_offer_goes_again_along_other_first_hops() {
 
 #[test]
 fn an_offer_whose_timer_fires_late_goes_again_once() {
-    let mut net = network();
-    for i in 0..4 {
-        net.nodes[i].ep.set_server(false);
-    }
-    let y = fresh_id(205);
-    net.with(0, |s, now| s.connect(y, now));
+    let (mut net, y) = offering_over_the_overlay(205);
     net.run_for(Duration::from_millis(50));
     assert_eq!(signals_to(&net, 0, y, false).len(), 1, "the offer");
     // A suspended tab wakes after both copies fell due (a quarter and half the connect

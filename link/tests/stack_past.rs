@@ -89,6 +89,13 @@ fn lookup_for(net: &mut Net<Stack>, reader: usize, file: FileId, wait: Duration)
     panic!("the lookup did not end");
 }
 
+/// The `k` nodes closest to `file`, closest first: its replica holders, the root first.
+fn closest_to(net: &Net<Stack>, file: FileId, k: usize) -> Vec<usize> {
+    let mut ids = net.ids();
+    ids.sort_by_key(|&id| (file.key().ring_distance(id), id));
+    ids[..k].iter().map(|&id| net.index_of(id).expect("a node")).collect()
+}
+
 /// A node that keeps none of `holders` in its tables, that none of them keeps, and that has
 /// no connection to any of them.
 fn stranger_to(net: &Net<Stack>, holders: &[usize], not: usize) -> usize {
@@ -108,9 +115,7 @@ fn a_file_inserted_in_one_node_is_read_from_another_over_a_direct_connection() {
     let data = content(300 * 1024 + 7);
     let file = insert(&mut net, 0, data.clone(), 3);
 
-    let mut ids = net.ids();
-    ids.sort_by_key(|&id| (file.key().ring_distance(id), id));
-    let holders: Vec<usize> = ids[..3].iter().map(|&id| net.index_of(id).expect("a node")).collect();
+    let holders = closest_to(&net, file, 3);
     for &h in &holders {
         assert_eq!(net.nodes[h].store.content(&file).as_deref(), Some(&data[..]), "replica at node {h}");
     }
@@ -171,9 +176,7 @@ fn a_holder_that_cannot_reach_the_reader_hands_the_lookup_on() {
     net.record_sent = true;
     let data = content(100 * 1024 + 3);
     let file = insert(&mut net, 0, data.clone(), 3);
-    let mut ids = net.ids();
-    ids.sort_by_key(|&id| (file.key().ring_distance(id), id));
-    let holders: Vec<usize> = ids[..3].iter().map(|&id| net.index_of(id).expect("a node")).collect();
+    let holders = closest_to(&net, file, 3);
     let reader = stranger_to(&net, &holders, 0);
     // No connection opens between the reader and the root (the closest holder, which
     // answers the lookup), nor the next holder: only the third can answer it.
