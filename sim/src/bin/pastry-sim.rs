@@ -136,6 +136,11 @@ fn main() -> anyhow::Result<()> {
                 m.new_node,
                 m.repair,
             );
+            let tables = past_sim::measure::table_stats(&network, base);
+            println!(
+                "routing table entries after row exchange {} (missing {}, by row {:?})",
+                tables.entries, tables.missing, tables.missing_by_row
+            );
         }
         print_table_locality("table locality", &network, base);
         let (ideal, ideal_of_sums) =
