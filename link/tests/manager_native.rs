@@ -6,21 +6,14 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::Net;
-use past_core::past::PastMessage;
-use past_core::wire::Message;
-use past_link::{AppMessage, ManagerConfig, PeerEvent};
+use harness::{Net, transfer};
+use past_link::{ManagerConfig, PeerEvent};
 
 /// Readers served one after the other: more than a tab's budget.
 const READERS: usize = 600;
 
 /// Time between two readers: within the default limit of 30 new connections a minute.
 const SPACING: Duration = Duration::from_millis(2500);
-
-/// PAST content for a reader (a transfer, which a tab does not pace).
-fn transfer() -> Message<AppMessage> {
-    Message::Direct(AppMessage::from(PastMessage::Released { files: Vec::new() }))
-}
 
 /// What serving the readers cost node 0 and how it went.
 struct Served {

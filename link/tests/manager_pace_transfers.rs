@@ -7,7 +7,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{Bare, Net};
+use harness::{Bare, Net, transfer};
 use past_core::Id;
 use past_core::past::PastMessage;
 use past_core::wire::{Message, Probe, RoutedBody};
@@ -16,10 +16,6 @@ use past_link::{AppMessage, ManagerConfig, OverlaySignal, PeerEvent, SignalKind}
 
 fn probe() -> Message<AppMessage> {
     Message::Probe(Probe { ask: Some(1), answer: None })
-}
-
-fn transfer() -> Message<AppMessage> {
-    Message::Direct(AppMessage::from(PastMessage::Released { files: Vec::new() }))
 }
 
 /// `n` bare managers with the server, `at_start` connections at once then next to nothing

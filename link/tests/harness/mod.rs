@@ -44,6 +44,12 @@ pub const DESCRIBE: Duration = Duration::from_millis(1);
 /// Contacts the server names in its welcome.
 pub const WELCOME_PEERS: usize = 8;
 
+/// PAST content (a message of no consequence): a connection opened for it is a transfer,
+/// which a tab does not pace.
+pub fn transfer() -> Message<AppMessage> {
+    Message::Direct(AppMessage::from(past_core::past::PastMessage::Released { files: Vec::new() }))
+}
+
 /// Seconds as a [`Time`].
 pub fn secs(s: f64) -> Time {
     Time::from_micros((s * 1e6) as u64)
