@@ -296,6 +296,19 @@ impl<A: Application> Node<A> {
         transmit
     }
 
+    /// Starts fetching into the CPU cache the parts of the node that handling any input
+    /// reads first (the node's first bytes, its outbox, leaf set and routing table
+    /// headers). It changes nothing: a driver of many nodes, whose states do not fit the
+    /// cache, calls it for the node of its next input while it handles the current one, so
+    /// that the two nodes' cache misses overlap instead of following each other.
+    pub fn prefetch(&self) {
+        let overlay = &self.overlay;
+        fetch(self);
+        fetch(&overlay.outbox);
+        fetch(&overlay.state.leaf_set);
+        fetch(&overlay.state.table);
+    }
+
     /// Swaps in the empty `buffer` for the node to collect the messages of its next input in,
     /// so that it allocates none: a driver of many nodes lends each, before its input, the
     /// one buffer it takes back with [`Node::take_transmits`]. Nothing is swapped while
@@ -414,4 +427,9 @@ impl<M> Overlay<M> {
             RoutedBody::App(_) => {}
         }
     }
+}
+
+/// Prefetches the cache line holding the start of `value`.
+fn fetch<T>(value: &T) {
+    prefetch_index::prefetch_index(std::slice::from_ref(value), 0);
 }

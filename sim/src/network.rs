@@ -250,6 +250,21 @@ impl<M> Queue<M> {
         self.free.push(slot);
         Some((at, kind))
     }
+
+    /// The node the next event is for, with the events that may follow it fetched into the
+    /// cache: the heap's top is next, one of its two children most likely after it.
+    fn next_node(&self) -> Option<u32> {
+        let heap = self.heap.as_slice();
+        for Reverse((_, _, slot)) in heap.iter().skip(1).take(2) {
+            prefetch_index::prefetch_index(&self.slab, *slot as usize);
+        }
+        let Reverse((_, _, slot)) = heap.first()?;
+        match self.slab[*slot as usize].as_ref()? {
+            Kind::Deliver { to, .. } => Some(*to),
+            Kind::SendFailed { from, .. } => Some(*from),
+            Kind::Wake { node } => Some(*node),
+        }
+    }
 }
 
 /// What the simulator keeps of each node beside the node itself, together so that handling
@@ -631,6 +646,7 @@ impl<A: SimApp> Network<A> {
         let from = node;
         let from_id = self.nodes[node as usize].id();
         let mut outbox = self.nodes[node as usize].take_transmits();
+        self.touch_targets(&outbox);
         while let Some(transmit) = outbox.pop_front() {
             if self.drops(from, &transmit.message) {
                 self.dropped += 1;
@@ -676,6 +692,15 @@ impl<A: SimApp> Network<A> {
             }
         }
         self.reschedule_wake(node);
+    }
+
+    /// Looks up the target of every message first: each lookup misses the cache, and done
+    /// in a row, with nothing in between, they overlap.
+    fn touch_targets(&self, outbox: &VecDeque<Transmit<A::Message>>) {
+        if outbox.len() > 1 {
+            let alive = outbox.iter().filter(|t| self.index.get(&t.to).is_some_and(|t| t.alive)).count();
+            std::hint::black_box(alive);
+        }
     }
 
     /// Lends the node the buffer for the messages of its next input, taken back by
@@ -754,12 +779,24 @@ impl<A: SimApp> Network<A> {
         self.now = end;
     }
 
+    /// Starts fetching the state of the node the next event is for, so that its cache misses
+    /// overlap the handling of this one (nodes are too many for the cache, and each event
+    /// is for a node at random).
+    fn prefetch_next(&self) {
+        if let Some(next) = self.queue.next_node() {
+            let next = next as usize;
+            prefetch_index::prefetch_index(&self.peers, next);
+            self.nodes[next].prefetch();
+        }
+    }
+
     fn step(&mut self) -> bool {
         let Some((at, kind)) = self.queue.pop() else {
             return false;
         };
         self.now = self.now.max(at);
         let now = self.now;
+        self.prefetch_next();
         match kind {
             Kind::Deliver { from, to, message } => {
                 self.in_flight -= 1;
