@@ -251,14 +251,9 @@ impl<M> Queue<M> {
         Some((at, kind))
     }
 
-    /// The node the next event is for, with the events that may follow it fetched into the
-    /// cache: the heap's top is next, one of its two children most likely after it.
+    /// The node the next event is for.
     fn next_node(&self) -> Option<u32> {
-        let heap = self.heap.as_slice();
-        for Reverse((_, _, slot)) in heap.iter().skip(1).take(2) {
-            prefetch_index::prefetch_index(&self.slab, *slot as usize);
-        }
-        let Reverse((_, _, slot)) = heap.first()?;
+        let Reverse((_, _, slot)) = self.heap.peek()?;
         match self.slab[*slot as usize].as_ref()? {
             Kind::Deliver { to, .. } => Some(*to),
             Kind::SendFailed { from, .. } => Some(*from),
