@@ -14,8 +14,9 @@ use crate::routing_table::Entry;
 /// The version byte of the wire format described here (2: routed messages carry their
 /// attempt number; 3: a row reply carries the sender's round-trip time to each entry, an
 /// entry request lists several slots and its reply answers each, and PAST's `Released`;
-/// 4: the link's overlay offer says whether its connection is for a transfer).
-pub const WIRE_VERSION: u8 = 4;
+/// 4: the link's overlay offer says whether its connection is for a transfer; 5: PAST's
+/// `Relay`, answers along a lookup's route).
+pub const WIRE_VERSION: u8 = 5;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
 ///

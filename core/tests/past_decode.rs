@@ -350,7 +350,23 @@ fn past_cases() -> Cases<PastMessage> {
         ("Holding", vec(file(), 0..8).prop_map(|files| P::Holding { files }).boxed()),
         ("Release", file().prop_map(|file| P::Release { file }).boxed()),
         ("Released", vec(file(), 0..8).prop_map(|files| P::Released { files }).boxed()),
+        ("Bounced", (id(), relayed_bytes()).prop_map(|(target, inner)| P::Bounced { target, inner }).boxed()),
+        (
+            "Relay",
+            (id(), id(), ids(), relayed_bytes())
+                .prop_map(|(origin, target, via, inner)| P::Relay { origin, target, via, inner })
+                .boxed(),
+        ),
     ]
+}
+
+/// What a relay carries: an encoded chunk request (what it should carry) or any bytes.
+fn relayed_bytes() -> impl Strategy<Value = Vec<u8>> + Clone {
+    let request = (any::<u64>(), file(), any::<u32>()).prop_map(|(transfer, file, index)| {
+        postcard::to_allocvec(&PastMessage::ChunkRequest { transfer, source: Source::File(file), index })
+            .expect("a chunk request encodes")
+    });
+    prop_oneof![request, vec(any::<u8>(), 0..64)]
 }
 
 /// Any PAST message, with the name of the variant its strategy is meant to build.
@@ -372,7 +388,7 @@ fn every_variant_has_a_strategy() {
     assert_covers::<Source>(&names(source_cases()), variant_names::<Source>());
     assert_covers::<Refusal>(&names(refusal_cases()), variant_names::<Refusal>());
     assert_covers::<CertificateError>(&names(certificate_error_cases()), variant_names::<CertificateError>());
-    assert!(variant_names::<PastMessage>().len() >= 31, "the 31 PAST messages of today are all listed");
+    assert!(variant_names::<PastMessage>().len() >= 33, "the 33 PAST messages of today are all listed");
 }
 
 #[test]

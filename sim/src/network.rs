@@ -767,6 +767,15 @@ impl<A: SimApp> Network<A> {
         }
     }
 
+    /// Runs as [`Network::run_until_quiet`] does, but stops before the first event after
+    /// `until`; returns whether no message is in flight.
+    pub fn run_until_quiet_or(&mut self, until: Time) -> bool {
+        while self.in_flight > 0 && self.queue.peek_time().is_some_and(|at| at <= until) {
+            self.step();
+        }
+        self.in_flight == 0 || self.queue.peek_time().is_none()
+    }
+
     /// Runs everything scheduled up to `duration` from now, then sets the clock there.
     pub fn run_for(&mut self, duration: Duration) {
         let end = self.now + duration;

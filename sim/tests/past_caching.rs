@@ -6,8 +6,8 @@
 use past_sim::past::experiment::{FilesParams, TransferBudget, caching};
 use past_sim::past::workload::{FileSizes, TruncatedNormal};
 
-/// 120 nodes, k = 3, 40 files; caching on or off.
-fn params(caching: bool) -> FilesParams {
+/// 120 nodes, k = 3, 40 files; caching on or off; answers along the route or straight.
+fn params(caching: bool, relay: bool) -> FilesParams {
     FilesParams {
         nodes: 120,
         leaf_set: 16,
@@ -18,13 +18,14 @@ fn params(caching: bool) -> FilesParams {
         sizes: FileSizes::web(1.0),
         max_size: 100_000,
         caching,
+        relay,
     }
 }
 
 #[test]
 fn caching_shortens_lookups() {
-    let off = caching(&params(false), 1500, 1.0, TransferBudget::default());
-    let on = caching(&params(true), 1500, 1.0, TransferBudget::default());
+    let off = caching(&params(false, false), 1500, 1.0, TransferBudget::default());
+    let on = caching(&params(true, false), 1500, 1.0, TransferBudget::default());
     assert_eq!(off.ok, 1500);
     assert_eq!(on.ok, 1500);
     assert_eq!(off.cache_hits, 0);
@@ -37,8 +38,8 @@ fn caching_shortens_lookups() {
 /// the lookups of popular files, so the busiest node opens far fewer.
 #[test]
 fn caching_spares_the_busiest_node_transfer_connections() {
-    let off = caching(&params(false), 1500, 1.0, TransferBudget::default());
-    let on = caching(&params(true), 1500, 1.0, TransferBudget::default());
+    let off = caching(&params(false, false), 1500, 1.0, TransferBudget::default());
+    let on = caching(&params(true, false), 1500, 1.0, TransferBudget::default());
     let inserts = off.insert_transfers;
     assert!(inserts.connections > 0 && inserts.connections <= off.files * 3, "{inserts:?}");
     assert_eq!(inserts, on.insert_transfers, "the same inserts: {on:?}");
@@ -58,10 +59,37 @@ fn caching_spares_the_busiest_node_transfer_connections() {
 fn native_peers_serve_readers_past_the_tabs_budget() {
     let tabs_only = TransferBudget { per_tab: Some(10), native_share: 0.0 };
     let with_natives = TransferBudget { native_share: 0.25, ..tabs_only };
-    let without = caching(&params(false), 1500, 1.0, tabs_only);
-    let with = caching(&params(false), 1500, 1.0, with_natives);
+    let without = caching(&params(false, false), 1500, 1.0, tabs_only);
+    let with = caching(&params(false, false), 1500, 1.0, with_natives);
     assert_eq!((without.native_peers, with.native_peers), (0, 30));
     assert!(without.lookup_transfers.max <= 10 && with.lookup_transfers.max <= 10, "{with:?}");
     assert!(with.native_transfers.max > 10, "a native peer served past the budget: {with:?}");
     assert!(with.ok > without.ok, "{} with native peers, {} without", with.ok, without.ok);
+}
+
+/// A holder that does not hold the reader in its tables answers back along the lookup's
+/// route, and the content follows that way: the lookups need far fewer connections of
+/// their own, the busiest node hardly any, and every content still arrives whole and right.
+#[test]
+fn answers_along_the_route_spare_connections() {
+    for on in [false, true] {
+        let direct = caching(&params(on, false), 1500, 1.0, TransferBudget::default());
+        let relayed = caching(&params(on, true), 1500, 1.0, TransferBudget::default());
+        let (d, r) = (direct.lookup_transfers, relayed.lookup_transfers);
+        assert_eq!(relayed.ok, 1500);
+        assert_eq!(direct.bytes_relayed, 0);
+        assert!(relayed.bytes_relayed > 0, "caching {on}: nothing went along a route");
+        assert!(r.connections * 4 < d.connections, "caching {on}: {r:?} vs {d:?}");
+        assert!(r.max * 4 < d.max, "caching {on}: {r:?} vs {d:?}");
+    }
+}
+
+/// With a budget of 10 transfer connections a node, lookups answered along the route
+/// fare far better than answered straight: they need no connection of their own.
+#[test]
+fn answers_along_the_route_outlast_a_short_budget() {
+    let budget = TransferBudget { per_tab: Some(10), native_share: 0.0 };
+    let direct = caching(&params(false, false), 1500, 1.0, budget);
+    let relayed = caching(&params(false, true), 1500, 1.0, budget);
+    assert!(relayed.ok > direct.ok, "{} along the route, {} straight", relayed.ok, direct.ok);
 }

@@ -16,6 +16,7 @@ fn files_survive_and_k_replicas_come_back() {
         sizes: FileSizes::web(1.0),
         max_size: 200_000,
         caching: false,
+        relay: true,
     };
     let (loaded, scenarios) = durability(&params);
     let files = loaded.files.len();

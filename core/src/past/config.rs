@@ -55,6 +55,11 @@ pub struct PastConfig {
     /// `sources - 1` of the other replica holders it names, each asked for the next chunk
     /// when it has the fewest outstanding. 1: the answering holder alone.
     pub sources: u8,
+    /// Whether a node that answers a lookup of a reader not in its tables sends the answer
+    /// and the content back along the lookup's route, over connections the overlay holds,
+    /// rather than straight, which costs both ends a new connection
+    /// ([`relay`](crate::past::relay)).
+    pub relay_answers: bool,
     /// How long a request (prepare, space query, lookup) may go unanswered.
     pub request_timeout: Duration,
     /// How long the root of a lookup that holds nothing waits for the replica set's answers
@@ -103,6 +108,7 @@ impl PastConfig {
             initial_window: 8,
             paced_reads: false,
             sources: 1,
+            relay_answers: true,
             request_timeout: Duration::from_secs(10),
             locate_timeout: Duration::from_secs(2),
             stall_timeout: Duration::from_secs(30),

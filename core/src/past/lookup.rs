@@ -26,8 +26,9 @@
 //! whose size is at most `cache_fraction` of its unused space, pulling and verifying it
 //! like any replica; cached copies live in the space replicas do not use and are evicted
 //! with GreedyDual-Size ([`GreedyDualSize`](super::GreedyDualSize)) when replicas need it.
-//! Files pass through no node on the way back in this design, so caching costs a pull of
-//! the file by each caching node, once.
+//! A caching node pulls the file once; when the holder does not hold it in its tables, the
+//! offer and the pull go along the part of the route between them ([`super::relay`]), so
+//! the file passes through the route's nodes, as in PAST, over connections they hold.
 
 use std::sync::Arc;
 
@@ -171,6 +172,8 @@ impl Past {
         } else {
             self.stats.replica_hits += 1;
         }
+        let peers: Vec<Id> = request.cache_at.iter().copied().chain([request.reader]).collect();
+        self.learn_ways_back(o, &request.route, &peers);
         for &node in &request.cache_at {
             self.send(o, node, PastMessage::CacheOffer { certificate: certificate.clone(), holder });
         }
@@ -268,7 +271,10 @@ impl Past {
         if let Some(op) = self.lookups.get_mut(&id) {
             op.transfer = Some(transfer);
         }
-        let helpers = others.into_iter().filter(|&n| n != holder && n != o.id());
+        // A holder that answered along the route is reached without a connection of its
+        // own; helpers would each need one.
+        let relayed = self.ways.has(holder);
+        let helpers = others.into_iter().filter(|&n| !relayed && n != holder && n != o.id());
         let helpers: Vec<Id> = helpers.take(usize::from(self.config.sources.saturating_sub(1))).collect();
         self.add_sources(o, transfer, helpers);
     }
@@ -500,9 +506,12 @@ fn op_file(cert: &FileCertificate) -> FileId {
 }
 
 /// Adds `node` to the route a lookup went through (not the reader, each node once, at most
-/// `MAX_NODES`).
+/// `MAX_NODES`). A node the lookup excludes (it failed the reader, or passed the lookup on
+/// because it could not reach the reader) is left out: an answer going back along the route
+/// does not pass it.
 fn note_on_route(request: &mut LookupRequest, node: Id) {
-    if node != request.reader && request.route.len() < MAX_NODES && !request.route.contains(&node) {
+    let fresh = !request.route.contains(&node) && !request.exclude.contains(&node);
+    if node != request.reader && request.route.len() < MAX_NODES && fresh {
         request.route.push(node);
     }
 }

@@ -336,6 +336,29 @@ pub enum PastMessage {
         /// The files.
         files: Vec<FileId>,
     },
+    /// A direct message carried hop by hop along a lookup's route, over connections the
+    /// overlay holds, rather than straight to `target` (see [`crate::past::relay`]).
+    Relay {
+        /// The node that sent the message.
+        origin: Id,
+        /// The node it is for.
+        target: Id,
+        /// The nodes it passes, in order, before `target`.
+        via: Vec<Id>,
+        /// The message, encoded with postcard (one that [`relayable`](crate::past::relay::relayable)
+        /// accepts): relay nodes pass it on without decoding it, and it cannot nest.
+        #[serde(with = "serde_bytes")]
+        inner: Vec<u8>,
+    },
+    /// A relay node could not pass on a relayed request or answer: it goes back to the
+    /// message's origin, which handles it as a message it could not send to `target`.
+    Bounced {
+        /// The node the message was for.
+        target: Id,
+        /// The message, encoded as in [`PastMessage::Relay`].
+        #[serde(with = "serde_bytes")]
+        inner: Vec<u8>,
+    },
     /// A primary no longer needs the diverted replica it placed at the receiver.
     Release {
         /// The file.
@@ -367,6 +390,7 @@ impl PastMessage {
             PastMessage::CacheOffer { holder, .. } => vec![*holder],
             PastMessage::Reclaim(r) | PastMessage::ReclaimHolder(r) => vec![r.client],
             PastMessage::Replicate { files } => files.iter().map(|(_, holder)| *holder).collect(),
+            PastMessage::Relay { via, target, .. } => via.iter().chain([target]).copied().collect(),
             _ => Vec::new(),
         }
     }
@@ -391,6 +415,10 @@ impl PastMessage {
             PastMessage::CacheOffer { certificate, .. } => name_ok(certificate),
             PastMessage::Replicate { files } => files.len() <= MAX_BATCH && files.iter().all(|(c, _)| name_ok(c)),
             PastMessage::Holding { files } | PastMessage::Released { files } => files.len() <= MAX_FILES,
+            PastMessage::Relay { via, inner, .. } => {
+                via.len() <= crate::past::relay::MAX_VIA && inner.len() <= crate::wire::MAX_FRAME_BYTES
+            }
+            PastMessage::Bounced { inner, .. } => inner.len() <= crate::wire::MAX_FRAME_BYTES,
             _ => true,
         }
     }

@@ -17,7 +17,7 @@
 //! a [`Signer`] (tests, simulator).
 //!
 //! Modules: [`certificate`] (signed statements, chunks), [`insert`] (the insert protocol
-//! and where content travels), [`lookup`] (lookup and caching), [`reclaim`], [`replica`]
+//! and where content travels), [`lookup`] (lookup and caching), [`relay`] (answers along the route), [`reclaim`], [`replica`]
 //! (accepting replicas, replica diversion), `maintenance` (replica maintenance), [`cache`] (GreedyDual-Size),
 //! [`quota`], [`store`] (the storage interface), [`transfer`] (chunked pulls with flow
 //! control and verification).
@@ -69,6 +69,7 @@ mod node;
 pub mod quota;
 pub mod reclaim;
 mod refetch;
+pub mod relay;
 pub mod replica;
 pub mod sources;
 pub mod store;

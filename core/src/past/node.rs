@@ -20,6 +20,7 @@ use crate::past::messages::PastMessage;
 use crate::past::quota::{OwnerUsage, Quotas};
 use crate::past::reclaim::ReclaimOp;
 use crate::past::refetch::Refetch;
+use crate::past::relay::Ways;
 use crate::past::replica::{Holding, SpaceQueryState};
 use crate::past::store::{StorageError, StorageId, StorageOp, StorageReply, StorageRequest, UploadId};
 use crate::past::transfer::Transfer;
@@ -149,6 +150,9 @@ pub struct PastStats {
     /// Lookups this node answered but could not reach the reader of, handed on to the other
     /// replica holders (or, answered from a cached copy, passed on along their route).
     pub lookups_handed_on: u64,
+    /// Bytes of relayed messages this node passed on along a route (see
+    /// [`relay`](crate::past::relay)).
+    pub bytes_relayed: u64,
 }
 
 /// What a storage request is for.
@@ -251,6 +255,8 @@ pub struct Past {
     pub(crate) maintenance_at: Option<Time>,
     pub(crate) audit_at: Option<Time>,
     pub(crate) stats: PastStats,
+    /// Peers reached along a route rather than straight.
+    pub(crate) ways: Ways,
 }
 
 /// Most reclaim certificate digests remembered against replays.
@@ -294,6 +300,7 @@ impl Past {
             maintenance_at: None,
             audit_at: None,
             stats: PastStats::default(),
+            ways: Ways::default(),
         }
     }
 
@@ -450,11 +457,12 @@ impl Past {
         self.timers.insert((at, timer));
     }
 
-    /// Sends a message, to this node itself through the local queue.
+    /// Sends a message: to this node itself through the local queue, along the route to a
+    /// peer reached that way ([`relay`](crate::past::relay)), or straight.
     pub(crate) fn send(&mut self, overlay: &mut dyn Net<PastMessage>, to: Id, message: PastMessage) {
         if to == overlay.id() {
             self.local.push_back(message);
-        } else {
+        } else if let Some(message) = self.send_along(overlay, to, message) {
             overlay.send(to, message);
         }
     }
@@ -510,6 +518,9 @@ impl Past {
         if !message.within_bounds() {
             return;
         }
+        if let PastMessage::Found { holder, .. } | PastMessage::CacheOffer { holder, .. } = &message {
+            self.learn_way_past(o, from, *holder);
+        }
         match message {
             PastMessage::Prepare(p) => self.on_prepare(o, from, *p),
             PastMessage::Prepared { file, nonce, result } => self.on_prepared(o, from, file, nonce, result),
@@ -550,6 +561,8 @@ impl Past {
             PastMessage::Holding { files } => self.on_holding(o, from, files),
             PastMessage::Release { file } => self.on_release(o, from, file),
             PastMessage::Released { files } => self.on_released(o, from, files),
+            PastMessage::Relay { origin, target, via, inner } => self.on_relay(o, origin, target, via, inner),
+            PastMessage::Bounced { target, inner } => self.on_bounced(o, target, &inner),
             // Routed messages sent point to point are not accepted.
             PastMessage::Insert(_) | PastMessage::Lookup(_) | PastMessage::Reclaim(_) => {}
         }

@@ -750,9 +750,14 @@ impl Past {
                 self.send(o, request.client, message);
             }
             PastMessage::SpaceQuery { query, .. } => self.on_space_reply(o, to, query, None),
+            PastMessage::Relay { origin, target, via, inner } => self.relay_failed(o, (origin, target), &via, inner),
             PastMessage::Found { request, certificate, holder, hops, route, cached, others } if holder == o.id() => {
                 let k = certificate.body.k;
                 let file = certificate.body.file;
+                // Whoever answers next must not send its answer back through this node, which
+                // cannot reach the reader.
+                let own = o.id();
+                let route = route.into_iter().filter(|&n| n != own).collect();
                 let lookup =
                     LookupRequest { file, reader: to, request, hops, exclude: Vec::new(), cache_at: Vec::new(), route };
                 if cached {

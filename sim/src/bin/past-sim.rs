@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use past_link::manager::ManagerConfig;
 use past_sim::past::experiment::{
-    CachingReport, Diversion, FilesParams, StorageParams, StorageReport, TransferBudget, caching, durability, storage,
+    CachingReport, Diversion, FilesParams, StorageParams, StorageReport, TIME_RESOLUTION, TransferBudget, caching,
+    durability, storage,
 };
 use past_sim::past::plot::line_chart;
 use past_sim::past::randomized::{DropParams, DropReport, dropping};
@@ -130,6 +131,10 @@ enum Command {
         /// budget bounds them (`ManagerConfig::native`).
         #[arg(long, default_value_t = 0.0)]
         native_share: f64,
+        /// Holders answer every reader straight, as PAST does, instead of back along the
+        /// lookup's route when they do not hold the reader in their tables.
+        #[arg(long)]
+        direct_answers: bool,
     },
     /// Some nodes silently drop what they should forward: lookup success with retries on
     /// the same route and on randomized routes.
@@ -207,6 +212,36 @@ fn print_transfers(reports: &[CachingReport]) {
                 t.max
             );
         }
+    }
+}
+
+/// Time to content and the bytes relayed, per caching run.
+fn print_times(reports: &[CachingReport]) {
+    println!(
+        "\nlookup times (virtual, from the lookup's start to its whole content, lookups with the right content, timed to {} ms) and bytes relayed:",
+        TIME_RESOLUTION.as_millis()
+    );
+    println!(
+        "| caching | mean | median | 90th percentile | 99th percentile | content read | bytes relayed | relayed / read | most relayed by one node |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in reports {
+        let at = |q: f64| {
+            let i = ((r.times.len() as f64 * q) as usize).min(r.times.len().saturating_sub(1));
+            r.times.get(i).map_or(0.0, |t| t.as_secs_f64() * 1000.0)
+        };
+        let mean = r.times.iter().map(|t| t.as_secs_f64()).sum::<f64>() * 1000.0 / r.times.len().max(1) as f64;
+        println!(
+            "| {} | {mean:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} MB | {:.1} MB | {:.2} | {:.1} MB |",
+            if r.caching { "on" } else { "off" },
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            r.bytes_read as f64 / 1e6,
+            r.bytes_relayed as f64 / 1e6,
+            r.bytes_relayed as f64 / r.bytes_read.max(1) as f64,
+            r.max_relayed as f64 / 1e6
+        );
     }
 }
 
@@ -307,6 +342,7 @@ fn main() -> anyhow::Result<()> {
                 sizes: FileSizes::web(1.0),
                 max_size,
                 caching: false,
+                relay: true,
             };
             println!(
                 "# past-sim durability: N={nodes} l={leaf_set} k={k} seed={seed} files={files} (web sizes, max {max_size} bytes), caching off"
@@ -354,10 +390,16 @@ fn main() -> anyhow::Result<()> {
             capacity_scale,
             transfer_budget,
             native_share,
+            direct_answers,
         } => {
             println!(
-                "# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}, transfer connections per node during the lookups: {}, native storage peers (unbounded): {native_share}",
-                transfer_budget.map_or("unbounded".to_string(), |b| format!("at most {b}"))
+                "# past-sim caching: N={nodes} l={leaf_set} k={k} seed={seed} files={files} lookups={lookups} zipf alpha={alpha} (web sizes, max {max_size} bytes), capacities d1 / {capacity_scale}, transfer connections per node during the lookups: {}, native storage peers (unbounded): {native_share}, answers: {}",
+                transfer_budget.map_or("unbounded".to_string(), |b| format!("at most {b}")),
+                if direct_answers {
+                    "straight to the reader"
+                } else {
+                    "back along the route unless the holder holds the reader"
+                }
             );
             let budget = TransferBudget { per_tab: transfer_budget, native_share };
             let mut reports: Vec<CachingReport> = Vec::new();
@@ -372,6 +414,7 @@ fn main() -> anyhow::Result<()> {
                     sizes: FileSizes::web(1.0),
                     max_size,
                     caching: on,
+                    relay: !direct_answers,
                 };
                 reports.push(caching(&params, lookups, alpha, budget));
             }
@@ -398,6 +441,7 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             print_transfers(&reports);
+            print_times(&reports);
         }
         Command::Droppers {
             network: NetworkArgs { nodes, leaf_set, k, seed },

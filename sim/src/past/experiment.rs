@@ -273,6 +273,9 @@ pub struct FilesParams {
     pub max_size: u64,
     /// Whether nodes cache.
     pub caching: bool,
+    /// Whether a node answers a reader it does not hold back along the lookup's route
+    /// (`PastConfig::relay_answers`).
+    pub relay: bool,
 }
 
 /// A network with files inserted: the sim, and each file with its seed and size.
@@ -290,7 +293,7 @@ pub struct Loaded {
 /// Builds a network and inserts `params.files` files from random clients.
 pub fn load(params: &FilesParams) -> Loaded {
     let capacity = params.capacity;
-    let caching = params.caching;
+    let (caching, relay) = (params.caching, params.relay);
     let mut sim = PastSim::build(
         pastry_config(params.leaf_set),
         params.nodes,
@@ -299,6 +302,7 @@ pub fn load(params: &FilesParams) -> Loaded {
         |key, capacity| {
             let mut config = PastConfig::new(key, capacity);
             config.caching = caching;
+            config.relay_answers = relay;
             config.audit_interval = None;
             config
         },
@@ -547,7 +551,19 @@ pub struct CachingReport {
     /// Lookups answered by a node that could not reach the reader, handed on to the other
     /// holders or passed on along their route.
     pub handed_on: u64,
+    /// Content bytes the readers received.
+    pub bytes_read: u64,
+    /// Bytes of relayed messages nodes passed on along routes (answers and pulls relayed).
+    pub bytes_relayed: u64,
+    /// The most bytes one node passed on.
+    pub max_relayed: u64,
+    /// Virtual time from the start of each lookup with the right content to its end,
+    /// sorted.
+    pub times: Vec<Duration>,
 }
+
+/// How finely the caching experiment times lookups.
+pub const TIME_RESOLUTION: Duration = Duration::from_millis(5);
 
 /// `share` of the `live` nodes, drawn at random with `seed`, sorted.
 fn native_peers(live: &[u32], share: f64, seed: u64) -> Vec<u32> {
@@ -580,6 +596,7 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, budget: Transfe
     let mut order: Vec<usize> = (0..loaded.files.len()).collect();
     shuffle(&mut order, &mut rng);
     let (mut ok, mut hits, mut hops, mut answered) = (0, 0, 0u64, 0u64);
+    let (mut bytes_read, mut times) = (0u64, Vec::new());
     loaded.sim.network.count_transfers(budget.per_tab);
     loaded.sim.network.exempt_from_transfer_budget(&natives);
     let batch = 100;
@@ -590,7 +607,7 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, budget: Transfe
             let reader = loaded.sim.random_live();
             ops.push((reader, loaded.sim.lookup(reader, file)));
         }
-        loaded.sim.run();
+        loaded.sim.run_timed(TIME_RESOLUTION);
         for (reader, op) in ops {
             if let Some(Outcome::Lookup(outcome)) = loaded.sim.take(reader, op)
                 && let Ok(found) = &outcome.result
@@ -602,6 +619,8 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, budget: Transfe
                 }
                 if outcome.content_ok {
                     ok += 1;
+                    bytes_read += outcome.bytes;
+                    times.push(outcome.elapsed);
                 }
             }
         }
@@ -625,5 +644,12 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, budget: Transfe
         native_peers: natives.len(),
         refused_transfers: lookup_transfers.refused(),
         handed_on: loaded.sim.total(|s| s.lookups_handed_on),
+        bytes_read,
+        bytes_relayed: loaded.sim.total(|s| s.bytes_relayed),
+        max_relayed: loaded.sim.max(|s| s.bytes_relayed),
+        times: {
+            times.sort_unstable();
+            times
+        },
     }
 }

@@ -56,6 +56,8 @@ pub struct LookupOutcome {
     pub content_ok: bool,
     /// The nodes the lookup went through after the reader, as the answer reported them.
     pub route: Vec<Id>,
+    /// Virtual time from the lookup's start to its end (the whole content received).
+    pub elapsed: core::time::Duration,
 }
 
 /// An operation's outcome.
@@ -102,6 +104,8 @@ struct Running {
     file: Option<(u64, u64)>,
     /// The route the answer reported.
     route: Vec<Id>,
+    /// When the operation started.
+    started: past_core::Time,
 }
 
 impl PastSim {
@@ -249,7 +253,8 @@ impl PastSim {
         let now = self.network.now();
         let op = self.network.node_mut(reader).lookup(file, now);
         self.network.flush(reader);
-        self.running.insert((reader, op), Running { bytes: 0, content_ok: true, file: None, route: Vec::new() });
+        self.running
+            .insert((reader, op), Running { bytes: 0, content_ok: true, file: None, route: Vec::new(), started: now });
         op
     }
 
@@ -276,6 +281,21 @@ impl PastSim {
     pub fn run(&mut self) {
         self.network.run_until_quiet();
         self.collect();
+    }
+
+    /// Runs as [`PastSim::run`] does (the same events in the same order), collecting
+    /// outcomes every `resolution` of virtual time, so that each lookup's `elapsed` is
+    /// late by less than that.
+    pub fn run_timed(&mut self, resolution: core::time::Duration) {
+        let mut until = self.network.now();
+        loop {
+            until = until + resolution;
+            let quiet = self.network.run_until_quiet_or(until);
+            self.collect();
+            if quiet {
+                break;
+            }
+        }
     }
 
     /// Runs `duration` of virtual time (timers included), then collects outcomes.
@@ -321,8 +341,9 @@ impl PastSim {
                     Ok(found) => r.bytes == found.certificate.body.size,
                     Err(_) => true,
                 };
-                let outcome =
-                    LookupOutcome { result, bytes: r.bytes, content_ok: r.content_ok && complete, route: r.route };
+                let elapsed = self.network.now().since(r.started);
+                let content_ok = r.content_ok && complete;
+                let outcome = LookupOutcome { result, bytes: r.bytes, content_ok, route: r.route, elapsed };
                 self.outcomes.insert((node, op), Outcome::Lookup(outcome));
             }
             PastEvent::ReclaimDone { op, result } => {
@@ -407,6 +428,11 @@ impl PastSim {
     /// Sum of a statistic over live nodes.
     pub fn total(&self, stat: impl Fn(&past_core::past::PastStats) -> u64) -> u64 {
         self.network.live_nodes().into_iter().map(|n| stat(&self.past(n).stats())).sum()
+    }
+
+    /// The largest value of a counter over the live nodes.
+    pub fn max(&self, stat: impl Fn(&past_core::past::PastStats) -> u64) -> u64 {
+        self.network.live_nodes().into_iter().map(|n| stat(&self.past(n).stats())).max().unwrap_or(0)
     }
 
     /// Number of chunks of a file of `size`.
