@@ -2,7 +2,7 @@
 // exposes the node and what arrived, for people in the console and for tests.
 // URL options (for tests and demos): ?keepalive=MS&probe=MS&tableprobe=MS&join=MS&failedmemory=MS
 // &connect=MS&leaf=L&bits=B&maxconn=N&capacity=BYTES&maxfile=BYTES&quota=BYTES&sources=N&icepolicy=relay
-// &budget=N&pace=HOURS
+// &budget=N&pace=HOURS&answers=auto|route|straight
 
 import init, { start } from "/pkg/past_node.js";
 import { logEvent, renderBudget, renderDetails, setupRouteForm } from "./details.js";
@@ -68,6 +68,7 @@ function options() {
     lookupSources: num("sources"),
     connectionBudget: num("budget"),
     paceHours: num("pace"),
+    answers: q.get("answers") ?? undefined,
     // "relay" gathers only TURN candidates: with no TURN server configured no connection
     // can open (how a network that needs one behaves; used by a test).
     iceTransportPolicy: q.get("icepolicy") ?? undefined,

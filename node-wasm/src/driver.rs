@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use js_sys::Object;
-use past_core::past::{FileId, OpId, PastConfig, PublicKey, SignError, SignId, Signature};
+use past_core::past::{Answers, FileId, OpId, PastConfig, PublicKey, SignError, SignId, Signature};
 use past_core::{Config, Id, Phase, Time};
 use past_link::manager::{Command as Work, ConnId, ManagerConfig, Role};
 use past_link::share::ShareLink;
@@ -126,6 +126,8 @@ pub(crate) struct Settings {
     pub(crate) quota: Option<u64>,
     /// Replica holders a lookup pulls from at once.
     pub(crate) lookup_sources: u8,
+    /// How lookups are answered.
+    pub(crate) answers: Answers,
 }
 
 impl Settings {
@@ -136,6 +138,7 @@ impl Settings {
         past.initial_window = INITIAL_WINDOW;
         past.paced_reads = true;
         past.sources = self.lookup_sources;
+        past.answers = self.answers;
         if let Some(max) = self.max_file_size {
             past.max_file_size = max.min(past.max_file_size);
         }

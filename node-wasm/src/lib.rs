@@ -62,6 +62,7 @@ use futures::StreamExt as _;
 use futures::channel::mpsc;
 use js_sys::{ArrayBuffer, Function, Object, Reflect, Uint8Array};
 use past_core::Id;
+use past_core::past::Answers;
 use past_link::Payload;
 use past_signaling_proto::{IceServer, from_hex};
 use serde::Deserialize;
@@ -149,6 +150,10 @@ struct StartOptions {
     /// Replica holders a lookup pulls from at once (1 to 3; see `LOOKUP_SOURCES`).
     #[serde(default)]
     lookup_sources: Option<u8>,
+    /// How this node answers lookups: `"auto"` (default: back along the route to a reader
+    /// not in its tables), `"route"` (along the route always) or `"straight"` (as PAST).
+    #[serde(default)]
+    answers: Option<String>,
 }
 
 impl StartOptions {
@@ -207,6 +212,12 @@ impl StartOptions {
             Some("relay") => true,
             Some(other) => return Err(format!("iceTransportPolicy must be \"all\" or \"relay\", not {other:?}")),
         };
+        let answers = match self.answers.as_deref() {
+            None | Some("auto") => Answers::AlongRouteToStrangers,
+            Some("route") => Answers::AlongRoute,
+            Some("straight") => Answers::Straight,
+            Some(other) => return Err(format!("answers must be \"auto\", \"route\" or \"straight\", not {other:?}")),
+        };
         Ok(Settings {
             signaling_url: self.signaling_url,
             ice_servers: self.ice_servers,
@@ -217,6 +228,7 @@ impl StartOptions {
             max_file_size: self.max_file_bytes,
             quota: self.quota_bytes,
             lookup_sources: self.lookup_sources.unwrap_or(driver::LOOKUP_SOURCES).clamp(1, 3),
+            answers,
         })
     }
 }
@@ -228,7 +240,8 @@ impl StartOptions {
 ///
 /// `config`: `{ signalingUrl, iceServers?, keepaliveMs?, probeTimeoutMs?, tableProbeMs?,
 /// joinTimeoutMs?, failedMemoryMs?, leafSetSize?, digitBits?, maxConnections?, connectionBudget?,
-/// paceHours?, connectTimeoutMs?, iceTransportPolicy?, identityNamespace?, onEvent? }`.
+/// paceHours?, connectTimeoutMs?, iceTransportPolicy?, identityNamespace?, capacityBytes?,
+/// maxFileBytes?, quotaBytes?, lookupSources?, answers?, onEvent? }`.
 #[wasm_bindgen]
 pub async fn start(config: JsValue) -> Result<Node, JsError> {
     logging::init();
@@ -444,7 +457,8 @@ impl Node {
     }
 
     /// What this tab holds for other nodes: `{replicas, cached, pointers, bytesUsed,
-    /// bytesCached, capacity, free}`.
+    /// bytesCached, capacity, free, bytesRelayed}` (`bytesRelayed`: bytes it passed on along
+    /// lookup routes, answers and content of other nodes' lookups).
     pub fn stored(&self) -> Object {
         self.driver.try_borrow().map(|d| d.stored()).unwrap_or_default()
     }

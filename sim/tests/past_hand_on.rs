@@ -7,7 +7,7 @@
 
 use core::time::Duration;
 
-use past_core::past::{FileId, OpId, PastConfig, Role};
+use past_core::past::{Answers, FileId, OpId, PastConfig, Role};
 use past_sim::past::experiment::pastry_config;
 use past_sim::past::{Outcome, PastSim};
 
@@ -24,7 +24,7 @@ fn network(caching: bool, relay: bool) -> PastSim {
         |key, capacity| {
             let mut config = PastConfig::new(key, capacity);
             config.caching = caching;
-            config.relay_answers = relay;
+            config.answers = if relay { Answers::AlongRouteToStrangers } else { Answers::Straight };
             config.audit_interval = None;
             config
         },

@@ -55,11 +55,9 @@ pub struct PastConfig {
     /// `sources - 1` of the other replica holders it names, each asked for the next chunk
     /// when it has the fewest outstanding. 1: the answering holder alone.
     pub sources: u8,
-    /// Whether a node that answers a lookup of a reader not in its tables sends the answer
-    /// and the content back along the lookup's route, over connections the overlay holds,
-    /// rather than straight, which costs both ends a new connection
-    /// ([`relay`](crate::past::relay)).
-    pub relay_answers: bool,
+    /// How a node answering a lookup reaches the reader: straight, or back along the
+    /// lookup's route over connections the overlay holds ([`relay`](crate::past::relay)).
+    pub answers: Answers,
     /// How long a request (prepare, space query, lookup) may go unanswered.
     pub request_timeout: Duration,
     /// How long the root of a lookup that holds nothing waits for the replica set's answers
@@ -88,6 +86,21 @@ pub struct PastConfig {
     pub shared_verified: Option<SharedVerified>,
 }
 
+/// How a node answering a lookup (and a node offering a copy to cache) reaches the reader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Answers {
+    /// Straight to the reader, as PAST does: in a browser, a connection of their own unless
+    /// they already have one.
+    Straight,
+    /// Back along the lookup's route when the reader is not in the answering node's tables
+    /// (so that no connection is opened for it); straight otherwise.
+    #[default]
+    AlongRouteToStrangers,
+    /// Back along the lookup's route whenever it passed other nodes (tests, and a node that
+    /// spares every connection).
+    AlongRoute,
+}
+
 impl PastConfig {
     /// The defaults for a node with key `node_key` offering `capacity` bytes.
     pub fn new(node_key: PublicKey, capacity: u64) -> Self {
@@ -108,7 +121,7 @@ impl PastConfig {
             initial_window: 8,
             paced_reads: false,
             sources: 1,
-            relay_answers: true,
+            answers: Answers::AlongRouteToStrangers,
             request_timeout: Duration::from_secs(10),
             locate_timeout: Duration::from_secs(2),
             stall_timeout: Duration::from_secs(30),

@@ -83,7 +83,7 @@ pub use certificate::{
     MAX_NAME_BYTES, ReclaimCertificate, ReclaimCertificateBody, ReclaimReceipt, ReclaimReceiptBody, Signed, SignedBody,
     StoreReceipt, StoreReceiptBody, check_certificate, chunk_count, chunk_len,
 };
-pub use config::PastConfig;
+pub use config::{Answers, PastConfig};
 pub use crypto::{Ed25519Signer, Keyring, PublicKey, SignError, SignId, SignRequest, Signature, Signer};
 pub use error::{InsertError, LookupError, ReclaimError, Refusal};
 pub use file_id::{FileId, Hash};

@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
 
 use crate::id::Id;
 use crate::net::Net;
+use crate::past::config::Answers;
 use crate::past::messages::PastMessage;
 use crate::past::node::Past;
 use crate::time::Time;
@@ -131,15 +132,17 @@ pub(crate) fn way_back(route: &[Id], own: Id, to: Id) -> Option<Vec<Id>> {
 
 impl Past {
     /// Before answering a lookup that went along `route`: for each of `peers` (the reader,
-    /// the nodes offered a copy to cache) not in this node's tables, keeps the way back
-    /// along the route, so the answer goes that way.
+    /// the nodes offered a copy to cache) not in this node's tables (any, with
+    /// [`Answers::AlongRoute`]), keeps the way back along the route, so the answer goes
+    /// that way.
     pub(crate) fn learn_ways_back(&mut self, o: &dyn Net<PastMessage>, route: &[Id], peers: &[Id]) {
-        if !self.config.relay_answers {
+        let answers = self.config.answers;
+        if answers == Answers::Straight {
             return;
         }
         let own = o.id();
         for &peer in peers {
-            if peer == own || o.state().knows(peer) {
+            if peer == own || (answers == Answers::AlongRouteToStrangers && o.state().knows(peer)) {
                 continue;
             }
             if let Some(via) = way_back(route, own, peer) {
@@ -202,14 +205,15 @@ impl Past {
 
     /// `named_by` answered a lookup, or offered a copy to cache, naming `holder` as the node
     /// to pull from: a diverted holder, one of its leaves. Unless this node holds `holder`
-    /// in its tables, the way to it passes `named_by` (along the way to `named_by`, if
-    /// there is one).
+    /// in its tables (or answers go along the route always), the way to it passes
+    /// `named_by` (along the way to `named_by`, if there is one).
     pub(crate) fn learn_way_past(&mut self, o: &dyn Net<PastMessage>, named_by: Id, holder: Id) {
         let own = o.id();
-        if !self.config.relay_answers || holder == named_by || holder == own || named_by == own {
+        let answers = self.config.answers;
+        if answers == Answers::Straight || holder == named_by || holder == own || named_by == own {
             return;
         }
-        if o.state().knows(holder) {
+        if answers == Answers::AlongRouteToStrangers && o.state().knows(holder) {
             return;
         }
         let mut via = self.ways.via(named_by, o.now()).unwrap_or_default();

@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::time::Instant;
 
 use past_core::Config;
-use past_core::past::{FileId, PastConfig, SharedVerified};
+use past_core::past::{Answers, FileId, PastConfig, SharedVerified};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -274,7 +274,7 @@ pub struct FilesParams {
     /// Whether nodes cache.
     pub caching: bool,
     /// Whether a node answers a reader it does not hold back along the lookup's route
-    /// (`PastConfig::relay_answers`).
+    /// (`Answers::AlongRouteToStrangers`; `Answers::Straight` if not).
     pub relay: bool,
 }
 
@@ -302,7 +302,7 @@ pub fn load(params: &FilesParams) -> Loaded {
         |key, capacity| {
             let mut config = PastConfig::new(key, capacity);
             config.caching = caching;
-            config.relay_answers = relay;
+            config.answers = if relay { Answers::AlongRouteToStrangers } else { Answers::Straight };
             config.audit_interval = None;
             config
         },
