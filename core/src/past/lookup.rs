@@ -230,7 +230,7 @@ impl Past {
     pub(crate) fn on_found(
         &mut self,
         o: &mut dyn Net<PastMessage>,
-        _from: Id,
+        from: Id,
         request: u64,
         cert: Arc<FileCertificate>,
         (holder, others): (Id, Vec<Id>),
@@ -266,6 +266,7 @@ impl Past {
         if first && purpose == Purpose::User {
             self.emit(PastEvent::LookupFound { op: OpId(id), certificate: (*cert).clone(), holder, hops, route });
         }
+        self.learn_way_past(o, from, holder);
         let transfer =
             self.start_transfer(o, holder, Source::File(op_file(&cert)), &cert, hashes, start, Sink::Reader(id));
         if let Some(op) = self.lookups.get_mut(&id) {
@@ -425,7 +426,13 @@ impl Past {
     // ----- caching -----
 
     /// A holder offers this node, which a lookup passed through, the file to cache.
-    pub(crate) fn on_cache_offer(&mut self, o: &mut dyn Net<PastMessage>, cert: Arc<FileCertificate>, holder: Id) {
+    pub(crate) fn on_cache_offer(
+        &mut self,
+        o: &mut dyn Net<PastMessage>,
+        from: Id,
+        cert: Arc<FileCertificate>,
+        holder: Id,
+    ) {
         let file = cert.body.file;
         if !self.config.caching || self.holdings.contains_key(&file) {
             return;
@@ -468,6 +475,7 @@ impl Past {
         self.store(StorageOp::Create { file, record: holding.record() }, StorageWait::Other);
         self.holdings.insert(file, holding);
         self.schedule(now + self.config.stall_timeout, Timer::Pending(file));
+        self.learn_way_past(o, from, holder);
         self.start_transfer(o, holder, Source::File(file), &cert, Vec::new(), 0, Sink::Cache);
     }
 

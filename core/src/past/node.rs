@@ -518,9 +518,6 @@ impl Past {
         if !message.within_bounds() {
             return;
         }
-        if let PastMessage::Found { holder, .. } | PastMessage::CacheOffer { holder, .. } = &message {
-            self.learn_way_past(o, from, *holder);
-        }
         match message {
             PastMessage::Prepare(p) => self.on_prepare(o, from, *p),
             PastMessage::Prepared { file, nonce, result } => self.on_prepared(o, from, file, nonce, result),
@@ -550,7 +547,7 @@ impl Past {
                 self.on_found(o, from, request, certificate, (holder, others), (hops, route), cached)
             }
             PastMessage::NotFound { request, file } => self.on_not_found(o, request, file),
-            PastMessage::CacheOffer { certificate, holder } => self.on_cache_offer(o, certificate, holder),
+            PastMessage::CacheOffer { certificate, holder } => self.on_cache_offer(o, from, certificate, holder),
             PastMessage::ReclaimHolder(request) => self.on_reclaim_holder(o, from, *request),
             PastMessage::ReclaimAck { request, holders } => self.on_reclaim_ack(o, request, holders),
             PastMessage::ReclaimReceipt { request, receipt } => self.on_reclaim_receipt(o, request, *receipt),

@@ -16,8 +16,8 @@
 //! [`PastStats::bytes_relayed`](super::PastStats)).
 //!
 //! A way is kept per peer ([`Ways`]): learned when answering (from the route the lookup
-//! carried) or from a relayed message that arrived (its path reversed), and forgotten after
-//! [`WAY_IDLE`] unused. Only the messages of an answer and a pull are relayed
+//! carried), from a relayed answer, offer or request that arrived (its path reversed; a
+//! relayed reply teaches nothing), and forgotten after [`WAY_IDLE`] unused. Only the messages of an answer and a pull are relayed
 //! ([`relayable`]); the relayed message is carried encoded, so a relay node neither decodes
 //! nor changes it, and it cannot nest. A relay node only passes a message to the node after
 //! itself on the path; one that cannot drops it, and the reader's request timeout or the
@@ -118,6 +118,11 @@ fn bounces(message: &PastMessage) -> bool {
     matches!(message, PastMessage::Found { .. } | PastMessage::HashRequest { .. } | PastMessage::ChunkRequest { .. })
 }
 
+/// Whether `message` asks something of its receiver (which answers along the way it came).
+fn asks(message: &PastMessage) -> bool {
+    bounces(message) || matches!(message, PastMessage::CacheOffer { .. })
+}
+
 /// The way from `own` back to `to` along `route` (the nodes a lookup went through after its
 /// reader, `own` possibly last): the route's nodes after `to` (all of them if `to` is the
 /// reader, which is not in it), last first. `None` if that is no node, too many, or
@@ -199,7 +204,11 @@ impl Past {
         if !relayable(&message) || origin == own || via.contains(&own) || via.contains(&origin) {
             return;
         }
-        self.ways.learn(origin, via.into_iter().rev().collect(), o.now());
+        // What asks something of this node is answered the way it came; a reply comes back
+        // along a way this node chose, and teaches nothing.
+        if asks(&message) {
+            self.ways.learn(origin, via.into_iter().rev().collect(), o.now());
+        }
         self.on_message(o, origin, message);
     }
 
