@@ -93,3 +93,16 @@ fn answers_along_the_route_outlast_a_short_budget() {
     let relayed = caching(&params(false, true), 1500, 1.0, budget);
     assert!(relayed.ok > direct.ok, "{} along the route, {} straight", relayed.ok, direct.ok);
 }
+
+/// A file larger than `relay_max_size` (1 MiB) is answered straight: carrying it through
+/// the route would cost more than one connection. With sizes a thousand times the web
+/// trace's (median 1.3 MB, capped at 3 MB), the lookups of the large files open
+/// connections and those of the small ones still go along the route.
+#[test]
+fn large_files_are_answered_straight() {
+    let large = FilesParams { sizes: FileSizes::web(0.001), max_size: 3_000_000, ..params(false, true) };
+    let report = caching(&large, 300, 1.0, TransferBudget::default());
+    assert_eq!(report.ok, 300);
+    assert!(report.lookup_transfers.connections > 0, "{:?}", report.lookup_transfers);
+    assert!(report.bytes_relayed > 0, "the small files still went along the route");
+}

@@ -58,6 +58,10 @@ pub struct PastConfig {
     /// How a node answering a lookup reaches the reader: straight, or back along the
     /// lookup's route over connections the overlay holds ([`relay`](crate::past::relay)).
     pub answers: Answers,
+    /// Largest file answered along the route; a larger one goes straight, where one
+    /// connection costs less than carrying the file through every node of the route
+    /// (1 MiB: docs/results-past.md, "Answers along the route").
+    pub relay_max_size: u64,
     /// How long a request (prepare, space query, lookup) may go unanswered.
     pub request_timeout: Duration,
     /// How long the root of a lookup that holds nothing waits for the replica set's answers
@@ -122,6 +126,7 @@ impl PastConfig {
             paced_reads: false,
             sources: 1,
             answers: Answers::AlongRouteToStrangers,
+            relay_max_size: 1 << 20,
             request_timeout: Duration::from_secs(10),
             locate_timeout: Duration::from_secs(2),
             stall_timeout: Duration::from_secs(30),

@@ -172,8 +172,10 @@ impl Past {
         } else {
             self.stats.replica_hits += 1;
         }
-        let peers: Vec<Id> = request.cache_at.iter().copied().chain([request.reader]).collect();
-        self.learn_ways_back(o, &request.route, &peers);
+        if self.relays(&certificate) {
+            let peers: Vec<Id> = request.cache_at.iter().copied().chain([request.reader]).collect();
+            self.learn_ways_back(o, &request.route, &peers);
+        }
         for &node in &request.cache_at {
             self.send(o, node, PastMessage::CacheOffer { certificate: certificate.clone(), holder });
         }
@@ -266,7 +268,9 @@ impl Past {
         if first && purpose == Purpose::User {
             self.emit(PastEvent::LookupFound { op: OpId(id), certificate: (*cert).clone(), holder, hops, route });
         }
-        self.learn_way_past(o, from, holder);
+        if self.relays(&cert) {
+            self.learn_way_past(o, from, holder);
+        }
         let transfer =
             self.start_transfer(o, holder, Source::File(op_file(&cert)), &cert, hashes, start, Sink::Reader(id));
         if let Some(op) = self.lookups.get_mut(&id) {
@@ -475,7 +479,9 @@ impl Past {
         self.store(StorageOp::Create { file, record: holding.record() }, StorageWait::Other);
         self.holdings.insert(file, holding);
         self.schedule(now + self.config.stall_timeout, Timer::Pending(file));
-        self.learn_way_past(o, from, holder);
+        if self.relays(&cert) {
+            self.learn_way_past(o, from, holder);
+        }
         self.start_transfer(o, holder, Source::File(file), &cert, Vec::new(), 0, Sink::Cache);
     }
 
