@@ -1,10 +1,12 @@
 //! Issue 10, in memory: PAST runs inside the stack of both drivers. A file inserted from
 //! one node is stored on the k nodes closest to its fileId, each pulling the content from
-//! the inserting node over a connection of its own, and a reader far from the file pulls it
-//! from the holder that answered, over a direct connection opened through the overlay
-//! (not hop by hop along the route), which closes once the transfer is over. A holder whose
-//! connection to the reader cannot open (the manager's failed attempt comes back to the
-//! core as a failed send) hands the lookup on to the other holders, one of which answers.
+//! the inserting node over a connection of its own. A reader far from a file of at most
+//! 1 MiB gets the answer and the content back along the lookup's route, over the overlay's
+//! connections, and no connection is opened between it and the holder; a larger file comes
+//! from the holder that answered, over a direct connection opened through the overlay,
+//! which closes once the transfer is over. A holder whose connection to the reader cannot
+//! open (the manager's failed attempt comes back to the core as a failed send) hands the
+//! lookup on to the other holders, one of which answers.
 
 mod harness;
 
@@ -108,11 +110,45 @@ fn stranger_to(net: &Net<Stack>, holders: &[usize], not: usize) -> usize {
         .expect("with 40 nodes and l = 4 some node is a stranger to the holders (fixed seed)")
 }
 
+/// Whether node `a` created a connection to node `b`.
+fn opened(net: &Net<Stack>, a: usize, b: usize) -> bool {
+    net.nodes[a].creates.iter().any(|(_, peer, _)| *peer == net.id(b))
+}
+
 #[test]
-fn a_file_inserted_in_one_node_is_read_from_another_over_a_direct_connection() {
+fn a_small_file_is_read_along_the_route_without_a_connection_of_its_own() {
     let mut net = network(3);
     net.record_sent = true;
     let data = content(300 * 1024 + 7);
+    let file = insert(&mut net, 0, data.clone(), 3);
+    let holders = closest_to(&net, file, 3);
+    let reader = stranger_to(&net, &holders, 0);
+    let (bytes, holder) = lookup(&mut net, reader, file).expect("found");
+    assert_eq!(bytes, data);
+    let h = net.index_of(holder).expect("a node");
+    assert!(holders.contains(&h));
+
+    // The holder sent nothing straight to the reader; the chunks went along the route.
+    let straight = net.nodes[h]
+        .sent
+        .iter()
+        .any(|(_, to, m)| *to == net.id(reader) && matches!(m, Message::Direct(AppMessage::Past(_))));
+    assert!(!straight, "the holder sent to the reader straight");
+    let relayed_to_reader = (0..N).filter(|&n| n != h).any(|n| {
+        net.nodes[n].sent.iter().any(|(_, to, m)| {
+            *to == net.id(reader)
+                && matches!(m, Message::Direct(AppMessage::Past(p)) if matches!(**p, PastMessage::Relay { origin, .. } if origin == holder))
+        })
+    });
+    assert!(relayed_to_reader, "a node of the route passed the holder's messages on to the reader");
+    assert!(!opened(&net, h, reader) && !opened(&net, reader, h), "no connection was opened for the lookup");
+}
+
+#[test]
+fn a_file_over_1_mib_is_read_from_another_over_a_direct_connection() {
+    let mut net = network(3);
+    net.record_sent = true;
+    let data = content((1 << 20) + 7);
     let file = insert(&mut net, 0, data.clone(), 3);
 
     let holders = closest_to(&net, file, 3);
@@ -136,8 +172,7 @@ fn a_file_inserted_in_one_node_is_read_from_another_over_a_direct_connection() {
         })
         .count();
     assert_eq!(chunks_to_reader, data.len().div_ceil(CHUNK_SIZE));
-    let opened = |a: usize, b: usize| net.nodes[a].creates.iter().any(|(_, peer, _)| *peer == net.id(b));
-    assert!(opened(h, reader) || opened(reader, h), "a direct connection was opened for the lookup");
+    assert!(opened(&net, h, reader) || opened(&net, reader, h), "a direct connection was opened for the lookup");
 
     // Once the transfer is over, that connection closes.
     net.run_for(Duration::from_secs(5));
@@ -174,7 +209,8 @@ fn a_cancelled_lookup_stops_pulling() {
 fn a_holder_that_cannot_reach_the_reader_hands_the_lookup_on() {
     let mut net = network(3);
     net.record_sent = true;
-    let data = content(100 * 1024 + 3);
+    // Over 1 MiB: answered straight, not along the route.
+    let data = content((1 << 20) + 100 * 1024 + 3);
     let file = insert(&mut net, 0, data.clone(), 3);
     let holders = closest_to(&net, file, 3);
     let reader = stranger_to(&net, &holders, 0);

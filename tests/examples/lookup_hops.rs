@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use past_e2e::{Chromium, eval, start_server, view, wait_joined, wait_leaf_sets_exact};
+use past_e2e::{Chromium, eval, open_network, start_server, view};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -58,16 +58,8 @@ async fn main() -> anyhow::Result<()> {
     let browser = Chromium::launch().await?;
     let origin = server.http_origin();
     let url = format!("{origin}/?leaf=2&bits=1");
-    let mut pages = Vec::new();
-    for i in 0..tabs {
-        let page = browser.open_in_new_context(&origin, &url).await?;
-        pages.push((format!("t{i}"), page));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    for (name, page) in &pages {
-        wait_joined(page, name, Duration::from_secs(60)).await?;
-    }
-    wait_leaf_sets_exact(&pages, 2, Duration::from_secs(60)).await?;
+    let pause = Duration::from_millis(300);
+    let pages = open_network(&browser, &origin, &url, (tabs, pause), 2, Duration::from_secs(60)).await?;
     let (owner, reader) = (&pages[0].1, &pages[1].1);
     let own_id = view(reader).await?.context("the reader has no node")?.node_id;
 

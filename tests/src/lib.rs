@@ -612,6 +612,29 @@ pub async fn wait_joined(page: &Page, name: &str, timeout: Duration) -> anyhow::
     .await
 }
 
+/// Opens `count` tabs of `url` (named t0, t1, ...), each in a browser context of its own
+/// and `pause` after the one before, then waits until all have joined and every leaf set
+/// (of size `leaf_set`) is exact, each wait up to `timeout`.
+pub async fn open_network(
+    browser: &Chromium,
+    origin: &str,
+    url: &str,
+    (count, pause): (usize, Duration),
+    leaf_set: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(String, Page)>> {
+    let mut pages = Vec::new();
+    for i in 0..count {
+        pages.push((format!("t{i}"), browser.open_in_new_context(origin, url).await?));
+        tokio::time::sleep(pause).await;
+    }
+    for (name, page) in &pages {
+        wait_joined(page, name, timeout).await?;
+    }
+    wait_leaf_sets_exact(&pages, leaf_set, timeout).await?;
+    Ok(pages)
+}
+
 /// An id from the page's hex.
 pub fn parse_id(hex: &str) -> anyhow::Result<past_core::Id> {
     let value = u128::from_str_radix(hex, 16).with_context(|| format!("{hex:?} is not a hex id"))?;

@@ -7,11 +7,9 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use chromiumoxide::Page;
-use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, init_tracing, install_helpers, start_server, wait_joined,
-    wait_leaf_sets_exact,
-};
+use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, install_helpers, open_network, view, with_browser};
 use serde::Deserialize;
 
 const TABS: usize = 10;
@@ -67,28 +65,18 @@ async fn relayed(page: &Page) -> anyhow::Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_along_the_route_pass_the_routes_tabs_and_open_no_connection_to_the_holder() -> anyhow::Result<()> {
-    init_tracing();
-    let server = start_server().await?;
-    let browser = Chromium::launch().await?;
-    let result = scenario(&browser, &server.http_origin()).await;
-    browser.close().await;
-    server.shutdown().await?;
-    result
+    with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
 }
 
 async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let url = format!("{origin}/?{FAST_TIMERS}&leaf={LEAF_SET}&bits=1&answers=route");
-    let mut pages: Vec<(String, Page)> = Vec::new();
-    for i in 0..TABS {
-        pages.push((format!("n{i}"), browser.open_in_new_context(origin, &url).await?));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let pause = Duration::from_millis(200);
+    let pages = open_network(browser, origin, &url, (TABS, pause), LEAF_SET, JOIN_TIMEOUT).await?;
     let mut ids = Vec::new();
-    for (name, page) in &pages {
-        ids.push(wait_joined(page, name, JOIN_TIMEOUT).await?);
+    for (_, page) in &pages {
+        ids.push(view(page).await?.context("a joined tab has a node")?.node_id);
         install_helpers(page, HELPERS).await?;
     }
-    wait_leaf_sets_exact(&pages, LEAF_SET, Duration::from_secs(30)).await?;
 
     let owner = &pages[0].1;
     let mut files = Vec::new();
@@ -117,7 +105,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
             for node in passed {
                 let tab = ids.iter().position(|id| id == node).expect("a tab of the test");
                 let carried = after[tab] - before[tab];
-                assert!(carried >= SIZE, "{name}'s read passed {node} (tab n{tab}), which carried {carried} bytes");
+                assert!(carried >= SIZE, "{name}'s read passed {node} (tab t{tab}), which carried {carried} bytes");
             }
             let (connected, knows): (bool, bool) =
                 eval(page, &format!("[t.connectedTo({:?}), t.knows({:?})]", got.holder, got.holder)).await?;
