@@ -63,7 +63,9 @@ export function renderStored(stored) {
     `${stored.replicas} replica${stored.replicas === 1 ? "" : "s"} (${bytes(stored.bytesUsed)})`,
     `${stored.cached} cached cop${stored.cached === 1 ? "y" : "ies"} (${bytes(stored.bytesCached)})`,
   ];
+  // Reads of other people that passed this tab on their lookup's route (see README).
+  const relayed = stored.bytesRelayed > 0 ? ` Passed on ${bytes(stored.bytesRelayed)} along lookup routes for other people's reads.` : "";
   setText($("stored-here"),
     `${parts.join(" and ")} held for other people; ${bytes(stored.capacity)} offered, ${bytes(stored.free)} free. ` +
-    "Encrypted files are unreadable here: neither their names nor their contents are stored in the clear.");
+    "Encrypted files are unreadable here: neither their names nor their contents are stored in the clear." + relayed);
 }

@@ -3,7 +3,7 @@
 //! tab are read from every other. Every read arrives whole and right; a read whose route
 //! passed other tabs went through them (each of those tabs passed on at least the file's
 //! size, counted in `stored().bytesRelayed`), and the reader opened no connection to the
-//! holder outside its own tables.
+//! holder outside its own tables. A tab that passed reads on says so on the page.
 
 use std::time::Duration;
 
@@ -114,6 +114,18 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     }
     eprintln!("{along_a_route} of {} reads passed other tabs", FILES as usize * (TABS - 1));
     assert!(along_a_route > 0, "no read passed another tab: the case is not exercised");
+
+    // A tab that passed reads on says so where it shows what it holds for others (the page
+    // renders every second).
+    let carried = relayed_by_all(&pages).await?;
+    let tab = carried.iter().position(|&b| b >= SIZE).expect("the tabs of those routes carried the files");
+    let shows =
+        "(document.querySelector('[data-testid=stored-here]')?.textContent ?? '').includes('along lookup routes')";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !eval::<bool>(&pages[tab].1, shows).await? {
+        assert!(std::time::Instant::now() < deadline, "tab t{tab} does not show what it passed on");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }
 
