@@ -479,3 +479,22 @@ proptest! {
         let _ = decode::<Frame>(&versioned);
     }
 }
+
+/// A relayed request names the nodes it passed; one that names none (it came straight from
+/// its origin) is answered straight, and the node keeps no empty way to the origin.
+#[test]
+fn a_relayed_request_that_passed_no_node_is_answered_straight() {
+    let mut node = lone_node();
+    let origin = Id::from_u128(5);
+    let request = PastMessage::ChunkRequest { transfer: 1, source: Source::File(FileId([1; 20])), index: 0 };
+    let inner = postcard::to_allocvec(&request).expect("a chunk request encodes");
+    let relay = PastMessage::Relay { origin, target: node.id(), via: Vec::new(), inner };
+    for at in [1000, 2000] {
+        node.handle_message(origin, Message::Direct(relay.clone()), Time::from_micros(at));
+        let sent: Vec<_> = std::iter::from_fn(|| node.poll_transmit()).collect();
+        let refused = |t: &past_core::Transmit<PastMessage>| {
+            t.to == origin && matches!(&t.message, Message::Direct(PastMessage::TransferFailed { transfer: 1, .. }))
+        };
+        assert!(sent.iter().any(refused), "the origin is told the file is not here, straight: {sent:?}");
+    }
+}

@@ -17,11 +17,17 @@
 //!
 //! A way is kept per peer ([`Ways`]): learned when answering (from the route the lookup
 //! carried), from a relayed answer, offer or request that arrived (its path reversed; a
-//! relayed reply teaches nothing), and forgotten after [`WAY_IDLE`] unused. Only the messages of an answer and a pull are relayed
-//! ([`relayable`]); the relayed message is carried encoded, so a relay node neither decodes
-//! nor changes it, and it cannot nest. A relay node only passes a message to the node after
-//! itself on the path; one that cannot drops it, and the reader's request timeout or the
-//! pull's stall timeout takes over, as for any lost message. A node on the route could
+//! relayed reply teaches nothing), and forgotten after [`WAY_IDLE`] unused. Only the
+//! messages of an answer and a pull are relayed ([`relayable`]); the relayed message is
+//! carried encoded, so a relay node neither decodes nor changes it, and it cannot nest. A
+//! relay node only passes a message to the node after itself on the path. One that cannot
+//! (the next node left) sends a request or an answer back to its origin
+//! ([`PastMessage::Bounced`]), which forgets the way and acts as if its own send had
+//! failed: a reader's pull drops that holder and routes the lookup again, a holder hands
+//! its answer on to the other holders. A lost reply is left to the pull's stall timeout, as
+//! for any lost message. [`PastConfig::answers`](super::PastConfig) chooses: straight as
+//! in PAST, along the route to readers not in the tables (the default), or along the route
+//! always. A node on the route could
 //! misstate the origin of what it relays, as it could drop what it forwards: content is
 //! checked against the signed certificate at the reader, and a lookup that is not answered
 //! is routed again on a random route, whose answer teaches both ends a new way.
@@ -70,8 +76,12 @@ pub(crate) struct Ways {
 }
 
 impl Ways {
-    /// Keeps `via` as the way to `to` (the least recently used way makes room).
+    /// Keeps `via` as the way to `to` (the least recently used way makes room); an empty
+    /// `via` is no way.
     pub(crate) fn learn(&mut self, to: Id, via: Vec<Id>, now: Time) {
+        if via.is_empty() {
+            return;
+        }
         if self.ways.len() >= MAX_WAYS
             && !self.ways.contains_key(&to)
             && let Some(oldest) = self.ways.iter().min_by_key(|(_, w)| w.used).map(|(&id, _)| id)
@@ -182,10 +192,12 @@ impl Past {
         let Some(via) = self.ways.via(to, o.now()) else {
             return Some(message);
         };
+        let Some(&first) = via.first() else {
+            return Some(message);
+        };
         let Ok(inner) = postcard::to_allocvec(&message) else {
             return Some(message);
         };
-        let first = via[0];
         o.send(first, PastMessage::Relay { origin: o.id(), target: to, via, inner });
         None
     }
@@ -216,9 +228,9 @@ impl Past {
         if !relayable(&message) || origin == own || via.contains(&own) || via.contains(&origin) {
             return;
         }
-        // What asks something of this node is answered the way it came; a reply comes back
-        // along a way this node chose, and teaches nothing.
-        if asks(&message) {
+        // What asks something of this node is answered the way it came (if it passed any
+        // node); a reply comes back along a way this node chose, and teaches nothing.
+        if asks(&message) && !via.is_empty() {
             self.ways.learn(origin, via.into_iter().rev().collect(), o.now());
         }
         self.on_message(o, origin, message);
