@@ -64,7 +64,7 @@ export function renderStored(stored) {
     `${stored.cached} cached cop${stored.cached === 1 ? "y" : "ies"} (${bytes(stored.bytesCached)})`,
   ];
   // Reads of other people that passed this tab on their lookup's route (see README).
-  const relayed = stored.bytesRelayed > 0 ? ` Passed on ${bytes(stored.bytesRelayed)} along lookup routes for other people's reads.` : "";
+  const relayed = stored.bytesRelayed > 0 ? ` ${bytes(stored.bytesRelayed)} of other people's downloads passed through this tab.` : "";
   setText($("stored-here"),
     `${parts.join(" and ")} held for other people; ${bytes(stored.capacity)} offered, ${bytes(stored.free)} free. ` +
     "Encrypted files are unreadable here: neither their names nor their contents are stored in the clear." + relayed);

@@ -119,8 +119,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     // renders every second).
     let carried = relayed_by_all(&pages).await?;
     let tab = carried.iter().position(|&b| b >= SIZE).expect("the tabs of those routes carried the files");
-    let shows =
-        "(document.querySelector('[data-testid=stored-here]')?.textContent ?? '').includes('along lookup routes')";
+    let shows = "(document.querySelector('[data-testid=stored-here]')?.textContent ?? '').includes('downloads passed through this tab')";
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !eval::<bool>(&pages[tab].1, shows).await? {
         assert!(std::time::Instant::now() < deadline, "tab t{tab} does not show what it passed on");
