@@ -64,6 +64,9 @@ pub struct Soak {
     pub op_bound: Duration,
     /// Bound for every leaf set to be exact once the churn stops.
     pub settle_bound: Duration,
+    /// Bound for all the lookups after the churn: a network whose lookups all run into
+    /// `op_bound` fails the soak then, rather than after every file's readers each waited.
+    pub final_bound: Duration,
 }
 
 impl Soak {
@@ -81,6 +84,7 @@ impl Soak {
             join_bound: Duration::from_secs(60),
             op_bound: Duration::from_secs(20),
             settle_bound: Duration::from_secs(60),
+            final_bound: Duration::from_secs(180),
         }
     }
 
@@ -99,6 +103,7 @@ impl Soak {
             join_bound: Duration::from_secs(120),
             op_bound: Duration::from_secs(30),
             settle_bound: Duration::from_secs(120),
+            final_bound: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -316,6 +321,8 @@ pub struct Report {
     pub lost: Vec<String>,
     /// Final lookups that failed before another reader read the file.
     pub final_retries: u32,
+    /// Acknowledged files not looked up after the churn because `final_bound` had passed.
+    pub unchecked: usize,
     /// `RTCPeerConnection`s made, per tab name and page load.
     pub peer_connections: BTreeMap<(String, u32), u32>,
     /// Memory samples.
@@ -411,6 +418,9 @@ impl fmt::Display for Report {
             self.final_retries,
             self.lost
         )?;
+        if self.unchecked > 0 {
+            writeln!(f, "files NOT looked up after the churn (its bound passed first): {}", self.unchecked)?;
+        }
         writeln!(
             f,
             "RTCPeerConnections: most by one page load {} (driver budget {CONNECTION_BUDGET}, Chromium's limit 500); \
@@ -783,13 +793,26 @@ async fn start_tabs(browser: &Chromium, origin: &str, url: &str, soak: &Soak) ->
     Ok(net)
 }
 
-/// Looks every file up from up to [`FINAL_READERS`] live tabs; returns the files none
-/// could read (with each reader's reason) and how many readers failed before one succeeded.
-async fn final_lookups(net: &Mutex<Network>, files: &[File], soak: &Soak, rng: &mut Rng) -> (Vec<String>, u32) {
+/// What the lookups after the churn found.
+struct Final {
+    /// Files none of the readers could read, with each reader's reason.
+    lost: Vec<String>,
+    /// Readers that failed before another read the file.
+    retries: u32,
+    /// Files not looked up because `soak.final_bound` passed first.
+    unchecked: usize,
+}
+
+/// Looks every file up from up to [`FINAL_READERS`] live tabs, until `soak.final_bound`.
+async fn final_lookups(net: &Mutex<Network>, files: &[File], soak: &Soak, rng: &mut Rng) -> Final {
     let readers = lock(net).named();
+    let deadline = Instant::now() + soak.final_bound;
     let (mut lost, mut retries) = (Vec::new(), 0);
     let mut op = u64::MAX / 2;
-    for file in files {
+    for (done, file) in files.iter().enumerate() {
+        if Instant::now() >= deadline {
+            return Final { lost, retries, unchecked: files.len() - done };
+        }
         let first = rng.below(readers.len());
         let mut reasons = Vec::new();
         for (name, page) in readers.iter().cycle().skip(first).take(FINAL_READERS.min(readers.len())) {
@@ -812,7 +835,7 @@ async fn final_lookups(net: &Mutex<Network>, files: &[File], soak: &Soak, rng: &
             retries += reasons.len() as u32;
         }
     }
-    (lost, retries)
+    Final { lost, retries, unchecked: 0 }
 }
 
 /// Runs the soak against the signaling server at `origin`.
@@ -849,7 +872,7 @@ pub async fn run(browser: &Chromium, origin: &str, soak: &Soak) -> anyhow::Resul
         Ok(()) => Ok(settle.elapsed()),
         Err(e) => Err(format!("{e:#}")),
     };
-    let (lost, final_retries) = final_lookups(&net, &workload.files, soak, &mut Rng(soak.seed ^ 0xf1a1)).await;
+    let checked = final_lookups(&net, &workload.files, soak, &mut Rng(soak.seed ^ 0xf1a1)).await;
     samples.append(&mut sample(&net, soak, start, Instant::now()).await);
     let peer_connections = lock(&net).peer_connections.clone();
     let named = lock(&net).named();
@@ -874,8 +897,9 @@ pub async fn run(browser: &Chromium, origin: &str, soak: &Soak) -> anyhow::Resul
         lookup_failures: workload.lookup_failures,
         interrupted: workload.interrupted,
         leaf_sets,
-        lost,
-        final_retries,
+        lost: checked.lost,
+        final_retries: checked.retries,
+        unchecked: checked.unchecked,
         peer_connections,
         samples,
         states: states(&named).await,

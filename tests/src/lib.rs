@@ -38,8 +38,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
+use watchdog::Watchdog;
 
 pub mod churn;
+pub mod watchdog;
 
 /// Environment variable naming the page's directory (set by `cargo xtask test`).
 pub const ENV_WEB_DIR: &str = "PAST_WEB_DIR";
@@ -118,15 +120,22 @@ pub async fn start_server() -> anyhow::Result<ServerHandle> {
     start_server_with(|_| {}).await
 }
 
+/// Bound on one browser scenario as a whole (the longest, the churn soak, takes about 2
+/// minutes here): past it the [`Watchdog`] ends the test process, so a hang fails long
+/// before CI's limit.
+pub const TEST_BOUND: Duration = Duration::from_secs(15 * 60);
+
 /// Runs a browser scenario: starts the signaling server and Chromium, runs `scenario` with
-/// them, then closes both whatever the outcome.
+/// them (within [`TEST_BOUND`]), then closes both whatever the outcome.
 pub async fn with_browser(
     scenario: impl AsyncFnOnce(&Chromium, &ServerHandle) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     init_tracing();
     let server = start_server().await?;
     let browser = Chromium::launch().await?;
+    let watchdog = Watchdog::start("the browser test".into(), TEST_BOUND, browser.pid());
     let result = scenario(&browser, &server).await;
+    drop(watchdog);
     browser.close().await;
     server.shutdown().await?;
     result

@@ -21,6 +21,7 @@ async fn acknowledged_files_survive_tabs_closing_crashing_reloading_and_opening(
         let failed = |what: &str| format!("{what}\n{report}\nstates of the live tabs: {:#?}", report.states);
         ensure!(report.files.len() >= 5, failed("fewer than 5 inserts were acknowledged"));
         ensure!(report.lost.is_empty(), failed("acknowledged files were lost"));
+        ensure!(report.unchecked == 0, failed("the lookups after the churn did not finish in their bound"));
         ensure!(report.leaf_sets.is_ok(), failed("leaf sets were not exact after the churn"));
         let most = report.per_tab().into_values().max().unwrap_or(0);
         ensure!(most < CONNECTION_BUDGET, failed("a tab used up its RTCPeerConnection budget"));

@@ -69,6 +69,11 @@ pub struct PastConfig {
     pub locate_timeout: Duration,
     /// How long a transfer may make no progress before it is abandoned.
     pub stall_timeout: Duration,
+    /// How long a pull from a peer reached along the route may hear nothing before it asks
+    /// again for what it waits for first: if a node of the route left with the answers,
+    /// that request comes back at once and the pull goes on without the peer, instead of
+    /// waiting out `stall_timeout` ([`relay`](crate::past::relay)). `None`: never.
+    pub reask_after: Option<Duration>,
     /// How long a replica that received all its content waits for the commit of its insert.
     pub commit_timeout: Duration,
     /// Delay between a leaf set change and replica maintenance (changes close together are
@@ -130,6 +135,7 @@ impl PastConfig {
             request_timeout: Duration::from_secs(10),
             locate_timeout: Duration::from_secs(2),
             stall_timeout: Duration::from_secs(30),
+            reask_after: Some(Duration::from_secs(2)),
             commit_timeout: Duration::from_secs(120),
             maintenance_delay: Duration::from_secs(1),
             audit_interval: Some(Duration::from_secs(600)),

@@ -153,6 +153,8 @@ pub struct PastStats {
     /// Bytes of relayed messages this node passed on along a route (see
     /// [`relay`](crate::past::relay)).
     pub bytes_relayed: u64,
+    /// Times a pull along a route heard nothing for `reask_after` and asked again.
+    pub reasked: u64,
 }
 
 /// What a storage request is for.

@@ -24,8 +24,11 @@
 //! (the next node left) sends a request or an answer back to its origin
 //! ([`PastMessage::Bounced`]), which forgets the way and acts as if its own send had
 //! failed: a reader's pull drops that holder and routes the lookup again, a holder hands
-//! its answer on to the other holders. A lost reply is left to the pull's stall timeout, as
-//! for any lost message. [`PastConfig::answers`](super::PastConfig) chooses: straight as
+//! its answer on to the other holders. A reply lost with a node that left is not bounced
+//! (its sender waits for nothing); instead a pull along a way that hears nothing for
+//! [`PastConfig::reask_after`](super::PastConfig) asks again for what it waits for first
+//! ([`Past::reask`]), and that request comes back bounced if the way broke, seconds
+//! later rather than at the pull's stall timeout. [`PastConfig::answers`](super::PastConfig) chooses: straight as
 //! in PAST, along the route to readers not in the tables (the default), or along the route
 //! always. A node on the route could
 //! misstate the origin of what it relays, as it could drop what it forwards: content is
@@ -51,6 +54,7 @@ use crate::past::certificate::FileCertificate;
 use crate::past::config::Answers;
 use crate::past::messages::PastMessage;
 use crate::past::node::Past;
+use crate::past::transfer::Transfer;
 use crate::time::Time;
 
 /// Most nodes a relayed message passes (longer routes answer directly).
@@ -288,6 +292,29 @@ impl Past {
                 };
                 o.send(first, PastMessage::Relay { origin: own, target: origin, via: back, inner });
             }
+        }
+    }
+
+    /// When pull `t` is to ask again: `reask_after` after its last progress, if its main
+    /// source is reached along a way and it has not asked again since.
+    pub(crate) fn reask_at(&self, t: &Transfer) -> Option<Time> {
+        let after = self.config.reask_after?;
+        (self.ways.has(t.peer) && t.reasked != Some(t.last_progress)).then(|| t.last_progress + after)
+    }
+
+    /// Pull `id` from a peer along a way heard nothing for `reask_after`: it asks again for
+    /// what it waits for first, once until its next progress. If a node of the way left
+    /// with the answers, the request comes back ([`PastMessage::Bounced`]) and the pull
+    /// goes on without that peer; if the answer was only slow, its copy is ignored.
+    pub(crate) fn reask(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
+        let Some(t) = self.transfers.get_mut(&id) else {
+            return;
+        };
+        t.reasked = Some(t.last_progress);
+        let peer = t.peer;
+        self.stats.reasked += 1;
+        for request in self.first_awaited(id) {
+            self.send(o, peer, request);
         }
     }
 

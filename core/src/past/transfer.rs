@@ -69,6 +69,8 @@ pub(crate) struct Transfer {
     pub(crate) bytes: u64,
     /// Whether the source already sent us on to the holder of a diverted replica.
     redirected: bool,
+    /// The `last_progress` after which this pull last asked again ([`Past::reask`]).
+    pub(crate) reasked: Option<Time>,
 }
 
 use crate::time::Time;
@@ -112,15 +114,27 @@ impl Past {
             sink,
             bytes: 0,
             redirected: false,
+            reasked: None,
         };
         let requests: Vec<u32> = (0..transfer.pieces.len() as u32).collect();
         self.transfers.insert(id, transfer);
         for piece in requests {
             self.send(o, peer, PastMessage::HashRequest { transfer: id, source, piece });
         }
-        self.schedule(o.now() + self.config.stall_timeout, Timer::Transfer(id));
+        self.schedule_check(id);
         self.pump_transfer(o, id);
         id
+    }
+
+    /// Schedules the next look at transfer `id`: at its stall deadline or, if sooner, when
+    /// it is to ask again ([`Past::reask_at`]).
+    fn schedule_check(&mut self, id: u64) {
+        let Some(t) = self.transfers.get(&id) else {
+            return;
+        };
+        let stall = t.last_progress + self.config.stall_timeout;
+        let at = self.reask_at(t).map_or(stall, |reask| reask.min(stall));
+        self.schedule(at, Timer::Transfer(id));
     }
 
     /// Requests chunks while the window allows; finishes a complete transfer. The window
@@ -321,6 +335,10 @@ impl Past {
             t.last_progress = now;
         }
         let deadline = t.last_progress + self.config.stall_timeout;
+        let reask = self.transfers.get(&id).and_then(|t| self.reask_at(t));
+        if deadline > now && reask.is_some_and(|at| at <= now) {
+            self.reask(o, id);
+        }
         if deadline <= now {
             // A helper holding up the stream is dropped; a stalled main source fails the pull.
             if let Some(slow) = self.slowest_source(id)
@@ -329,13 +347,30 @@ impl Past {
                 if let Some(t) = self.transfers.get_mut(&id) {
                     t.last_progress = now;
                 }
-                self.schedule(now + self.config.stall_timeout, Timer::Transfer(id));
+                self.schedule_check(id);
                 return;
             }
             self.fail_transfer(o, id, Refusal::Stalled);
         } else {
-            self.schedule(deadline, Timer::Transfer(id));
+            self.schedule_check(id);
         }
+    }
+
+    /// The requests of transfer `id` to its main source that it waits for first: the
+    /// pieces of the hash list still missing, or else the lowest chunk asked of it.
+    pub(crate) fn first_awaited(&self, id: u64) -> Vec<PastMessage> {
+        let Some(t) = self.transfers.get(&id) else {
+            return Vec::new();
+        };
+        let (transfer, source) = (id, t.source);
+        if t.hashes.is_empty() {
+            let missing = t.pieces.iter().enumerate().filter(|(_, p)| p.is_none());
+            return missing
+                .map(|(piece, _)| PastMessage::HashRequest { transfer, source, piece: piece as u32 })
+                .collect();
+        }
+        let first = t.assigned.iter().find(|&(_, &asked)| asked == t.peer);
+        first.map(|(&index, _)| PastMessage::ChunkRequest { transfer, source, index }).into_iter().collect()
     }
 
     /// A request of a transfer could not be sent to `to`: it is gone.

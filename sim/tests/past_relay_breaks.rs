@@ -1,0 +1,153 @@
+//! A node of the route a file is read along dies while the file comes through it. The
+//! chunks it was carrying are lost, and nothing tells the reader, whose requests have all
+//! passed. A pull along a route that hears nothing for `reask_after` asks again; the node
+//! before the dead one sends that request back, and the reader gets the file from another
+//! holder within seconds. Without asking again the reader waits out the pull's stall
+//! timeout (30 s); the test checks that too, so it shows the case it covers happened.
+
+use core::time::Duration;
+
+use past_core::past::{Answers, FileId, OpId, PastConfig};
+use past_sim::past::experiment::pastry_config;
+use past_sim::past::{Outcome, PastSim};
+
+const NODES: usize = 150;
+const FILES: u64 = 12;
+const K: u8 = 3;
+/// Files of 1 MiB (16 chunks), the largest answered along the route.
+const SIZE: u64 = 1 << 20;
+/// Chunk size.
+const CHUNK: u64 = 64 * 1024;
+/// The pull's window: once this many chunks arrived, the reader has asked for all 16.
+const WINDOW: u64 = 8;
+/// Steps in which the simulation is watched.
+const STEP: Duration = Duration::from_millis(1);
+/// Longest a read may take after the relay node died.
+const PATIENCE: Duration = Duration::from_secs(45);
+
+fn defaults() -> PastConfig {
+    PastConfig::new(past_core::past::PublicKey([0; 32]), 0)
+}
+
+fn network(reask_after: Option<Duration>) -> PastSim {
+    PastSim::build(
+        pastry_config(16),
+        NODES,
+        41,
+        |_| 64 << 20,
+        move |key, capacity| {
+            let mut config = PastConfig::new(key, capacity);
+            config.caching = false;
+            config.answers = Answers::AlongRoute;
+            config.audit_interval = None;
+            config.reask_after = reask_after;
+            config
+        },
+    )
+}
+
+fn insert(sim: &mut PastSim) -> Vec<FileId> {
+    let ops: Vec<_> = (0..FILES)
+        .map(|seed| {
+            let client = sim.random_live();
+            (client, sim.insert(client, seed, SIZE, K, None).expect("a valid insert"))
+        })
+        .collect();
+    sim.run_for(Duration::from_secs(60));
+    ops.into_iter()
+        .filter_map(|(client, op)| match sim.take(client, op) {
+            Some(Outcome::Insert(Ok(inserted))) => Some(inserted.certificate.body.file),
+            _ => None,
+        })
+        .collect()
+}
+
+fn relayed(sim: &PastSim) -> Vec<u64> {
+    (0..NODES as u32).map(|n| sim.past(n).stats().bytes_relayed).collect()
+}
+
+/// Reads each file from a reader of its own and kills the node of the route that carried
+/// the most of it, just after the reader's last chunk requests passed it and before their
+/// answers came back through it. Returns, for each read a node died in, the time from the
+/// death to the whole content.
+fn reads_while_a_relay_dies(reask_after: Option<Duration>) -> Vec<Duration> {
+    let mut sim = network(reask_after);
+    let files = insert(&mut sim);
+    assert_eq!(files.len(), FILES as usize, "every insert was acknowledged");
+    let mut times = Vec::new();
+    for file in files {
+        let reader = sim.random_live();
+        let before = relayed(&sim);
+        let op = sim.lookup(reader, file);
+        let Some(relay) = watch_for_a_relay(&mut sim, reader, op, &before) else { continue };
+        sim.network.kill(relay);
+        let died = sim.network.now();
+        times.push(finish(&mut sim, reader, op).since(died));
+    }
+    println!("reads resumed after their relay died in: {times:?}");
+    times
+}
+
+/// Runs until the reader has received [`WINDOW`] chunks, so asked for them all, and the
+/// node that carried the most of them has then passed on requests but no chunk since;
+/// returns that node. `None` if the read ended first (it went through no other node, or
+/// the chunks passed the relay node in the same step as the requests).
+fn watch_for_a_relay(sim: &mut PastSim, reader: u32, op: OpId, before: &[u64]) -> Option<u32> {
+    let received = |sim: &PastSim| sim.past(reader).stats().bytes_received;
+    let start = received(sim);
+    while received(sim) - start < WINDOW * CHUNK {
+        sim.run_for(STEP);
+        if ended(sim, reader, op) {
+            return None;
+        }
+    }
+    let passed = relayed(sim).iter().zip(before).map(|(now, was)| now - was).collect::<Vec<_>>();
+    let relay = (0..NODES as u32).filter(|&n| n != reader).max_by_key(|&n| passed[n as usize])?;
+    let carried = relayed(sim)[relay as usize];
+    while !ended(sim, reader, op) {
+        match relayed(sim)[relay as usize] - carried {
+            0 => sim.run_for(STEP),
+            requests if requests < CHUNK => return Some(relay),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Whether `reader`'s lookup `op` ended (it must be with the file's content).
+fn ended(sim: &mut PastSim, reader: u32, op: OpId) -> bool {
+    let Some(outcome) = sim.take(reader, op) else { return false };
+    assert!(matches!(&outcome, Outcome::Lookup(l) if l.content_ok && l.result.is_ok()), "{outcome:?}");
+    true
+}
+
+/// Runs until `reader`'s lookup `op` ends, which must be with the file's content; returns
+/// when it ended.
+fn finish(sim: &mut PastSim, reader: u32, op: OpId) -> past_core::Time {
+    let start = sim.network.now();
+    while sim.network.now().since(start) < PATIENCE {
+        sim.run_for(STEP);
+        if ended(sim, reader, op) {
+            return sim.network.now();
+        }
+    }
+    panic!("the read at node {reader} had not ended {PATIENCE:?} after its relay node died");
+}
+
+#[test]
+fn a_read_whose_relay_node_dies_goes_on_within_seconds() {
+    let times = reads_while_a_relay_dies(defaults().reask_after);
+    assert!(times.len() >= 3, "a relay node died in at least 3 reads: {times:?}");
+    let reask = defaults().reask_after.expect("asking again is on by default");
+    for time in &times {
+        assert!(*time < 3 * reask, "every read ended within {:?} of its relay's death: {times:?}", 3 * reask);
+    }
+}
+
+#[test]
+fn without_asking_again_such_a_read_waits_for_the_stall_timeout() {
+    let times = reads_while_a_relay_dies(None);
+    let stall = defaults().stall_timeout;
+    assert!(times.len() >= 3, "a relay node died in at least 3 reads: {times:?}");
+    assert!(times.iter().all(|&t| t >= stall - Duration::from_secs(1)), "each waited for the stall: {times:?}");
+}
