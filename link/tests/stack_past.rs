@@ -5,8 +5,8 @@
 //! connections, and no connection is opened between it and the holder; a larger file comes
 //! from the holder that answered, over a direct connection opened through the overlay,
 //! which closes once the transfer is over. A holder whose connection to the reader cannot
-//! open (the manager's failed attempt comes back to the core as a failed send) hands the
-//! lookup on to the other holders, one of which answers.
+//! open (the manager's failed attempt comes back to the core as a failed send) sends its
+//! answer back along the route instead, and the content of any size follows it.
 
 mod harness;
 
@@ -206,25 +206,36 @@ fn a_cancelled_lookup_stops_pulling() {
 }
 
 #[test]
-fn a_holder_that_cannot_reach_the_reader_hands_the_lookup_on() {
+fn a_holder_that_cannot_reach_the_reader_answers_along_the_route() {
     let mut net = network(3);
     net.record_sent = true;
-    // Over 1 MiB: answered straight, not along the route.
+    // Over 1 MiB: answered straight if a connection to the reader opens.
     let data = content((1 << 20) + 100 * 1024 + 3);
     let file = insert(&mut net, 0, data.clone(), 3);
     let holders = closest_to(&net, file, 3);
     let reader = stranger_to(&net, &holders, 0);
-    // No connection opens between the reader and the root (the closest holder, which
-    // answers the lookup), nor the next holder: only the third can answer it.
-    for &h in &holders[..2] {
+    // No connection opens between the reader and any holder.
+    for &h in &holders {
         net.blocked.insert((reader.min(h), reader.max(h)));
     }
     let (bytes, holder) = lookup_for(&mut net, reader, file, Duration::from_secs(40)).expect("found");
     assert_eq!(bytes, data);
-    assert_eq!(holder, net.id(holders[2]), "the reachable holder answered");
-    let handed_on = net.nodes[holders[0]].sent.iter().any(|(_, to, m)| {
-        *to == net.id(holders[2])
-            && matches!(m, Message::Direct(AppMessage::Past(p)) if matches!(**p, PastMessage::Locate { .. }))
+    let h = net.index_of(holder).expect("a node");
+    assert!(holders.contains(&h));
+    // Its straight answer failed; the answer and every chunk went along the route.
+    let relayed = net.nodes[h]
+        .sent
+        .iter()
+        .filter(|(_, to, m)| {
+            *to != net.id(reader)
+                && matches!(m, Message::Direct(AppMessage::Past(p)) if matches!(**p, PastMessage::Relay { .. }))
+        })
+        .count();
+    assert!(relayed > data.len().div_ceil(CHUNK_SIZE), "the answer and the chunks were relayed: {relayed}");
+    assert_eq!(net.nodes[h].ep.past().stats().answers_rerouted, 1, "one answer went along the route instead");
+    let straight = net.nodes[h].sent.iter().any(|(_, to, m)| {
+        *to == net.id(reader)
+            && matches!(m, Message::Direct(AppMessage::Past(p)) if matches!(**p, PastMessage::ChunkReply { .. }))
     });
-    assert!(handed_on, "the root handed the lookup on to the third holder");
+    assert!(!straight, "no chunk went straight to the reader");
 }

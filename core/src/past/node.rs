@@ -155,6 +155,9 @@ pub struct PastStats {
     pub bytes_relayed: u64,
     /// Times a pull along a route heard nothing for `reask_after` and asked again.
     pub reasked: u64,
+    /// Answers that could not be sent straight (no connection opened) and went back along
+    /// the lookup's route instead.
+    pub answers_rerouted: u64,
 }
 
 /// What a storage request is for.

@@ -42,7 +42,11 @@
 //! What is not relayed: files larger than [`PastConfig::relay_max_size`](super::PastConfig)
 //! (1 MiB: in a browser, carrying a file through the route's tabs made a 1 MiB read take
 //! about 1.5 to 2 times as long as straight, a cost that grows with the file while a
-//! connection's is fixed), helpers of a pull from several sources (each would need a
+//! connection's is fixed), unless the straight answer cannot be sent because no connection
+//! to the reader opens (a path WebRTC cannot take, either end out of its connection
+//! budget): then it goes back along the route whatever its size
+//! ([`Past::answer_along_route_instead`]), and only if there is no such way is the lookup
+//! handed on to the other holders; helpers of a pull from several sources (each would need a
 //! connection of its own) and anything outside a lookup.
 
 use core::time::Duration;
@@ -319,14 +323,41 @@ impl Past {
     }
 
     /// What this node sent to `target` along a way did not arrive: the way is forgotten,
-    /// and the message is handled as one that could not be sent.
+    /// and the message is handled as one that could not be sent (an answer as one that
+    /// reaches its reader neither straight nor along the route).
     pub(crate) fn on_bounced(&mut self, o: &mut dyn Net<PastMessage>, target: Id, inner: &[u8]) {
         self.ways.forget(target);
-        if let Ok(message) = postcard::from_bytes::<PastMessage>(inner)
-            && bounces(&message)
-        {
-            self.on_send_failed(o, target, message);
+        match postcard::from_bytes::<PastMessage>(inner) {
+            Ok(found @ PastMessage::Found { .. }) => self.answer_unreachable(o, target, found),
+            Ok(message) if bounces(&message) => self.on_send_failed(o, target, message),
+            _ => {}
         }
+    }
+
+    /// This node's answer `found` could not be sent straight to `reader` (no connection
+    /// opened: a path WebRTC cannot take, or a node out of its connection budget): unless
+    /// answers are straight, it goes back along the lookup's route instead, whatever the
+    /// file's size, and the content follows it. Returns the answer if there is no such way
+    /// (the reader was next to this node on the route).
+    pub(crate) fn answer_along_route_instead(
+        &mut self,
+        o: &mut dyn Net<PastMessage>,
+        reader: Id,
+        found: PastMessage,
+    ) -> Option<PastMessage> {
+        let PastMessage::Found { route, .. } = &found else {
+            return Some(found);
+        };
+        if self.config.answers == Answers::Straight || self.ways.has(reader) {
+            return Some(found);
+        }
+        let Some(via) = way_back(route, o.id(), reader) else {
+            return Some(found);
+        };
+        self.ways.learn(reader, via, o.now());
+        self.stats.answers_rerouted += 1;
+        self.send(o, reader, found);
+        None
     }
 }
 

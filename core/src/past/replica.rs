@@ -751,22 +751,36 @@ impl Past {
             }
             PastMessage::SpaceQuery { query, .. } => self.on_space_reply(o, to, query, None),
             PastMessage::Relay { origin, target, via, inner } => self.relay_failed(o, (origin, target), &via, inner),
-            PastMessage::Found { request, certificate, holder, hops, route, cached, others } if holder == o.id() => {
-                let k = certificate.body.k;
-                let file = certificate.body.file;
-                // Whoever answers next must not send its answer back through this node, which
-                // cannot reach the reader.
-                let own = o.id();
-                let route = route.into_iter().filter(|&n| n != own).collect();
-                let lookup =
-                    LookupRequest { file, reader: to, request, hops, exclude: Vec::new(), cache_at: Vec::new(), route };
-                if cached {
-                    self.pass_on_lookup(o, lookup);
-                } else {
-                    self.hand_on_lookup(o, lookup, others, k);
+            found @ PastMessage::Found { .. } => {
+                if let Some(found) = self.answer_along_route_instead(o, to, found) {
+                    self.answer_unreachable(o, to, found);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// This node's answer `found` cannot reach `reader`, straight nor along the route: it
+    /// hands the lookup on to the other replica holders or, answering from a cached copy,
+    /// passes it on along its route. (An answer naming a diverted holder is left to the
+    /// reader's request timeout.)
+    pub(crate) fn answer_unreachable(&mut self, o: &mut dyn Net<PastMessage>, reader: Id, found: PastMessage) {
+        let PastMessage::Found { request, certificate, holder, hops, route, cached, others } = found else {
+            return;
+        };
+        if holder != o.id() {
+            return;
+        }
+        let (k, file) = (certificate.body.k, certificate.body.file);
+        // Whoever answers next must not send its answer back through this node, which cannot
+        // reach the reader.
+        let own = o.id();
+        let route = route.into_iter().filter(|&n| n != own).collect();
+        let lookup = LookupRequest { file, reader, request, hops, exclude: Vec::new(), cache_at: Vec::new(), route };
+        if cached {
+            self.pass_on_lookup(o, lookup);
+        } else {
+            self.hand_on_lookup(o, lookup, others, k);
         }
     }
 }

@@ -196,9 +196,10 @@ fn print_transfers(reports: &[CachingReport]) {
     }
     for r in reports {
         println!(
-            "caching {}: {} transfer connections refused for want of budget, {} lookups handed on by a node that could not reach the reader",
+            "caching {}: {} transfer connections refused for want of budget, {} answers sent along the route instead, {} lookups handed on by a node that could not reach the reader",
             if r.caching { "on" } else { "off" },
             r.refused_transfers,
+            r.answers_rerouted,
             r.handed_on
         );
         if r.native_peers > 0 {

@@ -551,6 +551,8 @@ pub struct CachingReport {
     /// Lookups answered by a node that could not reach the reader, handed on to the other
     /// holders or passed on along their route.
     pub handed_on: u64,
+    /// Answers that could not be sent straight and went back along the route instead.
+    pub answers_rerouted: u64,
     /// Content bytes the readers received.
     pub bytes_read: u64,
     /// Bytes of relayed messages nodes passed on along routes (answers and pulls relayed).
@@ -644,6 +646,7 @@ pub fn caching(params: &FilesParams, lookups: usize, alpha: f64, budget: Transfe
         native_peers: natives.len(),
         refused_transfers: lookup_transfers.refused(),
         handed_on: loaded.sim.total(|s| s.lookups_handed_on),
+        answers_rerouted: loaded.sim.total(|s| s.answers_rerouted),
         bytes_read,
         bytes_relayed: loaded.sim.total(|s| s.bytes_relayed),
         max_relayed: loaded.sim.max(|s| s.bytes_relayed),
