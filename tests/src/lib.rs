@@ -809,7 +809,7 @@ window.t = {
 return true;
 })()"#;
 
-/// Installs [`FILE_HELPERS`] in `page`, then `more` (an expression that extends `window.t`
+/// Installs `FILE_HELPERS` in `page`, then `more` (an expression that extends `window.t`
 /// and yields `true`).
 pub async fn install_helpers(page: &Page, more: &str) -> anyhow::Result<()> {
     eval::<bool>(page, FILE_HELPERS).await?;

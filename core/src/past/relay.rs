@@ -15,7 +15,7 @@
 //! node of the route carries the content once (the bytes are counted in
 //! [`PastStats::bytes_relayed`](super::PastStats)).
 //!
-//! A way is kept per peer ([`Ways`]): learned when answering (from the route the lookup
+//! A way is kept per peer (`Ways`): learned when answering (from the route the lookup
 //! carried), from a relayed answer, offer or request that arrived (its path reversed; a
 //! relayed reply teaches nothing), and forgotten after [`WAY_IDLE`] unused. Only the
 //! messages of an answer and a pull are relayed ([`relayable`]); the relayed message is
@@ -27,10 +27,10 @@
 //! its answer on to the other holders. A reply lost with a node that left is not bounced
 //! (its sender waits for nothing); instead a pull along a way that hears nothing for
 //! [`PastConfig::reask_after`](super::PastConfig) asks again for what it waits for first
-//! ([`Past::reask`]), and that request comes back bounced if the way broke, seconds
-//! later rather than at the pull's stall timeout. [`PastConfig::answers`](super::PastConfig) chooses: straight as
-//! in PAST, along the route to readers not in the tables (the default), or along the route
-//! always. A node on the route could
+//! (`Past::reask`), and that request comes back bounced if the way broke, seconds later
+//! rather than at the pull's stall timeout. [`PastConfig::answers`](super::PastConfig)
+//! chooses: straight as in PAST, along the route to readers not in the tables (the
+//! default), or along the route always. A node on the route could
 //! misstate the origin of what it relays, as it could drop what it forwards: content is
 //! checked against the signed certificate at the reader, and a lookup that is not answered
 //! is routed again on a random route, whose answer teaches both ends a new way.
@@ -45,9 +45,9 @@
 //! connection's is fixed), unless the straight answer cannot be sent because no connection
 //! to the reader opens (a path WebRTC cannot take, either end out of its connection
 //! budget): then it goes back along the route whatever its size
-//! ([`Past::answer_along_route_instead`]), and only if there is no such way is the lookup
-//! handed on to the other holders; helpers of a pull from several sources (each would need a
-//! connection of its own) and anything outside a lookup.
+//! (`Past::answer_along_route_instead`), and only if there is no such way is the lookup
+//! handed on to the other holders; helpers of a pull from several sources (each would need
+//! a connection of its own) and anything outside a lookup.
 
 use core::time::Duration;
 use std::collections::BTreeMap;
@@ -316,8 +316,11 @@ impl Past {
         };
         t.reasked = Some(t.last_progress);
         let peer = t.peer;
-        self.stats.reasked += 1;
-        for request in self.first_awaited(id) {
+        let requests = self.first_awaited(id);
+        if !requests.is_empty() {
+            self.stats.reasked += 1;
+        }
+        for request in requests {
             self.send(o, peer, request);
         }
     }

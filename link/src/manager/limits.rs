@@ -15,7 +15,7 @@
 //!   mentioned the id, in a small bucket of its own, so one peer feeding made-up ids cannot
 //!   spend the others' share;
 //! - **per id**: an id is tried on hearsay alone at most [`Limits::hearsay_attempts`] times,
-//!   and after each failure not before its backoff ([`Backoff`]) has passed.
+//!   and after each failure not before its backoff (`Backoff`) has passed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
