@@ -14,6 +14,8 @@ use past_sim::past::{Outcome, PastSim};
 const NODES: usize = 100;
 const FILES: u64 = 20;
 const K: u8 = 3;
+/// Files of 3 KiB.
+const FILE_SIZE: u64 = 3 * 1024;
 
 fn network(caching: bool, relay: bool) -> PastSim {
     PastSim::build(
@@ -32,22 +34,6 @@ fn network(caching: bool, relay: bool) -> PastSim {
 }
 
 /// Inserts `count` files of 3 KiB from random nodes; returns their fileIds.
-fn insert(sim: &mut PastSim, count: u64) -> Vec<FileId> {
-    let ops: Vec<_> = (0..count)
-        .map(|seed| {
-            let client = sim.random_live();
-            (client, sim.insert(client, seed, 3 * 1024, K, None).expect("a valid insert"))
-        })
-        .collect();
-    sim.run_for(Duration::from_secs(60));
-    ops.into_iter()
-        .filter_map(|(client, op)| match sim.take(client, op) {
-            Some(Outcome::Insert(Ok(inserted))) => Some(inserted.certificate.body.file),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_reader_that_cannot_connect_to_the_holder_that_answers_gets_the_file_from_another() {
     for relay in [false, true] {
@@ -57,7 +43,7 @@ fn a_reader_that_cannot_connect_to_the_holder_that_answers_gets_the_file_from_an
 
 fn reader_reaching_one_holder(relay: bool) {
     let mut sim = network(false, relay);
-    let files = insert(&mut sim, FILES);
+    let files = sim.insert_from_random_nodes(FILES, FILE_SIZE, K);
     assert_eq!(files.len(), FILES as usize);
     let mut lookups = Vec::new();
     for file in files {
@@ -120,7 +106,7 @@ fn a_reader_that_cannot_connect_to_the_cached_copy_that_answers_gets_the_file_fu
 
 fn reader_reaching_no_cached_copy(relay: bool) {
     let mut sim = network(true, relay);
-    let files = insert(&mut sim, 4);
+    let files = sim.insert_from_random_nodes(4, FILE_SIZE, K);
     // Popular files: read from many nodes, so that copies are cached along their routes.
     let warm: Vec<_> = (0..60)
         .map(|i| {

@@ -7,7 +7,7 @@
 
 use core::time::Duration;
 
-use past_core::past::{Answers, FileId, OpId, PastConfig};
+use past_core::past::{Answers, OpId, PastConfig};
 use past_sim::past::experiment::pastry_config;
 use past_sim::past::{Outcome, PastSim};
 
@@ -46,22 +46,6 @@ fn network(reask_after: Option<Duration>) -> PastSim {
     )
 }
 
-fn insert(sim: &mut PastSim) -> Vec<FileId> {
-    let ops: Vec<_> = (0..FILES)
-        .map(|seed| {
-            let client = sim.random_live();
-            (client, sim.insert(client, seed, SIZE, K, None).expect("a valid insert"))
-        })
-        .collect();
-    sim.run_for(Duration::from_secs(60));
-    ops.into_iter()
-        .filter_map(|(client, op)| match sim.take(client, op) {
-            Some(Outcome::Insert(Ok(inserted))) => Some(inserted.certificate.body.file),
-            _ => None,
-        })
-        .collect()
-}
-
 fn relayed(sim: &PastSim) -> Vec<u64> {
     (0..NODES as u32).map(|n| sim.past(n).stats().bytes_relayed).collect()
 }
@@ -72,7 +56,7 @@ fn relayed(sim: &PastSim) -> Vec<u64> {
 /// death to the whole content.
 fn reads_while_a_relay_dies(reask_after: Option<Duration>) -> Vec<Duration> {
     let mut sim = network(reask_after);
-    let files = insert(&mut sim);
+    let files = sim.insert_from_random_nodes(FILES, SIZE, K);
     assert_eq!(files.len(), FILES as usize, "every insert was acknowledged");
     let mut times = Vec::new();
     for file in files {

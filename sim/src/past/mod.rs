@@ -234,6 +234,25 @@ impl PastSim {
         result
     }
 
+    /// Inserts `count` files of `size` bytes (content seeds 0, 1, ...) with `k` replicas,
+    /// each from a random live node, and runs a minute; returns the fileIds of the inserts
+    /// acknowledged.
+    pub fn insert_from_random_nodes(&mut self, count: u64, size: u64, k: u8) -> Vec<FileId> {
+        let ops: Vec<_> = (0..count)
+            .map(|seed| {
+                let client = self.random_live();
+                (client, self.insert(client, seed, size, k, None))
+            })
+            .collect();
+        self.run_for(core::time::Duration::from_secs(60));
+        ops.into_iter()
+            .filter_map(|(client, op)| match self.take(client, op.ok()?) {
+                Some(Outcome::Insert(Ok(inserted))) => Some(inserted.certificate.body.file),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Starts an insert with a certificate made elsewhere, serving upload content from `seed`.
     pub fn insert_certificate(&mut self, client: u32, cert: past_core::past::FileCertificate, seed: u64) -> OpId {
         let upload = UploadId(self.next_upload);
