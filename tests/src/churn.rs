@@ -497,9 +497,11 @@ async fn open_tab(
 
 /// Bound for one browser step of the churn (a new context, opening, reloading or closing a
 /// tab): a step still pending then fails the run, naming the step, instead of waiting for
-/// ever. A full test run on 2026-12-02 waited 12 minutes with no timer pending, so not in
-/// a CDP request (chromiumoxide bounds those) nor in a polling loop: most likely in one of
-/// these steps, which also wait for a page's navigation.
+/// ever. Two full test runs (2026-12-02 and 03) waited 12 and 15 minutes with no timer
+/// pending: chromiumoxide leaves a command to a crashed page unanswered for ever, so the
+/// likeliest wait was a page command of the workload or the sampler on a tab the churn had
+/// just crashed. Those are now bounded too ([`crate::EVAL_BOUND`]), as is the whole test
+/// ([`crate::TEST_BOUND`]).
 const STEP_BOUND: Duration = Duration::from_secs(60);
 
 /// `step`, its error told as `what`, failed if it has not finished within [`STEP_BOUND`].
@@ -754,7 +756,10 @@ impl Workload {
 
 /// JS heap and wasm memory of `page`.
 async fn memory(page: &Page) -> anyhow::Result<(f64, f64)> {
-    let heap = page.execute(GetHeapUsageParams::default()).await.context("CDP Runtime.getHeapUsage")?;
+    let heap = tokio::time::timeout(crate::EVAL_BOUND, page.execute(GetHeapUsageParams::default()))
+        .await
+        .context("CDP Runtime.getHeapUsage: no answer")?
+        .context("CDP Runtime.getHeapUsage")?;
     let wasm: f64 = eval(page, "past.memory().wasmBytes").await?;
     Ok((heap.result.used_size, wasm))
 }

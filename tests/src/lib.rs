@@ -361,8 +361,17 @@ fn browser_config(binary: &Path, profile: &Path) -> anyhow::Result<BrowserConfig
     builder.build().map_err(|e| anyhow!("browser configuration: {e}"))
 }
 
+/// Bound on one page command of the harness, a little over the CDP request timeout (20 s,
+/// which chromiumoxide applies once a command is sent). It also bounds what chromiumoxide
+/// never times out: evaluating in a page whose renderer crashed and whose tab is still
+/// open waits for ever (checked on 2026-12-03: no answer in 30 s, where a closed tab's
+/// command fails within 25 ms), as the workload of the churn soak may while the churn
+/// crashes the tab it polls.
+pub const EVAL_BOUND: Duration = Duration::from_secs(30);
+
 /// Evaluates `expression` in `page` (awaiting it if it is a promise) and returns its value
-/// through JSON (`undefined` reads as `null`, so `T = Option<_>` can see it).
+/// through JSON (`undefined` reads as `null`, so `T = Option<_>` can see it), within
+/// [`EVAL_BOUND`].
 pub async fn eval<T: DeserializeOwned>(page: &Page, expression: &str) -> anyhow::Result<T> {
     let wrapped = format!("(async () => JSON.stringify((await ({expression})) ?? null))()");
     let params = EvaluateParams::builder()
@@ -371,7 +380,11 @@ pub async fn eval<T: DeserializeOwned>(page: &Page, expression: &str) -> anyhow:
         .return_by_value(true)
         .build()
         .map_err(|e| anyhow!("EvaluateParams: {e}"))?;
-    let result = page.evaluate_expression(params).await.with_context(|| format!("evaluating `{expression}`"))?;
+    let result = tokio::time::timeout(EVAL_BOUND, page.evaluate_expression(params))
+        .await
+        .map_err(|_| anyhow!("the page did not answer in {EVAL_BOUND:?}"))
+        .and_then(|evaluated| evaluated.map_err(anyhow::Error::from))
+        .with_context(|| format!("evaluating `{expression}`"))?;
     let json: String = result.into_value().with_context(|| format!("reading the value of `{expression}`"))?;
     serde_json::from_str(&json).with_context(|| format!("decoding the value of `{expression}`: {json}"))
 }
