@@ -361,13 +361,14 @@ fn browser_config(binary: &Path, profile: &Path) -> anyhow::Result<BrowserConfig
     builder.build().map_err(|e| anyhow!("browser configuration: {e}"))
 }
 
-/// Bound on one page command of the harness, a little over the CDP request timeout (20 s,
-/// which chromiumoxide applies once a command is sent). It also bounds what chromiumoxide
-/// never times out: evaluating in a page whose renderer crashed and whose tab is still
-/// open waits for ever (checked on 2026-12-03: no answer in 30 s, where a closed tab's
-/// command fails within 25 ms), as the workload of the churn soak may while the churn
-/// crashes the tab it polls.
-pub const EVAL_BOUND: Duration = Duration::from_secs(30);
+/// Bound on one page command of the harness. chromiumoxide's request timeout (20 s) does
+/// not end an evaluation that awaits a promise (a `save()` that waits out a lookup's retries
+/// takes about 30 s and passes), nor one in a page whose renderer crashed while its tab is
+/// still open, which waits for ever (checked on 2026-12-03: no answer in 30 s, where a
+/// closed tab's command fails within 25 ms), as the workload of the churn soak may while
+/// the churn crashes the tab it polls. So this bound is well above the longest evaluation
+/// a test awaits.
+pub const EVAL_BOUND: Duration = Duration::from_secs(90);
 
 /// Evaluates `expression` in `page` (awaiting it if it is a promise) and returns its value
 /// through JSON (`undefined` reads as `null`, so `T = Option<_>` can see it), within

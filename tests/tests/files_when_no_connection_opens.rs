@@ -1,0 +1,112 @@
+//! A file over 1 MiB, which a holder answers straight to its reader, still reaches a reader
+//! to which no connection can open: here a tab whose connection budget is used up (it
+//! joined with a budget of 5, so it refuses every offer after). The holder's offer is
+//! refused, and its answer goes back along the lookup's route instead, the content after it,
+//! through other tabs. Eight tabs with small tables (l = 4, b = 1) and the default answers
+//! (`auto`: along the route to a reader not in the holder's tables, straight for files over
+//! 1 MiB); twelve files of 1.1 MiB inserted from one tab are read by the ninth, the one with
+//! the small budget. Every read arrives whole and right; the reader never creates more
+//! connections than its budget; and a read from a holder it had no connection to went
+//! through other tabs, which carried at least the file's size.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use chromiumoxide::Page;
+use past_e2e::{
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, install_helpers, open_network, view, wait_joined, with_browser,
+};
+use serde::Deserialize;
+
+const TABS: usize = 8;
+const LEAF_SET: usize = 4;
+/// The reader's connection budget: enough to join, none left for a holder's offer.
+const BUDGET: u32 = 5;
+const FILES: u64 = 12;
+/// Over 1 MiB: answered straight when a connection opens.
+const SIZE: u64 = (1 << 20) + 100_000;
+
+#[derive(Debug, Deserialize)]
+struct Inserted {
+    link: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Read {
+    size: u64,
+    sha256: String,
+    holder: String,
+    connected: bool,
+}
+
+/// Reads `link` in `page`; also says whether the page had a connection to the holder.
+async fn read(page: &Page, link: &str) -> anyhow::Result<Read> {
+    let expression = format!(
+        "past.node.lookup({link:?}).then(async (r) => {{
+           const bytes = new Uint8Array(await (await r.blob()).arrayBuffer());
+           const connected = past.node.view().connections.some((c) => c.id === r.holder);
+           return {{ size: bytes.length, sha256: await t.sha256(bytes), holder: r.holder, connected }};
+         }})"
+    );
+    eval(page, &expression).await
+}
+
+async fn relayed_by_all(pages: &[(String, Page)]) -> anyhow::Result<Vec<u64>> {
+    let mut all = Vec::new();
+    for (_, page) in pages {
+        all.push(eval(page, "past.node.stored().bytesRelayed").await?);
+    }
+    Ok(all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_reaches_a_reader_no_connection_can_open_to_along_the_route() -> anyhow::Result<()> {
+    with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
+}
+
+async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
+    let url = format!("{origin}/?{FAST_TIMERS}&leaf={LEAF_SET}&bits=1");
+    let pause = Duration::from_millis(200);
+    let pages = open_network(browser, origin, &url, (TABS, pause), LEAF_SET, JOIN_TIMEOUT).await?;
+    let reader = browser.open_in_new_context(origin, &format!("{url}&budget={BUDGET}")).await?;
+    wait_joined(&reader, "the reader", JOIN_TIMEOUT).await?;
+    install_helpers(&reader, "true").await?;
+    // Let the reader's tables settle, spending what is left of its budget.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let owner = &pages[0].1;
+    install_helpers(owner, "true").await?;
+    let mut files = Vec::new();
+    for seed in 0..FILES {
+        let expected: String = eval(owner, &format!("t.sha256(t.content({SIZE}, {seed}))")).await?;
+        let inserted: Inserted =
+            eval(owner, &format!("past.node.insert(new Blob([t.content({SIZE}, {seed})]), {{k: 1, name: 'f{seed}'}})"))
+                .await?;
+        files.push((inserted.link, expected));
+    }
+
+    let reader_id = view(&reader).await?.context("the reader has a node")?.node_id;
+    let mut without_connection = 0;
+    for (link, expected) in &files {
+        let before = relayed_by_all(&pages).await?;
+        let got = read(&reader, link).await?;
+        ensure!((got.size, &got.sha256) == (SIZE, expected), "the reader read other bytes: {got:?}");
+        eprintln!("read {} bytes from {} (connected: {})", got.size, got.holder, got.connected);
+        if got.connected || got.holder == reader_id {
+            continue;
+        }
+        without_connection += 1;
+        let after = relayed_by_all(&pages).await?;
+        let carried = after.iter().zip(&before).map(|(a, b)| a - b).max().unwrap_or(0);
+        ensure!(
+            carried >= SIZE,
+            "a read from {} without a connection: no tab carried it ({carried} bytes)",
+            got.holder
+        );
+    }
+    let created = view(&reader).await?.context("the reader has a node")?.peer_connections_created;
+    ensure!(created <= BUDGET, "the reader created {created} connections, over its budget of {BUDGET}");
+    eprintln!("{without_connection} of {FILES} reads came from a holder the reader had no connection to");
+    ensure!(without_connection > 0, "every holder had a connection to the reader: the case is not exercised");
+    Ok(())
+}
