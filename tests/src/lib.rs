@@ -725,6 +725,16 @@ pub struct Delivery {
     pub at: f64,
 }
 
+/// Bytes each of `pages` passed on along lookup routes for other tabs so far
+/// (`stored().bytesRelayed`), in order.
+pub async fn bytes_relayed(pages: &[(String, Page)]) -> anyhow::Result<Vec<u64>> {
+    let mut all = Vec::with_capacity(pages.len());
+    for (_, page) in pages {
+        all.push(eval(page, "past.node.stored().bytesRelayed").await?);
+    }
+    Ok(all)
+}
+
 /// Everything delivered at `page` so far.
 pub async fn deliveries(page: &Page) -> anyhow::Result<Vec<Delivery>> {
     Ok(eval::<Option<Vec<Delivery>>>(page, "window.past?.delivered ?? []").await?.unwrap_or_default())

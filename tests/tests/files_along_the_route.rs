@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chromiumoxide::Page;
-use past_e2e::{Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, install_helpers, open_network, view, with_browser};
+use past_e2e::{
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, bytes_relayed, eval, install_helpers, open_network, view, with_browser,
+};
 use serde::Deserialize;
 
 const TABS: usize = 10;
@@ -59,10 +61,6 @@ async fn read(page: &Page, link: &str) -> anyhow::Result<Read> {
     eval(page, &expression).await
 }
 
-async fn relayed(page: &Page) -> anyhow::Result<u64> {
-    eval(page, "past.node.stored().bytesRelayed").await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_along_the_route_pass_the_routes_tabs_and_open_no_connection_to_the_holder() -> anyhow::Result<()> {
     with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
@@ -91,7 +89,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let mut along_a_route = 0;
     for (link, expected) in &files {
         for (name, page) in &pages[1..] {
-            let before = relayed_by_all(&pages).await?;
+            let before = bytes_relayed(&pages).await?;
             let got = read(page, link).await?;
             assert_eq!((got.size, &got.sha256), (SIZE, expected), "{name} read other bytes");
             // A holder reads its own replica: its route is itself alone.
@@ -101,7 +99,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
                 continue;
             }
             along_a_route += 1;
-            let after = relayed_by_all(&pages).await?;
+            let after = bytes_relayed(&pages).await?;
             for node in passed {
                 let tab = ids.iter().position(|id| id == node).expect("a tab of the test");
                 let carried = after[tab] - before[tab];
@@ -117,7 +115,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
 
     // A tab that passed reads on says so where it shows what it holds for others (the page
     // renders every second).
-    let carried = relayed_by_all(&pages).await?;
+    let carried = bytes_relayed(&pages).await?;
     let tab = carried.iter().position(|&b| b >= SIZE).expect("the tabs of those routes carried the files");
     let shows = "(document.querySelector('[data-testid=stored-here]')?.textContent ?? '').includes('downloads passed through this tab')";
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -126,12 +124,4 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
-}
-
-async fn relayed_by_all(pages: &[(String, Page)]) -> anyhow::Result<Vec<u64>> {
-    let mut all = Vec::new();
-    for (_, page) in pages {
-        all.push(relayed(page).await?);
-    }
-    Ok(all)
 }

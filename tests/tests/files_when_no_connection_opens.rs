@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use chromiumoxide::Page;
 use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, eval, install_helpers, open_network, view, wait_joined, with_browser,
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, bytes_relayed, eval, install_helpers, open_network, view, wait_joined,
+    with_browser,
 };
 use serde::Deserialize;
 
@@ -51,14 +52,6 @@ async fn read(page: &Page, link: &str) -> anyhow::Result<Read> {
     eval(page, &expression).await
 }
 
-async fn relayed_by_all(pages: &[(String, Page)]) -> anyhow::Result<Vec<u64>> {
-    let mut all = Vec::new();
-    for (_, page) in pages {
-        all.push(eval(page, "past.node.stored().bytesRelayed").await?);
-    }
-    Ok(all)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_file_reaches_a_reader_no_connection_can_open_to_along_the_route() -> anyhow::Result<()> {
     with_browser(async |browser, server| scenario(browser, &server.http_origin()).await).await
@@ -88,7 +81,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     let reader_id = view(&reader).await?.context("the reader has a node")?.node_id;
     let mut without_connection = 0;
     for (link, expected) in &files {
-        let before = relayed_by_all(&pages).await?;
+        let before = bytes_relayed(&pages).await?;
         let got = read(&reader, link).await?;
         ensure!((got.size, &got.sha256) == (SIZE, expected), "the reader read other bytes: {got:?}");
         eprintln!("read {} bytes from {} (connected: {})", got.size, got.holder, got.connected);
@@ -96,7 +89,7 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
             continue;
         }
         without_connection += 1;
-        let after = relayed_by_all(&pages).await?;
+        let after = bytes_relayed(&pages).await?;
         let carried = after.iter().zip(&before).map(|(a, b)| a - b).max().unwrap_or(0);
         ensure!(
             carried >= SIZE,
