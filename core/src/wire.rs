@@ -15,8 +15,10 @@ use crate::routing_table::Entry;
 /// attempt number; 3: a row reply carries the sender's round-trip time to each entry, an
 /// entry request lists several slots and its reply answers each, and PAST's `Released`;
 /// 4: the link's overlay offer says whether its connection is for a transfer; 5: PAST's
-/// `Relay`, answers along a lookup's route).
-pub const WIRE_VERSION: u8 = 5;
+/// `Relay`, answers along a lookup's route; 6: an insert carries its route and a `Prepare`
+/// the way to its source, so that an insert's holders reach a client no connection opens
+/// to).
+pub const WIRE_VERSION: u8 = 6;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
 ///

@@ -207,27 +207,39 @@ fn past_cases() -> Cases<PastMessage> {
     vec![
         (
             "Insert",
-            (certificate(), id(), nonce())
-                .prop_map(|(certificate, client, nonce)| {
-                    P::Insert(Box::new(InsertRequest { certificate: certificate.into(), client, nonce }))
+            (certificate(), id(), nonce(), ids())
+                .prop_map(|(certificate, client, nonce, route)| {
+                    P::Insert(Box::new(InsertRequest { certificate: certificate.into(), client, nonce, route }))
                 })
                 .boxed(),
         ),
         (
             "Prepare",
-            (certificate(), id(), source(), id(), nonce(), ids(), any::<bool>(), any::<bool>())
-                .prop_map(|(certificate, source_node, source, coordinator, nonce, primaries, diverted, insert)| {
-                    P::Prepare(Box::new(Prepare {
-                        certificate: certificate.into(),
+            (certificate(), id(), source(), id(), nonce(), ids(), (any::<bool>(), any::<bool>()), ids())
+                .prop_map(
+                    |(
+                        certificate,
                         source_node,
                         source,
                         coordinator,
                         nonce,
                         primaries,
-                        diverted,
-                        insert,
-                    }))
-                })
+                        (diverted, insert),
+                        source_way,
+                    )| {
+                        P::Prepare(Box::new(Prepare {
+                            certificate: certificate.into(),
+                            source_node,
+                            source,
+                            coordinator,
+                            nonce,
+                            primaries,
+                            diverted,
+                            insert,
+                            source_way,
+                        }))
+                    },
+                )
                 .boxed(),
         ),
         (

@@ -6,7 +6,9 @@
 //! from the holder that answered, over a direct connection opened through the overlay,
 //! which closes once the transfer is over. A holder whose connection to the reader cannot
 //! open (the manager's failed attempt comes back to the core as a failed send) sends its
-//! answer back along the route instead, and the content of any size follows it.
+//! answer back along the route instead, and the content of any size follows it. Likewise
+//! holders of an insert that no connection to its client opens to pull the content back
+//! along the insert's route, and their receipts go that way.
 
 mod harness;
 
@@ -14,7 +16,8 @@ use std::time::Duration;
 
 use harness::Net;
 use past_core::past::{
-    CHUNK_SIZE, FileId, InsertRequestSpec, LookupError, PastEvent, PastMessage, PublicKey, UploadId,
+    Answers, CHUNK_SIZE, FileId, InsertRequestSpec, LookupError, PastConfig, PastEvent, PastMessage, PublicKey,
+    UploadId,
 };
 use past_core::wire::Message;
 use past_core::{Config, Id};
@@ -28,7 +31,11 @@ fn network(seed: u64) -> Net<Stack> {
     // Connections beyond what the tables keep are closed once idle, as in a tab with many
     // peers, so some nodes have no connection to a file's holders.
     let manager = ManagerConfig { max_connections: 16, ..ManagerConfig::default() };
-    let mut net = Net::stacks(N, seed, &core, &manager);
+    joined(Net::stacks(N, seed, &core, &manager))
+}
+
+/// `net` once each node joined, one after the other, and the tables settled.
+fn joined(mut net: Net<Stack>) -> Net<Stack> {
     for i in 0..N {
         net.join(i);
         net.run_for(Duration::from_millis(300));
@@ -238,4 +245,105 @@ fn a_holder_that_cannot_reach_the_reader_answers_along_the_route() {
             && matches!(m, Message::Direct(AppMessage::Past(p)) if matches!(**p, PastMessage::ChunkReply { .. }))
     });
     assert!(!straight, "no chunk went straight to the reader");
+}
+
+#[test]
+fn holders_that_cannot_reach_the_client_pull_along_the_insert_route() {
+    let mut net = network(3);
+    // No connection opens between the client and any node it is not connected to already.
+    let client = 0;
+    let strangers: Vec<usize> = (1..N).filter(|&i| !net.manager(client).is_open(net.id(i))).collect();
+    for &i in &strangers {
+        net.blocked.insert((client, i));
+    }
+    let data = content((1 << 20) + 100 * 1024 + 3);
+    let owner = PublicKey(net.nodes[client].key.verifying_key().to_bytes());
+    net.nodes[client].store.add_upload(UploadId(1), data.clone());
+    let mut unreachable_holders = 0;
+    for n in 0..4 {
+        let mark = net.nodes[client].events.len();
+        let size = data.len() as u64;
+        let spec = InsertRequestSpec { name: format!("f{n}"), owner, k: 3, upload: UploadId(1), size, created: 1 };
+        net.with(client, |stack, now| stack.insert(spec, now)).expect("insert accepted");
+        // Time for the connection attempts to fail, then for the content to come along the route.
+        net.run_for(Duration::from_secs(20));
+        let done = past_events(&net, client, mark).into_iter().find_map(|e| match e {
+            PastEvent::InsertDone { result, .. } => Some(result),
+            _ => None,
+        });
+        let inserted = done.expect("the insert ended").expect("the insert succeeded");
+        assert_eq!(inserted.receipts.len(), 3, "every holder stored the file and said so");
+        let holders = closest_to(&net, inserted.certificate.body.file, 3);
+        unreachable_holders += holders.iter().filter(|h| strangers.contains(h)).count();
+        for h in holders {
+            let read = lookup(&mut net, h, inserted.certificate.body.file).expect("the holder has it");
+            assert_eq!(read.0, data);
+        }
+    }
+    let rerouted: u64 = (0..N).map(|i| net.nodes[i].ep.past().stats().sends_rerouted).sum();
+    assert!(unreachable_holders > 0, "some holder could not reach the client: the case is exercised");
+    assert!(rerouted > 0, "requests went along the route instead: {rerouted}");
+}
+
+/// A network whose holders answer along the route always, for files up to 16 MiB.
+fn network_answering_along_the_route(seed: u64) -> Net<Stack> {
+    let mut core = Config::default();
+    core.leaf_set_size = 4;
+    let manager = ManagerConfig { max_connections: 16, ..ManagerConfig::default() };
+    joined(Net::new(N, seed, |id, public, node_seed, now| {
+        let mut past = PastConfig::new(PublicKey(public), 1 << 30);
+        past.answers = Answers::AlongRoute;
+        past.relay_max_size = 16 << 20;
+        Stack::new(id, public, core.clone(), manager.clone(), past, node_seed, now)
+    }))
+}
+
+/// A node of the way a 6 MiB file with one replica comes along leaves mid-read, keeping
+/// its connections open (as a closed tab does until they time out), so what reaches it is
+/// dropped and nothing comes back. The reader asks again, hears nothing either, gives the
+/// way up and routes its lookup again, and reads the rest from the same holder. With seed
+/// 4 the asked-again request is lost too; before the way was given up, the read there
+/// waited out the stall timeout and failed, its only holder counted as failed.
+#[test]
+fn a_read_whose_relay_node_leaves_goes_on_from_the_same_holder() {
+    for seed in [3, 4, 6] {
+        let mut net = network_answering_along_the_route(seed);
+        let data = content(6 << 20);
+        let file = insert(&mut net, 0, data.clone(), 1);
+        let holder = net.id(closest_to(&net, file, 1)[0]);
+        let reader = (0..N).max_by_key(|&i| file.key().ring_distance(net.id(i))).expect("nodes");
+        let relayed = |net: &Net<Stack>, i: usize| net.nodes[i].ep.past().stats().bytes_relayed;
+        let before: Vec<u64> = (0..N).map(|i| relayed(&net, i)).collect();
+        let mark = net.nodes[reader].events.len();
+        net.with(reader, |stack, now| stack.lookup(file, now));
+        let mut left = None;
+        let mut done = None;
+        for _ in 0..6000 {
+            net.run_for(Duration::from_millis(10));
+            let carrier = (0..N).find(|&i| i != reader && relayed(&net, i) - before[i] >= 1 << 20);
+            if let (None, Some(relay)) = (left, carrier) {
+                net.with(relay, |stack, now| stack.leave(now));
+                left = Some(relay);
+            }
+            let events = past_events(&net, reader, mark);
+            if events.iter().any(|e| matches!(e, PastEvent::LookupDone { .. })) {
+                done = Some(events);
+                break;
+            }
+        }
+        let events = done.expect("the read ended");
+        assert!(left.is_some(), "seed {seed}: a node carried the read and left mid-way");
+        let mut bytes = Vec::new();
+        for event in events {
+            match event {
+                PastEvent::LookupChunk { data, .. } => bytes.extend(data),
+                PastEvent::LookupDone { result, .. } => {
+                    assert_eq!(result.expect("the read succeeded").holder, holder, "seed {seed}: from the only holder")
+                }
+                _ => {}
+            }
+        }
+        assert!(bytes == data, "seed {seed}: the content arrived whole and right");
+        assert!(net.nodes[reader].ep.past().stats().reads_rerouted >= 1, "seed {seed}: the read was routed again");
+    }
 }

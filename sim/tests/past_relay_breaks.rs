@@ -1,9 +1,10 @@
 //! A node of the route a file is read along dies while the file comes through it. The
 //! chunks it was carrying are lost, and nothing tells the reader, whose requests have all
 //! passed. A pull along a route that hears nothing for `reask_after` asks again; the node
-//! before the dead one sends that request back, and the reader gets the file from another
-//! holder within seconds. Without asking again the reader waits out the pull's stall
-//! timeout (30 s); the test checks that too, so it shows the case it covers happened.
+//! before the dead one sends that request back, and the reader routes its lookup again: it
+//! gets the file within seconds, from another holder or, the file's only one, by another
+//! way. Without asking again the reader waits out the pull's stall timeout (30 s); the test
+//! checks that too, so it shows the case it covers happened.
 
 use core::time::Duration;
 
@@ -13,6 +14,7 @@ use past_sim::past::{Outcome, PastSim};
 
 const NODES: usize = 150;
 const FILES: u64 = 12;
+/// Replicas of each file.
 const K: u8 = 3;
 /// Files of 1 MiB (16 chunks), the largest answered along the route.
 const SIZE: u64 = 1 << 20;
@@ -53,23 +55,25 @@ fn relayed(sim: &PastSim) -> Vec<u64> {
 /// Reads each file from a reader of its own and kills the node of the route that carried
 /// the most of it, just after the reader's last chunk requests passed it and before their
 /// answers came back through it. Returns, for each read a node died in, the time from the
-/// death to the whole content.
-fn reads_while_a_relay_dies(reask_after: Option<Duration>) -> Vec<Duration> {
+/// death to the whole content, and the reads routed again because their way broke.
+fn reads_while_a_relay_dies(reask_after: Option<Duration>, k: u8) -> (Vec<Duration>, u64) {
     let mut sim = network(reask_after);
-    let files = sim.insert_from_random_nodes(FILES, SIZE, K);
+    let files = sim.insert_from_random_nodes(FILES, SIZE, k);
     assert_eq!(files.len(), FILES as usize, "every insert was acknowledged");
-    let mut times = Vec::new();
+    let (mut times, mut rerouted) = (Vec::new(), 0);
     for file in files {
         let reader = sim.random_live();
         let before = relayed(&sim);
         let op = sim.lookup(reader, file);
         let Some(relay) = watch_for_a_relay(&mut sim, reader, op, &before) else { continue };
+        let was = sim.past(reader).stats().reads_rerouted;
         sim.network.kill(relay);
         let died = sim.network.now();
         times.push(finish(&mut sim, reader, op).since(died));
+        rerouted += sim.past(reader).stats().reads_rerouted - was;
     }
     println!("reads resumed after their relay died in: {times:?}");
-    times
+    (times, rerouted)
 }
 
 /// Runs until the reader has received [`WINDOW`] chunks, so asked for them all, and the
@@ -120,17 +124,29 @@ fn finish(sim: &mut PastSim, reader: u32, op: OpId) -> past_core::Time {
 
 #[test]
 fn a_read_whose_relay_node_dies_goes_on_within_seconds() {
-    let times = reads_while_a_relay_dies(defaults().reask_after);
+    let (times, rerouted) = reads_while_a_relay_dies(defaults().reask_after, K);
+    within_seconds(&times);
+    assert!(rerouted as usize >= times.len(), "each such read was routed again: {rerouted}");
+}
+
+#[test]
+fn a_file_with_one_replica_comes_back_from_its_holder_by_another_way() {
+    let (times, rerouted) = reads_while_a_relay_dies(defaults().reask_after, 1);
+    within_seconds(&times);
+    assert!(rerouted as usize >= times.len(), "each such read was routed again: {rerouted}");
+}
+
+fn within_seconds(times: &[Duration]) {
     assert!(times.len() >= 3, "a relay node died in at least 3 reads: {times:?}");
     let reask = defaults().reask_after.expect("asking again is on by default");
-    for time in &times {
+    for time in times {
         assert!(*time < 3 * reask, "every read ended within {:?} of its relay's death: {times:?}", 3 * reask);
     }
 }
 
 #[test]
 fn without_asking_again_such_a_read_waits_for_the_stall_timeout() {
-    let times = reads_while_a_relay_dies(None);
+    let (times, _) = reads_while_a_relay_dies(None, K);
     let stall = defaults().stall_timeout;
     assert!(times.len() >= 3, "a relay node died in at least 3 reads: {times:?}");
     assert!(times.iter().all(|&t| t >= stall - Duration::from_secs(1)), "each waited for the stall: {times:?}");

@@ -352,7 +352,8 @@ impl Past {
         attempt.routes = attempt.routes.saturating_add(1);
         attempt.routed_at = now;
         op.deadline = op.deadline.max(now + timeout * 2 + self.config.stall_timeout);
-        let request = InsertRequest { certificate: attempt.cert.clone(), client: own, nonce: attempt.nonce };
+        let request =
+            InsertRequest { certificate: attempt.cert.clone(), client: own, nonce: attempt.nonce, route: Vec::new() };
         o.route_attempt(attempt.cert.body.file.key(), PastMessage::Insert(Box::new(request)), route);
         self.schedule(now + timeout, Timer::Insert(id));
     }
@@ -524,12 +525,13 @@ impl Past {
 
     /// The insert reached the root.
     pub(crate) fn on_insert(&mut self, o: &mut dyn Net<PastMessage>, request: InsertRequest) {
-        let InsertRequest { certificate: cert, client, nonce } = request;
+        let InsertRequest { certificate: cert, client, nonce, route } = request;
         let own = o.id();
         let file = cert.body.file;
         if self.coordinations.contains_key(&(file, nonce)) {
             return;
         }
+        self.keep_way_back(o, &route, client);
         let refuse = |past: &mut Past, o: &mut dyn Net<PastMessage>, reason: Refusal| {
             past.send(o, client, PastMessage::InsertFailed { file, nonce, node: own, reason });
         };
@@ -556,6 +558,7 @@ impl Past {
             primaries: primaries.clone(),
             diverted: false,
             insert: true,
+            source_way: Vec::new(),
         };
         self.coordinations.insert(
             (file, nonce),
@@ -568,7 +571,8 @@ impl Past {
         );
         self.schedule(deadline, Timer::Coordination(file, nonce));
         for primary in primaries {
-            self.send(o, primary, PastMessage::Prepare(Box::new(prepare.clone())));
+            let source_way = self.way_through(o, primary, client);
+            self.send(o, primary, PastMessage::Prepare(Box::new(Prepare { source_way, ..prepare.clone() })));
         }
     }
 

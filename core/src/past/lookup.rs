@@ -38,7 +38,7 @@ use crate::node::Forward;
 use crate::past::certificate::{FileCertificate, MAX_FILE_SIZE};
 use crate::past::error::{LookupError, Refusal};
 use crate::past::file_id::{FileId, Hash};
-use crate::past::messages::{LookupRequest, MAX_NODES, PastMessage, Source};
+use crate::past::messages::{LookupRequest, PastMessage, Source, add_to_route};
 use crate::past::node::{Found, OpId, Past, PastEvent, StorageWait, Timer};
 use crate::past::replica::{Holding, Pending};
 use crate::past::store::{Role, StorageOp};
@@ -254,7 +254,7 @@ impl Past {
         if !valid || !same {
             let file = op.file;
             self.emit(PastEvent::BadData { file, holder });
-            return self.retry_lookup(o, id, holder);
+            return self.retry_lookup(o, id, Some(holder));
         }
         op.hops = hops;
         op.cached = cached;
@@ -365,16 +365,34 @@ impl Past {
             let file = op.file;
             self.emit(PastEvent::BadData { file, holder });
         }
-        self.retry_lookup(o, id, holder);
+        self.retry_lookup(o, id, Some(holder));
     }
 
-    fn retry_lookup(&mut self, o: &mut dyn Net<PastMessage>, id: u64, holder: Id) {
+    /// The way to the holder whose content the reader was getting broke (a node between
+    /// them is gone): the lookup is routed again, that holder not excluded, since it did
+    /// not fail and the next route goes around the broken node.
+    pub(crate) fn lookup_way_broke(&mut self, o: &mut dyn Net<PastMessage>, id: u64, hashes: Vec<Hash>) {
+        let Some(op) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        if op.hashes.is_empty() {
+            op.hashes = hashes;
+        }
+        self.stats.reads_rerouted += 1;
+        self.retry_lookup(o, id, None);
+    }
+
+    /// Routes lookup `id` again, excluding `failed` from now on, unless it used up its
+    /// attempts.
+    fn retry_lookup(&mut self, o: &mut dyn Net<PastMessage>, id: u64, failed: Option<Id>) {
         let attempts = self.config.lookup_attempts;
         let Some(op) = self.lookups.get_mut(&id) else {
             return;
         };
         op.transfer = None;
-        if !op.tried.contains(&holder) {
+        if let Some(holder) = failed
+            && !op.tried.contains(&holder)
+        {
             op.tried.push(holder);
         }
         op.attempts += 1;
@@ -524,8 +542,7 @@ fn op_file(cert: &FileCertificate) -> FileId {
 /// because it could not reach the reader) is left out: an answer going back along the route
 /// does not pass it.
 fn note_on_route(request: &mut LookupRequest, node: Id) {
-    let fresh = !request.route.contains(&node) && !request.exclude.contains(&node);
-    if node != request.reader && request.route.len() < MAX_NODES && fresh {
-        request.route.push(node);
+    if node != request.reader && !request.exclude.contains(&node) {
+        add_to_route(&mut request.route, node);
     }
 }

@@ -206,6 +206,7 @@ impl Past {
             primaries,
             diverted: false,
             insert: false,
+            source_way: Vec::new(),
         };
         self.place(o, prepare, None);
     }

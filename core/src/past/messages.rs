@@ -15,6 +15,7 @@ use crate::past::certificate::{
 };
 use crate::past::error::Refusal;
 use crate::past::file_id::{FileId, Hash};
+use crate::past::relay::MAX_VIA;
 
 /// Most ids in a list of nodes (primaries, holders, route nodes).
 pub const MAX_NODES: usize = 64;
@@ -57,6 +58,17 @@ pub struct InsertRequest {
     pub client: Id,
     /// Random number naming this insert attempt.
     pub nonce: u64,
+    /// The nodes the insert passed after its client, in order (at most [`MAX_NODES`]): the
+    /// way back to the client for a holder that cannot reach it straight.
+    pub route: Vec<Id>,
+}
+
+/// Adds `node` to the `route` of a lookup or insert it passes: once, and within
+/// [`MAX_NODES`].
+pub(crate) fn add_to_route(route: &mut Vec<Id>, node: Id) {
+    if route.len() < MAX_NODES && !route.contains(&node) {
+        route.push(node);
+    }
 }
 
 /// Asks a node to hold a replica of a file, pulling its content from a source.
@@ -78,6 +90,9 @@ pub struct Prepare {
     pub diverted: bool,
     /// Whether this is an insert (false: replica maintenance, no per-owner limit).
     pub insert: bool,
+    /// The nodes to pass, in order, to reach `source_node` along a route when no connection
+    /// to it opens (at most [`MAX_VIA`]; empty: none known).
+    pub source_way: Vec<Id>,
 }
 
 /// A lookup, routed towards the fileId and answered by the first node holding the file.
@@ -402,8 +417,10 @@ impl PastMessage {
             l.exclude.len() <= MAX_NODES && l.cache_at.len() <= MAX_NODES && l.route.len() <= MAX_NODES
         };
         match self {
-            PastMessage::Insert(r) => name_ok(&r.certificate),
-            PastMessage::Prepare(p) => name_ok(&p.certificate) && p.primaries.len() <= MAX_NODES,
+            PastMessage::Insert(r) => name_ok(&r.certificate) && r.route.len() <= MAX_NODES,
+            PastMessage::Prepare(p) => {
+                name_ok(&p.certificate) && p.primaries.len() <= MAX_NODES && p.source_way.len() <= MAX_VIA
+            }
             PastMessage::Commit { holders, .. } => holders.len() <= MAX_NODES,
             PastMessage::HashReply { hashes, .. } => hashes.len() <= HASHES_PER_PIECE,
             PastMessage::ChunkReply { data, .. } => data.len() <= CHUNK_SIZE,

@@ -158,6 +158,12 @@ pub struct PastStats {
     /// Answers that could not be sent straight (no connection opened) and went back along
     /// the lookup's route instead.
     pub answers_rerouted: u64,
+    /// Messages of an insert (pull requests, receipts, refusals) that could not be sent
+    /// straight to their receiver and went along a route instead.
+    pub sends_rerouted: u64,
+    /// Reads routed again because the way to their holder broke (a request of theirs came
+    /// back), the holder not counted as failed.
+    pub reads_rerouted: u64,
 }
 
 /// What a storage request is for.
@@ -665,6 +671,10 @@ impl Application for Past {
     ) -> Forward {
         let forward = match message {
             PastMessage::Lookup(request) if message_ok(request) => self.on_lookup_passing(overlay, request),
+            PastMessage::Insert(request) => {
+                note_insert_route(request, overlay.id());
+                Forward::Continue
+            }
             _ => Forward::Continue,
         };
         self.flush_local(overlay);
@@ -700,6 +710,13 @@ impl Application for Past {
             self.fire(overlay, timer);
             self.flush_local(overlay);
         }
+    }
+}
+
+/// Adds `node` to the route of an insert it passes (at most `MAX_NODES`, once).
+fn note_insert_route(request: &mut crate::past::messages::InsertRequest, node: Id) {
+    if node != request.client {
+        crate::past::messages::add_to_route(&mut request.route, node);
     }
 }
 

@@ -22,9 +22,10 @@
 //! carried encoded, so a relay node neither decodes nor changes it, and it cannot nest. A
 //! relay node only passes a message to the node after itself on the path. One that cannot
 //! (the next node left) sends a request or an answer back to its origin
-//! ([`PastMessage::Bounced`]), which forgets the way and acts as if its own send had
-//! failed: a reader's pull drops that holder and routes the lookup again, a holder hands
-//! its answer on to the other holders. A reply lost with a node that left is not bounced
+//! ([`PastMessage::Bounced`]), which forgets the way: a reader's pull routes its lookup
+//! again, without counting the holder as failed (the next route goes around the node that
+//! left, and may come back to the same holder, a file's only one), a holder hands its
+//! answer on to the other holders. A reply lost with a node that left is not bounced
 //! (its sender waits for nothing); instead a pull along a way that hears nothing for
 //! [`PastConfig::reask_after`](super::PastConfig) asks again for what it waits for first
 //! (`Past::reask`), and that request comes back bounced if the way broke, seconds later
@@ -34,6 +35,12 @@
 //! misstate the origin of what it relays, as it could drop what it forwards: content is
 //! checked against the signed certificate at the reader, and a lookup that is not answered
 //! is routed again on a random route, whose answer teaches both ends a new way.
+//!
+//! An insert uses the same ways when no connection to its client opens: the insert carries
+//! its route, its root keeps the way back to the client in reserve (`Ways::keep_in_reserve`),
+//! and each [`Prepare`](super::messages::Prepare) gives its holder the way through the root.
+//! A pull request, receipt or refusal that cannot be sent straight then goes along that way
+//! (`Past::send_along_instead`), and the content comes back along it.
 //!
 //! A node that holds a pointer to a diverted replica answers the same way, naming the
 //! diverted holder, one of its leaves: the reader's way to that holder is the way to the
@@ -47,7 +54,8 @@
 //! budget): then it goes back along the route whatever its size
 //! (`Past::answer_along_route_instead`), and only if there is no such way is the lookup
 //! handed on to the other holders; helpers of a pull from several sources (each would need
-//! a connection of its own) and anything outside a lookup.
+//! a connection of its own) and anything outside a lookup, except an insert's messages to
+//! its client when no connection to it opens (above).
 
 use core::time::Duration;
 use std::collections::BTreeMap;
@@ -77,26 +85,42 @@ struct Way {
     used: Time,
 }
 
-/// The peers this node reaches along a route rather than straight.
+/// The peers this node reaches along a route rather than straight, and those it may
+/// reach so if no connection to them opens (ways in reserve).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Ways {
     ways: BTreeMap<Id, Way>,
+    reserve: BTreeMap<Id, Way>,
 }
 
 impl Ways {
     /// Keeps `via` as the way to `to` (the least recently used way makes room); an empty
     /// `via` is no way.
     pub(crate) fn learn(&mut self, to: Id, via: Vec<Id>, now: Time) {
-        if via.is_empty() {
-            return;
+        keep(&mut self.ways, to, via, now);
+    }
+
+    /// Keeps `via` in reserve as the way to `to`, for when a message to `to` cannot be sent
+    /// straight ([`Ways::take_reserve`]).
+    pub(crate) fn keep_in_reserve(&mut self, to: Id, via: Vec<Id>, now: Time) {
+        keep(&mut self.reserve, to, via, now);
+    }
+
+    /// Makes the way kept in reserve for `to` (within [`WAY_IDLE`]) the way to it; whether
+    /// there was one.
+    pub(crate) fn take_reserve(&mut self, to: Id, now: Time) -> bool {
+        match self.reserve.remove(&to) {
+            Some(way) if now.since(way.used) < WAY_IDLE => {
+                self.learn(to, way.via, now);
+                true
+            }
+            _ => false,
         }
-        if self.ways.len() >= MAX_WAYS
-            && !self.ways.contains_key(&to)
-            && let Some(oldest) = self.ways.iter().min_by_key(|(_, w)| w.used).map(|(&id, _)| id)
-        {
-            self.ways.remove(&oldest);
-        }
-        self.ways.insert(to, Way { via, used: now });
+    }
+
+    /// The way to `to` in use or in reserve, without using it.
+    pub(crate) fn known(&self, to: Id) -> Option<&[Id]> {
+        self.ways.get(&to).or_else(|| self.reserve.get(&to)).map(|w| w.via.as_slice())
     }
 
     /// The way to `to`, if one was used within [`WAY_IDLE`]; using it keeps it.
@@ -121,11 +145,29 @@ impl Ways {
     }
 }
 
-/// Whether `message` may be relayed: the messages of a lookup's answer and of a pull.
+/// Keeps `via` as the way to `to` in `ways` (the least recently used way makes room); an
+/// empty `via` is no way.
+fn keep(ways: &mut BTreeMap<Id, Way>, to: Id, via: Vec<Id>, now: Time) {
+    if via.is_empty() {
+        return;
+    }
+    if ways.len() >= MAX_WAYS
+        && !ways.contains_key(&to)
+        && let Some(oldest) = ways.iter().min_by_key(|(_, w)| w.used).map(|(&id, _)| id)
+    {
+        ways.remove(&oldest);
+    }
+    ways.insert(to, Way { via, used: now });
+}
+
+/// Whether `message` may be relayed: the messages of a lookup's answer and of a pull, and
+/// what an insert's holders and root tell its client.
 pub fn relayable(message: &PastMessage) -> bool {
     matches!(
         message,
         PastMessage::Found { .. }
+            | PastMessage::Receipt { .. }
+            | PastMessage::InsertFailed { .. }
             | PastMessage::CacheOffer { .. }
             | PastMessage::HashRequest { .. }
             | PastMessage::HashReply { .. }
@@ -169,19 +211,20 @@ impl Past {
     /// Before answering a lookup that went along `route`: for each of `peers` (the reader,
     /// the nodes offered a copy to cache) not in this node's tables (any, with
     /// [`Answers::AlongRoute`]), keeps the way back along the route, so the answer goes
-    /// that way.
+    /// that way. A peer this answer goes to straight (in the tables, or next to this node
+    /// on the route) loses any older way kept to it: that way may pass a node that has
+    /// left since.
     pub(crate) fn learn_ways_back(&mut self, o: &dyn Net<PastMessage>, route: &[Id], peers: &[Id]) {
         let answers = self.config.answers;
         if answers == Answers::Straight {
             return;
         }
         let own = o.id();
-        for &peer in peers {
-            if peer == own || (answers == Answers::AlongRouteToStrangers && o.state().knows(peer)) {
-                continue;
-            }
-            if let Some(via) = way_back(route, own, peer) {
-                self.ways.learn(peer, via, o.now());
+        for &peer in peers.iter().filter(|&&peer| peer != own) {
+            let along = answers == Answers::AlongRoute || !o.state().knows(peer);
+            match way_back(route, own, peer).filter(|_| along) {
+                Some(via) => self.ways.learn(peer, via, o.now()),
+                None => self.ways.forget(peer),
             }
         }
     }
@@ -207,6 +250,59 @@ impl Past {
             return Some(message);
         };
         o.send(first, PastMessage::Relay { origin: o.id(), target: to, via, inner });
+        None
+    }
+
+    /// At the root of an insert from `client` that came along `route`: keeps in reserve the
+    /// way back to `client` along the route, for what this node must tell it if no
+    /// connection to it opens. Nothing with [`Answers::Straight`].
+    pub(crate) fn keep_way_back(&mut self, o: &dyn Net<PastMessage>, route: &[Id], client: Id) {
+        if self.config.answers == Answers::Straight {
+            return;
+        }
+        if let Some(via) = way_back(route, o.id(), client) {
+            self.ways.keep_in_reserve(client, via, o.now());
+        }
+    }
+
+    /// The way for `to` to reach `source` through this node (along this node's own way to
+    /// `source`, if it has one), for a [`Prepare`](super::messages::Prepare) that has `to`
+    /// pull from `source`: empty if there is none or with [`Answers::Straight`].
+    pub(crate) fn way_through(&self, o: &dyn Net<PastMessage>, to: Id, source: Id) -> Vec<Id> {
+        let own = o.id();
+        if self.config.answers == Answers::Straight || source == own {
+            return Vec::new();
+        }
+        let mine = self.ways.known(source).unwrap_or_default();
+        let via: Vec<Id> = if to == own { mine.to_vec() } else { [own].iter().chain(mine).copied().collect() };
+        let ok = via.len() <= MAX_VIA && !via.contains(&to) && !via.contains(&source);
+        if ok { via } else { Vec::new() }
+    }
+
+    /// Keeps in reserve `via`, the way a [`Prepare`](super::messages::Prepare) gave to the
+    /// node to pull from, if it is one (it passes neither this node nor `source`).
+    pub(crate) fn keep_source_way(&mut self, o: &dyn Net<PastMessage>, source: Id, via: &[Id]) {
+        let own = o.id();
+        if self.config.answers == Answers::Straight || via.contains(&own) || via.contains(&source) {
+            return;
+        }
+        self.ways.keep_in_reserve(source, via.to_vec(), o.now());
+    }
+
+    /// `message` could not be sent straight to `to` (no connection opened): it goes along
+    /// the way to `to`, the one kept in reserve becoming it if need be (an insert's client,
+    /// reached back along the insert's route). Returns the message if there is no way.
+    pub(crate) fn send_along_instead(
+        &mut self,
+        o: &mut dyn Net<PastMessage>,
+        to: Id,
+        message: PastMessage,
+    ) -> Option<PastMessage> {
+        if !relayable(&message) || !(self.ways.has(to) || self.ways.take_reserve(to, o.now())) {
+            return Some(message);
+        }
+        self.stats.sends_rerouted += 1;
+        self.send(o, to, message);
         None
     }
 
@@ -299,11 +395,25 @@ impl Past {
         }
     }
 
-    /// When pull `t` is to ask again: `reask_after` after its last progress, if its main
-    /// source is reached along a way and it has not asked again since.
+    /// When pull `t`, whose main source is reached along a way, is to act on silence:
+    /// `reask_after` after its last progress it asks again ([`Past::reask`]); if that brings
+    /// nothing either, `reask_after` later it gives the way up ([`Past::give_up_way`]).
     pub(crate) fn reask_at(&self, t: &Transfer) -> Option<Time> {
         let after = self.config.reask_after?;
-        (self.ways.has(t.peer) && t.reasked != Some(t.last_progress)).then(|| t.last_progress + after)
+        let silences = if t.reasked == Some(t.last_progress) { 2 } else { 1 };
+        self.ways.has(t.peer).then(|| t.last_progress + after * silences)
+    }
+
+    /// Pull `id` asked again along its way and still heard nothing: a node of the way is
+    /// gone without any node noticing yet (a closed tab whose connections have not closed
+    /// yet drops what it gets). The way is forgotten and the pull handled as one whose
+    /// request came back.
+    pub(crate) fn give_up_way(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
+        let Some(peer) = self.transfers.get(&id).map(|t| t.peer) else {
+            return;
+        };
+        self.ways.forget(peer);
+        self.transfer_way_broke(o, id, peer);
     }
 
     /// Pull `id` from a peer along a way heard nothing for `reask_after`: it asks again for
@@ -325,14 +435,16 @@ impl Past {
         }
     }
 
-    /// What this node sent to `target` along a way did not arrive: the way is forgotten,
-    /// and the message is handled as one that could not be sent (an answer as one that
-    /// reaches its reader neither straight nor along the route).
+    /// What this node sent to `target` along a way did not arrive: the way is forgotten.
+    /// An answer is handled as one that reaches its reader neither straight nor along the
+    /// route; a pull's request as one that lost its way, not its holder.
     pub(crate) fn on_bounced(&mut self, o: &mut dyn Net<PastMessage>, target: Id, inner: &[u8]) {
         self.ways.forget(target);
         match postcard::from_bytes::<PastMessage>(inner) {
             Ok(found @ PastMessage::Found { .. }) => self.answer_unreachable(o, target, found),
-            Ok(message) if bounces(&message) => self.on_send_failed(o, target, message),
+            Ok(PastMessage::ChunkRequest { transfer, .. } | PastMessage::HashRequest { transfer, .. }) => {
+                self.transfer_way_broke(o, transfer, target)
+            }
             _ => {}
         }
     }

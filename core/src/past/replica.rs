@@ -191,6 +191,7 @@ impl Past {
             Source::Upload { .. } => prepare.source_node,
             Source::File(_) => own,
         };
+        self.keep_source_way(o, prepare.source_node, &prepare.source_way);
         let mut pending = Pending {
             nonce,
             coordinator,
@@ -358,6 +359,10 @@ impl Past {
     /// Asks `target` to hold the diverted replica of a pending file.
     fn divert_to(&mut self, o: &mut dyn Net<PastMessage>, file: FileId, target: Id) {
         let own = o.id();
+        let Some(source_node) = self.holdings.get(&file).and_then(|h| h.pending.as_ref()).map(|p| p.source_node) else {
+            return;
+        };
+        let source_way = self.way_through(o, target, source_node);
         let Some(h) = self.holdings.get_mut(&file) else {
             return;
         };
@@ -374,6 +379,7 @@ impl Past {
             primaries: p.primaries.clone(),
             diverted: true,
             insert: p.insert,
+            source_way,
         };
         self.stats.replicas_diverted += 1;
         self.send(o, target, PastMessage::Prepare(Box::new(prepare)));
@@ -728,8 +734,12 @@ impl Past {
                     self.on_diversion_prepared(o, to, file, p.nonce, Err(Refusal::Unreachable { node: to }));
                 }
             }
-            PastMessage::ChunkRequest { transfer, .. } | PastMessage::HashRequest { transfer, .. } => {
-                self.transfer_unreachable(o, transfer, to)
+            request @ (PastMessage::ChunkRequest { transfer, .. } | PastMessage::HashRequest { transfer, .. }) => {
+                self.request_unsent(o, to, transfer, request)
+            }
+            told @ (PastMessage::Receipt { .. } | PastMessage::InsertFailed { .. }) => {
+                // With no way either it is lost, and the client's insert times out.
+                let _ = self.send_along_instead(o, to, told);
             }
             PastMessage::Locate { lookup } => self.on_located(o, to, lookup.reader, lookup.request, false),
             PastMessage::Prepared { file, nonce, .. }

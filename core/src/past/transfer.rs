@@ -335,8 +335,12 @@ impl Past {
             t.last_progress = now;
         }
         let deadline = t.last_progress + self.config.stall_timeout;
+        let reasked = t.reasked == Some(t.last_progress);
         let reask = self.transfers.get(&id).and_then(|t| self.reask_at(t));
         if deadline > now && reask.is_some_and(|at| at <= now) {
+            if reasked {
+                return self.give_up_way(o, id);
+            }
             self.reask(o, id);
         }
         if deadline <= now {
@@ -380,6 +384,31 @@ impl Past {
         }
         if let Some(peer) = self.transfers.get(&id).map(|t| t.peer) {
             self.fail_transfer(o, id, Refusal::Unreachable { node: peer });
+        }
+    }
+
+    /// `request`, of transfer `id`, could not be sent straight to `to`: it goes along a way
+    /// to `to` if there is one (to an insert's client), else `to` is gone.
+    pub(crate) fn request_unsent(&mut self, o: &mut dyn Net<PastMessage>, to: Id, id: u64, request: PastMessage) {
+        if self.send_along_instead(o, to, request).is_some() {
+            self.transfer_unreachable(o, id, to);
+        }
+    }
+
+    /// A request of transfer `id` came back from the way to `to`: a node between broke, not
+    /// `to`. A reader's lookup is routed again, and may come back to `to` by another way;
+    /// other pulls end as if `to` were gone.
+    pub(crate) fn transfer_way_broke(&mut self, o: &mut dyn Net<PastMessage>, id: u64, to: Id) {
+        if self.drop_source(o, id, to) {
+            return;
+        }
+        match self.transfers.get(&id).map(|t| t.sink) {
+            Some(Sink::Reader(op)) => {
+                if let Some(t) = self.transfers.remove(&id) {
+                    self.lookup_way_broke(o, op, t.hashes);
+                }
+            }
+            _ => self.transfer_unreachable(o, id, to),
         }
     }
 
