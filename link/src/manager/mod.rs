@@ -121,7 +121,8 @@ pub struct ManagerConfig {
     /// A connection this node opened for a PAST transfer closes once idle for this long
     /// (unless the peer has become a leaf or routing table entry meanwhile).
     pub transfer_idle: Duration,
-    /// After an open connection fails, messages for its peer fail at once for this long.
+    /// After an open connection fails, or its peer's node leaves, messages for that peer
+    /// fail at once for this long.
     pub tombstone: Duration,
     /// Messages queued per peer while its connection is set up.
     pub max_pending: usize,
@@ -686,12 +687,15 @@ impl PeerManager {
     /// The core says `peer` left or failed: close its open connection (an attempt still
     /// under way goes on: its slowness may be what made a probe time out).
     /// A connection the peer was heard on within `liveness` stays: the core's probe may have
-    /// waited behind a burst of data on that very connection.
+    /// waited behind a burst of data on that very connection. A node that left is gone, so
+    /// messages for it fail at once for [`ManagerConfig::tombstone`] rather than wait out
+    /// an attempt to reach it (a relay node passing a request on to it sends the request
+    /// back to its origin at once).
     pub fn handle_node_gone(&mut self, peer: Id, left: bool, now: Time) {
         let heard = self.conn(peer).is_some_and(|c| now.since(c.last_heard) < self.config.liveness);
         if self.is_open(peer) && (left || !heard) {
             let reason = if left { "the node left" } else { "the node failed" };
-            self.drop_conn(peer, reason, false, now);
+            self.drop_conn(peer, reason, left, now);
         }
     }
 
