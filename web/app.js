@@ -2,7 +2,7 @@
 // exposes the node and what arrived, for people in the console and for tests.
 // URL options (for tests and demos): ?keepalive=MS&probe=MS&tableprobe=MS&join=MS&failedmemory=MS
 // &connect=MS&leaf=L&bits=B&maxconn=N&capacity=BYTES&maxfile=BYTES&quota=BYTES&sources=N&icepolicy=relay
-// &budget=N&pace=HOURS&answers=auto|route|straight
+// &budget=N&pace=HOURS&answers=auto|route|straight&relaymax=BYTES
 
 import init, { start } from "/pkg/past_node.js";
 import { logEvent, renderBudget, renderDetails, setupRouteForm } from "./details.js";
@@ -69,6 +69,7 @@ function options() {
     connectionBudget: num("budget"),
     paceHours: num("pace"),
     answers: q.get("answers") ?? undefined,
+    relayMaxBytes: num("relaymax"),
     // "relay" gathers only TURN candidates: with no TURN server configured no connection
     // can open (how a network that needs one behaves; used by a test).
     iceTransportPolicy: q.get("icepolicy") ?? undefined,

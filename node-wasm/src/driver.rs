@@ -128,6 +128,8 @@ pub(crate) struct Settings {
     pub(crate) lookup_sources: u8,
     /// How lookups are answered.
     pub(crate) answers: Answers,
+    /// Largest file answered along the route (the core's default when `None`).
+    pub(crate) relay_max_size: Option<u64>,
 }
 
 impl Settings {
@@ -139,6 +141,9 @@ impl Settings {
         past.paced_reads = true;
         past.sources = self.lookup_sources;
         past.answers = self.answers;
+        if let Some(max) = self.relay_max_size {
+            past.relay_max_size = max;
+        }
         if let Some(max) = self.max_file_size {
             past.max_file_size = max.min(past.max_file_size);
         }

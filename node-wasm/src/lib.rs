@@ -154,6 +154,10 @@ struct StartOptions {
     /// not in its tables), `"route"` (along the route always) or `"straight"` (as PAST).
     #[serde(default)]
     answers: Option<String>,
+    /// Largest file whose content a holder sends back along the route rather than straight
+    /// (1 MiB by default; see `PastConfig::relay_max_size`).
+    #[serde(default)]
+    relay_max_bytes: Option<u64>,
 }
 
 impl StartOptions {
@@ -229,6 +233,7 @@ impl StartOptions {
             quota: self.quota_bytes,
             lookup_sources: self.lookup_sources.unwrap_or(driver::LOOKUP_SOURCES).clamp(1, 3),
             answers,
+            relay_max_size: self.relay_max_bytes,
         })
     }
 }
@@ -241,7 +246,7 @@ impl StartOptions {
 /// `config`: `{ signalingUrl, iceServers?, keepaliveMs?, probeTimeoutMs?, tableProbeMs?,
 /// joinTimeoutMs?, failedMemoryMs?, leafSetSize?, digitBits?, maxConnections?, connectionBudget?,
 /// paceHours?, connectTimeoutMs?, iceTransportPolicy?, identityNamespace?, capacityBytes?,
-/// maxFileBytes?, quotaBytes?, lookupSources?, answers?, onEvent? }`.
+/// maxFileBytes?, quotaBytes?, lookupSources?, answers?, relayMaxBytes?, onEvent? }`.
 #[wasm_bindgen]
 pub async fn start(config: JsValue) -> Result<Node, JsError> {
     logging::init();
