@@ -9,7 +9,8 @@
 //! up to 16 MiB (`?answers=route&relaymax=`). Files of 6 MiB, one replica each, are inserted
 //! and read one after the other, each by the tab farthest from it on the ring (so that its
 //! route likely passes other tabs), until one read has had its relay tab closed mid-way (the
-//! tab that has carried over 1 MiB of it); that read must arrive whole and right.
+//! tab that has carried over 1 MiB of it); that read must arrive whole and right. It prints
+//! how long after the close the read ended, and where it stood still (docs/results-past.md).
 
 use std::time::{Duration, Instant};
 
@@ -81,12 +82,14 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
         start_read(&reader, &inserted.link).await?;
         let (read, closed) = watch_read((&reader, far), &mut pages).await?;
         ensure!((read.size, &read.sha256) == (SIZE, &expected), "{} read other bytes: {read:?}", pages[far].0);
-        let Some((tab, after)) = closed else {
+        let Some((tab, after, closed_at_ms)) = closed else {
             eprintln!("read {} bytes from {}; no tab carried it", read.size, read.holder);
             continue;
         };
+        let progress: Vec<(f64, u64)> = eval(&reader, "window.readProgress").await?;
+        let stall = Stall::of(&progress, closed_at_ms).context("the read's progress")?;
         eprintln!(
-            "read {} bytes from {}: {:.1} s after its relay {tab} closed",
+            "read {} bytes from {}: {:.1} s after its relay {tab} closed; {stall}",
             read.size,
             read.holder,
             after.as_secs_f64()
@@ -99,12 +102,15 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
 /// Starts reading `link` in `page`; [`watch_read`] waits for the outcome.
 async fn start_read(page: &Page, link: &str) -> anyhow::Result<()> {
     let expression = format!(
-        "(window.readOutcome = null, past.node.lookup({link:?}).then(async (r) => {{
+        "(window.readOutcome = null, window.readProgress = [], past.node.lookup({link:?}).then(async (r) => {{
            const parts = [];
+           let got = 0;
            for (const reader = r.stream.getReader(); ;) {{
              const {{ done, value }} = await reader.read();
              if (done) break;
              parts.push(value);
+             got += value.length;
+             window.readProgress.push([performance.now(), got]);
            }}
            const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
            return {{ size: bytes.length, sha256: await t.sha256(bytes), holder: r.holder }};
@@ -123,15 +129,15 @@ fn id_of(hex: &str) -> anyhow::Result<Id> {
 
 /// Waits for the read started in `reader` (the page at index `at` of `pages`), closing the
 /// first other tab that carries over [`CARRIED`] bytes of it before it ends. Returns the
-/// read, and the name of the tab closed with how long after its closing the read ended, if
-/// one was.
+/// read, and, if a tab was closed, its name, how long after its closing the read ended and
+/// the reader's `performance.now()` when it was closed.
 async fn watch_read(
     (reader, at): (&Page, usize),
     pages: &mut Vec<(String, Page)>,
-) -> anyhow::Result<(Read, Option<(String, Duration)>)> {
+) -> anyhow::Result<(Read, Option<(String, Duration, f64)>)> {
     let started = Instant::now();
     let before = bytes_relayed(pages).await?;
-    let mut closed: Option<(String, Instant)> = None;
+    let mut closed: Option<(String, Instant, f64)> = None;
     while started.elapsed() < READ_BOUND {
         if let Some(outcome) = eval::<Option<Outcome>>(reader, "window.readOutcome").await? {
             let read = match outcome {
@@ -141,18 +147,67 @@ async fn watch_read(
                     bail!("the read failed: {error:?} (relay closed: {closed:?}); the reader: {state}")
                 }
             };
-            return Ok((read, closed.map(|(tab, at)| (tab, at.elapsed()))));
+            return Ok((read, closed.map(|(tab, at, at_ms)| (tab, at.elapsed(), at_ms))));
         }
         if closed.is_none() {
             let now = bytes_relayed(pages).await?;
             if let Some(i) = (0..pages.len()).find(|&i| i != at && now[i] - before[i] >= CARRIED) {
                 let (tab, page) = pages.remove(i);
                 eprintln!("closing {tab}, which carried {} bytes of the read", now[i] - before[i]);
+                let at_ms: f64 = eval(reader, "performance.now()").await?;
                 page.close().await?;
-                closed = Some((tab, Instant::now()));
+                closed = Some((tab, Instant::now(), at_ms));
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("the read did not end in {READ_BOUND:?} (relay closed: {closed:?})")
+}
+
+/// Where a read whose relay closed stood still: from the reader's progress (`[ms, bytes
+/// so far]` at each piece) and the moment the relay closed (same clock).
+#[derive(Debug)]
+struct Stall {
+    /// Bytes the reader had when the relay closed.
+    had: u64,
+    /// The longest stretch with no bytes that ended after the close: its start and end,
+    /// in ms after the close (the start is the close itself if no byte came in between).
+    from_ms: f64,
+    to_ms: f64,
+    /// From the end of that stretch to the last byte, and the bytes that came after it.
+    rest_ms: f64,
+    rest: u64,
+}
+
+impl Stall {
+    fn of(progress: &[(f64, u64)], closed_ms: f64) -> Option<Stall> {
+        let had = progress.iter().take_while(|&&(t, _)| t <= closed_ms).last().map_or(0, |&(_, b)| b);
+        let after: Vec<(f64, u64)> = progress.iter().filter(|&&(t, _)| t > closed_ms).copied().collect();
+        let starts = std::iter::once((closed_ms, had)).chain(after.iter().copied());
+        let (start, end) =
+            starts.zip(after.iter().copied()).max_by(|a, b| (a.1.0 - a.0.0).total_cmp(&(b.1.0 - b.0.0)))?;
+        let &(last_ms, size) = progress.last()?;
+        Some(Stall {
+            had,
+            from_ms: start.0 - closed_ms,
+            to_ms: end.0 - closed_ms,
+            rest_ms: last_ms - end.0,
+            rest: size - end.1,
+        })
+    }
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        write!(
+            f,
+            "it had {:.2} MiB then; no bytes from {:.1} to {:.1} s after the close, then {:.2} MiB in {:.1} s",
+            mib(self.had),
+            self.from_ms / 1e3,
+            self.to_ms / 1e3,
+            mib(self.rest),
+            self.rest_ms / 1e3
+        )
+    }
 }
