@@ -1,10 +1,14 @@
-//! A node of the route a file is read along dies while the file comes through it. The
-//! chunks it was carrying are lost, and nothing tells the reader, whose requests have all
-//! passed. A pull along a route that hears nothing for `reask_after` asks again; the node
-//! before the dead one sends that request back, and the reader routes its lookup again: it
-//! gets the file within seconds, from another holder or, the file's only one, by another
-//! way. Without asking again the reader waits out the pull's stall timeout (30 s); the test
-//! checks that too, so it shows the case it covers happened.
+//! A node a read depends on dies while the file comes from or through it. The chunks it
+//! was serving or carrying are lost, and nothing tells the reader, whose requests have all
+//! been sent. A pull that hears nothing for `reask_after` asks again:
+//! - along a route, the node before the dead one sends that request back, and the reader
+//!   routes its lookup again: it gets the file within seconds, from another holder or, the
+//!   file's only one, by another way;
+//! - straight from the holder, the request cannot be delivered, and the reader goes on from
+//!   another holder.
+//!
+//! Without asking again the reader waits out the pull's stall timeout (30 s); the tests
+//! check that too, so they show the cases they cover happened.
 
 use core::time::Duration;
 
@@ -31,7 +35,7 @@ fn defaults() -> PastConfig {
     PastConfig::new(past_core::past::PublicKey([0; 32]), 0)
 }
 
-fn network(reask_after: Option<Duration>) -> PastSim {
+fn network(reask_after: Option<Duration>, answers: Answers) -> PastSim {
     PastSim::build(
         pastry_config(16),
         NODES,
@@ -40,7 +44,7 @@ fn network(reask_after: Option<Duration>) -> PastSim {
         move |key, capacity| {
             let mut config = PastConfig::new(key, capacity);
             config.caching = false;
-            config.answers = Answers::AlongRoute;
+            config.answers = answers;
             config.audit_interval = None;
             config.reask_after = reask_after;
             config
@@ -57,7 +61,7 @@ fn relayed(sim: &PastSim) -> Vec<u64> {
 /// answers came back through it. Returns, for each read a node died in, the time from the
 /// death to the whole content, and the reads routed again because their way broke.
 fn reads_while_a_relay_dies(reask_after: Option<Duration>, k: u8) -> (Vec<Duration>, u64) {
-    let mut sim = network(reask_after);
+    let mut sim = network(reask_after, Answers::AlongRoute);
     let files = sim.insert_from_random_nodes(FILES, SIZE, k);
     assert_eq!(files.len(), FILES as usize, "every insert was acknowledged");
     let (mut times, mut rerouted) = (Vec::new(), 0);
@@ -149,5 +153,54 @@ fn without_asking_again_such_a_read_waits_for_the_stall_timeout() {
     let (times, _) = reads_while_a_relay_dies(None, K);
     let stall = defaults().stall_timeout;
     assert!(times.len() >= 3, "a relay node died in at least 3 reads: {times:?}");
+    assert!(times.iter().all(|&t| t >= stall - Duration::from_secs(1)), "each waited for the stall: {times:?}");
+}
+
+/// Files of 3 MiB: above the 1 MiB limit of what goes along the route, so answered and
+/// pulled straight.
+const LARGE: u64 = 3 << 20;
+
+/// Reads each file (of [`LARGE`] bytes, `K` replicas) from a reader of its own and kills
+/// the holder serving it once the reader has received [`WINDOW`] chunks, so has asked for
+/// more. Returns, for each such read, the time from the holder's death to the whole
+/// content.
+fn reads_while_their_holder_dies(reask_after: Option<Duration>) -> Vec<Duration> {
+    let mut sim = network(reask_after, defaults().answers);
+    let files = sim.insert_from_random_nodes(FILES, LARGE, K);
+    assert_eq!(files.len(), FILES as usize, "every insert was acknowledged");
+    let served = |sim: &PastSim| (0..NODES as u32).map(|n| sim.past(n).stats().bytes_served).collect::<Vec<_>>();
+    let mut times = Vec::new();
+    for file in files {
+        let reader = sim.random_live();
+        let before = served(&sim);
+        let op = sim.lookup(reader, file);
+        let received = |sim: &PastSim| sim.past(reader).stats().bytes_received;
+        let start = received(&sim);
+        let mut over = false;
+        while received(&sim) - start < WINDOW * CHUNK && !over {
+            sim.run_for(STEP);
+            over = ended(&mut sim, reader, op);
+        }
+        let now = served(&sim);
+        let holder = (0..NODES as u32).filter(|&n| n != reader).max_by_key(|&n| now[n as usize] - before[n as usize]);
+        let Some(holder) = holder.filter(|&h| !over && now[h as usize] > before[h as usize]) else { continue };
+        sim.network.kill(holder);
+        let died = sim.network.now();
+        times.push(finish(&mut sim, reader, op).since(died));
+    }
+    println!("reads went on after their holder died in: {times:?}");
+    times
+}
+
+#[test]
+fn a_read_whose_holder_dies_goes_on_from_another_within_seconds() {
+    within_seconds(&reads_while_their_holder_dies(defaults().reask_after));
+}
+
+#[test]
+fn without_asking_again_a_read_whose_holder_dies_waits_for_the_stall_timeout() {
+    let times = reads_while_their_holder_dies(None);
+    let stall = defaults().stall_timeout;
+    assert!(times.len() >= 3, "a holder died in at least 3 reads: {times:?}");
     assert!(times.iter().all(|&t| t >= stall - Duration::from_secs(1)), "each waited for the stall: {times:?}");
 }

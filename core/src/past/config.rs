@@ -69,10 +69,12 @@ pub struct PastConfig {
     pub locate_timeout: Duration,
     /// How long a transfer may make no progress before it is abandoned.
     pub stall_timeout: Duration,
-    /// How long a pull from a peer reached along the route may hear nothing before it asks
-    /// again for what it waits for first: if a node of the route left with the answers,
-    /// that request comes back at once and the pull goes on without the peer, instead of
-    /// waiting out `stall_timeout` ([`relay`](crate::past::relay)). `None`: never.
+    /// How long a pull may hear nothing before it asks again for what it waits for first:
+    /// if a node of the route it comes along left with the answers, that request comes
+    /// back at once and the pull goes on by another way; if the node it pulls straight
+    /// from left, the request cannot be sent and the pull goes on from another holder;
+    /// either instead of waiting out `stall_timeout` ([`relay`](crate::past::relay)).
+    /// `None`: never.
     pub reask_after: Option<Duration>,
     /// How long a replica that received all its content waits for the commit of its insert.
     pub commit_timeout: Duration,

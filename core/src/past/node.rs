@@ -153,7 +153,7 @@ pub struct PastStats {
     /// Bytes of relayed messages this node passed on along a route (see
     /// [`relay`](crate::past::relay)).
     pub bytes_relayed: u64,
-    /// Times a pull along a route heard nothing for `reask_after` and asked again.
+    /// Times a pull heard nothing for `reask_after` and asked again.
     pub reasked: u64,
     /// Answers that could not be sent straight (no connection opened) and went back along
     /// the lookup's route instead.

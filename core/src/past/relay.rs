@@ -395,13 +395,18 @@ impl Past {
         }
     }
 
-    /// When pull `t`, whose main source is reached along a way, is to act on silence:
-    /// `reask_after` after its last progress it asks again ([`Past::reask`]); if that brings
-    /// nothing either, `reask_after` later it gives the way up ([`Past::give_up_way`]).
+    /// When pull `t` is to act on silence: `reask_after` after its last progress it asks
+    /// again ([`Past::reask`]). If that brings nothing either, a pull whose main source is
+    /// reached along a way gives the way up `reask_after` later ([`Past::give_up_way`]); a
+    /// pull straight from its source waits for the stall timeout (its asking again reached
+    /// the source, or failed and ended the pull with that source gone).
     pub(crate) fn reask_at(&self, t: &Transfer) -> Option<Time> {
         let after = self.config.reask_after?;
-        let silences = if t.reasked == Some(t.last_progress) { 2 } else { 1 };
-        self.ways.has(t.peer).then(|| t.last_progress + after * silences)
+        match (t.reasked == Some(t.last_progress), self.ways.has(t.peer)) {
+            (false, _) => Some(t.last_progress + after),
+            (true, true) => Some(t.last_progress + after * 2),
+            (true, false) => None,
+        }
     }
 
     /// Pull `id` asked again along its way and still heard nothing: a node of the way is
@@ -416,10 +421,11 @@ impl Past {
         self.transfer_way_broke(o, id, peer);
     }
 
-    /// Pull `id` from a peer along a way heard nothing for `reask_after`: it asks again for
-    /// what it waits for first, once until its next progress. If a node of the way left
-    /// with the answers, the request comes back ([`PastMessage::Bounced`]) and the pull
-    /// goes on without that peer; if the answer was only slow, its copy is ignored.
+    /// Pull `id` heard nothing for `reask_after`: it asks again for what it waits for
+    /// first, once until its next progress. If a node of its way left with the answers, the
+    /// request comes back ([`PastMessage::Bounced`]) and the pull goes on by another way;
+    /// if its source left, the request cannot be sent and the pull goes on without that
+    /// source; if the answer was only slow, its copy is ignored.
     pub(crate) fn reask(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(t) = self.transfers.get_mut(&id) else {
             return;
