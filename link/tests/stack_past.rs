@@ -347,3 +347,51 @@ fn a_read_whose_relay_node_leaves_goes_on_from_the_same_holder() {
         assert!(net.nodes[reader].ep.past().stats().reads_rerouted >= 1, "seed {seed}: the read was routed again");
     }
 }
+
+/// The holder a 6 MiB file with three replicas is read straight from leaves mid-read,
+/// keeping its connections open (as a closed tab does until they time out), so the
+/// reader's requests and its asking again are lost with no error. The reader gives that
+/// holder up 4 s after the last chunk came (`reask_after` twice), routes its lookup again
+/// and reads the rest from another holder, instead of waiting out the 30 s stall timeout
+/// (which it did before: the test's bound of 15 s after the leave failed).
+#[test]
+fn a_read_whose_holder_leaves_goes_on_from_another_within_seconds() {
+    for seed in [3, 4, 6] {
+        let mut net = network(seed);
+        let data = content(6 << 20);
+        let file = insert(&mut net, 0, data.clone(), 3);
+        let reader = (0..N).max_by_key(|&i| file.key().ring_distance(net.id(i))).expect("nodes");
+        let mark = net.nodes[reader].events.len();
+        net.with(reader, |stack, now| stack.lookup(file, now));
+        let mut left = None;
+        for _ in 0..6000 {
+            net.run_for(Duration::from_millis(10));
+            let events = past_events(&net, reader, mark);
+            if events.iter().any(|e| matches!(e, PastEvent::LookupDone { .. })) {
+                break;
+            }
+            let got: usize =
+                events.iter().map(|e| if let PastEvent::LookupChunk { data, .. } = e { data.len() } else { 0 }).sum();
+            let from = events
+                .iter()
+                .find_map(|e| if let PastEvent::LookupFound { holder, .. } = e { Some(*holder) } else { None });
+            if let (None, Some(holder), true) = (left, from, got >= 1 << 20) {
+                let i = (0..N).find(|&i| net.id(i) == holder).expect("the holder is a node");
+                net.with(i, |stack, now| stack.leave(now));
+                left = Some((holder, net.now));
+            }
+        }
+        let (gone, at) = left.expect("the read had 1 MiB from a holder, which then left");
+        let events = past_events(&net, reader, mark);
+        let bytes: Vec<u8> = events
+            .iter()
+            .flat_map(|e| if let PastEvent::LookupChunk { data, .. } = e { data.clone() } else { Vec::new() })
+            .collect();
+        let Some(PastEvent::LookupDone { result, .. }) = events.last() else { panic!("seed {seed}: the read ended") };
+        let holder = result.as_ref().expect("the read succeeded").holder;
+        assert_ne!(holder, gone, "seed {seed}: the rest came from another holder");
+        assert!(bytes == data, "seed {seed}: the content arrived whole and right");
+        let after = net.now.since(at);
+        assert!(after < Duration::from_secs(15), "seed {seed}: the read ended {after:?} after its holder left");
+    }
+}

@@ -66,7 +66,7 @@ use crate::past::certificate::FileCertificate;
 use crate::past::config::Answers;
 use crate::past::messages::PastMessage;
 use crate::past::node::Past;
-use crate::past::transfer::Transfer;
+use crate::past::transfer::{Sink, Transfer};
 use crate::time::Time;
 
 /// Most nodes a relayed message passes (longer routes answer directly).
@@ -396,23 +396,25 @@ impl Past {
     }
 
     /// When pull `t` is to act on silence: `reask_after` after its last progress it asks
-    /// again ([`Past::reask`]). If that brings nothing either, a pull whose main source is
-    /// reached along a way gives the way up `reask_after` later ([`Past::give_up_way`]); a
-    /// pull straight from its source waits for the stall timeout (its asking again reached
-    /// the source, or failed and ended the pull with that source gone).
+    /// again ([`Past::reask`]). If that brings nothing either, `reask_after` later it gives
+    /// up its way ([`Past::give_up_way`]) if its main source is reached along one, or if it
+    /// reads for a lookup; a replica's or a cached copy's pull straight from its source
+    /// waits for the stall timeout (no lookup can go on from another holder for it).
     pub(crate) fn reask_at(&self, t: &Transfer) -> Option<Time> {
         let after = self.config.reask_after?;
-        match (t.reasked == Some(t.last_progress), self.ways.has(t.peer)) {
+        let again = self.ways.has(t.peer) || matches!(t.sink, Sink::Reader(_));
+        match (t.reasked == Some(t.last_progress), again) {
             (false, _) => Some(t.last_progress + after),
             (true, true) => Some(t.last_progress + after * 2),
             (true, false) => None,
         }
     }
 
-    /// Pull `id` asked again along its way and still heard nothing: a node of the way is
+    /// Pull `id` asked again and still heard nothing: its source, or a node of its way, is
     /// gone without any node noticing yet (a closed tab whose connections have not closed
-    /// yet drops what it gets). The way is forgotten and the pull handled as one whose
-    /// request came back.
+    /// yet drops what it gets). The way, if any, is forgotten and the pull handled as one
+    /// whose request came back: a reader routes its lookup again, which goes around a node
+    /// that is gone, and comes back to the same holder if it is alive.
     pub(crate) fn give_up_way(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(peer) = self.transfers.get(&id).map(|t| t.peer) else {
             return;
