@@ -162,7 +162,8 @@ pub struct PastStats {
     /// straight to their receiver and went along a route instead.
     pub sends_rerouted: u64,
     /// Reads routed again because the way to their holder broke (a request of theirs came
-    /// back), the holder not counted as failed.
+    /// back) or their holder went silent after they asked again, the holder not counted as
+    /// failed.
     pub reads_rerouted: u64,
 }
 

@@ -29,7 +29,9 @@
 //! (its sender waits for nothing); instead a pull along a way that hears nothing for
 //! [`PastConfig::reask_after`](super::PastConfig) asks again for what it waits for first
 //! (`Past::reask`), and that request comes back bounced if the way broke, seconds later
-//! rather than at the pull's stall timeout. [`PastConfig::answers`](super::PastConfig)
+//! rather than at the pull's stall timeout. A pull straight from its holder asks again the
+//! same way, and a reader's pull that still hears nothing gives the way up
+//! (`Past::give_up_way`), along a route or straight. [`PastConfig::answers`](super::PastConfig)
 //! chooses: straight as in PAST, along the route to readers not in the tables (the
 //! default), or along the route always. A node on the route could
 //! misstate the origin of what it relays, as it could drop what it forwards: content is
