@@ -49,6 +49,16 @@ fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
+/// The content a reader received in `events`, in order.
+fn content_read(events: &[PastEvent]) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| if let PastEvent::LookupChunk { data, .. } = e { Some(data) } else { None })
+        .flatten()
+        .copied()
+        .collect()
+}
+
 /// The PAST events of node `i` since `from` (an index in its event list).
 fn past_events(net: &Net<Stack>, i: usize, from: usize) -> Vec<PastEvent> {
     net.nodes[i].events[from..]
@@ -87,15 +97,12 @@ fn lookup_for(net: &mut Net<Stack>, reader: usize, file: FileId, wait: Duration)
     let mark = net.nodes[reader].events.len();
     net.with(reader, |stack, now| stack.lookup(file, now));
     net.run_for(wait);
-    let mut bytes = Vec::new();
-    for event in past_events(net, reader, mark) {
-        match event {
-            PastEvent::LookupChunk { data, .. } => bytes.extend(data),
-            PastEvent::LookupDone { result, .. } => return result.map(|found| (bytes, found.holder)),
-            _ => {}
-        }
-    }
-    panic!("the lookup did not end");
+    let events = past_events(net, reader, mark);
+    let Some(PastEvent::LookupDone { result, .. }) = events.iter().find(|e| matches!(e, PastEvent::LookupDone { .. }))
+    else {
+        panic!("the lookup did not end");
+    };
+    result.clone().map(|found| (content_read(&events), found.holder))
 }
 
 /// The `k` nodes closest to `file`, closest first: its replica holders, the root first.
@@ -333,17 +340,13 @@ fn a_read_whose_relay_node_leaves_goes_on_from_the_same_holder() {
         }
         let events = done.expect("the read ended");
         assert!(left.is_some(), "seed {seed}: a node carried the read and left mid-way");
-        let mut bytes = Vec::new();
-        for event in events {
-            match event {
-                PastEvent::LookupChunk { data, .. } => bytes.extend(data),
-                PastEvent::LookupDone { result, .. } => {
-                    assert_eq!(result.expect("the read succeeded").holder, holder, "seed {seed}: from the only holder")
-                }
-                _ => {}
+        for event in &events {
+            if let PastEvent::LookupDone { result, .. } = event {
+                let found = result.as_ref().expect("the read succeeded");
+                assert_eq!(found.holder, holder, "seed {seed}: from the only holder");
             }
         }
-        assert!(bytes == data, "seed {seed}: the content arrived whole and right");
+        assert!(content_read(&events) == data, "seed {seed}: the content arrived whole and right");
         assert!(net.nodes[reader].ep.past().stats().reads_rerouted >= 1, "seed {seed}: the read was routed again");
     }
 }
@@ -370,8 +373,7 @@ fn a_read_whose_holder_leaves_goes_on_from_another_within_seconds() {
             if events.iter().any(|e| matches!(e, PastEvent::LookupDone { .. })) {
                 break;
             }
-            let got: usize =
-                events.iter().map(|e| if let PastEvent::LookupChunk { data, .. } = e { data.len() } else { 0 }).sum();
+            let got = content_read(&events).len();
             let from = events
                 .iter()
                 .find_map(|e| if let PastEvent::LookupFound { holder, .. } = e { Some(*holder) } else { None });
@@ -383,14 +385,10 @@ fn a_read_whose_holder_leaves_goes_on_from_another_within_seconds() {
         }
         let (gone, at) = left.expect("the read had 1 MiB from a holder, which then left");
         let events = past_events(&net, reader, mark);
-        let bytes: Vec<u8> = events
-            .iter()
-            .flat_map(|e| if let PastEvent::LookupChunk { data, .. } = e { data.clone() } else { Vec::new() })
-            .collect();
         let Some(PastEvent::LookupDone { result, .. }) = events.last() else { panic!("seed {seed}: the read ended") };
         let holder = result.as_ref().expect("the read succeeded").holder;
         assert_ne!(holder, gone, "seed {seed}: the rest came from another holder");
-        assert!(bytes == data, "seed {seed}: the content arrived whole and right");
+        assert!(content_read(&events) == data, "seed {seed}: the content arrived whole and right");
         let after = net.now.since(at);
         assert!(after < Duration::from_secs(15), "seed {seed}: the read ended {after:?} after its holder left");
     }
