@@ -352,6 +352,36 @@ fn a_reader_pulls_from_the_three_holders_at_once() {
     assert_eq!(sent.iter().sum::<u64>(), content.len() as u64, "each chunk pulled once: {sent:?}");
 }
 
+/// The holder a lookup's content came from, once it ended.
+fn lookup_holder(host: &Host, op: OpId) -> Option<Id> {
+    host.events.iter().find_map(|e| match e {
+        PastEvent::LookupDone { op: o, result: Ok(found) } if *o == op => Some(found.holder),
+        _ => None,
+    })
+}
+
+/// A reader whose holder fails goes on straight from another holder that one named, but
+/// not when it failed by serving bad data: the nodes it names are not trusted then, and the
+/// lookup is routed again (excluding it).
+#[test]
+fn a_holder_serving_bad_data_is_not_trusted_for_the_holders_it_names() {
+    let (mut hosts, mut now, content, file, reader) = four_with_a_file(1);
+    let first = hosts[reader].node.lookup(file, now);
+    settle(&mut hosts, &mut now);
+    let answerer = lookup_holder(&hosts[reader], first).expect("the first read succeeds");
+    let bad = hosts.iter().position(|h| h.node.id() == answerer).expect("a host");
+    assert!(hosts[bad].store.corrupt(&file, 5));
+
+    let op = hosts[reader].node.lookup(file, now);
+    settle(&mut hosts, &mut now);
+    let (read, done) = lookup_events(&hosts[reader], op);
+    assert_eq!(done, Some(true), "the file is read from another holder");
+    assert!(read == content, "the content, in order");
+    assert!(lookup_holder(&hosts[reader], op).is_some_and(|h| h != answerer), "not from the bad holder");
+    let stats = hosts[reader].node.app().stats();
+    assert_eq!(stats.reads_from_spare, 0, "no holder named by the bad one was pulled from");
+}
+
 #[test]
 fn a_helper_serving_a_bad_chunk_is_dropped_and_the_file_still_arrives() {
     let (mut hosts, mut now, content, file, reader) = four_with_a_file(3);

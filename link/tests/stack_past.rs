@@ -354,42 +354,67 @@ fn a_read_whose_relay_node_leaves_goes_on_from_the_same_holder() {
 /// The holder a 6 MiB file with three replicas is read straight from leaves mid-read,
 /// keeping its connections open (as a closed tab does until they time out), so the
 /// reader's requests and its asking again are lost with no error. The reader gives that
-/// holder up 4 s after the last chunk came (`reask_after` twice), routes its lookup again
-/// and reads the rest from another holder, instead of waiting out the 30 s stall timeout
-/// (which it did before: the test's bound of 15 s after the leave failed).
+/// holder up 4 s after the last chunk came (`reask_after` twice) and reads the rest
+/// straight from another holder the first one named, instead of waiting out the 30 s
+/// stall timeout (seed 4 did, before readers gave a silent holder up).
+///
+/// Seeds 17, 20 and 28 are where routing the lookup again, as readers did before they
+/// used the named holders, went wrong: the route passed the node that left, not yet known
+/// gone by the nodes on the way, and was lost; the reader waited out the 10 s request
+/// timeout once or twice (12.1 to 24.2 s after the leave, against the bound of 10 s).
 #[test]
 fn a_read_whose_holder_leaves_goes_on_from_another_within_seconds() {
-    for seed in [3, 4, 6] {
-        let mut net = network(seed);
-        let data = content(6 << 20);
-        let file = insert(&mut net, 0, data.clone(), 3);
-        let reader = (0..N).max_by_key(|&i| file.key().ring_distance(net.id(i))).expect("nodes");
-        let mark = net.nodes[reader].events.len();
-        net.with(reader, |stack, now| stack.lookup(file, now));
-        let mut left = None;
-        for _ in 0..6000 {
-            net.run_for(Duration::from_millis(10));
-            let events = past_events(&net, reader, mark);
-            if events.iter().any(|e| matches!(e, PastEvent::LookupDone { .. })) {
-                break;
-            }
-            let got = content_read(&events).len();
-            let from = events
-                .iter()
-                .find_map(|e| if let PastEvent::LookupFound { holder, .. } = e { Some(*holder) } else { None });
-            if let (None, Some(holder), true) = (left, from, got >= 1 << 20) {
-                let i = (0..N).find(|&i| net.id(i) == holder).expect("the holder is a node");
-                net.with(i, |stack, now| stack.leave(now));
-                left = Some((holder, net.now));
-            }
-        }
-        let (gone, at) = left.expect("the read had 1 MiB from a holder, which then left");
-        let events = past_events(&net, reader, mark);
-        let Some(PastEvent::LookupDone { result, .. }) = events.last() else { panic!("seed {seed}: the read ended") };
-        let holder = result.as_ref().expect("the read succeeded").holder;
-        assert_ne!(holder, gone, "seed {seed}: the rest came from another holder");
-        assert!(content_read(&events) == data, "seed {seed}: the content arrived whole and right");
-        let after = net.now.since(at);
-        assert!(after < Duration::from_secs(15), "seed {seed}: the read ended {after:?} after its holder left");
+    for seed in [3, 4, 6, 17, 20, 28] {
+        holder_leaves_mid_read(seed);
     }
+}
+
+/// The same over 40 seeds, printing how long after the leave each read ended
+/// (docs/results-past.md): `cargo test --release -p past-link --test stack_past --
+/// --ignored --nocapture` (about 75 s).
+#[test]
+#[ignore = "long: 40 seeds, run for the figures of docs/results-past.md"]
+fn reads_whose_holder_leaves_over_many_seeds() {
+    let ends: Vec<String> = (0..40).map(|seed| format!("{:.2}", holder_leaves_mid_read(seed).as_secs_f64())).collect();
+    println!("seconds from the leave to the read's end, seeds 0 to 39: {}", ends.join(" "));
+}
+
+/// One read of [`a_read_whose_holder_leaves_goes_on_from_another_within_seconds`]:
+/// checks that it went on from a holder the first one named, within 10 s, whole and
+/// right, and returns how long after the leave it ended.
+fn holder_leaves_mid_read(seed: u64) -> Duration {
+    let mut net = network(seed);
+    let data = content(6 << 20);
+    let file = insert(&mut net, 0, data.clone(), 3);
+    let reader = (0..N).max_by_key(|&i| file.key().ring_distance(net.id(i))).expect("nodes");
+    let mark = net.nodes[reader].events.len();
+    net.with(reader, |stack, now| stack.lookup(file, now));
+    let mut left = None;
+    for _ in 0..6000 {
+        net.run_for(Duration::from_millis(10));
+        let events = past_events(&net, reader, mark);
+        if events.iter().any(|e| matches!(e, PastEvent::LookupDone { .. })) {
+            break;
+        }
+        let got = content_read(&events).len();
+        let from = events
+            .iter()
+            .find_map(|e| if let PastEvent::LookupFound { holder, .. } = e { Some(*holder) } else { None });
+        if let (None, Some(holder), true) = (left, from, got >= 1 << 20) {
+            let i = (0..N).find(|&i| net.id(i) == holder).expect("the holder is a node");
+            net.with(i, |stack, now| stack.leave(now));
+            left = Some((holder, net.now));
+        }
+    }
+    let (gone, at) = left.expect("the read had 1 MiB from a holder, which then left");
+    let events = past_events(&net, reader, mark);
+    let Some(PastEvent::LookupDone { result, .. }) = events.last() else { panic!("seed {seed}: the read ended") };
+    let holder = result.as_ref().expect("the read succeeded").holder;
+    assert_ne!(holder, gone, "seed {seed}: the rest came from another holder");
+    assert!(content_read(&events) == data, "seed {seed}: the content arrived whole and right");
+    let after = net.now.since(at);
+    assert!(after < Duration::from_secs(10), "seed {seed}: the read ended {after:?} after its holder left");
+    let spare = net.nodes[reader].ep.past().stats().reads_from_spare;
+    assert!(spare >= 1, "seed {seed}: the read went on from a holder the first one named");
+    after
 }

@@ -14,7 +14,10 @@
 //! The reader checks the certificate (signature, fileId), then pulls the content with a
 //! window of chunk requests, checking every chunk against the certificate and handing it on
 //! in order. A holder that serves a bad chunk, a bad hash list, or nothing at all is
-//! excluded and the lookup is routed again; the chunks already verified are kept. A lookup
+//! excluded and the lookup is routed again; the chunks already verified are kept. A holder
+//! pulled from straight that cannot be reached or falls silent is not routed around: the
+//! rest comes straight from another holder it named (once per answer), so that no route
+//! passes a node that left unnoticed, as the one that failed may have. A lookup
 //! nobody answers within `request_timeout` is routed again too, up to `route_attempts`
 //! times. Every route after the first is randomized (see
 //! [`crate::RoutingState::random_step`]), so a node on the usual path that drops lookups
@@ -75,6 +78,11 @@ pub(crate) struct LookupOp {
     /// Chunks handed out and not yet reported consumed (with `paced_reads`).
     unread: u32,
     transfer: Option<u64>,
+    /// Another replica holder the answering holder named, which the content is pulled from
+    /// straight if the answering holder fails or falls silent, before the lookup is routed
+    /// again: once per answer, and only after a pull straight from its holder (one along
+    /// the route goes on along another route).
+    spare: Option<Id>,
     hops: u8,
     cached: bool,
     deadline: Time,
@@ -107,6 +115,7 @@ impl Past {
             emitted: 0,
             unread: 0,
             transfer: None,
+            spare: None,
             hops: 0,
             cached: false,
             deadline: o.now(),
@@ -273,14 +282,18 @@ impl Past {
         }
         let transfer =
             self.start_transfer(o, holder, Source::File(op_file(&cert)), &cert, hashes, start, Sink::Reader(id));
+        // A holder that answered along the route is reached without a connection of its
+        // own; helpers and a spare would each need one.
+        let relayed = self.ways.has(holder);
+        let own = o.id();
+        let others: Vec<Id> = others.into_iter().filter(|&n| !relayed && n != holder && n != own).collect();
         if let Some(op) = self.lookups.get_mut(&id) {
             op.transfer = Some(transfer);
+            // One in this node's tables most likely has a connection open already.
+            let untried = others.iter().copied().filter(|n| !op.tried.contains(n));
+            op.spare = untried.min_by_key(|&n| !o.state().knows(n));
         }
-        // A holder that answered along the route is reached without a connection of its
-        // own; helpers would each need one.
-        let relayed = self.ways.has(holder);
-        let helpers = others.into_iter().filter(|&n| !relayed && n != holder && n != o.id());
-        let helpers: Vec<Id> = helpers.take(usize::from(self.config.sources.saturating_sub(1))).collect();
+        let helpers = others.into_iter().take(usize::from(self.config.sources.saturating_sub(1))).collect();
         self.add_sources(o, transfer, helpers);
     }
 
@@ -362,6 +375,8 @@ impl Past {
             op.hashes = hashes;
         }
         if matches!(reason, Refusal::ContentMismatch { .. } | Refusal::BadHashList) {
+            // Nodes named by a holder that serves bad data are not trusted to hold the file.
+            op.spare = None;
             let file = op.file;
             self.emit(PastEvent::BadData { file, holder });
         }
@@ -378,12 +393,12 @@ impl Past {
         if op.hashes.is_empty() {
             op.hashes = hashes;
         }
-        self.stats.reads_rerouted += 1;
         self.retry_lookup(o, id, None);
     }
 
-    /// Routes lookup `id` again, excluding `failed` from now on, unless it used up its
-    /// attempts.
+    /// Goes on with lookup `id` after its holder failed (`failed`, excluded from now on) or
+    /// the way to it broke (`None`), unless it used up its attempts: straight from the
+    /// spare holder if it has one, else routed again.
     fn retry_lookup(&mut self, o: &mut dyn Net<PastMessage>, id: u64, failed: Option<Id>) {
         let attempts = self.config.lookup_attempts;
         let Some(op) = self.lookups.get_mut(&id) else {
@@ -400,7 +415,32 @@ impl Past {
             let error = LookupError::AllHoldersFailed { file: op.file, tried: op.tried.clone() };
             return self.end_lookup(o, id, Err(error));
         }
-        self.route_lookup(o, id);
+        let spare = op.spare.take().filter(|n| !op.tried.contains(n));
+        match (spare, op.cert.clone()) {
+            (Some(spare), Some(cert)) => self.pull_from_spare(o, id, spare, &cert),
+            _ => {
+                if failed.is_none() {
+                    self.stats.reads_rerouted += 1;
+                }
+                self.route_lookup(o, id);
+            }
+        }
+    }
+
+    /// Pulls the rest of lookup `id`'s content straight from `spare`, a replica holder
+    /// named by the holder that failed: no route, which might pass a node that left
+    /// unnoticed (what a closed tab's peers have not learnt yet), and no wait for an answer.
+    fn pull_from_spare(&mut self, o: &mut dyn Net<PastMessage>, id: u64, spare: Id, cert: &FileCertificate) {
+        let Some(op) = self.lookups.get(&id) else {
+            return;
+        };
+        let (hashes, start) = (op.hashes.clone(), op.emitted);
+        self.stats.reads_from_spare += 1;
+        let transfer =
+            self.start_transfer(o, spare, Source::File(op_file(cert)), cert, hashes, start, Sink::Reader(id));
+        if let Some(op) = self.lookups.get_mut(&id) {
+            op.transfer = Some(transfer);
+        }
     }
 
     pub(crate) fn lookup_timer(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {

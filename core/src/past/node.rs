@@ -165,6 +165,9 @@ pub struct PastStats {
     /// back) or their holder went silent after they asked again, the holder not counted as
     /// failed.
     pub reads_rerouted: u64,
+    /// Reads that went on straight from another replica holder, named by the one that
+    /// failed or fell silent, rather than routing their lookup again.
+    pub reads_from_spare: u64,
 }
 
 /// What a storage request is for.
