@@ -105,3 +105,34 @@ fn the_pending_queue_is_bounded() {
     assert_eq!(send_failed(&net.nodes[0].events, to), MAX + 5);
     assert!(net.connection(0, to).is_none());
 }
+
+/// A node out of budget refuses an offer that came through the server with a reject through
+/// the server, so the offerer's messages fail at once, not after its connect timeout (10 s:
+/// what a holder answering such a reader waited before it handed the lookup on).
+#[test]
+fn an_offer_refused_through_the_server_fails_its_messages_at_once() {
+    let config = ManagerConfig { connection_budget: 1, reload_reserve: 0, ..ManagerConfig::default() };
+    let mut net = Net::bare(3, 43, &config);
+    for i in 0..3 {
+        net.register(i);
+        net.with(i, |b, _| b.manager.set_server(true));
+    }
+    let (hub, other) = (net.id(0), net.id(2));
+    net.with(0, |b, now| b.manager.send(other, payload(1), &b.tables, now));
+    net.run_for(Duration::from_secs(2));
+    assert!(net.manager(0).budget_exhausted(), "the hub spent its one connection");
+
+    let sent_at = net.now;
+    net.with(1, |b, now| b.manager.send(hub, payload(2), &b.tables, now));
+    net.run_for(Duration::from_secs(2));
+    let failed = net.nodes[1].events.iter().find_map(|(at, e)| match e {
+        PeerEvent::SendFailed { to, .. } if *to == hub => Some(*at),
+        _ => None,
+    });
+    let failed = failed.expect("the message to the hub failed");
+    assert!(failed.since(sent_at) < Duration::from_secs(1), "failed {:?} after it was sent", failed.since(sent_at));
+    let rejects = net.nodes[0].commands.iter().filter(|(_, c)| {
+        matches!(c, Command::ToServer { payload: past_signaling_proto::SignalPayload::Reject { .. }, .. })
+    });
+    assert_eq!(rejects.count(), 1, "the hub rejected the offer through the server");
+}

@@ -462,10 +462,8 @@ impl Node {
     }
 
     /// What this tab holds for other nodes: `{replicas, cached, pointers, bytesUsed,
-    /// bytesCached, capacity, free, bytesRelayed, lookupsHandedOn}` (`bytesRelayed`: bytes it
-    /// passed on along lookup routes, answers and content of other nodes' lookups;
-    /// `lookupsHandedOn`: lookups it answered but could not reach the reader of, handed on
-    /// to the file's other holders).
+    /// bytesCached, capacity, free, bytesRelayed}` (`bytesRelayed`: bytes it passed on along
+    /// lookup routes, answers and content of other nodes' lookups).
     pub fn stored(&self) -> Object {
         self.driver.try_borrow().map(|d| d.stored()).unwrap_or_default()
     }

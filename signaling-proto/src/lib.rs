@@ -54,7 +54,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Version of this message set, sent in [`ServerMessage::Welcome`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest signaling message (one WebSocket text frame), in bytes, in either direction.
 ///
@@ -68,6 +68,9 @@ pub const MAX_SDP_BYTES: usize = 12 * 1024;
 
 /// Largest ICE candidate line (or `sdpMid`) carried in a [`SignalPayload`], in bytes.
 pub const MAX_CANDIDATE_BYTES: usize = 1024;
+
+/// Longest reason of a [`SignalPayload::Reject`], in bytes.
+pub const MAX_REASON_BYTES: usize = 256;
 
 /// Longest [`PeerId`], in bytes.
 pub const MAX_PEER_ID_BYTES: usize = 64;
@@ -197,6 +200,12 @@ pub enum SignalPayload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sdp_m_line_index: Option<u16>,
     },
+    /// The recipient's offer is refused (its connection budget is used up, say): the
+    /// offerer fails the attempt at once instead of waiting for its timeout.
+    Reject {
+        /// Why, for the offerer's log.
+        reason: String,
+    },
 }
 
 impl SignalPayload {
@@ -210,6 +219,7 @@ impl SignalPayload {
                     None => Ok(()),
                 }
             }
+            Self::Reject { reason } => check_len("reason", reason, MAX_REASON_BYTES),
         }
     }
 }
@@ -656,6 +666,10 @@ mod tests {
             ClientMessage::Signal { to: id("b"), payload: SignalPayload::Offer { sdp: "x".repeat(MAX_SDP_BYTES + 1) } };
         let err = ClientMessage::from_json(&msg.to_json()).expect_err("sdp too large");
         assert!(matches!(err, DecodeError::FieldTooLarge { field: "sdp", .. }));
+        let reject = SignalPayload::Reject { reason: "x".repeat(MAX_REASON_BYTES + 1) };
+        let msg = ClientMessage::Signal { to: id("b"), payload: reject };
+        let err = ClientMessage::from_json(&msg.to_json()).expect_err("reason too long");
+        assert!(matches!(err, DecodeError::FieldTooLarge { field: "reason", .. }));
 
         let many = ServerMessage::Welcome {
             peer: id("a"),

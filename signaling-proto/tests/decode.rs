@@ -25,6 +25,7 @@ fn payloads() -> Vec<SignalPayload> {
             sdp_m_line_index: Some(0),
         },
         SignalPayload::Candidate { candidate: String::new(), sdp_mid: None, sdp_m_line_index: None },
+        SignalPayload::Reject { reason: "the connection budget is used up".into() },
     ]
 }
 

@@ -71,6 +71,13 @@ impl PeerManager {
                     self.commands.push_back(Command::AddCandidate { conn: c.id, candidate });
                 }
             }
+            SignalPayload::Reject { reason } => {
+                let ours = |c: &&Conn| c.role == Role::Offerer && c.via == Via::Server && !c.is_open();
+                if self.conn(from).filter(ours).is_some() {
+                    let reason: String = reason.chars().take(MAX_REASON).collect();
+                    self.attempt_failed(from, &format!("refused: {reason}"), now);
+                }
+            }
         }
     }
 
@@ -256,6 +263,9 @@ impl PeerManager {
                         kind: SignalKind::Reject { reason: reason.into() },
                     };
                     self.send_signal(reject, now);
+                } else if self.server {
+                    let payload = SignalPayload::Reject { reason: reason.into() };
+                    self.commands.push_back(Command::ToServer { to: from, payload });
                 }
                 self.fail_pending(from);
             }

@@ -324,7 +324,6 @@ impl Driver {
         set(&o, "capacity", past.capacity() as f64);
         set(&o, "free", past.capacity().saturating_sub(past.used() + past.cached_bytes()) as f64);
         set(&o, "bytesRelayed", past.stats().bytes_relayed as f64);
-        set(&o, "lookupsHandedOn", past.stats().lookups_handed_on as f64);
         o
     }
 
