@@ -415,8 +415,9 @@ impl Past {
     /// Pull `id` asked again and still heard nothing: its source, or a node of its way, is
     /// gone without any node noticing yet (a closed tab whose connections have not closed
     /// yet drops what it gets). The way, if any, is forgotten and the pull handled as one
-    /// whose request came back: a reader routes its lookup again, which goes around a node
-    /// that is gone, and comes back to the same holder if it is alive.
+    /// whose request came back: a reader goes on straight from the spare holder its answer
+    /// named, if any, else routes its lookup again, which goes around a node that is gone
+    /// and comes back to the same holder if it is alive.
     pub(crate) fn give_up_way(&mut self, o: &mut dyn Net<PastMessage>, id: u64) {
         let Some(peer) = self.transfers.get(&id).map(|t| t.peer) else {
             return;

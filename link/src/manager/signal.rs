@@ -74,8 +74,7 @@ impl PeerManager {
             SignalPayload::Reject { reason } => {
                 let ours = |c: &&Conn| c.role == Role::Offerer && c.via == Via::Server && !c.is_open();
                 if self.conn(from).filter(ours).is_some() {
-                    let reason: String = reason.chars().take(MAX_REASON).collect();
-                    self.attempt_failed(from, &format!("refused: {reason}"), now);
+                    self.attempt_failed(from, &refused(&reason), now);
                 }
             }
         }
@@ -216,8 +215,7 @@ impl PeerManager {
         if by != peer && resends < MAX_RESENDS && !self.server {
             return tracing::debug!(%peer, "overlay offer refused on the way ({reason}); it goes again later");
         }
-        let reason: String = reason.chars().take(MAX_REASON).collect();
-        self.attempt_failed(peer, &format!("refused: {reason}"), now);
+        self.attempt_failed(peer, &refused(reason), now);
     }
 
     /// An offer.
@@ -412,6 +410,12 @@ fn resend_at(c: &Conn, interval: Duration) -> Option<Time> {
     let unanswered = c.role == Role::Offerer && overlay && c.state == State::Signaling;
     (unanswered && c.local_sdp.is_some() && c.resends < MAX_RESENDS)
         .then(|| c.created + interval * u32::from(c.resends + 1))
+}
+
+/// Why an attempt failed, given the reason its peer sent (cut to [`MAX_REASON`] characters).
+fn refused(reason: &str) -> String {
+    let reason: String = reason.chars().take(MAX_REASON).collect();
+    format!("refused: {reason}")
 }
 
 /// The target of a routed signal.
