@@ -48,6 +48,8 @@ fn push(r: &mut Reassembler, message: &[u8]) {
         Ok(Some(Incoming::Auth(auth))) => {
             assert_eq!(Reassembler::new(LIMIT).push(&frame::encode_auth(&auth)), Ok(Some(Incoming::Auth(auth))));
         }
+        Ok(Some(Incoming::Ping(n))) => assert_eq!(frame::encode_ping(n), message),
+        Ok(Some(Incoming::Pong(n))) => assert_eq!(frame::encode_pong(n), message),
         Ok(Some(Incoming::Close) | None) => {}
         // The manager drops the peer; a new connection gets a new reassembler.
         Err(_) => *r = Reassembler::new(LIMIT),

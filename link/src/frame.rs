@@ -7,6 +7,8 @@
 //! 0x03 CHUNK_MORE   the next bytes of the frame being reassembled
 //! 0x04 CLOSE        the sender closes this connection on purpose (it keeps too many); the
 //!                   receiver must not take the peer for failed
+//! 0x05 PING         u32 big-endian number: answer with a PONG of that number at once
+//! 0x06 PONG         u32 big-endian number of the PING it answers
 //! ```
 //!
 //! A data channel message is at most [`MAX_MESSAGE_BYTES`] (64 KiB, which the native
@@ -32,6 +34,11 @@ pub const CHUNK_START: u8 = 2;
 pub const CHUNK_MORE: u8 = 3;
 /// Header byte of a close notice.
 pub const CLOSE: u8 = 4;
+/// Header byte of a liveness check: the peer answers with a [`PONG`] of the same number.
+/// The channel is ordered, so the answer shows the peer read everything sent before it.
+pub const PING: u8 = 5;
+/// Header byte of the answer to a [`PING`].
+pub const PONG: u8 = 6;
 
 /// Why a data channel message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +68,9 @@ pub enum FrameError {
     /// An authentication message that does not decode.
     #[error("malformed authentication message")]
     BadAuth,
+    /// A ping or pong whose number is not four bytes.
+    #[error("ping or pong with {0} bytes of number instead of 4")]
+    BadNumber(usize),
     /// A frame that cannot be encoded.
     #[error("frame of {0} bytes is over the limit")]
     Unsendable(usize),
@@ -75,11 +85,32 @@ pub enum Incoming {
     Pastry(Vec<u8>),
     /// The peer closes the connection on purpose.
     Close,
+    /// The peer checks we are alive: answer with [`encode_pong`] of this number.
+    Ping(u32),
+    /// The peer answers our [`encode_ping`] of this number.
+    Pong(u32),
 }
 
 /// The data channel message announcing a deliberate close.
 pub fn encode_close() -> Vec<u8> {
     vec![CLOSE]
+}
+
+/// The data channel message asking the peer to answer with a pong of `number`.
+pub fn encode_ping(number: u32) -> Vec<u8> {
+    numbered(PING, number)
+}
+
+/// The data channel message answering the peer's ping of `number`.
+pub fn encode_pong(number: u32) -> Vec<u8> {
+    numbered(PONG, number)
+}
+
+fn numbered(kind: u8, number: u32) -> Vec<u8> {
+    let mut message = Vec::with_capacity(5);
+    message.push(kind);
+    message.extend_from_slice(&number.to_be_bytes());
+    message
 }
 
 /// The data channel message carrying `message`.
@@ -180,6 +211,8 @@ impl Reassembler {
                 Ok(None)
             }
             CLOSE => Ok(Some(Incoming::Close)),
+            PING => number(body).map(|n| Some(Incoming::Ping(n))),
+            PONG => number(body).map(|n| Some(Incoming::Pong(n))),
             other => Err(FrameError::UnknownType(other)),
         }
     }
@@ -187,6 +220,13 @@ impl Reassembler {
     fn no_partial(&self) -> Result<(), FrameError> {
         if self.partial.is_some() { Err(FrameError::BadChunk("a new message inside a chunked frame")) } else { Ok(()) }
     }
+}
+
+/// The number of a ping or pong: exactly four bytes. Pings and pongs may come between the
+/// chunks of a frame (they are sent as soon as they are due).
+fn number(body: &[u8]) -> Result<u32, FrameError> {
+    let bytes: [u8; 4] = body.try_into().map_err(|_| FrameError::BadNumber(body.len()))?;
+    Ok(u32::from_be_bytes(bytes))
 }
 
 /// One data channel message, as both drivers hand it to their channel.
@@ -245,6 +285,19 @@ mod tests {
         let mut r = Reassembler::new(1024);
         assert_eq!(r.push(&encode_auth(&hello)).unwrap(), Some(Incoming::Auth(hello)));
         assert_eq!(r.push(&encode_close()).unwrap(), Some(Incoming::Close));
+    }
+
+    #[test]
+    fn pings_and_pongs_round_trip_even_between_chunks() {
+        let mut r = Reassembler::new(1 << 20);
+        assert_eq!(r.push(&encode_ping(7)).unwrap(), Some(Incoming::Ping(7)));
+        let frame = vec![3u8; MAX_MESSAGE_BYTES + 10];
+        let messages = encode_pastry(&frame, 1 << 20).unwrap();
+        r.push(&messages[0]).unwrap();
+        assert_eq!(r.push(&encode_pong(u32::MAX)).unwrap(), Some(Incoming::Pong(u32::MAX)));
+        assert_eq!(r.push(&messages[1]).unwrap(), Some(Incoming::Pastry(frame)));
+        assert_eq!(r.push(&[PING, 1, 2, 3]), Err(FrameError::BadNumber(3)));
+        assert_eq!(r.push(&[PONG, 1, 2, 3, 4, 5]), Err(FrameError::BadNumber(5)));
     }
 
     #[test]

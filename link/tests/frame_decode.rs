@@ -24,10 +24,12 @@ fn kind(incoming: &Incoming) -> usize {
         Incoming::Auth(AuthMessage::Proof { .. }) => 1,
         Incoming::Pastry(_) => 2,
         Incoming::Close => 3,
+        Incoming::Ping(_) => 4,
+        Incoming::Pong(_) => 5,
     }
 }
 
-const KINDS: usize = 4;
+const KINDS: usize = 6;
 
 fn auth() -> impl Strategy<Value = AuthMessage> {
     prop_oneof![
@@ -53,6 +55,8 @@ fn incoming() -> impl Strategy<Value = (usize, Incoming)> {
             (2, Incoming::Pastry((0..len).map(|i| seed.wrapping_add((i * 31) as u8)).collect()))
         }),
         Just((3, Incoming::Close)),
+        any::<u32>().prop_map(|n| (4, Incoming::Ping(n))),
+        any::<u32>().prop_map(|n| (5, Incoming::Pong(n))),
     ]
 }
 
@@ -62,6 +66,8 @@ fn encode(incoming: &Incoming) -> Vec<Vec<u8>> {
         Incoming::Auth(message) => vec![frame::encode_auth(message)],
         Incoming::Pastry(frame) => frame::encode_pastry(frame, LIMIT).expect("within the limit"),
         Incoming::Close => vec![frame::encode_close()],
+        Incoming::Ping(n) => vec![frame::encode_ping(*n)],
+        Incoming::Pong(n) => vec![frame::encode_pong(*n)],
     }
 }
 

@@ -365,7 +365,18 @@ fn a_read_whose_relay_node_leaves_goes_on_from_the_same_holder() {
 #[test]
 fn a_read_whose_holder_leaves_goes_on_from_another_within_seconds() {
     for seed in [3, 4, 6, 17, 20, 28] {
-        holder_leaves_mid_read(seed);
+        holder_gone_mid_read(seed, Gone::Leaves);
+    }
+}
+
+/// As above, but the holder's tab freezes (or crashes): it takes no input at all, and its
+/// connections stay open at the reader's end. The reader's peer manager finds it silent
+/// (no pong to its ping) and hands the unanswered requests back; the read goes on from
+/// another holder.
+#[test]
+fn a_read_whose_holder_freezes_goes_on_from_another_within_seconds() {
+    for seed in [3, 4, 6, 17, 20, 28] {
+        holder_gone_mid_read(seed, Gone::Freezes);
     }
 }
 
@@ -375,14 +386,26 @@ fn a_read_whose_holder_leaves_goes_on_from_another_within_seconds() {
 #[test]
 #[ignore = "long: 40 seeds, run for the figures of docs/results-past.md"]
 fn reads_whose_holder_leaves_over_many_seeds() {
-    let ends: Vec<String> = (0..40).map(|seed| format!("{:.2}", holder_leaves_mid_read(seed).as_secs_f64())).collect();
-    println!("seconds from the leave to the read's end, seeds 0 to 39: {}", ends.join(" "));
+    for gone in [Gone::Leaves, Gone::Freezes] {
+        let ends: Vec<String> =
+            (0..40).map(|seed| format!("{:.2}", holder_gone_mid_read(seed, gone).as_secs_f64())).collect();
+        println!("{gone:?}: seconds from then to the read's end, seeds 0 to 39: {}", ends.join(" "));
+    }
+}
+
+/// How a holder goes away mid-read.
+#[derive(Clone, Copy, Debug)]
+enum Gone {
+    /// Its node leaves the overlay; its peer manager still answers on its connections.
+    Leaves,
+    /// It takes no input at all ([`Net::frozen`]).
+    Freezes,
 }
 
 /// One read of [`a_read_whose_holder_leaves_goes_on_from_another_within_seconds`]:
 /// checks that it went on from a holder the first one named, within 10 s, whole and
-/// right, and returns how long after the leave it ended.
-fn holder_leaves_mid_read(seed: u64) -> Duration {
+/// right, and returns how long after the holder went it ended.
+fn holder_gone_mid_read(seed: u64, gone: Gone) -> Duration {
     let mut net = network(seed);
     let data = content(6 << 20);
     let file = insert(&mut net, 0, data.clone(), 3);
@@ -402,7 +425,10 @@ fn holder_leaves_mid_read(seed: u64) -> Duration {
             .find_map(|e| if let PastEvent::LookupFound { holder, .. } = e { Some(*holder) } else { None });
         if let (None, Some(holder), true) = (left, from, got >= 1 << 20) {
             let i = (0..N).find(|&i| net.id(i) == holder).expect("the holder is a node");
-            net.with(i, |stack, now| stack.leave(now));
+            match gone {
+                Gone::Leaves => net.with(i, |stack, now| stack.leave(now)),
+                Gone::Freezes => _ = net.frozen.insert(i),
+            }
             left = Some((holder, net.now));
         }
     }

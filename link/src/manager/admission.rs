@@ -138,6 +138,7 @@ impl PeerManager {
             probed_us: None,
             early: Vec::new(),
             transfer,
+            unconfirmed: Default::default(),
         });
         self.by_conn.insert(id, peer);
         self.commands.push_back(Command::Create { conn: id, peer, offer });

@@ -8,6 +8,7 @@ use past_core::wire::Message;
 use crate::app::AppMessage;
 use crate::auth::Handshake;
 use crate::frame::Reassembler;
+use crate::manager::liveness::Unconfirmed;
 
 /// The driver's name for one connection: a serial that is never reused, so an event of a
 /// connection that was replaced is told from one of its successor.
@@ -102,6 +103,8 @@ pub(crate) struct Conn {
     /// channel's first messages before the promise that applied the answer): handled once it
     /// is, at most [`MAX_EARLY`] of them.
     pub(crate) early: Vec<Vec<u8>>,
+    /// Messages sent that the peer has not confirmed reading, and the ping that will.
+    pub(crate) unconfirmed: Unconfirmed,
 }
 
 /// Most messages kept from before a channel opened: the peer's hello and proof.

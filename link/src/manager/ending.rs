@@ -8,7 +8,7 @@ impl PeerManager {
     pub fn handle_closed(&mut self, conn: ConnId, reason: &str, now: Time) {
         let Some((peer, c)) = self.conn_mut(conn) else { return };
         if c.is_open() {
-            self.drop_conn(peer, reason, true, now);
+            self.drop_failed(peer, reason, true, now);
         } else {
             self.attempt_failed(peer, reason, now);
         }
@@ -36,6 +36,7 @@ impl PeerManager {
             self.attempt_failed(peer, "timed out", now);
         }
         self.resend_offers(now);
+        self.drop_silent(now);
         let (done, closing): (Vec<_>, Vec<_>) = self.closing.drain(..).partition(|(_, at)| *at <= now);
         self.closing = closing;
         self.commands.extend(done.into_iter().map(|(conn, _)| Command::Close { conn }));

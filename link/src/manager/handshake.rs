@@ -61,7 +61,11 @@ impl PeerManager {
                 self.on_pastry(peer, &frame, now);
             }
             Incoming::Close if c.is_open() => self.drop_conn(peer, "closed by the peer", false, now),
-            Incoming::Pastry(_) | Incoming::Close => self.refuse(peer, "a Pastry frame before authentication", now),
+            Incoming::Ping(number) if c.is_open() => self.on_ping(peer, number, now),
+            Incoming::Pong(number) if c.is_open() => self.on_pong(peer, number, now),
+            Incoming::Pastry(_) | Incoming::Close | Incoming::Ping(_) | Incoming::Pong(_) => {
+                self.refuse(peer, "a Pastry frame before authentication", now)
+            }
         }
     }
 

@@ -48,6 +48,7 @@ mod conn;
 mod ending;
 mod handshake;
 pub mod limits;
+pub mod liveness;
 pub mod pace;
 pub mod retention;
 mod signal;
@@ -144,6 +145,14 @@ pub struct ManagerConfig {
     /// table or neighborhood set: its idle connection is not evicted ([`retention`]). The
     /// default is two and a half of the core's table probe periods (60 s).
     pub holder_memory: Duration,
+    /// A peer that neither answers our ping nor sends anything for this long counts as
+    /// failed: its connection closes and the messages it did not confirm go back to the
+    /// node ([`liveness`]). The default is the core's probe timeout.
+    pub confirm_timeout: Duration,
+    /// The slowest rate, in bytes per second, at which a connection is expected to carry
+    /// what was sent ahead of a ping: each byte adds its share of time to
+    /// [`ManagerConfig::confirm_timeout`], so that a slow link is not taken for a dead peer.
+    pub confirm_rate: u32,
 }
 
 impl Default for ManagerConfig {
@@ -164,6 +173,8 @@ impl Default for ManagerConfig {
             pace: Some(Pace::default()),
             reload_reserve: 16,
             holder_memory: Duration::from_secs(150),
+            confirm_timeout: Duration::from_secs(3),
+            confirm_rate: 64 * 1024,
         }
     }
 }
@@ -353,6 +364,8 @@ pub struct Stats {
     pub opened: u32,
     /// Attempts refused by the limits (the messages went back to the core).
     pub refused: u32,
+    /// Open connections closed because the peer stopped answering ([`liveness`]).
+    pub silent: u32,
 }
 
 /// Why an attempt failed or was not made, for people and benchmarks that ask why two nodes
@@ -572,7 +585,15 @@ impl PeerManager {
             .filter(|c| c.transfer && c.is_open())
             .map(|c| c.last_used.max(c.last_heard) + self.config.transfer_idle);
         let resend = self.next_resend();
-        deadlines.chain(closing).chain(waiting).chain(tokens).chain(self.evict_at).chain(transfers).chain(resend).min()
+        deadlines
+            .chain(closing)
+            .chain(waiting)
+            .chain(tokens)
+            .chain(self.evict_at)
+            .chain(transfers)
+            .chain(resend)
+            .chain(self.next_silence())
+            .min()
     }
 
     // ---- inputs from the node -------------------------------------------------------
@@ -695,7 +716,7 @@ impl PeerManager {
         let heard = self.conn(peer).is_some_and(|c| now.since(c.last_heard) < self.config.liveness);
         if self.is_open(peer) && (left || !heard) {
             let reason = if left { "the node left" } else { "the node failed" };
-            self.drop_conn(peer, reason, left, now);
+            self.drop_failed(peer, reason, left, now);
         }
     }
 
@@ -726,7 +747,9 @@ impl PeerManager {
         };
         c.last_used = now;
         let conn = c.id;
+        let bytes = frames.iter().map(Vec::len).sum();
         self.commands.extend(frames.into_iter().map(|bytes| Command::Send { conn, bytes }));
+        self.sent_on(to, message, bytes, now);
     }
 }
 

@@ -262,6 +262,21 @@ enum Delivery {
     Rtt(usize, ConnId, Option<Duration>),
 }
 
+impl Delivery {
+    /// The node it is for.
+    fn node(&self) -> usize {
+        match self {
+            Delivery::Described(i, _)
+            | Delivery::Open(i, _)
+            | Delivery::Data(i, _, _)
+            | Delivery::Signed(i, _, _)
+            | Delivery::Rtt(i, _, _)
+            | Delivery::Closed(i, _) => *i,
+            Delivery::Server { to, .. } => *to,
+        }
+    }
+}
+
 /// The network.
 pub struct Net<E: Endpoint> {
     pub nodes: Vec<Node<E>>,
@@ -283,6 +298,9 @@ pub struct Net<E: Endpoint> {
     pub no_stats: BTreeSet<usize>,
     /// No connection between these two nodes opens (smaller index first).
     pub blocked: BTreeSet<(usize, usize)>,
+    /// These nodes take no input at all, as a tab that froze or crashed: what reaches them
+    /// is lost, their timers do not run, and their connections stay open at the other end.
+    pub frozen: BTreeSet<usize>,
 
     /// Decode and keep every Pastry message sent.
     pub record_sent: bool,
@@ -382,6 +400,7 @@ impl<E: Endpoint> Net<E> {
             late_open: BTreeSet::new(),
             no_stats: BTreeSet::new(),
             blocked: BTreeSet::new(),
+            frozen: BTreeSet::new(),
 
             record_sent: false,
             ends: BTreeMap::new(),
@@ -628,6 +647,9 @@ impl<E: Endpoint> Net<E> {
 
     fn deliver(&mut self, delivery: Delivery) {
         let now = self.now;
+        if self.frozen.contains(&delivery.node()) {
+            return;
+        }
         let node = match delivery {
             Delivery::Described(i, conn) => {
                 let Some(sdp) = self.ends.get(&(i, conn)).filter(|e| !e.closed).map(|e| e.local.clone()) else {
@@ -692,7 +714,8 @@ impl<E: Endpoint> Net<E> {
     /// When the next thing happens.
     pub fn next_time(&self) -> Option<Time> {
         let queued = self.queue.keys().next().map(|(t, _)| *t);
-        let timers = self.nodes.iter().filter_map(|n| n.ep.poll_timeout()).min();
+        let running = (0..self.nodes.len()).filter(|i| !self.frozen.contains(i));
+        let timers = running.filter_map(|i| self.nodes[i].ep.poll_timeout()).min();
         [queued, timers].into_iter().flatten().min()
     }
 
@@ -716,7 +739,7 @@ impl<E: Endpoint> Net<E> {
                 self.deliver(delivery);
             }
             for i in 0..self.nodes.len() {
-                if self.nodes[i].ep.poll_timeout().is_some_and(|t| t <= now) {
+                if !self.frozen.contains(&i) && self.nodes[i].ep.poll_timeout().is_some_and(|t| t <= now) {
                     self.nodes[i].ep.timeout(now);
                     self.drain(i);
                 }
