@@ -18,12 +18,7 @@ fn network(seed: u64) -> Net<Stack> {
     core.leaf_set_size = 4;
     let manager = ManagerConfig { max_connections: 16, ..ManagerConfig::default() };
     let mut net = Net::stacks(N, seed, &core, &manager);
-    for i in 0..N {
-        net.join(i);
-        net.run_for(Duration::from_millis(300));
-    }
-    net.run_for(Duration::from_secs(3));
-    assert!(net.all_joined(0..N));
+    net.join_in_turn(Duration::from_secs(3));
     net
 }
 

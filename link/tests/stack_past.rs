@@ -36,12 +36,7 @@ fn network(seed: u64) -> Net<Stack> {
 
 /// `net` once each node joined, one after the other, and the tables settled.
 fn joined(mut net: Net<Stack>) -> Net<Stack> {
-    for i in 0..N {
-        net.join(i);
-        net.run_for(Duration::from_millis(300));
-    }
-    net.run_for(Duration::from_secs(3));
-    assert!(net.all_joined(0..N));
+    net.join_in_turn(Duration::from_secs(3));
     net
 }
 

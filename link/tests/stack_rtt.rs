@@ -23,12 +23,7 @@ fn joined_net(no_stats: bool) -> Net<Stack> {
     if no_stats {
         net.no_stats.extend(0..N);
     }
-    for i in 0..N {
-        net.join(i);
-        net.run_for(Duration::from_millis(300));
-    }
-    net.run_for(Duration::from_secs(20));
-    assert!(net.all_joined(0..N));
+    net.join_in_turn(Duration::from_secs(20));
     net
 }
 

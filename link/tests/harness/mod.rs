@@ -333,6 +333,17 @@ impl Net<Stack> {
         })
     }
 
+    /// Joins every node, one after the other 300 ms apart, then lets the tables settle for
+    /// `settle`; asserts that all joined.
+    pub fn join_in_turn(&mut self, settle: Duration) {
+        for i in 0..self.nodes.len() {
+            self.join(i);
+            self.run_for(Duration::from_millis(300));
+        }
+        self.run_for(settle);
+        assert!(self.all_joined(0..self.nodes.len()));
+    }
+
     /// Whether every node in `which` has joined.
     pub fn all_joined(&self, which: impl IntoIterator<Item = usize>) -> bool {
         which.into_iter().all(|i| self.nodes[i].ep.node().is_joined())
