@@ -20,7 +20,7 @@ use past_core::past::{
     UploadId,
 };
 use past_core::wire::Message;
-use past_core::{Config, Id};
+use past_core::{Config, Hop, Id};
 use past_link::{AppMessage, ManagerConfig, Stack, StackEvent};
 
 const N: usize = 40;
@@ -386,6 +386,79 @@ fn reads_whose_holder_leaves_over_many_seeds() {
             (0..40).map(|seed| format!("{:.2}", holder_gone_mid_read(seed, gone).as_secs_f64())).collect();
         println!("{gone:?}: seconds from then to the read's end, seeds 0 to 39: {}", ends.join(" "));
     }
+}
+
+/// A lookup whose first hop froze (a tab that stopped, its connection still open at the
+/// reader's end) is answered within seconds: the reader's peer manager finds the frozen
+/// peer by its unanswered ping and hands the lookup back to the core, which routes it
+/// around. Without the pings it waited out PAST's 10 s request timeout.
+#[test]
+fn a_lookup_whose_first_hop_froze_is_answered_within_seconds() {
+    for seed in [1, 2, 3, 4] {
+        let after = lookup_through_frozen_hop(seed).expect("with this seed a reader's first hop fits");
+        println!("seed {seed}: answered {:.3} s after it was asked", after.as_secs_f64());
+        let timeout = ManagerConfig::default().confirm_timeout;
+        assert!(after < timeout * 2, "seed {seed}: answered {after:?} after it was asked");
+    }
+}
+
+/// The figures of docs/results-past.md: `cargo test --release -p past-link --test stack_past
+/// lookups_through_a_frozen_hop -- --ignored --nocapture` (about 25 s).
+#[test]
+#[ignore = "long: 40 seeds, run for the figures of docs/results-past.md"]
+fn lookups_through_a_frozen_hop_over_many_seeds() {
+    let ends: Vec<String> = (0..40)
+        .map(|seed| {
+            lookup_through_frozen_hop(seed).map_or("none".into(), |after| format!("{:.2}", after.as_secs_f64()))
+        })
+        .collect();
+    println!(
+        "seconds from the lookup to its answer, seeds 0 to 39 (none: no reader's first hop fits): {}",
+        ends.join(" ")
+    );
+}
+
+/// One lookup of [`a_lookup_whose_first_hop_froze_is_answered_within_seconds`]: checks that
+/// the reader got the whole file from a holder, no sooner than the manager's confirm timeout
+/// (the frozen hop held the first attempt), and returns how long it took;
+/// `None` if no reader's first hop is an open connection to a node holding no replica.
+fn lookup_through_frozen_hop(seed: u64) -> Option<Duration> {
+    let mut net = network(seed);
+    let data = content(64 * 1024 + 3);
+    let file = insert(&mut net, 0, data.clone(), 3);
+    let holders = closest_to(&net, file, 3);
+    let (reader, hop) = reader_and_first_hop(&net, file, &holders)?;
+    net.frozen.insert(hop);
+    let mark = net.nodes[reader].events.len();
+    let asked = net.now;
+    net.with(reader, |stack, now| stack.lookup(file, now));
+    let mut done = None;
+    for _ in 0..2000 {
+        net.run_for(Duration::from_millis(10));
+        let events = past_events(&net, reader, mark);
+        if let Some(PastEvent::LookupDone { result, .. }) = events.last() {
+            done = Some((result.clone(), content_read(&events), net.now.since(asked)));
+            break;
+        }
+    }
+    let (result, bytes, after) = done.unwrap_or_else(|| panic!("seed {seed}: the lookup did not end in 20 s"));
+    let found = result.unwrap_or_else(|e| panic!("seed {seed}: the lookup failed: {e:?}"));
+    assert!(holders.contains(&net.index_of(found.holder).expect("a node")), "seed {seed}: a holder answered");
+    assert!(bytes == data, "seed {seed}: the content arrived whole and right");
+    let timeout = ManagerConfig::default().confirm_timeout;
+    assert!(after >= timeout, "seed {seed}: answered after {after:?}, before the frozen hop's time was up");
+    assert_eq!(net.manager(reader).stats().silent, 1, "seed {seed}: the reader took its frozen hop for failed");
+    Some(after)
+}
+
+/// A node holding no replica of `file` whose next hop towards it is an open connection to a
+/// node that holds none either, and that hop.
+fn reader_and_first_hop(net: &Net<Stack>, file: FileId, holders: &[usize]) -> Option<(usize, usize)> {
+    (1..N).filter(|r| !holders.contains(r)).find_map(|reader| {
+        let Hop::Forward(hop) = net.nodes[reader].ep.node().state().next_hop(file.key(), None) else { return None };
+        let hop = net.index_of(hop)?;
+        (!holders.contains(&hop) && net.manager(reader).is_open(net.id(hop))).then_some((reader, hop))
+    })
 }
 
 /// How a holder goes away mid-read.
