@@ -92,7 +92,10 @@ async function main() {
   // Tell the others at once when the tab goes away.
   addEventListener("pagehide", () => node.leave());
   setupShare(node, () => renderMyFiles(node));
-  reloadIfAdvised = setupAutoReload(() => node.view().reloadAdvised, () => sharing() || hasLink());
+  reloadIfAdvised = setupAutoReload(() => {
+    const view = node.view();
+    return view.reloadAdvised || view.outdated;
+  }, () => sharing() || hasLink());
   setupRouteForm(node);
   renderMyFiles(node);
   openShared();

@@ -1,6 +1,7 @@
 // Reloading when the node advises it: its lifetime budget of peer connections is nearly used
-// up, and a reload keeps the tab's identity and the files it stores and starts a fresh
-// budget. The page reloads itself only while it is hidden and nothing is in progress (no file
+// up, or the server serves a new version of the page (which the nodes of that version need
+// to talk to it); a reload keeps the tab's identity and the files it stores and starts a
+// fresh budget. The page reloads itself only while it is hidden and nothing is in progress (no file
 // being shared, no share link open), so nobody loses what they are looking at; and at most
 // once per RELOAD_GAP_MS, so a budget too small to last does not reload in a loop. A visible
 // tab says so in its status and waits for its user.

@@ -14,6 +14,14 @@ export function describe(view, stored, problem) {
   if (view.status === "closed" || view.status === "left") {
     return { state: "error", text: "This tab has left the network.", help: "Reload the page to join again." };
   }
+  if (view.outdated) {
+    return {
+      state: "warn",
+      text: "A new version of this page is out.",
+      help: "Reload the page to update: this tab keeps its identity and the files it stores. Until then, " +
+        "nodes of the new version cannot talk to it.",
+    };
+  }
   if (view.status === "unreachable") {
     return {
       state: "error",

@@ -28,7 +28,7 @@ enum Op {
     /// A chunk start announcing `size`, with `len` bytes of data.
     Start { size: u32, len: u16 },
     /// A handshake message as drivers encode it.
-    Hello { public_key: [u8; 32], nonce: [u8; 32], joined: bool },
+    Hello { version: u32, public_key: [u8; 32], nonce: [u8; 32], joined: bool },
     /// A proof as drivers encode it.
     Proof(Vec<u8>),
     /// A Pastry frame of `len` bytes (up to about 128 KiB), sent the way drivers send it.
@@ -79,8 +79,8 @@ fuzz_target!(|ops: Vec<Op>| {
                 message.resize(message.len() + usize::from(len), 0xa5);
                 push(&mut r, &message);
             }
-            Op::Hello { public_key, nonce, joined } => {
-                round_trip_auth(AuthMessage::Hello { public_key, nonce, joined }, &mut r)
+            Op::Hello { version, public_key, nonce, joined } => {
+                round_trip_auth(AuthMessage::Hello { version, public_key, nonce, joined }, &mut r)
             }
             Op::Proof(signature) => round_trip_auth(AuthMessage::Proof { signature }, &mut r),
             Op::Frame { len, extra, fill } => {

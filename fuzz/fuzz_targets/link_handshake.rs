@@ -5,7 +5,8 @@
 //! Properties: no panic; the canonical fingerprints are non-empty and within their bound; a
 //! hello with a key other than the expected peer's is refused; the handshake completes only
 //! with the expected peer's signature over this connection's transcript (its hello's nonce
-//! and both sides' fingerprints), and then reports the expected id and the hello's `joined`.
+//! and both sides' fingerprints), and then reports the expected id and the hello's `joined`,
+//! or, if the hello was of another overlay version, that version.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -15,7 +16,7 @@ use past_core::Id;
 use past_core::wire::MAX_FRAME_BYTES;
 use past_link::auth::{MAX_FINGERPRINTS_BYTES, canonical_fingerprints, transcript};
 use past_link::frame::{Incoming, Reassembler};
-use past_link::{AuthError, AuthMessage, Handshake};
+use past_link::{AuthError, AuthMessage, Handshake, OVERLAY_VERSION};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -32,6 +33,8 @@ enum Op {
     OtherHello { key: [u8; 32], nonce: [u8; 32], joined: bool },
     /// A hello with our own key.
     OwnHello { nonce: [u8; 32] },
+    /// The expected peer's hello, of any version.
+    VersionHello { version: u32, nonce: [u8; 32], joined: bool },
     /// The expected peer's proof over this connection's transcript.
     ValidProof,
     /// The expected peer's signature over another nonce's transcript.
@@ -57,14 +60,14 @@ struct State {
     local: String,
     remote: String,
     own_nonce: [u8; 32],
-    /// The accepted hello's nonce and `joined`.
-    hello: Option<([u8; 32], bool)>,
+    /// The accepted hello's nonce, `joined` and version.
+    hello: Option<([u8; 32], bool, u32)>,
     done: bool,
 }
 
 impl State {
-    fn hello(&mut self, key: [u8; 32], nonce: [u8; 32], joined: bool) {
-        let result = self.handshake.on_hello(key, nonce, joined);
+    fn hello(&mut self, version: u32, key: [u8; 32], nonce: [u8; 32], joined: bool) {
+        let result = self.handshake.on_hello(version, key, nonce, joined);
         let peer = self.peer.verifying_key().to_bytes();
         if key != peer || self.hello.is_some() {
             assert!(result.is_err(), "a hello with another key or a second hello is refused");
@@ -72,12 +75,12 @@ impl State {
         }
         let expected = transcript(&own_key(), (&self.local, &self.own_nonce), (&self.remote, &nonce));
         assert_eq!(result, Ok(expected));
-        self.hello = Some((nonce, joined));
+        self.hello = Some((nonce, joined, version));
     }
 
     fn proof(&mut self, signature: &[u8]) {
         let result = self.handshake.on_proof(signature);
-        let valid = self.hello.is_some_and(|(nonce, _)| {
+        let valid = self.hello.is_some_and(|(nonce, _, _)| {
             let signed = transcript(
                 &self.peer.verifying_key().to_bytes(),
                 (&self.remote, &nonce),
@@ -89,7 +92,13 @@ impl State {
             Ok((id, joined)) => {
                 assert!(valid && !self.done, "only the peer's first proof over this connection verifies");
                 assert_eq!(id, Id::from_public_key(&self.peer.verifying_key().to_bytes()));
-                assert_eq!(Some(joined), self.hello.map(|(_, joined)| joined));
+                assert_eq!(Some((joined, OVERLAY_VERSION)), self.hello.map(|(_, joined, version)| (joined, version)));
+                self.done = true;
+            }
+            Err(AuthError::OtherVersion(version)) => {
+                assert!(valid && !self.done, "only a verified proof reports the peer's version");
+                assert_eq!(self.hello.map(|(_, _, v)| v), Some(version));
+                assert_ne!(version, OVERLAY_VERSION);
                 self.done = true;
             }
             Err(err) => assert!(!valid || self.done, "a valid first proof was refused: {err}"),
@@ -131,16 +140,21 @@ fuzz_target!(|input: Input| {
     };
     for op in input.ops {
         match op {
-            Op::PeerHello { nonce, joined } => state.hello(state.peer.verifying_key().to_bytes(), nonce, joined),
-            Op::OtherHello { key, nonce, joined } => state.hello(key, nonce, joined),
+            Op::PeerHello { nonce, joined } => {
+                state.hello(OVERLAY_VERSION, state.peer.verifying_key().to_bytes(), nonce, joined)
+            }
+            Op::OtherHello { key, nonce, joined } => state.hello(OVERLAY_VERSION, key, nonce, joined),
+            Op::VersionHello { version, nonce, joined } => {
+                state.hello(version, state.peer.verifying_key().to_bytes(), nonce, joined)
+            }
             Op::OwnHello { nonce } => {
                 assert!(matches!(
-                    state.handshake.on_hello(own_key(), nonce, true),
+                    state.handshake.on_hello(OVERLAY_VERSION, own_key(), nonce, true),
                     Err(AuthError::OwnId | AuthError::Unexpected(_))
                 ));
             }
             Op::ValidProof => {
-                let nonce = state.hello.map_or([0; 32], |(nonce, _)| nonce);
+                let nonce = state.hello.map_or([0; 32], |(nonce, _, _)| nonce);
                 let signature = state.valid_signature(nonce);
                 state.proof(&signature);
             }
@@ -150,8 +164,8 @@ fuzz_target!(|input: Input| {
             }
             Op::Forged(signature) => state.proof(&signature),
             Op::Wire(bytes) => match Reassembler::new(MAX_FRAME_BYTES).push(&bytes) {
-                Ok(Some(Incoming::Auth(AuthMessage::Hello { public_key, nonce, joined }))) => {
-                    state.hello(public_key, nonce, joined)
+                Ok(Some(Incoming::Auth(AuthMessage::Hello { version, public_key, nonce, joined }))) => {
+                    state.hello(version, public_key, nonce, joined)
                 }
                 Ok(Some(Incoming::Auth(AuthMessage::Proof { signature }))) => state.proof(&signature),
                 _ => {}

@@ -1,8 +1,8 @@
 //! Peer authentication: each side of a new data channel proves it holds the private key of
 //! the nodeId it claims, in a way bound to this connection.
 //!
-//! When the channel opens both sides send [`AuthMessage::Hello`] (Ed25519 public key and a
-//! fresh 32-byte nonce). On the peer's hello each side signs the transcript
+//! When the channel opens both sides send [`AuthMessage::Hello`] (the overlay version,
+//! Ed25519 public key and a fresh 32-byte nonce). On the peer's hello each side signs the transcript
 //!
 //! ```text
 //! "past-link-auth-v1" 0x00
@@ -21,10 +21,17 @@
 //! The verifier derives the nodeId from the key ([`Id::from_public_key`]) and requires it to
 //! equal the id it expected (the id it signalled, or that signalled to it). Until the proof
 //! verifies no Pastry message from the peer is handled; any failure drops the connection.
+//!
+//! A hello of another overlay version goes on to its proof, so that the peer proves it is
+//! the one that said so (the hello and the proof come over the same DTLS session): the
+//! proof that verifies then ends the handshake with [`AuthError::OtherVersion`]. A claim
+//! nobody proved could otherwise make a node shun an honest peer.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use past_core::Id;
 use serde::{Deserialize, Serialize};
+
+use crate::version::{OVERLAY_VERSION, version_text};
 
 /// Domain separation tag of the transcript.
 pub const AUTH_TAG: &[u8] = b"past-link-auth-v1\0";
@@ -38,9 +45,12 @@ pub const MAX_FINGERPRINTS_BYTES: usize = 1024;
 /// A message of the handshake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthMessage {
-    /// The sender's key and nonce. `joined` says whether the sender takes part in routing
-    /// (a joining node prefers a joined contact).
+    /// The sender's version, key and nonce. `joined` says whether the sender takes part in
+    /// routing (a joining node prefers a joined contact).
     Hello {
+        /// The sender's [`OVERLAY_VERSION`]. It stays the first field in every version, so
+        /// that any node can read the version of any other's hello.
+        version: u32,
         /// Ed25519 public key.
         public_key: [u8; 32],
         /// Fresh random nonce.
@@ -82,6 +92,9 @@ pub enum AuthError {
     /// The signature does not verify.
     #[error("the signature does not verify")]
     BadSignature,
+    /// The peer runs another version of the overlay: the two cannot talk.
+    #[error("the peer speaks overlay version {}, this node {}", version_text(*.0), version_text(OVERLAY_VERSION))]
+    OtherVersion(u32),
     /// A message came out of order (a second hello, a proof before the hello).
     #[error("unexpected handshake message: {0}")]
     Unexpected(&'static str),
@@ -138,7 +151,8 @@ pub struct Handshake {
     local_prints: String,
     remote_prints: String,
     expected: Id,
-    peer: Option<(VerifyingKey, [u8; NONCE_BYTES], bool)>,
+    /// The peer's key, nonce, `joined` and version, from its hello.
+    peer: Option<(VerifyingKey, [u8; NONCE_BYTES], bool, u32)>,
     done: bool,
 }
 
@@ -165,13 +179,14 @@ impl Handshake {
 
     /// Our hello.
     pub fn hello(&self, joined: bool) -> AuthMessage {
-        AuthMessage::Hello { public_key: self.own_key, nonce: self.own_nonce, joined }
+        AuthMessage::Hello { version: OVERLAY_VERSION, public_key: self.own_key, nonce: self.own_nonce, joined }
     }
 
     /// The peer's hello: checks its key against the expected id and returns the transcript
-    /// we must sign.
+    /// we must sign. Its version is checked once its proof verifies.
     pub fn on_hello(
         &mut self,
+        version: u32,
         public_key: [u8; 32],
         nonce: [u8; NONCE_BYTES],
         joined: bool,
@@ -187,7 +202,7 @@ impl Handshake {
             return Err(AuthError::WrongId { got, expected: self.expected });
         }
         let key = VerifyingKey::from_bytes(&public_key).map_err(|_| AuthError::BadKey)?;
-        self.peer = Some((key, nonce, joined));
+        self.peer = Some((key, nonce, joined, version));
         Ok(transcript(&self.own_key, (&self.local_prints, &self.own_nonce), (&self.remote_prints, &nonce)))
     }
 
@@ -197,9 +212,9 @@ impl Handshake {
     }
 
     /// The peer's proof: verifies it; returns the peer's id and whether it said it was
-    /// joined.
+    /// joined, or [`AuthError::OtherVersion`] if the peer proved it runs another version.
     pub fn on_proof(&mut self, signature: &[u8]) -> Result<(Id, bool), AuthError> {
-        let Some((key, nonce, joined)) = self.peer else {
+        let Some((key, nonce, joined, version)) = self.peer else {
             return Err(AuthError::Unexpected("proof before hello"));
         };
         if self.done {
@@ -209,10 +224,13 @@ impl Handshake {
         let signed = transcript(key.as_bytes(), (&self.remote_prints, &nonce), (&self.local_prints, &self.own_nonce));
         key.verify_strict(&signed, &signature).map_err(|_| AuthError::BadSignature)?;
         self.done = true;
+        if version != OVERLAY_VERSION {
+            return Err(AuthError::OtherVersion(version));
+        }
         Ok((self.expected, joined))
     }
 
-    /// Whether the peer is authenticated.
+    /// Whether the peer is authenticated (whatever its version).
     pub fn is_done(&self) -> bool {
         self.done
     }
@@ -253,8 +271,8 @@ mod tests {
         let (mut a, mut b) = pair(1, 2);
         let (pa, na) = hello_of(&a);
         let (pb, nb) = hello_of(&b);
-        let ta = a.handshake.on_hello(pb, nb, true).unwrap();
-        let tb = b.handshake.on_hello(pa, na, true).unwrap();
+        let ta = a.handshake.on_hello(OVERLAY_VERSION, pb, nb, true).unwrap();
+        let tb = b.handshake.on_hello(OVERLAY_VERSION, pa, na, true).unwrap();
         assert_ne!(ta, tb, "the signer's key makes the two transcripts differ");
         let sa = a.key.sign(&ta).to_bytes();
         let sb = b.key.sign(&tb).to_bytes();
@@ -268,7 +286,7 @@ mod tests {
     fn a_key_of_another_node_is_refused() {
         let (mut a, _b) = pair(1, 2);
         let other = SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes();
-        assert!(matches!(a.handshake.on_hello(other, [0; 32], true), Err(AuthError::WrongId { .. })));
+        assert!(matches!(a.handshake.on_hello(OVERLAY_VERSION, other, [0; 32], true), Err(AuthError::WrongId { .. })));
     }
 
     #[test]
@@ -276,8 +294,8 @@ mod tests {
         let (mut a, mut b) = pair(1, 2);
         let (pa, na) = hello_of(&a);
         let (pb, nb) = hello_of(&b);
-        let ta = a.handshake.on_hello(pb, nb, true).unwrap();
-        b.handshake.on_hello(pa, na, true).unwrap();
+        let ta = a.handshake.on_hello(OVERLAY_VERSION, pb, nb, true).unwrap();
+        b.handshake.on_hello(OVERLAY_VERSION, pa, na, true).unwrap();
         // A's own proof reflected back to A.
         let sa = a.key.sign(&ta).to_bytes();
         assert_eq!(a.handshake.on_proof(&sa), Err(AuthError::BadSignature));
@@ -293,7 +311,27 @@ mod tests {
         let (mut a, _) = pair(1, 2);
         assert_eq!(a.handshake.on_proof(&[0; 64]), Err(AuthError::Unexpected("proof before hello")));
         let own = a.key.verifying_key().to_bytes();
-        assert_eq!(a.handshake.on_hello(own, [0; 32], true), Err(AuthError::OwnId));
+        assert_eq!(a.handshake.on_hello(OVERLAY_VERSION, own, [0; 32], true), Err(AuthError::OwnId));
+    }
+
+    #[test]
+    fn another_version_is_reported_once_the_peer_proved_it_said_so() {
+        let (mut a, mut b) = pair(1, 2);
+        let (pa, na) = hello_of(&a);
+        let (pb, nb) = hello_of(&b);
+        let newer = OVERLAY_VERSION + 1;
+        let other = SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes();
+        assert!(matches!(a.handshake.on_hello(newer, other, nb, true), Err(AuthError::WrongId { .. })));
+        let ta = a.handshake.on_hello(newer, pb, nb, true).unwrap();
+        let tb = b.handshake.on_hello(OVERLAY_VERSION, pa, na, true).unwrap();
+        assert_eq!(a.handshake.on_proof(&[0; 64]), Err(AuthError::BadSignature), "an unproven claim is no version");
+        assert_eq!(a.handshake.on_proof(&b.key.sign(&tb).to_bytes()), Err(AuthError::OtherVersion(newer)));
+        assert!(b.handshake.on_proof(&a.key.sign(&ta).to_bytes()).is_ok(), "b took a's hello for its own version");
+        let message = AuthError::OtherVersion(5 << 16 | 1).to_string();
+        assert_eq!(
+            message,
+            format!("the peer speaks overlay version 5.1, this node {}", version_text(OVERLAY_VERSION))
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Framing on the data channel: every message starts with one byte saying what follows.
 //!
 //! ```text
-//! 0x00 AUTH         postcard AuthMessage
+//! 0x00 AUTH         postcard AuthMessage (a hello starts with the sender's version)
 //! 0x01 PASTRY       a whole Pastry frame (past_core::wire::encode: version byte + postcard)
 //! 0x02 CHUNK_START  u32 big-endian total length, then the first bytes of a Pastry frame
 //! 0x03 CHUNK_MORE   the next bytes of the frame being reassembled
@@ -19,7 +19,10 @@
 //! more bytes than announced, or an unknown type is a [`FrameError`], and the driver drops
 //! the peer.
 
+use serde::Deserialize;
+
 use crate::auth::AuthMessage;
+use crate::version::{OVERLAY_VERSION, version_text};
 
 /// Largest data channel message sent or accepted.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -68,6 +71,10 @@ pub enum FrameError {
     /// An authentication message that does not decode.
     #[error("malformed authentication message")]
     BadAuth,
+    /// A hello of another overlay version, in a layout this version cannot read whole
+    /// (its version, the first field, could be read).
+    #[error("a hello of overlay version {}, this node speaks {}", version_text(*.0), version_text(OVERLAY_VERSION))]
+    OtherVersion(u32),
     /// A ping or pong whose number is not four bytes.
     #[error("ping or pong with {0} bytes of number instead of 4")]
     BadNumber(usize),
@@ -175,7 +182,7 @@ impl Reassembler {
         match kind {
             AUTH => {
                 self.no_partial()?;
-                postcard::from_bytes(body).map(|m| Some(Incoming::Auth(m))).map_err(|_| FrameError::BadAuth)
+                postcard::from_bytes(body).map(|m| Some(Incoming::Auth(m))).map_err(|_| auth_error(body))
             }
             PASTRY => {
                 self.no_partial()?;
@@ -219,6 +226,28 @@ impl Reassembler {
 
     fn no_partial(&self) -> Result<(), FrameError> {
         if self.partial.is_some() { Err(FrameError::BadChunk("a new message inside a chunked frame")) } else { Ok(()) }
+    }
+}
+
+/// The first field of a hello of any version: its version.
+#[derive(Deserialize)]
+enum HelloVersion {
+    Hello { version: u32 },
+}
+
+/// Length of a hello of the code before versions (tag, key, nonce, joined), which
+/// [`auth_error`] reports as version 0. No versioned hello is that short.
+const UNVERSIONED_HELLO: usize = 1 + 32 + 32 + 1;
+
+/// Why an authentication message did not decode: a hello of another version, whose layout
+/// may differ after its version, or a malformed message.
+fn auth_error(body: &[u8]) -> FrameError {
+    if body.len() == UNVERSIONED_HELLO && body[0] == 0 {
+        return FrameError::OtherVersion(0);
+    }
+    match postcard::take_from_bytes::<HelloVersion>(body) {
+        Ok((HelloVersion::Hello { version }, _)) if version != OVERLAY_VERSION => FrameError::OtherVersion(version),
+        _ => FrameError::BadAuth,
     }
 }
 
@@ -281,10 +310,39 @@ mod tests {
 
     #[test]
     fn auth_round_trips() {
-        let hello = AuthMessage::Hello { public_key: [1; 32], nonce: [2; 32], joined: true };
+        let hello = AuthMessage::Hello { version: OVERLAY_VERSION, public_key: [1; 32], nonce: [2; 32], joined: true };
         let mut r = Reassembler::new(1024);
         assert_eq!(r.push(&encode_auth(&hello)).unwrap(), Some(Incoming::Auth(hello)));
         assert_eq!(r.push(&encode_close()).unwrap(), Some(Incoming::Close));
+    }
+
+    #[test]
+    fn a_hello_of_another_layout_still_tells_its_version() {
+        // A later version whose hello has other fields after the version: tag 0 (hello),
+        // then the version as a varint, then what this version cannot read.
+        let newer = OVERLAY_VERSION + 1;
+        let mut message = vec![AUTH];
+        message.extend(postcard::to_allocvec(&(0u8, newer, "a field of the future")).unwrap());
+        let mut r = Reassembler::new(1024);
+        assert_eq!(r.push(&message), Err(FrameError::OtherVersion(newer)));
+        // The same layout with our own version is simply malformed.
+        let mut ours = vec![AUTH];
+        ours.extend(postcard::to_allocvec(&(0u8, OVERLAY_VERSION, "a field of the future")).unwrap());
+        assert_eq!(r.push(&ours), Err(FrameError::BadAuth));
+        // The hello of the code before versions: key, nonce and joined, no version.
+        let mut unversioned = vec![AUTH];
+        unversioned.extend(postcard::to_allocvec(&(0u8, [1u8; 32], [2u8; 32], true)).unwrap());
+        assert_eq!(r.push(&unversioned), Err(FrameError::OtherVersion(0)));
+        assert_eq!(
+            FrameError::OtherVersion(0).to_string(),
+            format!(
+                "a hello of overlay version from before version numbers, this node speaks {}",
+                version_text(OVERLAY_VERSION)
+            )
+        );
+        // A hello of another version in our layout decodes; the handshake refuses it.
+        let older = AuthMessage::Hello { version: 1, public_key: [1; 32], nonce: [2; 32], joined: false };
+        assert_eq!(r.push(&encode_auth(&older)).unwrap(), Some(Incoming::Auth(older)));
     }
 
     #[test]

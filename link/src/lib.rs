@@ -12,6 +12,8 @@
 //!   limits that keep hearsay and unreachable peers from spending it).
 //! - [`stack`]: the Pastry core and the manager wired together, with the bootstrap through
 //!   the signaling server's contacts: what a driver drives.
+//! - [`version`]: the one version number two nodes must share, exchanged in the handshake
+//!   and announced by the signaling server.
 //!
 //! It is pure: no I/O, no clock, no OS randomness (the driver passes the time with every
 //! input and a random seed at the start; signatures come from the driver, which owns the
@@ -28,6 +30,7 @@ pub mod manager;
 pub mod seal;
 pub mod share;
 pub mod stack;
+pub mod version;
 
 pub use app::{AppMessage, OverlaySignal, Payload, SignalKind};
 pub use auth::{AuthError, AuthMessage, Handshake};
@@ -35,3 +38,4 @@ pub use frame::{Data, FrameError, Incoming, Reassembler};
 pub use host::LinkApp;
 pub use manager::{Command, ConnId, ManagerConfig, PeerEvent, PeerManager, Tables};
 pub use stack::{Delivery, RouteError, RttSources, Stack, StackEvent};
+pub use version::OVERLAY_VERSION;

@@ -9,7 +9,7 @@ use past_core::Id;
 use past_core::wire::MAX_FRAME_BYTES;
 use past_link::auth::transcript;
 use past_link::frame::{self, FrameError, Incoming, MAX_MESSAGE_BYTES, Reassembler};
-use past_link::{AuthMessage, Handshake};
+use past_link::{AuthMessage, Handshake, OVERLAY_VERSION};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -33,7 +33,8 @@ const KINDS: usize = 6;
 
 fn auth() -> impl Strategy<Value = AuthMessage> {
     prop_oneof![
-        any::<([u8; 32], [u8; 32], bool)>().prop_map(|(public_key, nonce, joined)| AuthMessage::Hello {
+        any::<(u32, [u8; 32], [u8; 32], bool)>().prop_map(|(version, public_key, nonce, joined)| AuthMessage::Hello {
+            version,
             public_key,
             nonce,
             joined
@@ -99,8 +100,10 @@ proptest! {
         let bytes = frame::encode_auth(&message);
         prop_assert_eq!(Reassembler::new(LIMIT).push(&bytes), Ok(Some(Incoming::Auth(message))));
         prop_assert_eq!(Reassembler::new(LIMIT).push(&[]), Err(FrameError::Empty));
+        // A cut hello may still show a version (its first field): refused all the same.
         for cut in 1..bytes.len() {
-            prop_assert_eq!(Reassembler::new(LIMIT).push(&bytes[..cut]), Err(FrameError::BadAuth));
+            let got = Reassembler::new(LIMIT).push(&bytes[..cut]);
+            prop_assert!(matches!(got, Err(FrameError::BadAuth | FrameError::OtherVersion(_))), "{:?}", got);
         }
     }
 
@@ -150,11 +153,11 @@ proptest! {
         let mut handshake = Handshake::new(own.verifying_key().to_bytes(), [7; 32], local, remote, expected)
             .expect("valid fingerprints");
         // Any other key is refused at the hello.
-        prop_assert!(handshake.on_hello(key, nonce, true).is_err());
+        prop_assert!(handshake.on_hello(OVERLAY_VERSION, key, nonce, true).is_err());
         prop_assert!(handshake.on_proof(&signature).is_err());
         // The expected key's hello, then a proof that is not the peer's signature of this
         // connection's transcript: forged bytes, or a stranger's signature of it.
-        handshake.on_hello(peer.verifying_key().to_bytes(), nonce, false).expect("the expected peer's hello");
+        handshake.on_hello(OVERLAY_VERSION, peer.verifying_key().to_bytes(), nonce, false).expect("the expected peer's hello");
         prop_assert!(handshake.on_proof(&signature).is_err());
         let signed = transcript(&peer.verifying_key().to_bytes(), ("sha-256 CC:DD", &nonce), ("sha-256 AA:BB", &[7; 32]));
         let stranger = SigningKey::from_bytes(&stranger_seed);

@@ -17,7 +17,9 @@ use past_core::{Id, Time};
 use past_link::auth::{self, AuthMessage};
 use past_link::frame::{self, Data, Incoming, Reassembler};
 use past_link::manager::{Source, State};
-use past_link::{AppMessage, Command, ManagerConfig, OverlaySignal, Payload, PeerEvent, PeerManager, SignalKind};
+use past_link::{
+    AppMessage, Command, ManagerConfig, OVERLAY_VERSION, OverlaySignal, Payload, PeerEvent, PeerManager, SignalKind,
+};
 use past_signaling_proto::SignalPayload;
 use proptest::prelude::*;
 
@@ -183,7 +185,12 @@ impl World {
                 self.sdps.insert(c, (sdp(c as u8), remote));
             }
             Op::Hello(c, p, joined) => {
-                let hello = AuthMessage::Hello { public_key: self.peers[p].1, nonce: [3; 32], joined };
+                let hello = AuthMessage::Hello {
+                    version: OVERLAY_VERSION,
+                    public_key: self.peers[p].1,
+                    nonce: [3; 32],
+                    joined,
+                };
                 m.handle_data(c, &Data::Bytes(frame::encode_auth(&hello)), now);
             }
             Op::Proof(c, p) => {

@@ -436,8 +436,13 @@ pub async fn start(config: NodeConfig) -> Result<(NodeHandle, UnboundedReceiver<
                 }
                 Some(Input::Signaling(
                     _,
-                    SignalingEvent::Message(ServerMessage::Welcome { ice_servers, peers, .. }),
-                )) => return Ok((ice_servers, peers)),
+                    SignalingEvent::Message(ServerMessage::Welcome { ice_servers, peers, overlay, .. }),
+                )) => {
+                    if let Some(why) = node::outdated(overlay) {
+                        tracing::warn!(url = %config.signaling_url, "{why}");
+                    }
+                    return Ok((ice_servers, peers));
+                }
                 Some(Input::Signaling(_, SignalingEvent::Message(ServerMessage::Error { code, message }))) => {
                     return Err(StartError::Refused { code, message });
                 }

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 mod files;
 mod servers;
 
-pub(crate) use servers::Servers;
+pub(crate) use servers::{Servers, outdated};
 
 use crate::files::{InsertCommand, LookupMsg, ReclaimError, ReclaimOutcome, Status};
 use crate::signaling::{SignalingEvent, SignalingWriter};

@@ -4,6 +4,7 @@
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use past_core::{Id, Rtt, Side};
 use past_link::manager::{Role, State, Via};
+use past_link::version::{self, OVERLAY_VERSION, version_text};
 use past_link::{Delivery, Stack};
 use wasm_bindgen::JsValue;
 
@@ -42,6 +43,9 @@ pub(crate) struct Page {
     pub(crate) detail: String,
     events: Vec<Object>,
     open: usize,
+    /// The overlay version of the page the signaling server serves, when it is not this
+    /// page's ([`past_link::version::outdated_by`]).
+    pub(crate) outdated_by: Option<u32>,
 }
 
 impl Page {
@@ -91,6 +95,14 @@ impl Page {
                  replicas are kept)",
             );
         }
+        if let Some(served) = self.outdated_by {
+            detail.push_str(&format!(
+                "; a new version of this page is out (overlay {}, this tab runs {}): reload the page to \
+                 update (its identity and replicas are kept)",
+                version_text(served),
+                ours()
+            ));
+        }
         if status != self.status || detail != self.detail {
             self.status = status;
             self.detail = detail.clone();
@@ -105,6 +117,18 @@ impl Page {
     /// The status as one line.
     pub(crate) fn status_line(&self) -> String {
         format!("{} ({})", self.status.as_str(), self.detail)
+    }
+
+    /// The signaling server serves a page of overlay version `served`: tells the page once
+    /// if it is not this one's.
+    pub(crate) fn server_version(&mut self, served: u32) {
+        if !version::outdated_by(served) || self.outdated_by == Some(served) {
+            return;
+        }
+        self.outdated_by = Some(served);
+        tracing::warn!("the server serves overlay version {}, this page runs {}", version_text(served), ours());
+        let fields = [("served", version_text(served).into()), ("running", ours().into())];
+        self.emit("outdated", &fields);
     }
 
     pub(crate) fn error(&mut self, message: &str) {
@@ -269,5 +293,12 @@ pub(crate) fn view(driver: &Driver) -> Object {
     set(&view, "connectionBudget", driver.settings.manager.connection_budget.into());
     set(&view, "maxConnections", (driver.settings.manager.max_connections as u32).into());
     set(&view, "reloadAdvised", driver.stack.manager().reload_advised().into());
+    set(&view, "outdated", driver.page.outdated_by.is_some().into());
+    set(&view, "overlayVersion", ours().into());
     view
+}
+
+/// This page's overlay version, for people.
+fn ours() -> String {
+    version_text(OVERLAY_VERSION)
 }

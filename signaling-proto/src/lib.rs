@@ -266,6 +266,11 @@ pub enum ServerMessage {
         peer: PeerId,
         /// [`PROTOCOL_VERSION`] of the server.
         protocol: u32,
+        /// The overlay version (`past_link::OVERLAY_VERSION`) of the page the server serves:
+        /// a node of another version cannot talk to the nodes of this page, and should
+        /// reload to get it. 0 from a server that does not say.
+        #[serde(default)]
+        overlay: u32,
         /// ICE servers to configure `RTCPeerConnection` with (empty unless the operator set
         /// some).
         ice_servers: Vec<IceServer>,
@@ -546,6 +551,7 @@ mod tests {
             ServerMessage::Welcome {
                 peer: id("me"),
                 protocol: PROTOCOL_VERSION,
+                overlay: 6 << 16 | 2,
                 ice_servers: vec![IceServer {
                     urls: vec!["turn:127.0.0.1:3478".into()],
                     username: Some("u".into()),
@@ -553,7 +559,13 @@ mod tests {
                 }],
                 peers: vec![id("x"), id("y")],
             },
-            ServerMessage::Welcome { peer: id("me"), protocol: PROTOCOL_VERSION, ice_servers: vec![], peers: vec![] },
+            ServerMessage::Welcome {
+                peer: id("me"),
+                protocol: PROTOCOL_VERSION,
+                overlay: 0,
+                ice_servers: vec![],
+                peers: vec![],
+            },
             ServerMessage::Challenge { nonce: "00".repeat(CHALLENGE_BYTES) },
             ServerMessage::Signal { from: id("x"), payload: SignalPayload::Answer { sdp: "v=0 é ✓".into() } },
             ServerMessage::error(ErrorCode::UnknownPeer, "no such peer"),
@@ -602,6 +614,14 @@ mod tests {
         let msg = ClientMessage::from_json(r#"{"type":"register","peer":"a","public_key":"","signature":"","x":1}"#)
             .expect("extra field accepted");
         assert_eq!(msg, ClientMessage::Register { peer: id("a"), public_key: String::new(), signature: String::new() });
+    }
+
+    #[test]
+    fn a_welcome_from_a_server_that_does_not_say_its_overlay_version_has_version_0() {
+        let msg =
+            ServerMessage::from_json(r#"{"type":"welcome","peer":"me","protocol":3,"ice_servers":[],"peers":[]}"#)
+                .expect("decodes");
+        assert!(matches!(msg, ServerMessage::Welcome { overlay: 0, .. }));
     }
 
     #[test]
@@ -674,6 +694,7 @@ mod tests {
         let many = ServerMessage::Welcome {
             peer: id("a"),
             protocol: PROTOCOL_VERSION,
+            overlay: 6 << 16 | 2,
             ice_servers: vec![],
             peers: (0..=MAX_WELCOME_PEERS).map(|i| id(&i.to_string())).collect(),
         };

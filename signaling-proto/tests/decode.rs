@@ -60,6 +60,7 @@ fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::Welcome {
             peer: id("me"),
             protocol: PROTOCOL_VERSION,
+            overlay: u32::MAX,
             ice_servers: vec![
                 IceServer {
                     urls: vec!["turn:127.0.0.1:3478".into()],
@@ -70,7 +71,7 @@ fn server_messages() -> Vec<ServerMessage> {
             ],
             peers: vec![id("x"), id("y_")],
         },
-        ServerMessage::Welcome { peer: id("me"), protocol: 0, ice_servers: vec![], peers: vec![] },
+        ServerMessage::Welcome { peer: id("me"), protocol: 0, overlay: 0, ice_servers: vec![], peers: vec![] },
     ];
     all.extend(payloads().into_iter().map(|payload| ServerMessage::Signal { from: id("X"), payload }));
     all.extend(error_codes().into_iter().map(|code| ServerMessage::error(code, format!("because {code}"))));

@@ -37,6 +37,11 @@ pub struct Config {
     /// candidates suffice on loopback and LANs, and nothing should contact a third party
     /// unless the operator says so.
     pub ice_servers: Vec<IceServer>,
+    /// The overlay version of the page it serves, announced in every welcome so that a tab
+    /// of another version learns it should reload: this build's
+    /// [`past_link::OVERLAY_VERSION`] by default, which is right when the page comes from the
+    /// same checkout (`cargo xtask run`).
+    pub overlay_version: u32,
     /// Directory served at `/` (the page), if any.
     pub web_dir: Option<PathBuf>,
     /// Directory served at `/pkg/` (the wasm-bindgen output), if any.
@@ -111,6 +116,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             listen_backlog: 4096,
             ice_servers: Vec::new(),
+            overlay_version: past_link::OVERLAY_VERSION,
             web_dir: None,
             pkg_dir: None,
             max_peers: 1024,

@@ -184,6 +184,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     Json(serde_json::json!({
         "status": "ok",
         "protocol": PROTOCOL_VERSION,
+        "overlay": past_link::version::version_text(shared.config.overlay_version),
         "peers": gauges.peers,
         "sockets": gauges.peers + gauges.unregistered,
         "unregistered": gauges.unregistered,

@@ -195,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
         violation_window: args.violation_window.0,
         log_interval: args.log_interval.0,
         log_lines_per_interval: args.log_lines_per_interval,
+        ..defaults()
     };
     // Room for the caps: the server sizes them to the open-file limit.
     match raise_fd_limit() {

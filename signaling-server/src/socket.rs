@@ -412,6 +412,7 @@ impl Session {
                 let welcome = ServerMessage::Welcome {
                     peer: peer.clone(),
                     protocol: PROTOCOL_VERSION,
+                    overlay: self.shared.config.overlay_version,
                     ice_servers: self.shared.config.ice_servers.clone(),
                     peers: registered.closest,
                 };

@@ -60,9 +60,10 @@ async fn register(server: &ServerHandle, key: &Key) -> (Ws, Vec<PeerId>) {
     let (mut ws, nonce) = connect(server).await;
     send(&mut ws, &key.register(&nonce)).await;
     match recv(&mut ws).await {
-        ServerMessage::Welcome { peer, peers, ice_servers, .. } => {
+        ServerMessage::Welcome { peer, peers, ice_servers, overlay, .. } => {
             assert_eq!(peer, key.peer());
             assert!(ice_servers.is_empty(), "no ICE servers by default");
+            assert_eq!(overlay, past_link::OVERLAY_VERSION, "the overlay version of the page it serves");
             (ws, peers)
         }
         other => panic!("expected welcome, got {other:?}"),

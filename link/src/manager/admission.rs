@@ -35,6 +35,9 @@ impl PeerManager {
         }
         let incoming = attempt.incoming;
         let record = self.peers.get(&peer);
+        if record.is_some_and(|p| p.other_version_until.is_some_and(|t| t > now)) {
+            return Admission::Refuse("it runs another overlay version");
+        }
         if !incoming && record.is_some_and(|p| p.tombstone.is_some_and(|t| t > now)) {
             return Admission::Refuse("its connection failed a moment ago");
         }

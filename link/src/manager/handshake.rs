@@ -51,6 +51,7 @@ impl PeerManager {
         let incoming = match c.frames.push(bytes) {
             Ok(Some(incoming)) => incoming,
             Ok(None) => return,
+            Err(FrameError::OtherVersion(version)) => return self.other_version(peer, version, false, now),
             Err(err) => return self.refuse(peer, &format!("bad frame: {err}"), now),
         };
         match incoming {
@@ -75,8 +76,8 @@ impl PeerManager {
             return self.refuse(peer, "an unexpected handshake message", now);
         };
         match message {
-            AuthMessage::Hello { public_key, nonce, joined } => {
-                match auth.handshake.on_hello(public_key, nonce, joined) {
+            AuthMessage::Hello { version, public_key, nonce, joined } => {
+                match auth.handshake.on_hello(version, public_key, nonce, joined) {
                     Ok(transcript) => {
                         c.joined = joined;
                         self.commands.push_back(Command::Sign { conn, transcript });
@@ -89,9 +90,22 @@ impl PeerManager {
                     auth.peer_proved = true;
                     self.maybe_authenticated(peer, now);
                 }
+                Err(AuthError::OtherVersion(version)) => self.other_version(peer, version, true, now),
                 Err(err) => self.refuse(peer, &format!("authentication failed: {err}"), now),
             },
         }
+    }
+
+    /// The peer runs another overlay version: the two cannot talk, so it is dropped, with
+    /// a reason that names both versions. If it `proven` it (its proof verified), it gets
+    /// no connection, either way, for [`OTHER_VERSION_MEMORY`]; a hello we cannot read
+    /// whole proves nothing, and only backs off as any failure.
+    fn other_version(&mut self, peer: Id, version: u32, proven: bool, now: Time) {
+        self.stats.other_version += 1;
+        if let Some(record) = self.peers.get_mut(&peer).filter(|_| proven) {
+            record.other_version_until = Some(now + OTHER_VERSION_MEMORY);
+        }
+        self.refuse(peer, &AuthError::OtherVersion(version).to_string(), now);
     }
 
     /// Our signature over the handshake transcript of `conn` is ready.

@@ -64,8 +64,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::app::{AppMessage, SignalKind};
-use crate::auth::{AuthMessage, Handshake};
-use crate::frame::{self, Data, Incoming, Reassembler};
+use crate::auth::{AuthError, AuthMessage, Handshake};
+use crate::frame::{self, Data, FrameError, Incoming, Reassembler};
 use admission::Attempt;
 use conn::{Auth, Charge, Conn, Pending};
 pub use conn::{ConnId, Role, State, Via};
@@ -319,6 +319,8 @@ struct Peer {
     known: bool,
     hearsay_attempts: u8,
     tombstone: Option<Time>,
+    /// The peer spoke another overlay version: no connection to it, either way, before then.
+    other_version_until: Option<Time>,
     /// The node wants the round-trip time once the connection is open.
     wants_rtt: bool,
 }
@@ -329,6 +331,7 @@ impl Peer {
             && self.pending.is_empty()
             && !self.backoff.blocks(now)
             && self.tombstone.is_none_or(|t| t <= now)
+            && self.other_version_until.is_none_or(|t| t <= now)
     }
 }
 
@@ -366,6 +369,8 @@ pub struct Stats {
     pub refused: u32,
     /// Open connections closed because the peer stopped answering ([`liveness`]).
     pub silent: u32,
+    /// Peers dropped because they run another overlay version ([`crate::version`]).
+    pub other_version: u32,
 }
 
 /// Why an attempt failed or was not made, for people and benchmarks that ask why two nodes
@@ -391,6 +396,10 @@ const MAX_JOINERS: usize = 64;
 
 /// Most peers remembered while idle.
 const MAX_IDLE_PEERS: usize = 2048;
+
+/// How long a peer that spoke another overlay version gets no connection: long enough not
+/// to spend the budget on it again and again, short enough to meet it again once it reloaded.
+const OTHER_VERSION_MEMORY: Duration = Duration::from_secs(600);
 
 /// Consecutive failures after which peers are said to be unreachable.
 const UNREACHABLE_STREAK: u32 = 3;

@@ -25,11 +25,13 @@ use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use past_core::past::{Ed25519Signer, MemoryStore, PastConfig, PublicKey, Signer as _, Storage as _};
-use past_core::wire::{self, Message};
+use past_core::wire::{self, MAX_FRAME_BYTES, Message};
 use past_core::{Config, Id, Time};
 use past_link::frame::{self, Data, Incoming, Reassembler};
 use past_link::manager::{ConnectionInfo, Source};
-use past_link::{AppMessage, Command, ConnId, ManagerConfig, PeerEvent, PeerManager, Stack, StackEvent, Tables};
+use past_link::{
+    AppMessage, AuthMessage, Command, ConnId, ManagerConfig, PeerEvent, PeerManager, Stack, StackEvent, Tables,
+};
 use past_signaling_proto::SignalPayload;
 
 /// One-way delay of a data channel message or a server signal.
@@ -301,6 +303,8 @@ pub struct Net<E: Endpoint> {
     /// These nodes take no input at all, as a tab that froze or crashed: what reaches them
     /// is lost, their timers do not run, and their connections stay open at the other end.
     pub frozen: BTreeSet<usize>,
+    /// These nodes say this overlay version in their hellos, as nodes of other code would.
+    pub versions: BTreeMap<usize, u32>,
 
     /// Decode and keep every Pastry message sent.
     pub record_sent: bool,
@@ -308,6 +312,16 @@ pub struct Net<E: Endpoint> {
     queue: BTreeMap<(Time, u64), Delivery>,
     seq: u64,
     fingerprints: u64,
+}
+
+/// `bytes`, or the hello they carry with `version` in it.
+fn with_version(bytes: Vec<u8>, version: u32) -> Vec<u8> {
+    match Reassembler::new(MAX_FRAME_BYTES).push(&bytes) {
+        Ok(Some(Incoming::Auth(AuthMessage::Hello { public_key, nonce, joined, .. }))) => {
+            frame::encode_auth(&AuthMessage::Hello { version, public_key, nonce, joined })
+        }
+        _ => bytes,
+    }
 }
 
 fn key_for(seed: u64, i: usize) -> SigningKey {
@@ -412,6 +426,7 @@ impl<E: Endpoint> Net<E> {
             no_stats: BTreeSet::new(),
             blocked: BTreeSet::new(),
             frozen: BTreeSet::new(),
+            versions: BTreeMap::new(),
 
             record_sent: false,
             ends: BTreeMap::new(),
@@ -633,6 +648,10 @@ impl<E: Endpoint> Net<E> {
                     && !end.closed
                     && let Some((j, cj)) = end.paired
                 {
+                    let bytes = match self.versions.get(&i) {
+                        Some(&version) => with_version(bytes, version),
+                        None => bytes,
+                    };
                     self.schedule(now + LATENCY, Delivery::Data(j, cj, bytes));
                 }
             }

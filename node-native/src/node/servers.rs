@@ -10,6 +10,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use past_core::{Id, Time};
 use past_link::Stack;
+use past_link::version::{self, OVERLAY_VERSION, version_text};
 use past_signaling_proto::{ClientMessage, ErrorCode, ServerMessage, SignalPayload};
 use tokio::sync::mpsc::Sender;
 
@@ -48,6 +49,19 @@ pub(crate) enum Heard {
     Nothing,
     /// A problem to report to the owner.
     Trouble(String),
+}
+
+/// What to tell the owner when a signaling server serves a page of overlay version
+/// `served` that is not this node's: the nodes of that page will refuse this one.
+pub(crate) fn outdated(served: u32) -> Option<String> {
+    version::outdated_by(served).then(|| {
+        format!(
+            "the server serves overlay version {}, this node runs {}: its pages' nodes refuse this node; \
+             update it",
+            version_text(served),
+            version_text(OVERLAY_VERSION)
+        )
+    })
 }
 
 impl Servers {
@@ -106,12 +120,15 @@ impl Servers {
                     _ => Heard::Nothing,
                 }
             }
-            SignalingEvent::Message(ServerMessage::Welcome { peers, .. }) => {
+            SignalingEvent::Message(ServerMessage::Welcome { peers, overlay, .. }) => {
                 tracing::info!(url = %server.url, contacts = peers.len(), "registered");
                 server.registered = true;
                 server.retry = FIRST_RETRY;
                 stack.handle_welcome(peers.iter().filter_map(id_of).collect(), t);
-                Heard::Nothing
+                match outdated(overlay) {
+                    Some(why) => Heard::Trouble(format!("{}: {why}", server.url)),
+                    None => Heard::Nothing,
+                }
             }
             SignalingEvent::Message(ServerMessage::Signal { from, payload }) => {
                 match id_of(&from) {

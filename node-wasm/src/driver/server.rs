@@ -54,8 +54,9 @@ impl Driver {
                     let _ = tx.push(Input::RegisterSigned { generation, result });
                 });
             }
-            ServerMessage::Welcome { ice_servers, peers, .. } => {
+            ServerMessage::Welcome { ice_servers, peers, overlay, .. } => {
                 self.signaling = Signaling::Registered;
+                self.page.server_version(overlay);
                 self.backoff = Duration::from_secs(1);
                 if self.settings.ice_servers.is_none() {
                     self.ice_servers = ice_servers;
