@@ -512,3 +512,59 @@ fn holder_gone_mid_read(seed: u64, gone: Gone) -> Duration {
     assert!(spare >= 1, "seed {seed}: the read went on from a holder the first one named");
     after
 }
+
+/// Replica maintenance whose source freezes mid-pull goes on from another holder within
+/// seconds: the puller's peer manager finds the frozen source by its unanswered ping and
+/// hands the pull's requests back, and the pull ends as if the source were gone. Without
+/// the pings it waited out PAST's 30 s stall timeout.
+#[test]
+fn a_replica_pull_whose_source_freezes_goes_on_from_another_holder_within_seconds() {
+    for seed in [1, 2, 3] {
+        let after = replica_source_frozen_mid_pull(seed);
+        println!("seed {seed}: replica stored {:.2} s after its source froze", after.as_secs_f64());
+        let timeout = ManagerConfig::default().confirm_timeout;
+        assert!(after < timeout * 2, "seed {seed}: the replica was stored {after:?} after its source froze");
+    }
+}
+
+/// The figures of docs/results-past.md: `cargo test --release -p past-link --test stack_past
+/// replica_pulls_whose_source -- --ignored --nocapture` (about 40 s).
+#[test]
+#[ignore = "long: 40 seeds, run for the figures of docs/results-past.md"]
+fn replica_pulls_whose_source_freezes_over_many_seeds() {
+    let ends: Vec<String> =
+        (0..40).map(|seed| format!("{:.2}", replica_source_frozen_mid_pull(seed).as_secs_f64())).collect();
+    println!("seconds from the source's freeze to the replica stored, seeds 0 to 39: {}", ends.join(" "));
+}
+
+/// One pull of [`a_replica_pull_whose_source_freezes_goes_on_from_another_holder_within_seconds`]:
+/// a 6 MiB file with k = 3, one holder leaves, the next closest node pulls a replica; once it
+/// has 1 MiB its source freezes. Checks that it stored the replica, the rest served by the
+/// other holder, and returns how long after the freeze.
+fn replica_source_frozen_mid_pull(seed: u64) -> Duration {
+    let mut net = network(seed);
+    let file = insert(&mut net, 0, content(6 << 20), 3);
+    let closest = closest_to(&net, file, 4);
+    let (holders, gone, newcomer) = ([closest[0], closest[1]], closest[2], closest[3]);
+    net.with(gone, |stack, now| stack.leave(now));
+    let served = |net: &Net<Stack>, i: usize| net.nodes[i].ep.past().stats().bytes_served;
+    let before = holders.map(|h| served(&net, h));
+    let mut frozen = None;
+    for _ in 0..12000 {
+        net.run_for(Duration::from_millis(10));
+        let stats = net.nodes[newcomer].ep.past().stats();
+        if stats.maintenance_files > 0 {
+            break;
+        }
+        if frozen.is_none() && stats.bytes_received >= 1 << 20 {
+            let source = (0..2).max_by_key(|&k| served(&net, holders[k]) - before[k]).expect("two holders");
+            net.frozen.insert(holders[source]);
+            frozen = Some((holders[1 - source], served(&net, holders[1 - source]), net.now));
+        }
+    }
+    let (other, other_before, at) = frozen.expect("the newcomer pulled 1 MiB of its replica");
+    let stats = net.nodes[newcomer].ep.past().stats();
+    assert_eq!(stats.maintenance_files, 1, "seed {seed}: the newcomer stored its replica");
+    assert!(served(&net, other) > other_before, "seed {seed}: the other holder served the rest");
+    net.now.since(at)
+}
