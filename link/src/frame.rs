@@ -340,7 +340,8 @@ mod tests {
                 version_text(OVERLAY_VERSION)
             )
         );
-        // A hello of another version in our layout decodes; the handshake refuses it.
+        // A hello of another version in our layout decodes; the handshake refuses it once
+        // its proof verifies.
         let older = AuthMessage::Hello { version: 1, public_key: [1; 32], nonce: [2; 32], joined: false };
         assert_eq!(r.push(&encode_auth(&older)).unwrap(), Some(Incoming::Auth(older)));
     }

@@ -97,7 +97,7 @@ impl PeerManager {
     }
 
     /// The peer runs another overlay version: the two cannot talk, so it is dropped, with
-    /// a reason that names both versions. If it `proven` it (its proof verified), it gets
+    /// a reason that names both versions. If it proved it (`proven`: its proof verified), it gets
     /// no connection, either way, for [`OTHER_VERSION_MEMORY`]; a hello we cannot read
     /// whole proves nothing, and only backs off as any failure.
     fn other_version(&mut self, peer: Id, version: u32, proven: bool, now: Time) {
