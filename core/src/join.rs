@@ -9,9 +9,9 @@
 //! own tables. The second phase, asking nearby nodes for their rows, is in `refine.rs`.
 
 use crate::id::Id;
-use crate::overlay::{Event, Overlay, Phase};
+use crate::overlay::{Event, Overlay, Phase, Trail};
 use crate::route::Hop;
-use crate::wire::{JoinReply, JoinRequest, MAX_IDS, Message, RoutedBody};
+use crate::wire::{JoinReply, JoinRequest, MAX_IDS, Message, Routed, RoutedBody, ThinVec};
 
 /// Join attempts before [`Event::JoinFailed`].
 const JOIN_ATTEMPTS: u8 = 3;
@@ -37,7 +37,10 @@ impl<M> Overlay<M> {
             Phase::Joining { bootstrap, retry_at: self.now + self.config.join_timeout, attempts: attempts + 1 };
         // hops = 0: the contact is the first node of the route, not a hop of it.
         let body = RoutedBody::Join(JoinRequest::default());
-        self.transmit(bootstrap, Message::Route(crate::wire::Routed { key: own, hops: 0, attempt: 0, body }));
+        self.transmit(
+            bootstrap,
+            Message::Route(Routed { key: own, hops: 0, attempt: 0, failed: ThinVec::new(), body }),
+        );
     }
 
     /// The join timer fired: send again, or give up.
@@ -56,11 +59,11 @@ impl<M> Overlay<M> {
     }
 
     /// A join message for `joiner` reached this node from `from` after `hops` hops.
-    pub(crate) fn on_join_request(&mut self, from: Id, joiner: Id, hops: u8, mut request: JoinRequest) {
+    pub(crate) fn on_join_request(&mut self, from: Id, joiner: Id, trail: Trail, mut request: JoinRequest) {
         if self.phase != Phase::Joined || joiner == self.id() || !self.request_in_bounds(&request) {
             return;
         }
-        if hops == 0 {
+        if trail.hops == 0 {
             if from != joiner {
                 return; // Only the joiner itself may start its join route.
             }
@@ -69,14 +72,16 @@ impl<M> Overlay<M> {
             // The previous hop is a member of the overlay.
             self.heard_from(from);
         }
-        self.route_join(joiner, hops, request);
+        self.route_join(joiner, trail, request);
     }
 
     /// One routing step of a join message: add our rows, then forward it or answer it.
-    pub(crate) fn route_join(&mut self, joiner: Id, hops: u8, mut request: JoinRequest) {
+    pub(crate) fn route_join(&mut self, joiner: Id, trail: Trail, mut request: JoinRequest) {
         self.add_rows(joiner, &mut request.rows);
-        match self.state.next_hop(joiner, Some(joiner)) {
-            Hop::Forward(next) => self.forward(next, joiner, (hops, 0), RoutedBody::Join(request)),
+        let mut avoid = trail.failed.clone();
+        avoid.push(joiner);
+        match self.state.next_hop(joiner, &avoid) {
+            Hop::Forward(next) => self.forward(next, joiner, trail, RoutedBody::Join(request)),
             Hop::Local => {
                 let mut leaf_set: Vec<Id> = self.state.leaf_set.ids().filter(|&id| id != joiner).collect();
                 leaf_set.push(self.id());

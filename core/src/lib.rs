@@ -87,7 +87,7 @@ pub use id::{DigitBase, Id, InvalidDigitBase};
 pub use leaf_set::{LeafSet, Side};
 pub use neighborhood::NeighborhoodSet;
 pub use net::{Narrow, Net};
-pub use node::{Application, Forward, Node};
+pub use node::{Application, Forward, Node, SendFailure};
 pub use overlay::{Event, MAX_OUTBOX, Overlay, Phase, Transmit};
 pub use route::{Hop, RoutingState};
 pub use routing_table::{Considered, Entry, RoutingTable};

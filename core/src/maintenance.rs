@@ -235,6 +235,18 @@ impl<M> Overlay<M> {
         }
     }
 
+    /// A routed message names nodes found failed on its way ([`crate::wire::Routed::failed`]):
+    /// probe those we still hold, so that one that did fail leaves our tables within a probe
+    /// timeout instead of costing the next message we send it the same wait. The claim alone
+    /// removes nothing (its sender may be wrong or lying).
+    pub(crate) fn check_named_failed(&mut self, named: &[Id]) {
+        for &id in named {
+            if id != self.id() && self.state.knows(id) {
+                self.probe(id);
+            }
+        }
+    }
+
     /// `id` is failed (unanswered, unreachable or gone): forget it and repair what it held.
     /// `repairing` names the slot repair that was waiting on it, to be advanced.
     pub(crate) fn node_failed(&mut self, id: Id, repairing: Option<(u8, u8)>) {

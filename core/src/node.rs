@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use crate::config::Config;
 use crate::id::Id;
 use crate::net::Net;
-use crate::overlay::{Event, Overlay, Phase, Transmit};
+use crate::overlay::{Event, Overlay, Phase, Trail, Transmit};
 use crate::route::{Hop, RoutingState};
 use crate::time::{Rtt, Time};
 use crate::wire::{Message, Routed, RoutedBody};
@@ -19,6 +19,18 @@ pub enum Forward {
     Continue,
     /// Stop it here (the application answered it or dropped it).
     Stop,
+}
+
+/// Why the transport could not deliver a message ([`Node::handle_send_failed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendFailure {
+    /// The peer itself failed: it stopped answering, or left, while a connection to it was
+    /// open (or, in the simulator, it is dead). A routed message names it from then on, so
+    /// that the nodes further on its route do not send it there too.
+    PeerFailed,
+    /// No connection to the peer could be used (refused, not set up, its queue full): the
+    /// peer may well be reachable from other nodes, so it is only avoided here.
+    Unreachable,
 }
 
 /// The layer above Pastry (PAST, or a test application), called back by the node.
@@ -228,21 +240,28 @@ impl<A: Application> Node<A> {
         self.dispatch();
     }
 
-    /// The transport could not deliver `message` to `to` (the peer is unreachable). The
-    /// peer is marked failed and a routed message is routed again around it. The failed
-    /// forward stays counted as a hop of the route: it cost a send and the time to learn
-    /// that it failed.
-    pub fn handle_send_failed(&mut self, to: Id, message: Message<A::Message>, now: Time) {
+    /// The transport could not deliver `message` to `to`, for the reason `failure`. The
+    /// peer is marked failed and a routed message is routed again around it; if the peer
+    /// itself failed, the message names it so that the rest of its route avoids it too. The
+    /// failed forward stays counted as a hop of the route: it cost a send and the time to
+    /// learn that it failed.
+    pub fn handle_send_failed(&mut self, to: Id, message: Message<A::Message>, failure: SendFailure, now: Time) {
         self.overlay.now = now;
         if self.overlay.phase == Phase::Left {
             return;
         }
         self.overlay.node_failed(to, None);
         match message {
-            Message::Route(Routed { key, hops, attempt, body }) => match body {
-                RoutedBody::App(message) => self.route_app(key, message, (hops, attempt)),
-                body => self.overlay.reroute(key, (hops, attempt), body),
-            },
+            Message::Route(Routed { key, hops, attempt, failed, body }) => {
+                let mut trail = Trail::received(key, hops, attempt, failed);
+                if failure == SendFailure::PeerFailed && to != key {
+                    trail.failed_at(to);
+                }
+                match body {
+                    RoutedBody::App(message) => self.route_app(key, message, trail),
+                    body => self.overlay.reroute(key, trail, body),
+                }
+            }
             Message::Direct(message) => self.app.send_failed(&mut self.overlay, to, message),
             _ => {}
         }
@@ -362,7 +381,7 @@ impl<A: Application> Node<A> {
     pub fn dispatch(&mut self) {
         loop {
             if let Some((key, message, attempt)) = self.overlay.routes.pop_front() {
-                self.route_app(key, message, (0, attempt));
+                self.route_app(key, message, Trail::start(attempt));
             } else if self.overlay.leaf_set_changed {
                 self.overlay.leaf_set_changed = false;
                 self.overlay.emit(Event::LeafSetChanged);
@@ -375,7 +394,7 @@ impl<A: Application> Node<A> {
     }
 
     fn on_routed(&mut self, from: Id, routed: Routed<A::Message>) {
-        let Routed { key, hops, attempt, body } = routed;
+        let Routed { key, hops, attempt, failed, body } = routed;
         if hops > self.overlay.config.max_hops {
             self.overlay.emit(Event::RouteDropped { key, hops });
             return;
@@ -383,30 +402,31 @@ impl<A: Application> Node<A> {
         if self.overlay.phase != Phase::Joined {
             return;
         }
+        let trail = Trail::received(key, hops, attempt, failed);
+        self.overlay.check_named_failed(&trail.failed);
         match body {
-            RoutedBody::Join(request) => self.overlay.on_join_request(from, key, hops, request),
+            RoutedBody::Join(request) => self.overlay.on_join_request(from, key, trail, request),
             body => {
                 self.overlay.passed_by(from);
                 match body {
-                    RoutedBody::App(message) => self.route_app(key, message, (hops, attempt)),
-                    body => self.overlay.reroute(key, (hops, attempt), body),
+                    RoutedBody::App(message) => self.route_app(key, message, trail),
+                    body => self.overlay.reroute(key, trail, body),
                 }
             }
         }
     }
 
-    /// One routing step for an application message at this node, `hops` taken so far on
-    /// its `attempt`.
-    fn route_app(&mut self, key: Id, mut message: A::Message, (hops, attempt): (u8, u8)) {
-        let (hop, missing) = self.overlay.hop(key, None, attempt);
+    /// One routing step for an application message at this node, on its `trail` so far.
+    fn route_app(&mut self, key: Id, mut message: A::Message, trail: Trail) {
+        let (hop, missing) = self.overlay.hop(key, &trail.failed, trail.attempt);
         if let Some((row, column)) = missing {
             self.overlay.repair_missing(row, column);
         }
         match hop {
-            Hop::Local => self.app.deliver(&mut self.overlay, key, message, hops),
+            Hop::Local => self.app.deliver(&mut self.overlay, key, message, trail.hops),
             Hop::Forward(next) => {
                 if self.app.forward(&mut self.overlay, key, &mut message, next) == Forward::Continue {
-                    self.overlay.forward(next, key, (hops, attempt), RoutedBody::App(message));
+                    self.overlay.forward(next, key, trail, RoutedBody::App(message));
                 }
             }
         }
@@ -415,15 +435,17 @@ impl<A: Application> Node<A> {
 
 impl<M> Overlay<M> {
     /// One routing step for an overlay message (join, slot search) at this node.
-    pub(crate) fn reroute(&mut self, key: Id, (hops, attempt): (u8, u8), body: RoutedBody<M>) {
+    pub(crate) fn reroute(&mut self, key: Id, trail: Trail, body: RoutedBody<M>) {
         match body {
-            RoutedBody::Join(request) => self.route_join(key, hops, request),
-            RoutedBody::FindSlot { origin, row, column } => match self.hop(key, Some(origin), attempt).0 {
-                Hop::Local => self.on_find_slot(origin, row, column),
-                Hop::Forward(next) => {
-                    self.forward(next, key, (hops, attempt), RoutedBody::FindSlot { origin, row, column })
+            RoutedBody::Join(request) => self.route_join(key, trail, request),
+            RoutedBody::FindSlot { origin, row, column } => {
+                let mut avoid = trail.failed.clone();
+                avoid.push(origin);
+                match self.hop(key, &avoid, trail.attempt).0 {
+                    Hop::Local => self.on_find_slot(origin, row, column),
+                    Hop::Forward(next) => self.forward(next, key, trail, RoutedBody::FindSlot { origin, row, column }),
                 }
-            },
+            }
             RoutedBody::App(_) => {}
         }
     }

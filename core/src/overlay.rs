@@ -17,7 +17,7 @@ use crate::refine::RowExchange;
 use crate::repair::{DeferredReply, SlotRepair};
 use crate::route::{Hop, RoutingState};
 use crate::time::{Rtt, Time};
-use crate::wire::{Message, Probe, Routed, RoutedBody};
+use crate::wire::{MAX_ROUTE_FAILED, Message, Probe, Routed, RoutedBody, ThinVec};
 
 /// A message to hand to the transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +147,41 @@ pub struct Overlay<M> {
     pub(crate) vain: Vec<((u8, u8), Time)>,
 }
 
+/// Where a routed message stands on its way: hops taken, attempt number, and the nodes
+/// found failed on the way (see [`Routed::failed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Trail {
+    pub(crate) hops: u8,
+    pub(crate) attempt: u8,
+    pub(crate) failed: ThinVec<Id>,
+}
+
+impl Trail {
+    /// A message about to take its first hop on attempt `attempt`.
+    pub(crate) fn start(attempt: u8) -> Self {
+        Trail { hops: 0, attempt, failed: ThinVec::new() }
+    }
+
+    /// The trail of a message for `key` as received, keeping at most [`MAX_ROUTE_FAILED`]
+    /// failed nodes, and never the node whose id is the key: a message for a node itself (a
+    /// signal, a join) must still reach it through others when one node could not.
+    pub(crate) fn received(key: Id, hops: u8, attempt: u8, mut failed: ThinVec<Id>) -> Self {
+        failed.retain(|id| *id != key);
+        failed.truncate(MAX_ROUTE_FAILED);
+        Trail { hops, attempt, failed }
+    }
+
+    /// Notes that sending the message to `peer` failed (the newest kept).
+    pub(crate) fn failed_at(&mut self, peer: Id) {
+        if !self.failed.contains(&peer) {
+            if self.failed.len() >= MAX_ROUTE_FAILED {
+                self.failed.remove(0);
+            }
+            self.failed.push(peer);
+        }
+    }
+}
+
 impl<M> Overlay<M> {
     pub(crate) fn new(own: Id, config: Config) -> Self {
         let state = RoutingState::new(own, config.base, config.leaf_set_size, config.neighborhood_size);
@@ -227,7 +262,7 @@ impl<M> Overlay<M> {
 
     /// Where a message for `key` would go from here.
     pub fn next_hop(&self, key: Id) -> Hop {
-        self.state.next_hop(key, None)
+        self.state.next_hop(key, &[])
     }
 
     pub(crate) fn transmit(&mut self, to: Id, message: Message<M>) {
@@ -245,15 +280,16 @@ impl<M> Overlay<M> {
         self.outbox.push_back(Transmit { to, message });
     }
 
-    pub(crate) fn forward(&mut self, to: Id, key: Id, (hops, attempt): (u8, u8), body: RoutedBody<M>) {
+    pub(crate) fn forward(&mut self, to: Id, key: Id, trail: Trail, body: RoutedBody<M>) {
+        let Trail { hops, attempt, failed } = trail;
         let hops = hops.saturating_add(1);
-        self.transmit(to, Message::Route(Routed { key, hops, attempt, body }));
+        self.transmit(to, Message::Route(Routed { key, hops, attempt, failed, body }));
     }
 
-    /// The next hop for `key` (never `avoid`): the best one for a first attempt, a random
+    /// The next hop for `key` (none of `avoid`): the best one for a first attempt, a random
     /// one that makes progress for a retry. Returns the empty routing table slot the best
     /// hop needed, if any.
-    pub(crate) fn hop(&mut self, key: Id, avoid: Option<Id>, attempt: u8) -> (Hop, Option<(usize, usize)>) {
+    pub(crate) fn hop(&mut self, key: Id, avoid: &[Id], attempt: u8) -> (Hop, Option<(usize, usize)>) {
         if attempt == 0 {
             return self.state.step(key, avoid);
         }
@@ -508,5 +544,18 @@ mod tests {
         overlay.transmit(to, Message::Direct(3));
         assert_eq!(overlay.outbox.len(), MAX_OUTBOX);
         assert_eq!(overlay.dropped, 1, "no probe left: the new message is dropped and counted");
+    }
+
+    #[test]
+    fn a_trail_names_each_failed_node_once_and_keeps_the_newest() {
+        let ids: Vec<Id> = (1..=6).map(Id::from_u128).collect();
+        let mut trail = Trail::received(Id::MAX, 2, 0, ids.iter().copied().collect());
+        assert_eq!(trail.failed, ids[..MAX_ROUTE_FAILED], "a received trail keeps at most the limit");
+        trail.failed_at(ids[1]);
+        assert_eq!(trail.failed, ids[..MAX_ROUTE_FAILED], "a node named already is not named twice");
+        trail.failed_at(ids[5]);
+        assert_eq!(trail.failed, [ids[1], ids[2], ids[3], ids[5]], "the oldest makes room for the newest");
+        let for_a_node = Trail::received(ids[0], 2, 0, ids.iter().copied().collect());
+        assert_eq!(for_a_node.failed, ids[1..=MAX_ROUTE_FAILED], "the node a message is for is never avoided");
     }
 }

@@ -29,7 +29,7 @@
 //!   slot search at once: the nodes around the region know, our peers rarely do.
 
 use crate::id::Id;
-use crate::overlay::{Overlay, Phase, Waiting};
+use crate::overlay::{Overlay, Phase, Trail, Waiting};
 use crate::route::Hop;
 use crate::time::Time;
 use crate::wire::{Message, RoutedBody};
@@ -204,9 +204,9 @@ impl<M> Overlay<M> {
         self.vain.push(((row, column), self.now));
         let rest = u128::from(self.random()) << 64 | u128::from(self.random());
         let key = self.config.base.key_in_slot(self.id(), row as usize, column, rest);
-        if let Hop::Forward(next) = self.state.next_hop(key, None) {
+        if let Hop::Forward(next) = self.state.next_hop(key, &[]) {
             let body = RoutedBody::FindSlot { origin: self.id(), row, column };
-            self.forward(next, key, (0, 0), body);
+            self.forward(next, key, Trail::start(0), body);
         }
     }
 

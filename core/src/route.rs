@@ -63,19 +63,20 @@ impl RoutingState {
         self.leaf_set.own()
     }
 
-    /// The next hop for `key`, never `avoid` (a joining node is not routed to itself).
-    pub fn next_hop(&self, key: Id, avoid: Option<Id>) -> Hop {
+    /// The next hop for `key`, never one of `avoid` (a joining node is not routed to
+    /// itself, a message not to a node found failed on its way).
+    pub fn next_hop(&self, key: Id, avoid: &[Id]) -> Hop {
         self.step(key, avoid).0
     }
 
     /// The next hop for `key`, with the routing table slot it needed when that slot was
     /// empty (the key outside the leaf set and no entry for its next digit): a slot worth
     /// repairing.
-    pub fn step(&self, key: Id, avoid: Option<Id>) -> (Hop, Option<(usize, usize)>) {
+    pub fn step(&self, key: Id, avoid: &[Id]) -> (Hop, Option<(usize, usize)>) {
         let own = self.own();
-        let usable = |id: Id| Some(id) != avoid;
+        let usable = |id: Id| !avoid.contains(&id);
         if self.leaf_set.covers(key) {
-            let best = if avoid.is_some_and(|a| self.leaf_set.contains(a)) {
+            let best = if avoid.iter().any(|&a| self.leaf_set.contains(a)) {
                 key.closest(self.leaf_set.ids().filter(|&id| usable(id)).chain([own])).unwrap_or(own)
             } else {
                 self.leaf_set.closest(key)
@@ -104,7 +105,7 @@ impl RoutingState {
     pub fn random_step(
         &self,
         key: Id,
-        avoid: Option<Id>,
+        avoid: &[Id],
         best_chance: f64,
         mut random: impl FnMut() -> u64,
     ) -> (Hop, Option<(usize, usize)>) {
@@ -123,12 +124,12 @@ impl RoutingState {
         (Hop::Forward(pick), missing)
     }
 
-    /// Every known node (not `avoid`) a message for `key` may go to next and make progress:
+    /// Every known node (none of `avoid`) a message for `key` may go to next and make progress:
     /// it shares a longer prefix with the key than this node does, or the same prefix and is
     /// numerically closer. Once the key is within the leaf set range, only numerically closer
     /// nodes (with at least the same prefix) count, so the route keeps closing in. Sorted, no
     /// duplicates.
-    pub fn progress_hops(&self, key: Id, avoid: Option<Id>) -> Vec<Id> {
+    pub fn progress_hops(&self, key: Id, avoid: &[Id]) -> Vec<Id> {
         let own = self.own();
         let base = self.table.base();
         let shared = base.shared_prefix(own, key);
@@ -139,18 +140,18 @@ impl RoutingState {
             let closer = key.ring_distance(id) < own_distance;
             (closer && prefix >= shared) || (!covered && prefix > shared)
         };
-        let mut hops: Vec<Id> = self.known().filter(|&id| id != own && Some(id) != avoid && progress(id)).collect();
+        let mut hops: Vec<Id> = self.known().filter(|&id| id != own && !avoid.contains(&id) && progress(id)).collect();
         hops.sort_unstable();
         hops.dedup();
         hops
     }
 
-    fn rare_case(&self, key: Id, shared: usize, avoid: Option<Id>) -> Hop {
+    fn rare_case(&self, key: Id, shared: usize, avoid: &[Id]) -> Hop {
         let base = self.table.base();
         let own_distance = key.ring_distance(self.own());
         let mut best: Option<(usize, u128, Id)> = None;
         for id in self.known() {
-            if Some(id) == avoid {
+            if avoid.contains(&id) {
                 continue;
             }
             let prefix = base.shared_prefix(id, key);
@@ -218,9 +219,10 @@ mod tests {
     fn small_network_delivers_to_closest() {
         let own = id(100);
         let state = state_with(own, &[id(200), id(300)]);
-        assert_eq!(state.next_hop(id(110), None), Hop::Local);
-        assert_eq!(state.next_hop(id(260), None), Hop::Forward(id(300)));
-        assert_eq!(state.next_hop(id(260), Some(id(300))), Hop::Forward(id(200)));
+        assert_eq!(state.next_hop(id(110), &[]), Hop::Local);
+        assert_eq!(state.next_hop(id(260), &[]), Hop::Forward(id(300)));
+        assert_eq!(state.next_hop(id(260), &[id(300)]), Hop::Forward(id(200)));
+        assert_eq!(state.next_hop(id(260), &[id(300), id(200)]), Hop::Local, "every node avoided but this one");
     }
 
     #[test]
@@ -234,7 +236,7 @@ mod tests {
         let t = id(0x1700u128 << 112);
         state.table.consider(t, Rtt::UNKNOWN);
         let key = id(0x1800u128 << 112);
-        assert_eq!(state.next_hop(key, None), Hop::Forward(t));
+        assert_eq!(state.next_hop(key, &[]), Hop::Forward(t));
     }
 
     /// A network where every node knows exactly its correct leaf set and a routing table
@@ -269,7 +271,7 @@ mod tests {
         let mut at = start;
         let mut path = vec![ids[at]];
         loop {
-            let best = nodes[at].next_hop(key, None);
+            let best = nodes[at].next_hop(key, &[]);
             let Hop::Forward(next) = step(&nodes[at], best) else {
                 prop_assert_eq!(best, Hop::Local, "a route is delivered only where the best hop delivers");
                 break;
@@ -320,7 +322,7 @@ mod tests {
             for (k, key) in keys.into_iter().enumerate() {
                 let key = id(key);
                 walk(&ids, &nodes, key, k % ids.len(), |node, _| {
-                    node.random_step(key, None, best_chance, || rng.next_u64()).0
+                    node.random_step(key, &[], best_chance, || rng.next_u64()).0
                 })?;
             }
         }
@@ -340,14 +342,14 @@ mod tests {
             state.table.consider(x, Rtt::UNKNOWN);
         }
         let key = id(0x1810u128 << 112);
-        assert_eq!(state.progress_hops(key, None), vec![after, away, other, best]);
+        assert_eq!(state.progress_hops(key, &[]), vec![after, away, other, best]);
         let mut counter = 0u64;
         let mut random = || {
             counter += 1;
             counter
         };
-        assert_eq!(state.random_step(key, None, 1.0, &mut random).0, Hop::Forward(best));
-        let picks: Vec<Hop> = (0..4).map(|_| state.random_step(key, None, 0.0, &mut random).0).collect();
+        assert_eq!(state.random_step(key, &[], 1.0, &mut random).0, Hop::Forward(best));
+        let picks: Vec<Hop> = (0..4).map(|_| state.random_step(key, &[], 0.0, &mut random).0).collect();
         for x in [after, away, other] {
             assert!(picks.contains(&Hop::Forward(x)), "{x:?} never picked: {picks:?}");
         }

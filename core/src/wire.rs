@@ -7,6 +7,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+pub use thin_vec::{ThinVec, thin_vec};
 
 use crate::id::Id;
 use crate::routing_table::Entry;
@@ -17,8 +18,8 @@ use crate::routing_table::Entry;
 /// 4: the link's overlay offer says whether its connection is for a transfer; 5: PAST's
 /// `Relay`, answers along a lookup's route; 6: an insert carries its route and a `Prepare`
 /// the way to its source, so that an insert's holders reach a client no connection opens
-/// to).
-pub const WIRE_VERSION: u8 = 6;
+/// to); 7: a routed message names the nodes found failed on its way).
+pub const WIRE_VERSION: u8 = 7;
 
 /// Largest frame accepted or produced by [`encode`] and [`decode`].
 ///
@@ -28,6 +29,10 @@ pub const MAX_FRAME_BYTES: usize = 80 * 1024;
 
 /// Most ids a list in a message may hold (rows, leaf sets, neighborhood sets).
 pub const MAX_IDS: usize = 256;
+
+/// Most nodes a routed message names as found failed on its way ([`Routed::failed`]);
+/// a node that finds another keeps the newest.
+pub const MAX_ROUTE_FAILED: usize = 4;
 
 /// A message between two Pastry nodes, carrying application messages of type `M`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +94,8 @@ pub enum Message<M> {
     Direct(M),
 }
 
-/// A routed message: its key, hop count, attempt number and body.
+/// A routed message: its key, hop count, attempt number, the nodes found failed on its way
+/// and its body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Routed<M> {
     /// The key the message is routed towards.
@@ -101,6 +107,13 @@ pub struct Routed<M> {
     /// next hops that make progress (randomized routing, see [`crate::RoutingState::random_step`]),
     /// so that a retry does not meet the node that dropped the first attempt.
     pub attempt: u8,
+    /// Nodes this message was sent to on its way and found failed (the sender learned it
+    /// when the send failed), oldest first, at most [`MAX_ROUTE_FAILED`]. A node passing the
+    /// message on does not forward it to them, so a failure costs the route one wait, not
+    /// one per node that still lists the failed one; the claim is only a hint (any node of
+    /// the route can misroute its message anyway), so the receiver probes a named node it
+    /// still holds rather than dropping it.
+    pub failed: ThinVec<Id>,
     /// What is routed.
     pub body: RoutedBody<M>,
 }
@@ -233,14 +246,28 @@ mod tests {
                 key: id,
                 hops: 3,
                 attempt: 0,
+                failed: ThinVec::new(),
                 body: RoutedBody::Join(JoinRequest { rows: vec![vec![id, id], vec![]], neighborhood: vec![id] }),
             }),
-            Message::Route(Routed { key: id, hops: 0, attempt: 0, body: RoutedBody::App(vec![1, 2, 3]) }),
-            Message::Route(Routed { key: id, hops: 4, attempt: 2, body: RoutedBody::App(vec![4]) }),
+            Message::Route(Routed {
+                key: id,
+                hops: 0,
+                attempt: 0,
+                failed: ThinVec::new(),
+                body: RoutedBody::App(vec![1, 2, 3]),
+            }),
+            Message::Route(Routed {
+                key: id,
+                hops: 4,
+                attempt: 2,
+                failed: thin_vec![id, Id::MAX],
+                body: RoutedBody::App(vec![4]),
+            }),
             Message::Route(Routed {
                 key: id,
                 hops: 1,
                 attempt: 0,
+                failed: ThinVec::new(),
                 body: RoutedBody::FindSlot { origin: id, row: 2, column: 7 },
             }),
             Message::JoinReply(JoinReply { rows: vec![vec![id]], leaf_set: vec![id], neighborhood: vec![] }),

@@ -16,7 +16,7 @@ use past_core::past::{
     Ed25519Signer, FileCertificate, FileCertificateBody, FileId, PastMessage, PublicKey, ReclaimCertificate,
     ReclaimCertificateBody, ReclaimReceiptBody, Refusal, Signature, Signed, SignedBody, Source, StoreReceiptBody,
 };
-use past_core::wire::{DecodeError, Message, Routed, RoutedBody, WIRE_VERSION, decode, encode};
+use past_core::wire::{DecodeError, Message, Routed, RoutedBody, ThinVec, WIRE_VERSION, decode, encode};
 use past_core::{Id, Time};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -390,7 +390,7 @@ fn named_past_message() -> impl Strategy<Value = (&'static str, PastMessage)> {
 fn frames(message: PastMessage, key: Id) -> [Frame; 2] {
     [
         Message::Direct(message.clone()),
-        Message::Route(Routed { key, hops: 1, attempt: 0, body: RoutedBody::App(message) }),
+        Message::Route(Routed { key, hops: 1, attempt: 0, failed: ThinVec::new(), body: RoutedBody::App(message) }),
     ]
 }
 

@@ -13,8 +13,8 @@ use common::{
 };
 use past_core::past::{FileId, PastMessage};
 use past_core::wire::{
-    DecodeError, JoinReply, JoinRequest, MAX_FRAME_BYTES, Message, Probe, Routed, RoutedBody, WIRE_VERSION, decode,
-    encode,
+    DecodeError, JoinReply, JoinRequest, MAX_FRAME_BYTES, Message, Probe, Routed, RoutedBody, ThinVec, WIRE_VERSION,
+    decode, encode,
 };
 use past_core::{Entry, Id, Rtt, Time};
 use proptest::collection::vec;
@@ -98,8 +98,10 @@ fn message_cases() -> Cases<Frame> {
     vec![
         (
             "Route",
-            (id(), any::<u8>(), any::<u8>(), union(body_cases()))
-                .prop_map(|(key, hops, attempt, body)| Message::Route(Routed { key, hops, attempt, body }))
+            (id(), any::<u8>(), any::<u8>(), ids().prop_map(ThinVec::from), union(body_cases()))
+                .prop_map(|(key, hops, attempt, failed, body)| {
+                    Message::Route(Routed { key, hops, attempt, failed, body })
+                })
                 .boxed(),
         ),
         (

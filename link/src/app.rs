@@ -104,7 +104,7 @@ impl AppMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use past_core::wire::{Message, Routed, RoutedBody, decode, encode};
+    use past_core::wire::{Message, Routed, RoutedBody, ThinVec, decode, encode};
 
     #[test]
     fn app_messages_travel_in_pastry_frames() {
@@ -114,8 +114,13 @@ mod tests {
             session: 7,
             kind: SignalKind::Offer { sdp: "v=0\r\n".into(), transfer: true },
         });
-        let message =
-            Message::Route(Routed { key: Id::from_u128(2), hops: 0, attempt: 0, body: RoutedBody::App(signal) });
+        let message = Message::Route(Routed {
+            key: Id::from_u128(2),
+            hops: 0,
+            attempt: 0,
+            failed: ThinVec::new(),
+            body: RoutedBody::App(signal),
+        });
         let frame = encode(&message).unwrap();
         assert_eq!(decode::<Message<AppMessage>>(&frame).unwrap(), message);
         let big = AppMessage::Payload(Payload { origin: Id::ZERO, text: false, data: vec![0; MAX_PAYLOAD_BYTES + 1] });

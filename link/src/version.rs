@@ -19,7 +19,7 @@ pub const LINK_REVISION: u16 = 2;
 /// link's revision in the low ones.
 pub const OVERLAY_VERSION: u32 = (WIRE_VERSION as u32) << 16 | LINK_REVISION as u32;
 
-/// `version` for people: `wire.link`, as "6.2"; version 0 stands for the code from before
+/// `version` for people: `wire.link`, as "7.2"; version 0 stands for the code from before
 /// versions were exchanged.
 pub fn version_text(version: u32) -> String {
     match version {

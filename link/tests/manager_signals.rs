@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use harness::{Net, identity};
-use past_core::wire::{Message, Routed, RoutedBody};
+use past_core::wire::{Message, Routed, RoutedBody, ThinVec};
 use past_core::{Config, Id};
 use past_link::{AppMessage, Command, ManagerConfig, OverlaySignal, SignalKind, Stack};
 
@@ -19,7 +19,7 @@ fn fresh_id(n: u8) -> Id {
 
 fn signal(key: Id, hops: u8, from: Id, session: u64, kind: SignalKind) -> Message<AppMessage> {
     let body = RoutedBody::App(AppMessage::Signal(OverlaySignal { from, to: key, session, kind }));
-    Message::Route(Routed { key, hops, attempt: 0, body })
+    Message::Route(Routed { key, hops, attempt: 0, failed: ThinVec::new(), body })
 }
 
 fn sdp(print: &str) -> String {

@@ -31,7 +31,7 @@ fn source_key_and_hop(net: &Net<Stack>, seed: u64) -> (usize, Id, usize) {
         let key = random_key(&mut state);
         let root = closest(&ids, key);
         let source = (state % N as u64) as usize;
-        let Hop::Forward(hop) = net.nodes[source].ep.node().state().next_hop(key, None) else { continue };
+        let Hop::Forward(hop) = net.nodes[source].ep.node().state().next_hop(key, &[]) else { continue };
         let hop = net.index_of(hop).expect("a node");
         if hop != root && source != root && net.manager(source).is_open(net.id(hop)) {
             return (source, key, hop);

@@ -107,16 +107,30 @@ fn closest_to(net: &Net<Stack>, file: FileId, k: usize) -> Vec<usize> {
     ids[..k].iter().map(|&id| net.index_of(id).expect("a node")).collect()
 }
 
-/// A node that keeps none of `holders` in its tables, that none of them keeps, and that has
-/// no connection to any of them.
-fn stranger_to(net: &Net<Stack>, holders: &[usize], not: usize) -> usize {
+/// A node other than `not` that keeps none of `holders` in its tables, that none of them
+/// keeps, and that has no connection to any of them, if there is one.
+fn stranger_to(net: &Net<Stack>, holders: &[usize], not: usize) -> Option<usize> {
     let keeps = |a: usize, b: usize| {
         let state = net.nodes[a].ep.node().state();
         state.leaf_set.contains(net.id(b)) || state.table.contains(net.id(b)) || net.manager(a).is_open(net.id(b))
     };
-    (0..N)
-        .find(|&r| r != not && !holders.contains(&r) && holders.iter().all(|&h| !keeps(r, h) && !keeps(h, r)))
-        .expect("with 40 nodes and l = 4 some node is a stranger to the holders (fixed seed)")
+    (0..N).find(|&r| r != not && !holders.contains(&r) && holders.iter().all(|&h| !keeps(r, h) && !keeps(h, r)))
+}
+
+/// The network of the first seed from 3 on where `data`, inserted by node 0 with k = 3, has a
+/// reader that is a stranger to every node holding it ([`stranger_to`]): the network
+/// (recording what is sent), the file, those nodes and that reader.
+fn file_with_a_stranger(data: &[u8]) -> (Net<Stack>, FileId, Vec<usize>, usize) {
+    (3..13)
+        .find_map(|seed| {
+            let mut net = network(seed);
+            net.record_sent = true;
+            let file = insert(&mut net, 0, data.to_vec(), 3);
+            let holders: Vec<usize> = (0..N).filter(|&i| net.nodes[i].store.content(&file).is_some()).collect();
+            let reader = stranger_to(&net, &holders, 0)?;
+            Some((net, file, holders, reader))
+        })
+        .expect("with 40 nodes and l = 4, within ten networks some node is a stranger to the holders")
 }
 
 /// Whether node `a` created a connection to node `b`.
@@ -126,12 +140,8 @@ fn opened(net: &Net<Stack>, a: usize, b: usize) -> bool {
 
 #[test]
 fn a_small_file_is_read_along_the_route_without_a_connection_of_its_own() {
-    let mut net = network(3);
-    net.record_sent = true;
     let data = content(300 * 1024 + 7);
-    let file = insert(&mut net, 0, data.clone(), 3);
-    let holders = closest_to(&net, file, 3);
-    let reader = stranger_to(&net, &holders, 0);
+    let (mut net, file, holders, reader) = file_with_a_stranger(&data);
     let (bytes, holder) = lookup(&mut net, reader, file).expect("found");
     assert_eq!(bytes, data);
     let h = net.index_of(holder).expect("a node");
@@ -155,17 +165,12 @@ fn a_small_file_is_read_along_the_route_without_a_connection_of_its_own() {
 
 #[test]
 fn a_file_over_1_mib_is_read_from_another_over_a_direct_connection() {
-    let mut net = network(3);
-    net.record_sent = true;
     let data = content((1 << 20) + 7);
-    let file = insert(&mut net, 0, data.clone(), 3);
-
-    let holders = closest_to(&net, file, 3);
+    let (mut net, file, holders, reader) = file_with_a_stranger(&data);
     for &h in &holders {
         assert_eq!(net.nodes[h].store.content(&file).as_deref(), Some(&data[..]), "replica at node {h}");
     }
 
-    let reader = stranger_to(&net, &holders, 0);
     let (bytes, holder) = lookup(&mut net, reader, file).expect("found");
     assert_eq!(bytes, data);
     let h = net.index_of(holder).expect("a node");
@@ -216,13 +221,9 @@ fn a_cancelled_lookup_stops_pulling() {
 
 #[test]
 fn a_holder_that_cannot_reach_the_reader_answers_along_the_route() {
-    let mut net = network(3);
-    net.record_sent = true;
     // Over 1 MiB: answered straight if a connection to the reader opens.
     let data = content((1 << 20) + 100 * 1024 + 3);
-    let file = insert(&mut net, 0, data.clone(), 3);
-    let holders = closest_to(&net, file, 3);
-    let reader = stranger_to(&net, &holders, 0);
+    let (mut net, file, holders, reader) = file_with_a_stranger(&data);
     // No connection opens between the reader and any holder.
     for &h in &holders {
         net.blocked.insert((reader.min(h), reader.max(h)));
@@ -394,8 +395,11 @@ fn reads_whose_holder_leaves_over_many_seeds() {
 /// around. Without the pings it waited out PAST's 10 s request timeout.
 #[test]
 fn a_lookup_whose_first_hop_froze_is_answered_within_seconds() {
-    for seed in [1, 2, 3, 4] {
-        let after = lookup_through_frozen_hop(seed).expect("with this seed a reader's first hop fits");
+    // The first four networks where a reader's first hop fits (about half of them do).
+    let answered: Vec<(u64, Duration)> =
+        (1..20).filter_map(|seed| Some((seed, lookup_through_frozen_hop(seed)?))).take(4).collect();
+    assert_eq!(answered.len(), 4, "in four of the first 19 networks a reader's first hop fits");
+    for (seed, after) in answered {
         println!("seed {seed}: answered {:.3} s after it was asked", after.as_secs_f64());
         let timeout = ManagerConfig::default().confirm_timeout;
         assert!(after < timeout * 2, "seed {seed}: answered {after:?} after it was asked");
@@ -455,7 +459,7 @@ fn lookup_through_frozen_hop(seed: u64) -> Option<Duration> {
 /// node that holds none either, and that hop.
 fn reader_and_first_hop(net: &Net<Stack>, file: FileId, holders: &[usize]) -> Option<(usize, usize)> {
     (1..N).filter(|r| !holders.contains(r)).find_map(|reader| {
-        let Hop::Forward(hop) = net.nodes[reader].ep.node().state().next_hop(file.key(), None) else { return None };
+        let Hop::Forward(hop) = net.nodes[reader].ep.node().state().next_hop(file.key(), &[]) else { return None };
         let hop = net.index_of(hop)?;
         (!holders.contains(&hop) && net.manager(reader).is_open(net.id(hop))).then_some((reader, hop))
     })

@@ -14,7 +14,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use past_core::wire::{Message, Routed, RoutedBody};
-use past_core::{Application, Config, Event, Id, Net, Node, Rtt, Time, Transmit};
+use past_core::{Application, Config, Event, Id, Net, Node, Rtt, SendFailure, Time, Transmit};
 use past_link::manager::ManagerConfig;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -128,6 +128,8 @@ pub struct Counters {
     pub leave: u64,
     /// Sends to failed nodes.
     pub failed_sends: u64,
+    /// Of `failed_sends`: hops of routed messages (a route met a failed node).
+    pub failed_forwards: u64,
     /// Of `leaf_set`: requests for a leaf set (leaf set repair).
     pub leaf_set_requests: u64,
     /// Of `leaf_set`: leaf sets sent in answer to a request.
@@ -163,6 +165,7 @@ impl Counters {
             app: self.app - earlier.app,
             leave: self.leave - earlier.leave,
             failed_sends: self.failed_sends - earlier.failed_sends,
+            failed_forwards: self.failed_forwards - earlier.failed_forwards,
             leaf_set_requests: self.leaf_set_requests - earlier.leaf_set_requests,
             leaf_set_answers: self.leaf_set_answers - earlier.leaf_set_answers,
             entry_requests: self.entry_requests - earlier.entry_requests,
@@ -669,6 +672,7 @@ impl<A: SimApp> Network<A> {
                 }
                 None => {
                     self.counters.failed_sends += 1;
+                    self.counters.failed_forwards += u64::from(matches!(transmit.message, Message::Route(_)));
                     self.add_distance(&transmit.message, self.failure_delay);
                     let at = self.now + self.failure_delay;
                     self.schedule(at, Kind::SendFailed { from, to: transmit.to, message: transmit.message });
@@ -817,7 +821,7 @@ impl<A: SimApp> Network<A> {
                 self.in_flight -= 1;
                 if self.peers[from as usize].alive {
                     self.lend_outbox(from);
-                    self.nodes[from as usize].handle_send_failed(to, message, now);
+                    self.nodes[from as usize].handle_send_failed(to, message, SendFailure::PeerFailed, now);
                     self.after_input(from);
                 }
             }

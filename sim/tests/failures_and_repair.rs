@@ -66,13 +66,13 @@ fn same_seed_same_run() {
 }
 
 /// Looks `key` up from `source`, runs the network until quiet and returns the lookup and the
-/// sends to dead nodes it caused.
+/// forwards to dead nodes it caused.
 fn lookup_once(network: &mut Network, source: u32, key: Id) -> (Lookup, u64) {
-    let failed_before = network.counters().failed_sends;
+    let failed_before = network.counters().failed_forwards;
     network.clear_lookups();
     network.lookup(source, key);
     network.run_until_quiet();
-    (network.lookups()[0], network.counters().failed_sends - failed_before)
+    (network.lookups()[0], network.counters().failed_forwards - failed_before)
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn a_failed_forward_counts_as_a_hop_and_costs_the_failure_delay() {
         let key = network.random_id();
         let (lookup, _) = lookup_once(&mut network, source, key);
         if lookup.hops >= 2
-            && let Hop::Forward(first) = network.node(source).state().next_hop(key, None)
+            && let Hop::Forward(first) = network.node(source).state().next_hop(key, &[])
         {
             break (key, first);
         }
@@ -95,11 +95,46 @@ fn a_failed_forward_counts_as_a_hop_and_costs_the_failure_delay() {
     let first_hop = network.index_of(first_hop).expect("the first hop is a node of the network");
     network.kill(first_hop);
 
-    let (failed, failed_sends) = lookup_once(&mut network, source, key);
+    let (failed, failed_forwards) = lookup_once(&mut network, source, key);
     let (rerouted, none) = lookup_once(&mut network, source, key);
     assert_eq!(none, 0, "the nodes on the way dropped the dead node");
-    assert!(failed_sends >= 1, "the first lookup after the failure tried the dead node");
+    assert!(failed_forwards >= 1, "the first lookup after the failure tried the dead node");
     assert_eq!(failed.delivered_at, rerouted.delivered_at);
-    assert_eq!(failed.hops, rerouted.hops + failed_sends as u8, "each failed forward is a hop");
-    assert_eq!(failed.distance, rerouted.distance + network.failure_delay() * failed_sends as u32);
+    assert_eq!(failed.hops, rerouted.hops + failed_forwards as u8, "each failed forward is a hop");
+    assert_eq!(failed.distance, rerouted.distance + network.failure_delay() * failed_forwards as u32);
+}
+
+#[test]
+fn a_node_found_failed_on_a_route_is_not_tried_again_by_the_next_nodes() {
+    let mut small = params();
+    small.nodes = 300;
+    let (mut network, _) = build(&small);
+    network.set_maintenance(None, None, false);
+    let dead = 42;
+    let dead_id = network.node(dead).id();
+    // A key the dead node was the root of (a file's, say): every node that knows the dead
+    // node sends a message for the key to it.
+    let key = Id::from_u128(dead_id.as_u128() + 1);
+    // A source that forwards to the dead node, and whose next choice does too: without the
+    // failed node named in the message, the route would meet it twice.
+    let (source, second) = network
+        .live_nodes()
+        .into_iter()
+        .find_map(|source| {
+            let state = network.node(source).state();
+            if source == dead || state.next_hop(key, &[]) != Hop::Forward(dead_id) {
+                return None;
+            }
+            let Hop::Forward(second) = state.next_hop(key, &[dead_id]) else { return None };
+            let second = network.index_of(second)?;
+            (network.node(second).state().next_hop(key, &[]) == Hop::Forward(dead_id)).then_some((source, second))
+        })
+        .expect("300 nodes hold a source whose first two choices both lead to the dead node");
+    network.kill(dead);
+
+    let (lookup, failed_forwards) = lookup_once(&mut network, source, key);
+    assert_eq!(failed_forwards, 1, "only the first node sent the lookup to the dead node");
+    let closest = key.closest(network.live_ids()).expect("live nodes");
+    assert_eq!(lookup.delivered_at, network.index_of(closest), "the lookup reached the closest live node");
+    assert!(!network.node(second).state().knows(dead_id), "the next node probed the named node and dropped it");
 }

@@ -25,7 +25,7 @@ fn walk(network: &Network, source: u32, key: Id, base: DigitBase) -> Result<Id, 
     let mut at = source;
     for _ in 0..64 {
         let here = network.id(at);
-        match network.node(at).state().next_hop(key, None) {
+        match network.node(at).state().next_hop(key, &[]) {
             Hop::Local => return Ok(here),
             Hop::Forward(next) => {
                 let longer = base.shared_prefix(next, key) > base.shared_prefix(here, key);

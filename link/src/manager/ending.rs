@@ -98,7 +98,7 @@ impl PeerManager {
     pub(super) fn fail_pending(&mut self, peer: Id) {
         let Some(record) = self.peers.get_mut(&peer) else { return };
         for message in record.pending.take() {
-            self.events.push_back(PeerEvent::SendFailed { to: peer, message });
+            self.events.push_back(PeerEvent::SendFailed { to: peer, message, peer_failed: false });
         }
     }
 

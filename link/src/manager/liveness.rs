@@ -174,7 +174,11 @@ impl PeerManager {
             .map(|c| c.unconfirmed.take().collect())
             .unwrap_or_default();
         self.drop_conn(peer, reason, tombstone, now);
-        self.events.extend(unconfirmed.into_iter().map(|message| PeerEvent::SendFailed { to: peer, message }));
+        self.events.extend(unconfirmed.into_iter().map(|message| PeerEvent::SendFailed {
+            to: peer,
+            message,
+            peer_failed: true,
+        }));
     }
 
     fn open_conns(&self) -> impl Iterator<Item = &Conn> + '_ {

@@ -278,6 +278,9 @@ pub enum PeerEvent {
         to: Id,
         /// The message.
         message: Message<AppMessage>,
+        /// Whether the peer failed on an open connection (it stopped answering, closed it
+        /// or left) rather than being out of reach from here (no connection could be used).
+        peer_failed: bool,
     },
     /// A connection opened: the peer proved its id.
     Opened {
@@ -700,7 +703,7 @@ impl PeerManager {
                 Admission::Refuse(reason) => {
                     self.note_trouble(to, format!("message not sent: {reason}"), now);
                     self.stats.refused += 1;
-                    return self.events.push_back(PeerEvent::SendFailed { to, message });
+                    return self.events.push_back(PeerEvent::SendFailed { to, message, peer_failed: false });
                 }
             }
         }
@@ -710,7 +713,7 @@ impl PeerManager {
     fn queue(&mut self, to: Id, message: Message<AppMessage>, size: usize) {
         let (max, max_bytes) = (self.config.max_pending, self.config.max_pending_bytes);
         if let Err(message) = self.peers.entry(to).or_default().pending.push(message, size, max, max_bytes) {
-            self.events.push_back(PeerEvent::SendFailed { to, message });
+            self.events.push_back(PeerEvent::SendFailed { to, message, peer_failed: false });
         }
     }
 

@@ -4,7 +4,7 @@
 use std::hash::{Hash as _, Hasher as _};
 use std::time::Duration;
 
-use past_core::wire::{Message, Routed, RoutedBody};
+use past_core::wire::{Message, Routed, RoutedBody, ThinVec};
 use past_core::{Id, Time};
 use past_signaling_proto::SignalPayload;
 use rand_core::Rng;
@@ -94,8 +94,13 @@ impl PeerManager {
             // Our tables do not hold its target, but we are connected to it (it just
             // joined, or it is a leaf we lost): hand it over.
             let body = RoutedBody::App(AppMessage::Signal(signal.clone()));
-            let message =
-                Message::Route(Routed { key: signal.to, hops: hops.saturating_add(1).max(2), attempt: 0, body });
+            let message = Message::Route(Routed {
+                key: signal.to,
+                hops: hops.saturating_add(1).max(2),
+                attempt: 0,
+                failed: ThinVec::new(),
+                body,
+            });
             return self.send_on(signal.to, &message, now);
         }
         if let SignalKind::Reject { reason } = &signal.kind {
@@ -158,7 +163,11 @@ impl PeerManager {
         match offer.last_hop.filter(|&hop| self.is_open(hop)) {
             Some(hop) => {
                 let body = RoutedBody::App(AppMessage::Signal(signal));
-                self.send_on(hop, &Message::Route(Routed { key: offer.from, hops: 1, attempt: 0, body }), now);
+                self.send_on(
+                    hop,
+                    &Message::Route(Routed { key: offer.from, hops: 1, attempt: 0, failed: ThinVec::new(), body }),
+                    now,
+                );
             }
             None => self.send_signal(signal, now),
         }
@@ -317,8 +326,13 @@ impl PeerManager {
     /// first again when there are fewer).
     fn send_signal_along(&mut self, signal: OverlaySignal, nth: usize, now: Time) {
         let key = signal.to;
-        let message =
-            Message::Route(Routed { key, hops: 1, attempt: 0, body: RoutedBody::App(AppMessage::Signal(signal)) });
+        let message = Message::Route(Routed {
+            key,
+            hops: 1,
+            attempt: 0,
+            failed: ThinVec::new(),
+            body: RoutedBody::App(AppMessage::Signal(signal)),
+        });
         let ways = self.signal_ways(key);
         match ways.get(nth).or(ways.first()) {
             Some(&first) => self.send_on(first, &message, now),

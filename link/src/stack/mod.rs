@@ -20,7 +20,7 @@ use std::time::Duration;
 pub mod files;
 
 use past_core::past::{Past, PastConfig, PastEvent};
-use past_core::{Config, Event, Id, Node, Phase, Rtt, Time};
+use past_core::{Config, Event, Id, Node, Phase, Rtt, SendFailure, Time};
 use past_signaling_proto::SignalPayload;
 
 use crate::app::{AppMessage, OverlaySignal, Payload};
@@ -431,7 +431,10 @@ impl Stack {
                 self.node.handle_message(from, message, now);
                 self.take_deliveries(Some(from), now);
             }
-            PeerEvent::SendFailed { to, message } => self.node.handle_send_failed(to, message, now),
+            PeerEvent::SendFailed { to, message, peer_failed } => {
+                let failure = if peer_failed { SendFailure::PeerFailed } else { SendFailure::Unreachable };
+                self.node.handle_send_failed(to, message, failure, now)
+            }
             PeerEvent::Opened { peer, .. } => {
                 self.events.push_back(StackEvent::Opened(peer));
                 self.maybe_join(now);
