@@ -128,6 +128,9 @@ pub struct FailureReport {
     /// messages fail; each failed forward counts as a hop, and the time the sender takes to
     /// learn it failed counts as its latency).
     pub no_repair: LookupStats,
+    /// Messages sent while those lookups ran, by kind (the lookups' own hops as `app`;
+    /// leaf set repair runs then, routing table repair does not).
+    pub no_repair_messages: Counters,
     /// Routing tables after the failures, before repair.
     pub tables_failed: TableStats,
     /// Lookups after maintenance ran.
@@ -164,7 +167,9 @@ pub fn fail_and_repair(network: &mut Network, params: &Params, fraction: f64, ma
         network.kill(live.swap_remove(i));
     }
     network.set_maintenance(None, None, false);
+    let counters_failed = network.counters();
     let (no_repair, _) = random_lookups(network, base, params.lookups);
+    let no_repair_messages = network.counters().since(&counters_failed);
     let tables_failed = table_stats(network, base);
 
     let counters_before = network.counters();
@@ -181,6 +186,7 @@ pub fn fail_and_repair(network: &mut Network, params: &Params, fraction: f64, ma
         before,
         tables_before,
         no_repair,
+        no_repair_messages,
         tables_failed,
         after,
         tables_after: table_stats(network, base),

@@ -212,6 +212,16 @@ fn print_failure(report: &FailureReport) {
     println!("killed {} nodes at once", report.killed);
     print_lookups("no repair", &report.no_repair);
     print_tables("no repair", &report.tables_failed);
+    let n = &report.no_repair_messages;
+    println!(
+        "no repair: messages besides the lookups' {} hops: probes {}, leaf set {} ({} requests), table repair {}; sends to failed nodes {}",
+        n.app,
+        n.probe,
+        n.leaf_set,
+        n.leaf_set_requests,
+        n.repair,
+        n.failed_sends,
+    );
     print_lookups("after repair", &report.after);
     print_tables("after repair", &report.tables_after);
     let m = &report.maintenance;
