@@ -215,12 +215,7 @@ fn print_failure(report: &FailureReport) {
     let n = &report.no_repair_messages;
     println!(
         "no repair: messages besides the lookups' {} hops: probes {}, leaf set {} ({} requests), table repair {}; sends to failed nodes {}",
-        n.app,
-        n.probe,
-        n.leaf_set,
-        n.leaf_set_requests,
-        n.repair,
-        n.failed_sends,
+        n.app, n.probe, n.leaf_set, n.leaf_set_requests, n.repair, n.failed_sends,
     );
     print_lookups("after repair", &report.after);
     print_tables("after repair", &report.tables_after);
