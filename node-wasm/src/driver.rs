@@ -10,7 +10,7 @@
 //! page's events. One `setTimeout` is armed for the stack's next timeout (and the
 //! signaling server's reconnection). Time is `performance.now()` in microseconds.
 
-use std::collections::BTreeMap;
+use litemap::LiteMap;
 use std::time::Duration;
 
 use js_sys::Object;
@@ -181,7 +181,7 @@ pub(crate) struct Driver {
     pub(crate) signaling: Signaling,
     backoff: Duration,
     ice_servers: Vec<IceServer>,
-    pub(crate) conns: BTreeMap<ConnId, Peer>,
+    pub(crate) conns: LiteMap<ConnId, Peer>,
     pub(crate) page: Page,
     timer: Timer,
     pub(crate) closed: bool,
@@ -246,7 +246,7 @@ impl Driver {
             generation: 0,
             signaling: Signaling::Connecting,
             backoff: Duration::from_secs(1),
-            conns: BTreeMap::new(),
+            conns: LiteMap::new(),
             page: Page::default(),
             timer: Timer { callback, handle: None, at: None },
             closed: false,

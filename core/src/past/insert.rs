@@ -376,7 +376,7 @@ impl Past {
             return;
         };
         let stall = self.config.stall_timeout;
-        for op in self.inserts.values_mut() {
+        for (_, op) in self.inserts.iter_mut() {
             if let Some(attempt) = op.current.as_mut().filter(|a| a.cert.body.file == file && a.nonce == nonce) {
                 attempt.heard = true;
                 op.deadline = op.deadline.max(now + stall);

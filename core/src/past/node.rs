@@ -215,6 +215,12 @@ pub(crate) enum Timer {
     Query(u64),
 }
 
+/// A table of operations in progress, by id: a few to some hundreds of entries, kept in
+/// order like a `BTreeMap`, in a sorted vector whose code is a fraction of a `BTreeMap`'s in
+/// the browser's module, where every key and value type gets its own copy
+/// (docs/results-browser.md).
+pub(crate) type OpTable<K, V> = litemap::LiteMap<K, V>;
+
 /// The PAST storage layer of one node: an [`Application`] on a Pastry [`Node`].
 ///
 /// # Call contract
@@ -234,8 +240,8 @@ pub struct Past {
     pub(crate) sign_out: VecDeque<SignRequest>,
     pub(crate) events: VecDeque<PastEvent>,
     pub(crate) local: VecDeque<PastMessage>,
-    pub(crate) storage_waits: BTreeMap<u64, StorageWait>,
-    pub(crate) sign_waits: BTreeMap<u64, SignWait>,
+    pub(crate) storage_waits: OpTable<u64, StorageWait>,
+    pub(crate) sign_waits: OpTable<u64, SignWait>,
     pub(crate) timers: BTreeSet<(Time, Timer)>,
     /// Files held, in any role and state.
     pub(crate) holdings: BTreeMap<FileId, Holding>,
@@ -252,21 +258,21 @@ pub struct Past {
     pub(crate) verified: VecDeque<crate::past::file_id::Hash>,
     /// Certificates of files inserted through this node, for reclaims.
     pub(crate) owned: BTreeMap<FileId, Arc<FileCertificate>>,
-    pub(crate) coordinations: BTreeMap<(FileId, u64), Coordination>,
-    pub(crate) transfers: BTreeMap<u64, Transfer>,
-    pub(crate) inserts: BTreeMap<u64, InsertOp>,
-    pub(crate) lookups: BTreeMap<u64, LookupOp>,
+    pub(crate) coordinations: OpTable<(FileId, u64), Coordination>,
+    pub(crate) transfers: OpTable<u64, Transfer>,
+    pub(crate) inserts: OpTable<u64, InsertOp>,
+    pub(crate) lookups: OpTable<u64, LookupOp>,
     /// Lookups this node, as their root, asks the replica set about (by reader and request).
-    pub(crate) locating: BTreeMap<(Id, u64), Locating>,
+    pub(crate) locating: OpTable<(Id, u64), Locating>,
     /// The lookups (reader, request) this node last answered when asked by a root or a
     /// holder that asked the other holders too: they are not handed on again.
     pub(crate) asked_with_others: VecDeque<(Id, u64)>,
     /// Maintenance pulls that failed, to try again.
     pub(crate) refetch: BTreeMap<FileId, Refetch>,
-    pub(crate) reclaims: BTreeMap<u64, ReclaimOp>,
-    pub(crate) queries: BTreeMap<u64, SpaceQueryState>,
+    pub(crate) reclaims: OpTable<u64, ReclaimOp>,
+    pub(crate) queries: OpTable<u64, SpaceQueryState>,
     /// Commits whose store receipt is still being signed: (file, nonce) to the client.
-    pub(crate) receipts_owed: BTreeMap<(FileId, u64), Id>,
+    pub(crate) receipts_owed: OpTable<(FileId, u64), Id>,
     pub(crate) maintenance_at: Option<Time>,
     pub(crate) audit_at: Option<Time>,
     pub(crate) stats: PastStats,
@@ -292,8 +298,8 @@ impl Past {
             sign_out: VecDeque::new(),
             events: VecDeque::new(),
             local: VecDeque::new(),
-            storage_waits: BTreeMap::new(),
-            sign_waits: BTreeMap::new(),
+            storage_waits: OpTable::new(),
+            sign_waits: OpTable::new(),
             timers: BTreeSet::new(),
             holdings: BTreeMap::new(),
             used: 0,
@@ -302,16 +308,16 @@ impl Past {
             tombstones: VecDeque::new(),
             verified: VecDeque::new(),
             owned: BTreeMap::new(),
-            coordinations: BTreeMap::new(),
-            transfers: BTreeMap::new(),
-            inserts: BTreeMap::new(),
-            lookups: BTreeMap::new(),
-            locating: BTreeMap::new(),
+            coordinations: OpTable::new(),
+            transfers: OpTable::new(),
+            inserts: OpTable::new(),
+            lookups: OpTable::new(),
+            locating: OpTable::new(),
             asked_with_others: VecDeque::new(),
             refetch: BTreeMap::new(),
-            reclaims: BTreeMap::new(),
-            queries: BTreeMap::new(),
-            receipts_owed: BTreeMap::new(),
+            reclaims: OpTable::new(),
+            queries: OpTable::new(),
+            receipts_owed: OpTable::new(),
             maintenance_at: None,
             audit_at: None,
             stats: PastStats::default(),

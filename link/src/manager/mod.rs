@@ -420,7 +420,7 @@ pub struct PeerManager {
     started: Time,
     rng: ChaCha20Rng,
     peers: BTreeMap<Id, Peer>,
-    by_conn: BTreeMap<ConnId, Id>,
+    by_conn: litemap::LiteMap<ConnId, Id>,
     closing: Vec<(ConnId, Time)>,
     /// Over `max_connections` with connections that become evictable later: look again then.
     evict_at: Option<Time>,
@@ -457,7 +457,7 @@ impl PeerManager {
             config,
             rng: ChaCha20Rng::from_seed(seed),
             peers: BTreeMap::new(),
-            by_conn: BTreeMap::new(),
+            by_conn: litemap::LiteMap::new(),
             closing: Vec::new(),
             evict_at: None,
             next_conn: 0,

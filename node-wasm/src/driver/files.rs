@@ -4,7 +4,7 @@
 //! and reclaims waiting for their outcome. Lookups hand the page a `ReadableStream` that
 //! receives each chunk as soon as it is verified (and opened with the link's key).
 
-use std::collections::BTreeMap;
+use litemap::LiteMap;
 
 use futures::channel::oneshot;
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
@@ -121,13 +121,14 @@ fn insert_error(err: &past_core::past::InsertError, otherwise: &'static str) -> 
     ApiError::new(code, err.to_string())
 }
 
-/// The driver's PAST state.
+/// The driver's PAST state. Its tables of operations in progress are sorted vectors
+/// (`LiteMap`): far less code in the module than a `BTreeMap` per value type.
 #[derive(Default)]
 pub(crate) struct Files {
-    uploads: BTreeMap<UploadId, Upload>,
-    inserts: BTreeMap<OpId, InsertWait>,
-    lookups: BTreeMap<OpId, LookupWait>,
-    reclaims: BTreeMap<OpId, Reply>,
+    uploads: LiteMap<UploadId, Upload>,
+    inserts: LiteMap<OpId, InsertWait>,
+    lookups: LiteMap<OpId, LookupWait>,
+    reclaims: LiteMap<OpId, Reply>,
     next_upload: u64,
 }
 
