@@ -4,20 +4,23 @@
 //! refused, and its answer goes back along the lookup's route instead, the content after it,
 //! through other tabs. Eight tabs with small tables (l = 4, b = 1) and the default answers
 //! (`auto`: along the route to a reader not in the holder's tables, straight for files over
-//! 1 MiB); twelve files of 1.1 MiB inserted from one tab are read by the ninth, the one with
-//! the small budget. Every read arrives whole and right; the reader never creates more
-//! connections than its budget; and a read from a holder it had no connection to went
-//! through other tabs, which carried at least the file's size. Each read prints how long it
-//! took: one whose holder's offer was refused waits for that refusal, which comes back the
-//! way the offer went (through the overlay, then the server), not for a connect timeout.
+//! 1 MiB); files of 1.1 MiB inserted from one tab (k = 1) are read by the ninth, the one with
+//! the small budget. One tab inserts until three files have their root (the tab whose id is
+//! closest to the fileId, their only holder) at a tab the reader has no connection to, so
+//! the case is exercised however the ids fall; the reader reads those and three others. Every
+//! read arrives whole and right; the reader never creates more connections than its budget;
+//! and a read from a holder it had no connection to went through other tabs, which carried
+//! at least the file's size. Each read prints how long it took: one whose holder's offer was
+//! refused waits for that refusal, which comes back the way the offer went (through the
+//! overlay, then the server), not for a connect timeout.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use chromiumoxide::Page;
 use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, bytes_relayed, eval, install_helpers, open_network, view, wait_joined,
-    with_browser,
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, bytes_relayed, closest, eval, install_helpers, open_network, view,
+    wait_joined, with_browser,
 };
 use serde::Deserialize;
 
@@ -25,13 +28,26 @@ const TABS: usize = 8;
 const LEAF_SET: usize = 4;
 /// The reader's connection budget: enough to join, none left for a holder's offer.
 const BUDGET: u32 = 5;
-const FILES: u64 = 12;
+/// Files to read whose root is a tab the reader has no connection to...
+const AWAY: usize = 3;
+/// ...and files whose root is the reader or a tab it is connected to.
+const NEAR: usize = 3;
+/// At most this many inserts to find them (a tab's share of the ring can be small).
+const MAX_INSERTS: u64 = 60;
 /// Over 1 MiB: answered straight when a connection opens.
 const SIZE: u64 = (1 << 20) + 100_000;
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Inserted {
+    file_id: String,
     link: String,
+}
+
+/// A file to read: its link and the SHA-256 of its content.
+struct File {
+    link: String,
+    sha256: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,20 +85,18 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     // Let the reader's tables settle, spending what is left of its budget.
     tokio::time::sleep(Duration::from_secs(5)).await;
 
+    let reader_view = view(&reader).await?.context("the reader has a node")?;
+    let mut ids = vec![reader_view.node_id.clone()];
+    for (name, page) in &pages {
+        ids.push(view(page).await?.with_context(|| format!("{name} has a node"))?.node_id);
+    }
     let owner = &pages[0].1;
     install_helpers(owner, "true").await?;
-    let mut files = Vec::new();
-    for seed in 0..FILES {
-        let expected: String = eval(owner, &format!("t.sha256(t.content({SIZE}, {seed}))")).await?;
-        let inserted: Inserted =
-            eval(owner, &format!("past.node.insert(new Blob([t.content({SIZE}, {seed})]), {{k: 1, name: 'f{seed}'}})"))
-                .await?;
-        files.push((inserted.link, expected));
-    }
+    let files = insert_files(owner, &ids, &reader_view.node_id, &reader_view.open()).await?;
 
-    let reader_id = view(&reader).await?.context("the reader has a node")?.node_id;
+    let reader_id = reader_view.node_id;
     let mut without_connection = 0;
-    for (link, expected) in &files {
+    for File { link, sha256: expected } in &files {
         let before = bytes_relayed(&pages).await?;
         let started = Instant::now();
         let got = read(&reader, link).await?;
@@ -103,7 +117,31 @@ async fn scenario(browser: &Chromium, origin: &str) -> anyhow::Result<()> {
     }
     let created = view(&reader).await?.context("the reader has a node")?.peer_connections_created;
     ensure!(created <= BUDGET, "the reader created {created} connections, over its budget of {BUDGET}");
-    eprintln!("{without_connection} of {FILES} reads came from a holder the reader had no connection to");
+    eprintln!("{without_connection} of {} reads came from a holder the reader had no connection to", files.len());
     ensure!(without_connection > 0, "every holder had a connection to the reader: the case is not exercised");
     Ok(())
+}
+
+/// Inserts files from `owner` until it has `AWAY` whose root is a tab in `ids` that is neither
+/// `reader` nor in `connected`, and `NEAR` others; returns those, in the order inserted.
+async fn insert_files(owner: &Page, ids: &[String], reader: &str, connected: &[String]) -> anyhow::Result<Vec<File>> {
+    let (mut files, mut away, mut near) = (Vec::new(), 0, 0);
+    for seed in 0..MAX_INSERTS {
+        let sha256: String = eval(owner, &format!("t.sha256(t.content({SIZE}, {seed}))")).await?;
+        let inserted: Inserted =
+            eval(owner, &format!("past.node.insert(new Blob([t.content({SIZE}, {seed})]), {{k: 1, name: 'f{seed}'}})"))
+                .await?;
+        let root = closest(&inserted.file_id[..32], ids)?;
+        let (count, wanted) =
+            if root != reader && !connected.contains(&root) { (&mut away, AWAY) } else { (&mut near, NEAR) };
+        if *count < wanted {
+            *count += 1;
+            files.push(File { link: inserted.link, sha256 });
+        }
+        if (away, near) == (AWAY, NEAR) {
+            eprintln!("{} inserts gave {AWAY} files whose root the reader has no connection to", seed + 1);
+            return Ok(files);
+        }
+    }
+    anyhow::bail!("{MAX_INSERTS} inserts gave only {away} files whose root the reader has no connection to")
 }
