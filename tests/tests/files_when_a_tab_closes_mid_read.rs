@@ -12,18 +12,25 @@
 //!   reader's pull, silent for 2 s, asks again; that request cannot be sent to the closed
 //!   tab (or, its close not known yet, is lost, and the reader gives the holder up 2 s
 //!   later), and the reader goes on straight from another holder the first one named.
+//! - **The holder freezes.** As above, but the holder's tab is frozen instead of closed
+//!   (DevTools' `Page.setWebLifecycleState`, as a browser freezes a background tab, or as a
+//!   hung page looks from outside): it runs no more script, while its connections stay open
+//!   at the other end, so what the reader sends it is lost with no error. The reader's peer
+//!   manager pings behind what it sends; with no answer in 3 s it takes the holder for
+//!   failed, and the reader goes on from another holder.
 //!
 //! Twelve tabs with small tables (l = 4, b = 1). Files of 6 MiB are inserted and read one
 //! after the other, each by the tab farthest from it on the ring (so that it holds no
 //! replica and its route likely passes other tabs), until one read has had its tab closed
-//! mid-way (a relay that has carried over 1 MiB of it, or its holder once the reader has
-//! 1 MiB); that read must arrive whole and right. Each test prints how long after the close
-//! the read ended, and where it stood still (docs/results-past.md).
+//! or frozen mid-way (a relay that has carried over 1 MiB of it, or its holder once the
+//! reader has 1 MiB); that read must arrive whole and right. Each test prints how long
+//! after the tab stopped the read ended, and where it stood still (docs/results-past.md).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::page::{SetWebLifecycleStateParams, SetWebLifecycleStateState};
 use past_core::Id;
 use past_e2e::{
     Chromium, FAST_TIMERS, JOIN_TIMEOUT, bytes_relayed, eval, eval_slow, install_helpers, node_state, open_network,
@@ -82,21 +89,46 @@ enum Victim {
     Holder,
 }
 
+/// What the reader's peer manager notes of a peer that stopped answering its pings
+/// (`link/src/manager/liveness.rs`).
+const FOUND_SILENT: &str = "the peer stopped answering";
+
+/// What happens to the victim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// Its tab is closed.
+    Close,
+    /// Its tab is frozen: no more script runs in it, its connections stay open.
+    Freeze,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_goes_on_when_the_tab_that_relays_it_closes() -> anyhow::Result<()> {
     let query = format!("answers=route&relaymax={RELAY_MAX}");
-    with_browser(async |browser, server| scenario(browser, &server.http_origin(), &query, (1, Victim::Relay)).await)
-        .await
+    let case = (1, Victim::Relay, Stop::Close);
+    with_browser(async |browser, server| scenario(browser, &server.http_origin(), &query, case).await).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_goes_on_from_another_holder_when_its_holder_closes() -> anyhow::Result<()> {
-    with_browser(async |browser, server| scenario(browser, &server.http_origin(), "", (3, Victim::Holder)).await).await
+    let case = (3, Victim::Holder, Stop::Close);
+    with_browser(async |browser, server| scenario(browser, &server.http_origin(), "", case).await).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_goes_on_from_another_holder_when_its_holder_freezes() -> anyhow::Result<()> {
+    let case = (3, Victim::Holder, Stop::Freeze);
+    with_browser(async |browser, server| scenario(browser, &server.http_origin(), "", case).await).await
 }
 
 /// Inserts files with `k` replicas and reads them until one read has had its `victim`
-/// closed mid-way.
-async fn scenario(browser: &Chromium, origin: &str, query: &str, (k, victim): (u8, Victim)) -> anyhow::Result<()> {
+/// closed or frozen (`stop`) mid-way.
+async fn scenario(
+    browser: &Chromium,
+    origin: &str,
+    query: &str,
+    (k, victim, stop): (u8, Victim, Stop),
+) -> anyhow::Result<()> {
     let url = format!("{origin}/?{FAST_TIMERS}&leaf={LEAF_SET}&bits=1&{query}");
     let pause = Duration::from_millis(200);
     let mut pages = open_network(browser, origin, &url, (TABS, pause), LEAF_SET, JOIN_TIMEOUT).await?;
@@ -116,24 +148,33 @@ async fn scenario(browser: &Chromium, origin: &str, query: &str, (k, victim): (u
         let far = far.iter().max_by_key(|(id, _)| key.ring_distance(*id)).map(|&(_, i)| i).context("a tab")?;
         let reader = pages[far].1.clone();
         start_read(&reader, &inserted.link).await?;
-        let (read, closed) = watch_read((&reader, far), &mut pages, &mut ids, victim).await?;
+        let (read, stopped) = watch_read((&reader, far), &mut pages, &mut ids, (victim, stop)).await?;
         ensure!((read.size, &read.sha256) == (SIZE, &expected), "the reader read other bytes: {read:?}");
-        let Some((tab, after, closed_at_ms)) = closed else {
-            eprintln!("read {} bytes from {}; no tab was closed", read.size, read.holder);
+        let Some((stopped, after)) = stopped else {
+            eprintln!("read {} bytes from {}; no tab was stopped", read.size, read.holder);
             continue;
         };
         let progress: Vec<(f64, u64)> = eval(&reader, "window.readProgress").await?;
-        let stall = Stall::of(&progress, closed_at_ms).context("the read's progress")?;
+        let stall = Stall::of(&progress, stopped.at_ms).context("the read's progress")?;
         eprintln!(
-            "read {} bytes from {}: {:.1} s after {tab} ({victim:?}) closed; {stall}",
+            "read {} bytes from {}: {:.1} s after {} ({victim:?}, {stop:?}) stopped; {stall}",
             read.size,
             read.holder,
-            after.as_secs_f64()
+            after.as_secs_f64(),
+            stopped.tab
         );
+        if stop == Stop::Freeze {
+            ensure!(
+                found_silent(&reader, &stopped.id).await?,
+                "the reader did not find the frozen {} silent: {}",
+                stopped.tab,
+                node_state(&reader).await
+            );
+        }
         ensure!(stall.lasted() < STALL_BOUND, "the read stood still longer than {STALL_BOUND:?}: {stall}");
         return Ok(());
     }
-    bail!("no read had its {victim:?} closed: the case is not exercised")
+    bail!("no read had its {victim:?} stopped ({stop:?}): the case is not exercised")
 }
 
 /// Starts reading `link` in `page`; [`watch_read`] waits for the outcome.
@@ -165,45 +206,69 @@ fn id_of(hex: &str) -> anyhow::Result<Id> {
     Ok(Id::from_u128(u128::from_str_radix(digits, 16).with_context(|| format!("{hex:?} is not hex"))?))
 }
 
+/// Whether `reader`'s peer manager found the peer `id` silent (it did not answer a ping).
+async fn found_silent(reader: &Page, id: &str) -> anyhow::Result<bool> {
+    let expression =
+        format!("past.node.view().recentTrouble.some((t) => t.peer === {id:?} && t.what.startsWith({FOUND_SILENT:?}))");
+    eval(reader, &expression).await
+}
+
+/// A tab closed or frozen during a read.
+#[derive(Debug)]
+struct Stopped {
+    /// Its name and node id.
+    tab: String,
+    id: String,
+    /// When, and the reader's `performance.now()` then.
+    at: Instant,
+    at_ms: f64,
+}
+
 /// Waits for the read started in `reader` (the page at index `at` of `pages`, whose node
-/// ids are `ids`), closing its `victim` mid-way. Returns the read, and, if a tab was
-/// closed, its name, how long after its closing the read ended and the reader's
-/// `performance.now()` when it was closed.
+/// ids are `ids`), closing or freezing its `victim` mid-way (`stop`). Returns the read, and,
+/// if a tab was stopped, that tab and how long after it the read ended. A stopped tab leaves
+/// `pages` and `ids`.
 async fn watch_read(
     (reader, at): (&Page, usize),
     pages: &mut Vec<(String, Page)>,
     ids: &mut Vec<String>,
-    victim: Victim,
-) -> anyhow::Result<(Read, Option<(String, Duration, f64)>)> {
+    (victim, stop): (Victim, Stop),
+) -> anyhow::Result<(Read, Option<(Stopped, Duration)>)> {
     let started = Instant::now();
     let before = bytes_relayed(pages).await?;
-    let mut closed: Option<(String, Instant, f64)> = None;
+    let mut stopped: Option<Stopped> = None;
     while started.elapsed() < READ_BOUND {
         if let Some(outcome) = eval::<Option<Outcome>>(reader, "window.readOutcome").await? {
             let read = match outcome {
                 Outcome { value: Some(read), .. } => read,
                 Outcome { error, .. } => {
                     let state = node_state(reader).await;
-                    bail!("the read failed: {error:?} (closed: {closed:?}); the reader: {state}")
+                    bail!("the read failed: {error:?} (stopped: {stopped:?}); the reader: {state}")
                 }
             };
-            return Ok((read, closed.map(|(tab, at, at_ms)| (tab, at.elapsed(), at_ms))));
+            let after = stopped.as_ref().map(|s| s.at.elapsed());
+            return Ok((read, stopped.zip(after)));
         }
-        let found = match (&closed, victim) {
+        let found = match (&stopped, victim) {
             (Some(_), _) => None,
             (None, Victim::Relay) => carrier(pages, &before, at).await?,
             (None, Victim::Holder) => holder(reader, ids).await?.filter(|&i| i != at),
         };
         if let Some(i) = found {
-            let ((tab, page), _) = (pages.remove(i), ids.remove(i));
-            eprintln!("closing {tab}, the read's {victim:?}");
+            let ((tab, page), id) = (pages.remove(i), ids.remove(i));
+            eprintln!("stopping {tab} ({stop:?}), the read's {victim:?}");
             let at_ms: f64 = eval(reader, "performance.now()").await?;
-            page.close().await?;
-            closed = Some((tab, Instant::now(), at_ms));
+            match stop {
+                Stop::Close => page.close().await?,
+                Stop::Freeze => {
+                    drop(page.execute(SetWebLifecycleStateParams::new(SetWebLifecycleStateState::Frozen)).await?)
+                }
+            }
+            stopped = Some(Stopped { tab, id, at: Instant::now(), at_ms });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the read did not end in {READ_BOUND:?} (closed: {closed:?})")
+    bail!("the read did not end in {READ_BOUND:?} (stopped: {stopped:?})")
 }
 
 /// The index of the first tab of `pages` but `reader` that has carried over [`CARRIED`]
@@ -222,14 +287,14 @@ async fn holder(reader: &Page, ids: &[String]) -> anyhow::Result<Option<usize>> 
     Ok(ids.iter().position(|id| *id == holder))
 }
 
-/// Where a read whose tab closed stood still: from the reader's progress (`[ms, bytes so
-/// far]` at each piece) and the moment the tab closed (same clock).
+/// Where a read whose tab stopped stood still: from the reader's progress (`[ms, bytes so
+/// far]` at each piece) and the moment the tab stopped (same clock).
 #[derive(Debug)]
 struct Stall {
-    /// Bytes the reader had when the relay closed.
+    /// Bytes the reader had when the tab stopped.
     had: u64,
-    /// The longest stretch with no bytes that ended after the close: its start and end,
-    /// in ms after the close (the start is the close itself if no byte came in between).
+    /// The longest stretch with no bytes that ended after the tab stopped: its start and end,
+    /// in ms after it stopped (the start is the stop itself if no byte came in between).
     from_ms: f64,
     to_ms: f64,
     /// From the end of that stretch to the last byte, and the bytes that came after it.
@@ -238,17 +303,17 @@ struct Stall {
 }
 
 impl Stall {
-    fn of(progress: &[(f64, u64)], closed_ms: f64) -> Option<Stall> {
-        let had = progress.iter().take_while(|&&(t, _)| t <= closed_ms).last().map_or(0, |&(_, b)| b);
-        let after: Vec<(f64, u64)> = progress.iter().filter(|&&(t, _)| t > closed_ms).copied().collect();
-        let starts = std::iter::once((closed_ms, had)).chain(after.iter().copied());
+    fn of(progress: &[(f64, u64)], stopped_ms: f64) -> Option<Stall> {
+        let had = progress.iter().take_while(|&&(t, _)| t <= stopped_ms).last().map_or(0, |&(_, b)| b);
+        let after: Vec<(f64, u64)> = progress.iter().filter(|&&(t, _)| t > stopped_ms).copied().collect();
+        let starts = std::iter::once((stopped_ms, had)).chain(after.iter().copied());
         let (start, end) =
             starts.zip(after.iter().copied()).max_by(|a, b| (a.1.0 - a.0.0).total_cmp(&(b.1.0 - b.0.0)))?;
         let &(last_ms, size) = progress.last()?;
         Some(Stall {
             had,
-            from_ms: start.0 - closed_ms,
-            to_ms: end.0 - closed_ms,
+            from_ms: start.0 - stopped_ms,
+            to_ms: end.0 - stopped_ms,
             rest_ms: last_ms - end.0,
             rest: size - end.1,
         })
@@ -265,7 +330,7 @@ impl std::fmt::Display for Stall {
         let mib = |b: u64| b as f64 / f64::from(1 << 20);
         write!(
             f,
-            "it had {:.2} MiB then; no bytes from {:.1} to {:.1} s after the close, then {:.2} MiB in {:.1} s",
+            "it had {:.2} MiB then; no bytes from {:.1} to {:.1} s after it stopped, then {:.2} MiB in {:.1} s",
             mib(self.had),
             self.from_ms / 1e3,
             self.to_ms / 1e3,
