@@ -28,6 +28,7 @@ use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::browser::{
     BrowserContextId, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
 };
+use chromiumoxide::cdp::browser_protocol::page::{SetWebLifecycleStateParams, SetWebLifecycleStateState};
 use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, CreateBrowserContextParams, CreateTargetParams};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::handler::Handler;
@@ -744,6 +745,27 @@ pub async fn deliveries(page: &Page) -> anyhow::Result<Vec<Delivery>> {
 pub async fn route(page: &Page, key: &str, payload: &str) -> anyhow::Result<()> {
     eval::<Option<bool>>(page, &format!("(window.past.node.route({key:?}, {payload:?}), true)")).await?;
     Ok(())
+}
+
+/// Freezes the tab of `page` (CDP `Page.setWebLifecycleState`), as a browser freezes a
+/// background tab and as a hung page looks from outside: no script runs in it any more,
+/// while its data channels stay open at the other end, where what is sent is lost.
+pub async fn freeze(page: &Page) -> anyhow::Result<()> {
+    let frozen = SetWebLifecycleStateParams::new(SetWebLifecycleStateState::Frozen);
+    page.execute(frozen).await.context("freezing a tab")?;
+    Ok(())
+}
+
+/// What a peer manager notes of a peer that stopped answering its pings
+/// (`link/src/manager/liveness.rs`).
+const FOUND_SILENT: &str = "the peer stopped answering";
+
+/// Whether the peer manager of `page` found the peer `id` silent: it answered no ping in
+/// time (`recentTrouble`).
+pub async fn found_silent(page: &Page, id: &str) -> anyhow::Result<bool> {
+    let expression =
+        format!("past.node.view().recentTrouble.some((t) => t.peer === {id:?} && t.what.startsWith({FOUND_SILENT:?}))");
+    eval(page, &expression).await
 }
 
 /// The id numerically closest to `key` among `ids` (as the core decides).

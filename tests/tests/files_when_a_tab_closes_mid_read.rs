@@ -30,11 +30,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::page::{SetWebLifecycleStateParams, SetWebLifecycleStateState};
 use past_core::Id;
 use past_e2e::{
-    Chromium, FAST_TIMERS, JOIN_TIMEOUT, bytes_relayed, eval, eval_slow, install_helpers, node_state, open_network,
-    view, with_browser,
+    Chromium, FAST_TIMERS, JOIN_TIMEOUT, bytes_relayed, eval, eval_slow, found_silent, freeze, install_helpers,
+    node_state, open_network, view, with_browser,
 };
 use serde::Deserialize;
 
@@ -88,10 +87,6 @@ enum Victim {
     /// The holder it reads from, once the reader has [`CARRIED`] bytes.
     Holder,
 }
-
-/// What the reader's peer manager notes of a peer that stopped answering its pings
-/// (`link/src/manager/liveness.rs`).
-const FOUND_SILENT: &str = "the peer stopped answering";
 
 /// What happens to the victim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,13 +201,6 @@ fn id_of(hex: &str) -> anyhow::Result<Id> {
     Ok(Id::from_u128(u128::from_str_radix(digits, 16).with_context(|| format!("{hex:?} is not hex"))?))
 }
 
-/// Whether `reader`'s peer manager found the peer `id` silent (it did not answer a ping).
-async fn found_silent(reader: &Page, id: &str) -> anyhow::Result<bool> {
-    let expression =
-        format!("past.node.view().recentTrouble.some((t) => t.peer === {id:?} && t.what.startsWith({FOUND_SILENT:?}))");
-    eval(reader, &expression).await
-}
-
 /// A tab closed or frozen during a read.
 #[derive(Debug)]
 struct Stopped {
@@ -260,9 +248,7 @@ async fn watch_read(
             let at_ms: f64 = eval(reader, "performance.now()").await?;
             match stop {
                 Stop::Close => page.close().await?,
-                Stop::Freeze => {
-                    drop(page.execute(SetWebLifecycleStateParams::new(SetWebLifecycleStateState::Frozen)).await?)
-                }
+                Stop::Freeze => freeze(&page).await?,
             }
             stopped = Some(Stopped { tab, id, at: Instant::now(), at_ms });
         }
