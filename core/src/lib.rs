@@ -65,6 +65,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod config;
+mod detour;
 mod filter;
 mod id;
 mod join;

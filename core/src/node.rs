@@ -5,6 +5,7 @@ use core::time::Duration;
 use std::collections::VecDeque;
 
 use crate::config::Config;
+use crate::detour::MAX_DETOUR_HOPS;
 use crate::id::Id;
 use crate::net::Net;
 use crate::overlay::{Event, Overlay, Phase, Trail, Transmit};
@@ -220,6 +221,7 @@ impl<A: Application> Node<A> {
         if self.overlay.phase == Phase::Left || from == self.id() {
             return;
         }
+        self.overlay.reached(from);
         match message {
             Message::Route(routed) => self.on_routed(from, routed),
             Message::Direct(message) => {
@@ -249,6 +251,9 @@ impl<A: Application> Node<A> {
         self.overlay.now = now;
         if self.overlay.phase == Phase::Left {
             return;
+        }
+        if failure == SendFailure::Unreachable {
+            self.overlay.note_unreachable(to);
         }
         self.overlay.node_failed(to, None);
         match message {
@@ -422,6 +427,12 @@ impl<A: Application> Node<A> {
         if let Some((row, column)) = missing {
             self.overlay.repair_missing(row, column);
         }
+        let hop = match hop {
+            Hop::Local if trail.hops < MAX_DETOUR_HOPS => {
+                self.overlay.detour(key, &trail.failed).map_or(Hop::Local, Hop::Forward)
+            }
+            hop => hop,
+        };
         match hop {
             Hop::Local => self.app.deliver(&mut self.overlay, key, message, trail.hops),
             Hop::Forward(next) => {

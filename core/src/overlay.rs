@@ -137,6 +137,8 @@ pub struct Overlay<M> {
     /// Nodes found failed, when, and when last probed again because gossip named one for
     /// our leaf set ([`Overlay::recheck_failed`]; the failure time until then).
     pub(crate) failed: VecDeque<(Id, Time, Time)>,
+    /// Peers no connection could be used to lately, and when ([`crate::detour`]).
+    pub(crate) unreachable: VecDeque<(Id, Time)>,
     pub(crate) next_keepalive: Option<Time>,
     pub(crate) next_table_probe: Option<Time>,
     pub(crate) leaf_set_changed: bool,
@@ -202,6 +204,7 @@ impl<M> Overlay<M> {
             repairs: Vec::new(),
             deferred: Vec::new(),
             failed: VecDeque::new(),
+            unreachable: VecDeque::new(),
             next_keepalive: None,
             next_table_probe: None,
             leaf_set_changed: false,

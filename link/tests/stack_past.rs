@@ -572,3 +572,29 @@ fn replica_source_frozen_mid_pull(seed: u64) -> Duration {
     assert!(served(&net, other) > other_before, "seed {seed}: the other holder served the rest");
     net.now.since(at)
 }
+
+#[test]
+fn a_reader_that_cannot_reach_the_root_next_to_it_still_finds_the_file() {
+    for seed in [7, 8, 9] {
+        let mut net = network(seed);
+        let data = content(64 * 1024);
+        let file = insert(&mut net, 0, data.clone(), 1);
+        // The nodes on either side of the fileId: the root, and the reader on the other side,
+        // which takes itself for the root once it cannot reach the one closer.
+        let key = file.key();
+        let mut ids = net.ids();
+        ids.sort();
+        let after = ids.iter().position(|&id| id > key).unwrap_or(0);
+        let (a, b) = (ids[(after + ids.len() - 1) % ids.len()], ids[after]);
+        let (root, reader) = if key.ring_distance(a) < key.ring_distance(b) { (a, b) } else { (b, a) };
+        let (root, reader) = (net.index_of(root).expect("a node"), net.index_of(reader).expect("a node"));
+        assert!(net.nodes[root].store.content(&file).is_some(), "seed {seed}: the root holds the file");
+        net.blocked.insert((root.min(reader), root.max(reader)));
+        net.break_connections(root, reader);
+        net.run_for(Duration::from_secs(2));
+        let found = lookup_for(&mut net, reader, file, Duration::from_secs(30));
+        let (bytes, holder) = found.unwrap_or_else(|e| panic!("seed {seed}: the lookup failed: {e}"));
+        assert_eq!(bytes, data, "seed {seed}");
+        assert_eq!(holder, net.id(root), "seed {seed}");
+    }
+}

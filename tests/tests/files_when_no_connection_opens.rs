@@ -8,10 +8,11 @@
 //! the small budget. One tab inserts until three files have their root (the tab whose id is
 //! closest to the fileId, their only holder) at a tab the reader has no connection to, so
 //! the case is exercised however the ids fall; the reader reads those and three others.
-//! Files whose root is in the reader's leaf set without a connection are left out: the
-//! reader, unable to reach it, takes itself for the root and answers "not found" (a known
-//! limit of routing with no connection left, docs/results-past.md); a reader all of whose
-//! unconnected tabs are in its leaf set is closed and another opened. Every
+//! Files whose root is in the reader's leaf set without a connection are left out: a reader
+//! that has forgotten it could not reach it can still take itself for the root and answer
+//! "not found" (`core/src/detour.rs` covers the reader that remembers; docs/results-past.md);
+//! a reader all of whose unconnected tabs are in its leaf set is closed and another opened.
+//! Every
 //! read arrives whole and right; the reader never creates more connections than its budget;
 //! and a read from a holder it had no connection to went through other tabs, which carried
 //! at least the file's size. Each read prints how long it took: one whose holder's offer was
